@@ -1,0 +1,5 @@
+package tracer
+
+import "errors"
+
+var errNotImplemented = errors.New("not implemented")
