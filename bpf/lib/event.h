@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The records shared with Go. bpf2go generates the Go side from these
+ * (-type event, -type totals_key, ...), so nothing is mirrored by hand. */
+#pragma once
+
+#define TASK_COMM_LEN 16
+
+enum event_kind {
+	KIND_SEND_ERROR = 1,
+	KIND_RETRANSMIT = 2,
+	KIND_ERROR_REPORT = 3,
+	KIND_RECEIVE_RESET = 4,
+	KIND_SEND_RESET = 5,
+	KIND_STATE_CHANGE = 6,
+};
+
+enum event_layer {
+	LAYER_STACK = 1,
+	LAYER_SYSCALL = 2,
+	LAYER_BOTH = 3,
+};
+
+#define JIFFIES_UNKNOWN 0xffffffffu
+
+/* One flat record for every kind: Go tells kinds apart by the kind field,
+ * never by size. Fields that do not apply to a kind are zero. */
+struct event {
+	__u64 ts_ns;
+	__u64 cookie;
+	__u64 cgroup;
+	__u32 pid;
+	__u32 tid;
+	char comm[TASK_COMM_LEN];
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport; /* host byte order */
+	__u16 family;
+	__u8 protocol;
+	__u8 state;
+	__u8 old_state;
+	__u8 kind;
+	__u8 layer;
+	__u8 owner_known;
+	__u32 bytes;
+	__s32 err;       /* positive errno seen by the application (or the kernel) */
+	__s32 stack_err; /* positive errno returned by the protocol's sendmsg */
+	__u32 syscall_nr;
+	/* TCP details, read from tcp_sock at the time of the event. */
+	__u32 since_send_j; /* jiffies since last data sent, JIFFIES_UNKNOWN if unknown */
+	__u32 since_recv_j; /* jiffies since last data received */
+	__u32 rto_j;
+	__u32 seq;
+	__u32 retransmits;
+	__u32 total_retrans;
+	__u32 srtt_us;
+	__u32 cwnd;
+	__u32 send_q;
+	__u32 sndbuf;
+	__u32 snd_wnd;
+	__u32 mss;
+	__s32 retrans_err;
+	__u32 reset_reason;
+	__u8 backoff;
+	__u8 _pad[7];
+};
+
+/* Exact totals, kept per CPU whatever happens to the ring buffer. */
+struct totals_key {
+	__u32 pid;
+	__u32 kind;
+	__s32 err;
+	__u32 _pad;
+};
+
+struct totals_val {
+	__u64 count;
+	__u64 bytes;
+};
+
+/* Per-destination traffic, read from tcp_sock when a socket closes and, for
+ * sockets still open, by the socket iterator when the session stops. */
+struct dst_key {
+	__u32 pid;
+	__u16 family;
+	__u16 dport;
+	__u8 daddr[16];
+};
+
+struct dst_val {
+	__u64 conns;
+	__u64 bytes_sent;
+	__u64 data_segs_out;
+	__u64 retrans_segs;
+	__u64 bytes_retrans;
+};
+
+/* What the socket's owner looked like in process context. Lives in socket
+ * local storage, so it is freed with the socket. */
+struct owner {
+	__u64 cgroup;
+	__u32 pid;
+	__u32 tid;
+	char comm[TASK_COMM_LEN];
+	__u8 interesting; /* an event was emitted for this socket */
+	__u8 dst_counted; /* its counters already went to dst_stats */
+	__u8 _pad[6];
+};

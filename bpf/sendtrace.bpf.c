@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sendtrace: why sends fail.
+ *
+ * Two layers see a failed send. The stack layer (tp_btf/sock_send_length,
+ * or fexit/kretprobe on tcp_sendmsg and udp(v6)_sendmsg where that
+ * tracepoint is missing) sees the socket and the protocol's return value.
+ * The syscall layer (tp_btf/sys_exit) sees the errno the application really
+ * got, including errors injected by seccomp or an LSM, and ECOMM from other
+ * socket families. The stack layer leaves a pending record for the current
+ * thread; the syscall exit joins it, so one failed call is one event.
+ *
+ * Retransmits, error reports and resets run in softirq or timer context,
+ * where the task on the CPU is unrelated. They are attributed to the
+ * socket's owner, recorded in socket local storage whenever the socket is
+ * seen in process context (connect, a failed send, or the task_file
+ * iterator that seeds sockets which existed before the session).
+ *
+ * The success path is hot: every send and every syscall on the machine
+ * passes here. Both hooks return after one compare when nothing failed.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/event.h"
+#include "lib/config.h"
+
+const volatile struct config cfg = {};
+
+#include "lib/sock.h"
+#include "lib/filter.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* x86-64 syscall numbers of the send family. */
+#define NR_write 1
+#define NR_writev 20
+#define NR_sendto 44
+#define NR_sendmsg 46
+#define NR_sendmmsg 307
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+/* A stack-layer failure waiting for its syscall exit, per thread. */
+struct pending {
+	__u64 sk;
+	struct event e;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct totals_key);
+	__type(value, struct totals_val);
+} totals SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dst_key);
+	__type(value, struct dst_val);
+} dst_stats SEC(".maps");
+
+/* Per-CPU counters that make loss visible. */
+enum counter {
+	COUNTER_LOST = 0,          /* ring buffer full: event dropped, totals kept */
+	COUNTER_TOTALS_FULL = 1,   /* totals map full: totals inexact */
+	COUNTER_UNOWNED = 2,       /* async event on a socket with no owner yet */
+	COUNTER_PENDING_STALE = 3, /* stack record never joined by a syscall exit */
+	COUNTER_MAX = 4,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Force the generated Go types. */
+const struct event *unused_event __attribute__((unused));
+const struct totals_key *unused_totals_key __attribute__((unused));
+const struct totals_val *unused_totals_val __attribute__((unused));
+const struct dst_key *unused_dst_key __attribute__((unused));
+const struct dst_val *unused_dst_val __attribute__((unused));
+const struct config *unused_config __attribute__((unused));
+const struct owner *unused_owner __attribute__((unused));
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += 1;
+}
+
+/* emit counts the event in the exact totals first, then streams it. A full
+ * ring buffer loses the event but never the count. */
+static __always_inline void emit(struct event *e)
+{
+	struct totals_key k = {.pid = e->pid, .kind = e->kind, .err = e->err};
+	struct totals_val *v = bpf_map_lookup_elem(&totals, &k);
+
+	if (v) {
+		v->count++;
+		v->bytes += e->bytes;
+	} else {
+		struct totals_val nv = {.count = 1, .bytes = e->bytes};
+
+		if (bpf_map_update_elem(&totals, &k, &nv, BPF_NOEXIST))
+			count(COUNTER_TOTALS_FULL);
+	}
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
+		count(COUNTER_LOST);
+}
+
+static __always_inline void owner_from_current(struct event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cgroup = bpf_get_current_cgroup_id();
+	e->owner_known = 1;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* remember_owner records the current task as the socket's owner. Only BTF
+ * socket pointers can reach socket local storage. */
+static __always_inline void remember_owner(struct sock *sk, const struct event *e)
+{
+	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!o)
+		return;
+	o->pid = e->pid;
+	o->tid = e->tid;
+	o->cgroup = e->cgroup;
+	__builtin_memcpy(o->comm, e->comm, sizeof(o->comm));
+	o->interesting = 1;
+}
+
+/* owner_of fills the event from the socket's recorded owner and reports
+ * whether the process filters let it through. The on-CPU task is never
+ * used: in softirq and timer context it is unrelated to the socket. */
+static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark)
+{
+	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+
+	if (!o) {
+		count(COUNTER_UNOWNED);
+		return !has_process_filter();
+	}
+	if (!match_process(o->pid, o->comm, o->cgroup))
+		return false;
+	e->pid = o->pid;
+	e->tid = o->tid;
+	e->cgroup = o->cgroup;
+	e->owner_known = 1;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	if (mark)
+		o->interesting = 1;
+	return true;
+}
+
+static __always_inline bool is_send_nr(__u64 nr)
+{
+	return nr == NR_write || nr == NR_writev || nr == NR_sendto ||
+	       nr == NR_sendmsg || nr == NR_sendmmsg;
+}
+
+/* in_send_syscall reports whether the current task is inside a send-family
+ * syscall, whose exit will join the stack-layer record. In-kernel senders
+ * and io_uring have no such exit, so their failures are emitted at once. */
+static __always_inline bool in_send_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+
+	if (task->flags & PF_KTHREAD)
+		return false;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		return false;
+	return is_send_nr(BPF_CORE_READ(regs, orig_ax));
+}
+
+/* stack_error handles a failed protocol sendmsg. size is 0 when the hook
+ * does not know it; the syscall exit fills it in. */
+static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, bool btf_sk)
+{
+	struct pending p = {};
+	struct event *e = &p.e;
+	__u32 tid;
+
+	owner_from_current(e);
+	if (e->pid == cfg.self_pid)
+		return 0;
+	if (!match_process(e->pid, e->comm, e->cgroup))
+		return 0;
+	fill_sock(e, sk);
+	if (!match_dst(e))
+		return 0;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = KIND_SEND_ERROR;
+	e->stack_err = err;
+	e->bytes = size;
+	if (btf_sk) {
+		e->cookie = bpf_get_socket_cookie(sk);
+		remember_owner(sk, e);
+	} else {
+		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	}
+
+	if (in_send_syscall()) {
+		p.sk = (__u64)sk;
+		tid = e->tid;
+		bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+		return 0;
+	}
+	e->layer = LAYER_STACK;
+	e->err = err;
+	if (match_errno(err))
+		emit(e);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(send_length, struct sock *sk, int ret, int flags)
+{
+	if (ret >= 0)
+		return 0;
+	return stack_error(sk, -ret, 0, true);
+}
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	if (ret >= 0)
+		return 0;
+	return stack_error(sk, -ret, size, true);
+}
+
+SEC("fexit/udp_sendmsg")
+int BPF_PROG(fexit_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
+{
+	if (ret >= 0)
+		return 0;
+	return stack_error(sk, -ret, len, true);
+}
+
+SEC("fexit/udpv6_sendmsg")
+int BPF_PROG(fexit_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
+{
+	if (ret >= 0)
+		return 0;
+	return stack_error(sk, -ret, len, true);
+}
+
+/* kretprobe twins, for kernels that have neither the tracepoint nor fexit.
+ * The entry probe keeps the socket and size for the return probe. */
+struct send_args {
+	__u64 sk;
+	__u64 size;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct send_args);
+} send_args SEC(".maps");
+
+static __always_inline int kprobe_send_entry(struct sock *sk, __u64 size)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct send_args a = {.sk = (__u64)sk, .size = size};
+
+	bpf_map_update_elem(&send_args, &tid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int kretprobe_send_return(int ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct send_args *a = bpf_map_lookup_elem(&send_args, &tid);
+	struct sock *sk;
+	__u32 size;
+
+	if (!a)
+		return 0;
+	sk = (struct sock *)a->sk;
+	size = a->size;
+	bpf_map_delete_elem(&send_args, &tid);
+	if (ret >= 0)
+		return 0;
+	return stack_error(sk, -ret, size, false);
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(kprobe_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size)
+{
+	return kprobe_send_entry(sk, size);
+}
+
+SEC("kretprobe/tcp_sendmsg")
+int BPF_KRETPROBE(kretprobe_tcp_sendmsg, int ret)
+{
+	return kretprobe_send_return(ret);
+}
+
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(kprobe_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	return kprobe_send_entry(sk, len);
+}
+
+SEC("kretprobe/udp_sendmsg")
+int BPF_KRETPROBE(kretprobe_udp_sendmsg, int ret)
+{
+	return kretprobe_send_return(ret);
+}
+
+SEC("kprobe/udpv6_sendmsg")
+int BPF_KPROBE(kprobe_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len)
+{
+	return kprobe_send_entry(sk, len);
+}
+
+SEC("kretprobe/udpv6_sendmsg")
+int BPF_KRETPROBE(kretprobe_udpv6_sendmsg, int ret)
+{
+	return kretprobe_send_return(ret);
+}
+
+/* Syscall layer. */
+
+struct user_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct user_msghdr_x {
+	__u64 name;
+	__s32 namelen;
+	__s32 _pad;
+	__u64 iov;
+	__u64 iovlen;
+};
+
+#define MAX_IOV 16
+
+static __always_inline __u32 iov_size(__u64 iov, __u64 cnt)
+{
+	struct user_iovec v;
+	__u64 sum = 0;
+
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= cnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+			break;
+		sum += v.len;
+	}
+	return sum > 0xffffffffULL ? 0xffffffffU : (__u32)sum;
+}
+
+/* dst_from_user fills the destination from the sockaddr the application
+ * passed, for unconnected sockets whose own destination is empty. */
+static __always_inline void dst_from_user(struct event *e, __u64 addr, __s32 len)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+		__u32 flowinfo_or_addr4;
+		__u8 addr6[16];
+	} sa = {};
+
+	if (!addr || len < 8)
+		return;
+	if (bpf_probe_read_user(&sa, len < (__s32)sizeof(sa) ? 8 : sizeof(sa), (void *)addr))
+		return;
+	if (sa.family == AF_INET && e->family == AF_INET) {
+		e->dport = bpf_ntohs(sa.port);
+		__builtin_memcpy(e->daddr, &sa.flowinfo_or_addr4, 4);
+	} else if (sa.family == AF_INET6 && e->family == AF_INET6 && len >= 24) {
+		e->dport = bpf_ntohs(sa.port);
+		__builtin_memcpy(e->daddr, sa.addr6, 16);
+	}
+}
+
+static __always_inline bool dst_empty(const struct event *e)
+{
+	__u64 a[2];
+
+	__builtin_memcpy(a, e->daddr, 16);
+	return e->dport == 0 && a[0] == 0 && a[1] == 0;
+}
+
+/* send_args_of reads the requested size and destination from the syscall's
+ * arguments. */
+static __always_inline void syscall_args(struct event *e, struct pt_regs *regs, __u64 nr)
+{
+	struct user_msghdr_x m = {};
+	__u64 msg;
+
+	switch (nr) {
+	case NR_write:
+		e->bytes = BPF_CORE_READ(regs, dx);
+		return;
+	case NR_sendto:
+		e->bytes = BPF_CORE_READ(regs, dx);
+		if (dst_empty(e))
+			dst_from_user(e, BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9));
+		return;
+	case NR_writev:
+		e->bytes = iov_size(BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+		return;
+	case NR_sendmsg:
+	case NR_sendmmsg:
+		/* sendmmsg: the first message is the one that failed. */
+		msg = BPF_CORE_READ(regs, si);
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
+			return;
+		e->bytes = iov_size(m.iov, m.iovlen);
+		if (dst_empty(e))
+			dst_from_user(e, m.name, m.namelen);
+		return;
+	}
+}
+
+static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
+{
+	struct pending p_local = {};
+	struct event *e = &p_local.e;
+	struct pending *p;
+	struct sock *sk;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+
+	if ((id >> 32) == cfg.self_pid)
+		return;
+	sk = sock_from_fd(BPF_CORE_READ(regs, di));
+	p = bpf_map_lookup_elem(&pending, &tid);
+	if (p) {
+		__builtin_memcpy(&p_local, p, sizeof(p_local));
+		bpf_map_delete_elem(&pending, &tid);
+		if (p_local.sk != (__u64)sk) {
+			/* A stack record this exit does not own (sendmmsg that
+			 * failed after sending some): report it on its own. */
+			count(COUNTER_PENDING_STALE);
+			e->layer = LAYER_STACK;
+			e->err = e->stack_err;
+			if (match_errno(e->err))
+				emit(e);
+			__builtin_memset(&p_local, 0, sizeof(p_local));
+		}
+	}
+	if (!sk)
+		return;
+	if (e->kind) {
+		e->layer = LAYER_BOTH;
+	} else {
+		owner_from_current(e);
+		if (!match_process(e->pid, e->comm, e->cgroup))
+			return;
+		fill_sock(e, sk);
+		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e->ts_ns = bpf_ktime_get_ns();
+		e->kind = KIND_SEND_ERROR;
+		e->layer = LAYER_SYSCALL;
+	}
+	e->err = err;
+	e->syscall_nr = nr;
+	syscall_args(e, regs, nr);
+	if (!match_errno(err) || !match_dst(e))
+		return;
+	emit(e);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 nr;
+
+	if (ret >= 0)
+		return 0;
+	nr = BPF_CORE_READ(regs, orig_ax);
+	if (is_send_nr(nr))
+		send_exit(regs, nr, -ret);
+	return 0;
+}
+
+/* Async events. */
+
+static __always_inline int async_event(struct sock *sk, __u8 kind, __s32 err)
+{
+	struct event e = {};
+
+	if (!sk)
+		return 0;
+	if (!owner_of(sk, &e, true))
+		return 0;
+	fill_sock(&e, sk);
+	if (!match_dst(&e) || !match_errno(err))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = kind;
+	e.err = err;
+	e.cookie = bpf_get_socket_cookie(sk);
+	emit(&e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retransmit, struct sock *sk, struct sk_buff *skb)
+{
+	struct event e = {};
+	const char *cb;
+	__s32 err = 0;
+
+	if (cfg.retransmit_has_err)
+		err = (__s32)ctx[2];
+	if (!owner_of(sk, &e, true))
+		return 0;
+	fill_sock(&e, sk);
+	if (!match_dst(&e))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = KIND_RETRANSMIT;
+	e.cookie = bpf_get_socket_cookie(sk);
+	e.bytes = BPF_CORE_READ(skb, len);
+	cb = (const char *)skb + bpf_core_field_offset(struct sk_buff, cb);
+	bpf_probe_read_kernel(&e.seq, sizeof(e.seq), cb + bpf_core_field_offset(struct tcp_skb_cb, seq));
+	e.retrans_err = err < 0 ? -err : err;
+	emit(&e);
+	return 0;
+}
+
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(error_report, struct sock *sk)
+{
+	/* A woken reader may already have cleared sk_err; 0 is then reported
+	 * as it is rather than guessed. */
+	return async_event(sk, KIND_ERROR_REPORT, BPF_CORE_READ(sk, sk_err));
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(receive_reset, struct sock *sk)
+{
+	return async_event(sk, KIND_RECEIVE_RESET, 0);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	struct event e = {};
+
+	if (!sk)
+		return 0;
+	if (!owner_of(sk, &e, true))
+		return 0;
+	fill_sock(&e, sk);
+	if (!match_dst(&e))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = KIND_SEND_RESET;
+	e.cookie = bpf_get_socket_cookie(sk);
+	if (cfg.send_reset_has_reason)
+		e.reset_reason = (__u32)ctx[2];
+	emit(&e);
+	return 0;
+}
+
+static __always_inline void count_dst(struct sock *sk, __u32 pid)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct dst_key k = {.pid = pid};
+	struct dst_val *v, nv = {};
+
+	k.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (k.family == AF_INET)
+		BPF_CORE_READ_INTO(k.daddr, sk, __sk_common.skc_daddr);
+	else if (k.family == AF_INET6)
+		BPF_CORE_READ_INTO(k.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	else
+		return;
+	if (!match_dst_addr(k.family, k.daddr, k.dport))
+		return;
+	nv.conns = 1;
+	nv.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+	nv.data_segs_out = BPF_CORE_READ(tp, data_segs_out);
+	nv.retrans_segs = BPF_CORE_READ(tp, total_retrans);
+	nv.bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	v = bpf_map_lookup_elem(&dst_stats, &k);
+	if (v) {
+		v->conns += nv.conns;
+		v->bytes_sent += nv.bytes_sent;
+		v->data_segs_out += nv.data_segs_out;
+		v->retrans_segs += nv.retrans_segs;
+		v->bytes_retrans += nv.bytes_retrans;
+	} else {
+		bpf_map_update_elem(&dst_stats, &k, &nv, BPF_NOEXIST);
+	}
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct owner *o;
+	struct event e = {};
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_SYN_SENT) {
+		/* connect() runs in process context: the current task owns
+		 * the socket. */
+		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!o)
+			return 0;
+		owner_from_current(&e);
+		o->pid = e.pid;
+		o->tid = e.tid;
+		o->cgroup = e.cgroup;
+		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
+		if (e.pid == cfg.self_pid || !cfg.all_state_changes ||
+		    !match_process(e.pid, e.comm, e.cgroup))
+			return 0;
+	} else {
+		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT) {
+			if (!o) {
+				if (!has_process_filter())
+					count_dst(sk, 0);
+			} else if (!o->dst_counted && match_process(o->pid, o->comm, o->cgroup)) {
+				o->dst_counted = 1;
+				count_dst(sk, o->pid);
+			}
+		}
+		if (!o || !(o->interesting || cfg.all_state_changes))
+			return 0;
+		if (!owner_of(sk, &e, false))
+			return 0;
+	}
+	fill_sock(&e, sk);
+	if (!match_dst(&e))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = KIND_STATE_CHANGE;
+	e.state = newstate;
+	e.old_state = oldstate;
+	e.cookie = bpf_get_socket_cookie(sk);
+	emit(&e);
+	return 0;
+}
+
+/* Iterators, run from Go. */
+
+/* seed_owners attributes sockets that existed before the session, or were
+ * accepted since, to a task that holds them. An owner already seen in
+ * process context is kept. */
+SEC("iter/task_file")
+int seed_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket *sock;
+	struct sock *sk;
+	struct owner *o;
+	__u16 family;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o || o->pid)
+		return 0;
+	o->pid = task->tgid;
+	o->tid = task->pid;
+	o->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->comm);
+	return 0;
+}
+
+/* open_tcp_counters adds the counters of TCP sockets still open at the end
+ * of a session to the per-destination totals. */
+SEC("iter/tcp")
+int open_tcp_counters(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	struct owner *o;
+	int state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	state = tp->inet_conn.icsk_inet.sk.__sk_common.skc_state;
+	if (state == TCP_LISTEN || state == TCP_SYN_SENT || state == TCP_CLOSE)
+		return 0;
+	o = bpf_sk_storage_get(&owners, (struct sock *)tp, 0, 0);
+	if (!o) {
+		if (!has_process_filter())
+			count_dst((struct sock *)tp, 0);
+		return 0;
+	}
+	if (o->dst_counted || !match_process(o->pid, o->comm, o->cgroup))
+		return 0;
+	count_dst((struct sock *)tp, o->pid);
+	return 0;
+}

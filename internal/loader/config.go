@@ -1,0 +1,103 @@
+package loader
+
+import (
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Filters select which events the kernel emits. They are applied in BPF,
+// before any map is touched, and cover async events through socket
+// ownership.
+type Filters struct {
+	PIDs    []uint32       // thread-group ids
+	Comms   []string       // exact task comm (at most 15 bytes)
+	Cgroups []uint64       // cgroup v2 ids
+	Dsts    []netip.Prefix // destination CIDRs, v4 or v6
+	Ports   []uint16       // destination ports
+	Errnos  []int32        // positive errnos; events without an errno still pass
+}
+
+// Limits of the in-kernel filters, from bpf/lib/config.h.
+const (
+	MaxPIDs    = 16
+	MaxComms   = 4
+	MaxCgroups = 4
+	MaxCIDRs   = 8
+	MaxPorts   = 8
+	MaxErrnos  = 8
+)
+
+// Validate reports filters the kernel side cannot hold.
+func (f *Filters) Validate() error {
+	check := func(name string, n, max int) error {
+		if n > max {
+			return fmt.Errorf("too many %s filters (%d): at most %d", name, n, max)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		check("--pid", len(f.PIDs), MaxPIDs), check("--comm", len(f.Comms), MaxComms),
+		check("--cgroup", len(f.Cgroups), MaxCgroups), check("--dst", len(f.Dsts), MaxCIDRs),
+		check("--port", len(f.Ports), MaxPorts), check("--errno", len(f.Errnos), MaxErrnos),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	for _, c := range f.Comms {
+		if len(c) > 15 {
+			return fmt.Errorf("--comm %q is longer than the kernel's 15-byte task name: give its first 15 bytes", c)
+		}
+	}
+	return nil
+}
+
+func buildConfig(cfg Config, t *Tracer) (*sendtraceConfig, error) {
+	f := cfg.Filters
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	c := &sendtraceConfig{SelfPid: cfg.SelfPID}
+	c.Npids = uint32(len(f.PIDs))
+	copy(c.Pids[:], f.PIDs)
+	c.Ncomms = uint32(len(f.Comms))
+	for i, s := range f.Comms {
+		for j := 0; j < len(s); j++ {
+			c.Comms[i][j] = int8(s[j])
+		}
+	}
+	c.Ncgroups = uint32(len(f.Cgroups))
+	copy(c.Cgroups[:], f.Cgroups)
+	c.Ncidrs = uint32(len(f.Dsts))
+	for i, p := range f.Dsts {
+		p = p.Masked()
+		a := p.Addr()
+		if a.Is4() {
+			c.Cidrs[i].Family = unix.AF_INET
+			b := a.As4()
+			copy(c.Cidrs[i].Addr[:], b[:])
+		} else {
+			c.Cidrs[i].Family = unix.AF_INET6
+			b := a.As16()
+			copy(c.Cidrs[i].Addr[:], b[:])
+		}
+		c.Cidrs[i].Prefixlen = uint8(p.Bits())
+	}
+	c.Nports = uint32(len(f.Ports))
+	copy(c.Ports[:], f.Ports)
+	c.Nerrnos = uint32(len(f.Errnos))
+	copy(c.Errnos[:], f.Errnos)
+	c.RetransmitHasErr = b2u(t.RetransmitHasErr)
+	c.SendResetHasReason = b2u(t.SendResetHasReason)
+	c.AllStateChanges = b2u(cfg.AllStateChanges || len(f.PIDs) > 0 || len(f.Comms) > 0 || len(f.Cgroups) > 0)
+	return c, nil
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,158 @@
+package loader
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"golang.org/x/sys/unix"
+)
+
+// EventSize is the size of one raw record.
+const EventSize = int(unsafe.Sizeof(sendtraceEvent{}))
+
+// ErrShortRecord is returned for a record smaller than an event.
+var ErrShortRecord = errors.New("short ring-buffer record")
+
+const jiffiesUnknown = 0xffffffff
+
+// Decoder turns raw ring-buffer records into events. It is not safe for
+// concurrent use; it keeps per-session state (clock offset, interned
+// command names) so that decoding allocates nothing for repeated names.
+type Decoder struct {
+	// bootWall is the wall-clock time of CLOCK_MONOTONIC zero.
+	bootWall time.Time
+	hz       int64
+	comms    map[[16]byte]string
+}
+
+// NewDecoder returns a decoder converting monotonic timestamps with
+// bootWall and jiffies with hz.
+func NewDecoder(bootWall time.Time, hz int) *Decoder {
+	if hz <= 0 {
+		hz = 250
+	}
+	return &Decoder{bootWall: bootWall, hz: int64(hz), comms: make(map[[16]byte]string)}
+}
+
+// BootWall returns the wall-clock time of CLOCK_MONOTONIC zero, measured
+// now.
+func BootWall() time.Time {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return now
+	}
+	return now.Add(-time.Duration(ts.Nano()))
+}
+
+func (d *Decoder) jiffies(j uint32) time.Duration {
+	if j == jiffiesUnknown {
+		return -1
+	}
+	return time.Duration(int64(j) * int64(time.Second) / d.hz)
+}
+
+func (d *Decoder) comm(raw [16]int8) string {
+	var k [16]byte
+	for i, c := range raw {
+		k[i] = byte(c)
+	}
+	if s, ok := d.comms[k]; ok {
+		return s
+	}
+	n := bytes.IndexByte(k[:], 0)
+	if n < 0 {
+		n = len(k)
+	}
+	s := string(k[:n])
+	if len(d.comms) > 4096 {
+		clear(d.comms)
+	}
+	d.comms[k] = s
+	return s
+}
+
+func addrPort(family uint16, raw *[16]uint8, port uint16) netip.AddrPort {
+	var a netip.Addr
+	switch family {
+	case unix.AF_INET:
+		a = netip.AddrFrom4([4]byte{raw[0], raw[1], raw[2], raw[3]})
+	case unix.AF_INET6:
+		a = netip.AddrFrom16(*raw).Unmap()
+	default:
+		return netip.AddrPort{}
+	}
+	if a.IsUnspecified() && port == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a, port)
+}
+
+// Decode fills e from one raw record.
+func (d *Decoder) Decode(raw []byte, e *events.Event) error {
+	if len(raw) < EventSize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(raw), EventSize)
+	}
+	r := (*sendtraceEvent)(unsafe.Pointer(&raw[0]))
+	*e = events.Event{
+		Time:         d.bootWall.Add(time.Duration(r.TsNs)),
+		Mono:         r.TsNs,
+		Kind:         events.Kind(r.Kind),
+		PID:          r.Pid,
+		TID:          r.Tid,
+		Comm:         d.comm(r.Comm),
+		Cgroup:       r.Cgroup,
+		OwnerKnown:   r.OwnerKnown != 0,
+		Cookie:       r.Cookie,
+		Family:       r.Family,
+		Protocol:     r.Protocol,
+		Src:          addrPort(r.Family, &r.Saddr, r.Sport),
+		Dst:          addrPort(r.Family, &r.Daddr, r.Dport),
+		State:        r.State,
+		Bytes:        r.Bytes,
+		Errno:        r.Err,
+		Layer:        events.Layer(r.Layer),
+		Syscall:      SyscallName(r.SyscallNr),
+		StackErrno:   r.StackErr,
+		SinceSend:    -1,
+		SinceRecv:    -1,
+		Seq:          r.Seq,
+		Retransmits:  r.Retransmits,
+		TotalRetrans: r.TotalRetrans,
+		Backoff:      r.Backoff,
+		SRTT:         time.Duration(r.SrttUs) * time.Microsecond,
+		Cwnd:         r.Cwnd,
+		SendQ:        r.SendQ,
+		SndBuf:       r.Sndbuf,
+		SndWnd:       r.SndWnd,
+		MSS:          r.Mss,
+		RetransErr:   r.RetransErr,
+		OldState:     r.OldState,
+		ResetReason:  r.ResetReason,
+	}
+	if !e.OwnerKnown {
+		e.Comm = ""
+	}
+	if r.Protocol == unix.IPPROTO_TCP && (r.Family == unix.AF_INET || r.Family == unix.AF_INET6) {
+		e.SinceSend = d.jiffies(r.SinceSendJ)
+		e.SinceRecv = d.jiffies(r.SinceRecvJ)
+		e.RTO = d.jiffies(r.RtoJ)
+	}
+	return nil
+}
+
+// x86-64 numbers of the send family, as bpf/sendtrace.bpf.c watches them.
+var syscallNames = map[uint32]string{
+	unix.SYS_WRITE: "write", unix.SYS_WRITEV: "writev", unix.SYS_SENDTO: "sendto",
+	unix.SYS_SENDMSG: "sendmsg", unix.SYS_SENDMMSG: "sendmmsg",
+}
+
+// SyscallName names a send-family syscall number, or returns "".
+func SyscallName(nr uint32) string {
+	return syscallNames[nr]
+}

@@ -1,0 +1,450 @@
+// Package loader plans which kernel hook serves each layer, loads only the
+// programs it will attach, and hands out the ring buffer and the exact
+// counters. Every decision is made by trying: a hook is used when its
+// program loads and attaches on this kernel, never because of a version.
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Layers, in the order `sendtrace check` prints them.
+const (
+	LayerSendReturn  = "send-return"
+	LayerSyscallExit = "syscall-exit"
+	LayerRetransmit  = "retransmit"
+	LayerErrorReport = "error-report"
+	LayerReset       = "reset"
+	LayerSockState   = "socket-state"
+	LayerOwnerSeed   = "owner-seed"
+	LayerOpenCounter = "open-counters"
+)
+
+// Choice is the planner's decision for one layer.
+type Choice struct {
+	Layer  string
+	Hook   string // the hook in use, or "" when the layer is degraded
+	Active bool
+	// Why says why Hook was chosen, or why the layer is degraded. Tried
+	// lists each candidate that was refused, with the kernel's reason.
+	Why   string
+	Tried []string
+}
+
+// Config is what the loader needs from a session.
+type Config struct {
+	Filters Filters
+	SelfPID uint32
+	// BTFPath replaces /sys/kernel/btf/vmlinux for CO-RE relocations.
+	BTFPath string
+	// Disable lists hook prefixes the planner must skip ("fexit",
+	// "tp_btf/sock_send_length", "kretprobe"), to exercise fallbacks.
+	Disable []string
+	// AllStateChanges streams state changes of every owned socket that
+	// passes the filters, not only of sockets where something failed.
+	AllStateChanges bool
+}
+
+// candidate is one way to serve a layer: a set of programs that must all
+// load and attach.
+type candidate struct {
+	hook  string
+	why   string
+	progs []attachment
+}
+
+type attachment struct {
+	prog   string // program name in the object
+	attach func(*ebpf.Program) (link.Link, error)
+}
+
+func tracing(prog string) attachment {
+	return attachment{prog: prog, attach: func(p *ebpf.Program) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}}
+}
+
+func kprobe(prog, symbol string, ret bool) attachment {
+	return attachment{prog: prog, attach: func(p *ebpf.Program) (link.Link, error) {
+		if ret {
+			return link.Kretprobe(symbol, p, nil)
+		}
+		return link.Kprobe(symbol, p, nil)
+	}}
+}
+
+func plan() []struct {
+	layer      string
+	candidates []candidate
+} {
+	return []struct {
+		layer      string
+		candidates []candidate
+	}{
+		{LayerSendReturn, []candidate{
+			{"tp_btf/sock_send_length", "the tracepoint after every protocol's sendmsg (6.3+)",
+				[]attachment{tracing("send_length")}},
+			{"fexit/tcp_sendmsg,udp_sendmsg,udpv6_sendmsg", "no sock_send_length tracepoint; fexit sees the return value",
+				[]attachment{tracing("fexit_tcp_sendmsg"), tracing("fexit_udp_sendmsg"), tracing("fexit_udpv6_sendmsg")}},
+			{"kretprobe/tcp_sendmsg,udp_sendmsg,udpv6_sendmsg", "neither the tracepoint nor fexit; kprobe+kretprobe pairs",
+				[]attachment{
+					kprobe("kprobe_tcp_sendmsg", "tcp_sendmsg", false), kprobe("kretprobe_tcp_sendmsg", "tcp_sendmsg", true),
+					kprobe("kprobe_udp_sendmsg", "udp_sendmsg", false), kprobe("kretprobe_udp_sendmsg", "udp_sendmsg", true),
+					kprobe("kprobe_udpv6_sendmsg", "udpv6_sendmsg", false), kprobe("kretprobe_udpv6_sendmsg", "udpv6_sendmsg", true),
+				}},
+		}},
+		{LayerSyscallExit, []candidate{
+			{"tp_btf/sys_exit", "the only place that sees the errno the application got (seccomp, LSM, ECOMM)",
+				[]attachment{tracing("sys_exit")}},
+		}},
+		{LayerRetransmit, []candidate{
+			{"tp_btf/tcp_retransmit_skb", "every TCP retransmission", []attachment{tracing("retransmit")}},
+		}},
+		{LayerErrorReport, []candidate{
+			{"tp_btf/inet_sk_error_report", "sk_err being reported (5.14+)", []attachment{tracing("error_report")}},
+		}},
+		{LayerReset, []candidate{
+			{"tp_btf/tcp_receive_reset,tcp_send_reset", "resets received and sent",
+				[]attachment{tracing("receive_reset"), tracing("send_reset")}},
+		}},
+		{LayerSockState, []candidate{
+			{"tp_btf/inet_sock_set_state", "owners at connect, lifecycle, per-destination counters at close",
+				[]attachment{tracing("set_state")}},
+		}},
+	}
+}
+
+// Tracer holds loaded programs, their links and the shared maps.
+type Tracer struct {
+	Plan []Choice
+	// RetransmitHasErr and SendResetHasReason are the tracepoint shapes
+	// found in kernel BTF.
+	RetransmitHasErr   bool
+	SendResetHasReason bool
+
+	maps     maps
+	links    []link.Link
+	progs    []*ebpf.Program
+	seed     *ebpf.Program
+	openTCP  *ebpf.Program
+	seedLink *link.Iter
+	tcpLink  *link.Iter
+}
+
+type maps struct {
+	Events   *ebpf.Map `ebpf:"events"`
+	Owners   *ebpf.Map `ebpf:"owners"`
+	Pending  *ebpf.Map `ebpf:"pending"`
+	Totals   *ebpf.Map `ebpf:"totals"`
+	DstStats *ebpf.Map `ebpf:"dst_stats"`
+	Counters *ebpf.Map `ebpf:"counters"`
+	SendArgs *ebpf.Map `ebpf:"send_args"`
+}
+
+func (m *maps) replacements() map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{
+		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
+		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
+	}
+}
+
+func (m *maps) close() {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs} {
+		if mp != nil {
+			mp.Close()
+		}
+	}
+}
+
+// ErrNoBTF means neither the kernel nor the user supplied BTF.
+var ErrNoBTF = errors.New("kernel BTF not found at /sys/kernel/btf/vmlinux")
+
+// ErrPermission means the caller lacks the capabilities to load BPF.
+var ErrPermission = errors.New("permission denied loading BPF")
+
+// Load plans, loads and attaches. Layers whose every candidate fails are
+// reported in Plan as degraded; Load fails only when nothing useful can run.
+func Load(cfg Config) (*Tracer, error) {
+	if err := rlimit.RemoveMemlock(); err != nil && !errors.Is(err, unix.EPERM) {
+		return nil, fmt.Errorf("remove memlock limit: %w", err)
+	}
+	kernelTypes, err := kernelBTF(cfg.BTFPath)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := loadSendtrace()
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded BPF object: %w", err)
+	}
+
+	t := &Tracer{}
+	t.RetransmitHasErr = tracepointArgs(kernelTypes, "tcp_retransmit_skb") >= 3
+	t.SendResetHasReason = tracepointArgs(kernelTypes, "tcp_send_reset") >= 3
+
+	c, err := buildConfig(cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["cfg"].Set(c); err != nil {
+		return nil, fmt.Errorf("set config: %w", err)
+	}
+
+	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}
+	if err := spec.LoadAndAssign(&t.maps, &opts); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("%w: %v", ErrPermission, err)
+		}
+		return nil, fmt.Errorf("create maps: %w", err)
+	}
+	opts.MapReplacements = t.maps.replacements()
+
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close()
+		}
+	}()
+
+	for _, layer := range plan() {
+		choice := Choice{Layer: layer.layer}
+		for _, cand := range layer.candidates {
+			if disabled(cand.hook, cfg.Disable) {
+				choice.Tried = append(choice.Tried, cand.hook+": disabled by --disable-hook")
+				continue
+			}
+			if err := t.tryCandidate(spec, &opts, cand); err != nil {
+				choice.Tried = append(choice.Tried, fmt.Sprintf("%s: %v", cand.hook, err))
+				continue
+			}
+			choice.Hook, choice.Active, choice.Why = cand.hook, true, cand.why
+			break
+		}
+		if !choice.Active {
+			choice.Why = "no hook for this layer on this kernel"
+		}
+		t.Plan = append(t.Plan, choice)
+	}
+
+	t.seed, err = loadOne(spec, &opts, "seed_owners")
+	seedChoice := Choice{Layer: LayerOwnerSeed}
+	if err == nil {
+		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})
+	}
+	if err != nil {
+		seedChoice.Why = "sockets that existed before the session are attributed at their first failure only"
+		seedChoice.Tried = []string{fmt.Sprintf("iter/task_file: %v", err)}
+	} else {
+		seedChoice.Hook, seedChoice.Active, seedChoice.Why = "iter/task_file", true, "attributes sockets that existed before the session"
+	}
+	t.Plan = append(t.Plan, seedChoice)
+
+	t.openTCP, err = loadOne(spec, &opts, "open_tcp_counters")
+	tcpChoice := Choice{Layer: LayerOpenCounter}
+	if err == nil {
+		t.tcpLink, err = link.AttachIter(link.IterOptions{Program: t.openTCP})
+	}
+	if err != nil {
+		tcpChoice.Why = "per-destination counters cover closed sockets only"
+		tcpChoice.Tried = []string{fmt.Sprintf("iter/tcp: %v", err)}
+	} else {
+		tcpChoice.Hook, tcpChoice.Active, tcpChoice.Why = "iter/tcp", true, "counters of sockets still open when the session stops"
+	}
+	t.Plan = append(t.Plan, tcpChoice)
+
+	if !t.active(LayerSendReturn) && !t.active(LayerSyscallExit) {
+		return nil, fmt.Errorf("no hook can see failed sends on this kernel: %s", strings.Join(t.triedFor(LayerSendReturn, LayerSyscallExit), "; "))
+	}
+	ok = true
+	return t, nil
+}
+
+func (t *Tracer) active(layer string) bool {
+	for _, c := range t.Plan {
+		if c.Layer == layer {
+			return c.Active
+		}
+	}
+	return false
+}
+
+func (t *Tracer) triedFor(layers ...string) []string {
+	var out []string
+	for _, c := range t.Plan {
+		for _, l := range layers {
+			if c.Layer == l {
+				out = append(out, c.Tried...)
+			}
+		}
+	}
+	return out
+}
+
+func disabled(hook string, list []string) bool {
+	for _, d := range list {
+		if d != "" && strings.HasPrefix(hook, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// tryCandidate loads and attaches every program of a candidate, or none.
+func (t *Tracer) tryCandidate(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, cand candidate) error {
+	var progs []*ebpf.Program
+	var links []link.Link
+	undo := func() {
+		for _, l := range links {
+			l.Close()
+		}
+		for _, p := range progs {
+			p.Close()
+		}
+	}
+	for _, a := range cand.progs {
+		p, err := loadOne(spec, opts, a.prog)
+		if err != nil {
+			undo()
+			return err
+		}
+		progs = append(progs, p)
+		l, err := a.attach(p)
+		if err != nil {
+			undo()
+			return fmt.Errorf("attach %s: %w", a.prog, short(err))
+		}
+		links = append(links, l)
+	}
+	t.progs = append(t.progs, progs...)
+	t.links = append(t.links, links...)
+	return nil
+}
+
+// loadOne loads a single program against the shared maps.
+func loadOne(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, name string) (*ebpf.Program, error) {
+	ps, ok := spec.Programs[name]
+	if !ok {
+		return nil, fmt.Errorf("program %s not in object", name)
+	}
+	one := &ebpf.CollectionSpec{
+		Maps:      spec.Maps,
+		Programs:  map[string]*ebpf.ProgramSpec{name: ps},
+		Variables: spec.Variables,
+		Types:     spec.Types,
+		ByteOrder: spec.ByteOrder,
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, *opts)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, short(err))
+	}
+	p := coll.DetachProgram(name)
+	coll.Close()
+	return p, nil
+}
+
+// short trims a verifier log to its first line: the plan table has room
+// for the reason, not the log.
+func short(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		msg := ve.Cause.Error()
+		if n := len(ve.Log); n > 0 {
+			msg += ": " + ve.Log[n-1]
+		}
+		return errors.New(msg)
+	}
+	return err
+}
+
+func kernelBTF(path string) (*btf.Spec, error) {
+	if path != "" {
+		s, err := btf.LoadSpec(path)
+		if err != nil {
+			return nil, fmt.Errorf("read BTF from %s: %w", path, err)
+		}
+		return s, nil
+	}
+	s, err := btf.LoadKernelSpec()
+	if err != nil {
+		if _, statErr := os.Stat("/sys/kernel/btf/vmlinux"); statErr != nil {
+			return nil, ErrNoBTF
+		}
+		return nil, fmt.Errorf("read kernel BTF: %w", err)
+	}
+	return s, nil
+}
+
+// tracepointArgs returns the number of arguments a BTF tracepoint passes,
+// not counting the leading context pointer, or -1 when it is unknown.
+func tracepointArgs(spec *btf.Spec, name string) int {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
+		return -1
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return -1
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return -1
+	}
+	return len(fp.Params) - 1
+}
+
+// Events is the ring buffer the programs stream into.
+func (t *Tracer) Events() *ebpf.Map { return t.maps.Events }
+
+// SeedOwners runs the task_file iterator, attributing every open inet
+// socket that has no owner yet.
+func (t *Tracer) SeedOwners() error {
+	return runIter(t.seedLink)
+}
+
+func runIter(it *link.Iter) error {
+	if it == nil {
+		return nil
+	}
+	rd, err := it.Open()
+	if err != nil {
+		return fmt.Errorf("open iterator: %w", err)
+	}
+	defer rd.Close()
+	_, err = io.Copy(io.Discard, rd)
+	return err
+}
+
+// Detach stops every program from firing; maps stay readable.
+func (t *Tracer) Detach() {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+}
+
+// Close releases every link, program and map.
+func (t *Tracer) Close() {
+	t.Detach()
+	for _, it := range []*link.Iter{t.seedLink, t.tcpLink} {
+		if it != nil {
+			it.Close()
+		}
+	}
+	t.seedLink, t.tcpLink = nil, nil
+	for _, p := range append(t.progs, t.seed, t.openTCP) {
+		if p != nil {
+			p.Close()
+		}
+	}
+	t.progs, t.seed, t.openTCP = nil, nil, nil
+	t.maps.close()
+}

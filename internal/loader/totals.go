@@ -1,0 +1,107 @@
+package loader
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// Counter indexes, from enum counter in bpf/sendtrace.bpf.c.
+const (
+	CounterLost         = 0
+	CounterTotalsFull   = 1
+	CounterUnowned      = 2
+	CounterPendingStale = 3
+	counterMax          = 4
+)
+
+// Counters are the kernel's loss and attribution counters, summed over CPUs.
+type Counters struct {
+	Lost         uint64 // ring buffer full
+	TotalsFull   uint64 // totals map full: totals inexact
+	Unowned      uint64 // async events on sockets with no owner yet
+	PendingStale uint64 // stack records not joined by a syscall exit
+}
+
+// Counters reads the per-CPU counters.
+func (t *Tracer) Counters() (Counters, error) {
+	var c Counters
+	vals := make([]uint64, 0, 8)
+	out := []*uint64{&c.Lost, &c.TotalsFull, &c.Unowned, &c.PendingStale}
+	for i := uint32(0); i < counterMax; i++ {
+		vals = vals[:0]
+		if err := t.maps.Counters.Lookup(i, &vals); err != nil {
+			return c, fmt.Errorf("read counter %d: %w", i, err)
+		}
+		for _, v := range vals {
+			*out[i] += v
+		}
+	}
+	return c, nil
+}
+
+// Totals reads the exact per-(pid, kind, errno) totals.
+func (t *Tracer) Totals() (*events.Totals, error) {
+	tot := &events.Totals{ByKey: make(map[events.TotalsKey]events.TotalsValue)}
+	var k sendtraceTotalsKey
+	var vs []sendtraceTotalsVal
+	it := t.maps.Totals.Iterate()
+	for it.Next(&k, &vs) {
+		key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err}
+		v := tot.ByKey[key]
+		for _, cpu := range vs {
+			v.Count += cpu.Count
+			v.Bytes += cpu.Bytes
+		}
+		tot.ByKey[key] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read totals: %w", err)
+	}
+	c, err := t.Counters()
+	if err != nil {
+		return nil, err
+	}
+	tot.LostKernel = c.Lost
+	return tot, nil
+}
+
+// DstStat is one destination's traffic, from the kernel's own TCP counters.
+type DstStat struct {
+	PID          uint32
+	Dst          netip.AddrPort
+	Conns        uint64
+	BytesSent    uint64
+	DataSegsOut  uint64
+	RetransSegs  uint64
+	BytesRetrans uint64
+}
+
+// DstStats adds the counters of TCP sockets still open, then returns the
+// per-destination totals. Call it once, after Detach.
+func (t *Tracer) DstStats() ([]DstStat, error) {
+	if err := runIter(t.tcpLink); err != nil {
+		return nil, fmt.Errorf("count open sockets: %w", err)
+	}
+	var out []DstStat
+	var k sendtraceDstKey
+	var vs []sendtraceDstVal
+	it := t.maps.DstStats.Iterate()
+	for it.Next(&k, &vs) {
+		s := DstStat{PID: k.Pid, Dst: addrPort(k.Family, &k.Daddr, k.Dport)}
+		for _, v := range vs {
+			s.Conns += v.Conns
+			s.BytesSent += v.BytesSent
+			s.DataSegsOut += v.DataSegsOut
+			s.RetransSegs += v.RetransSegs
+			s.BytesRetrans += v.BytesRetrans
+		}
+		out = append(out, s)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read destination counters: %w", err)
+	}
+	return out, nil
+}
+

@@ -1,5 +1,0 @@
-package tracer
-
-import "errors"
-
-var errNotImplemented = errors.New("not implemented")
