@@ -1,0 +1,430 @@
+package render
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// numKinds bounds the per-kind arrays; kinds beyond it are counted as
+// unknown rather than dropped, so totals still add up.
+const numKinds = int(events.KindStateChange) + 1
+
+type sendKey struct {
+	errno int32
+	dst   netip.AddrPort
+	pid   uint32
+	comm  string
+	known bool
+}
+
+type countBytes struct {
+	count, bytes uint64
+}
+
+type connCounts struct {
+	retrans, retransBytes, resetsRecv, resetsSent, errReports uint64
+}
+
+// Summary accumulates what the stream showed and, at the end, draws the
+// tables an on-call engineer reads first.
+type Summary struct {
+	// MaxRows limits each table except the kernel totals; 0 means all.
+	// Cut tables say how many rows were left out.
+	MaxRows int
+
+	observed   [numKinds]uint64
+	sends      map[sendKey]*countBytes
+	conns      map[netip.AddrPort]*connCounts
+	sizes      [34]uint64 // [0]: 0 bytes; [i]: 2^(i-1) .. 2^i-1
+	byKey      map[events.TotalsKey]uint64
+	comms      map[uint32]string
+	sendErrors uint64
+}
+
+// NewSummary returns a Summary showing at most 20 rows per table.
+func NewSummary() *Summary {
+	return &Summary{MaxRows: 20}
+}
+
+func kindIndex(k events.Kind) int {
+	if int(k) < numKinds {
+		return int(k)
+	}
+	return int(events.KindUnknown)
+}
+
+// Observe records one event. It keeps nothing that refers to e.
+func (s *Summary) Observe(e *events.Event) {
+	if s.sends == nil {
+		s.sends = make(map[sendKey]*countBytes)
+		s.conns = make(map[netip.AddrPort]*connCounts)
+		s.byKey = make(map[events.TotalsKey]uint64)
+		s.comms = make(map[uint32]string)
+	}
+	s.observed[kindIndex(e.Kind)]++
+	s.byKey[events.TotalsKey{PID: e.PID, Kind: e.Kind, Errno: e.Errno}]++
+	if e.OwnerKnown && e.Comm != "" {
+		s.comms[e.PID] = e.Comm
+	}
+
+	switch e.Kind {
+	case events.KindSendError:
+		s.sendErrors++
+		k := sendKey{errno: e.Errno, dst: e.Dst, pid: e.PID, comm: e.Comm, known: e.OwnerKnown}
+		c := s.sends[k]
+		if c == nil {
+			c = new(countBytes)
+			s.sends[k] = c
+		}
+		c.count++
+		c.bytes += uint64(e.Bytes)
+		s.sizes[sizeBucket(e.Bytes)]++
+		return
+	case events.KindRetransmit, events.KindReceiveReset, events.KindSendReset, events.KindErrorReport:
+	default:
+		return
+	}
+	c := s.conns[e.Dst]
+	if c == nil {
+		c = new(connCounts)
+		s.conns[e.Dst] = c
+	}
+	switch e.Kind {
+	case events.KindRetransmit:
+		c.retrans++
+		c.retransBytes += uint64(e.Bytes)
+	case events.KindReceiveReset:
+		c.resetsRecv++
+	case events.KindSendReset:
+		c.resetsSent++
+	case events.KindErrorReport:
+		c.errReports++
+	}
+}
+
+func sizeBucket(n uint32) int { return bits.Len32(n) }
+
+func bucketLabel(i int) string {
+	switch i {
+	case 0:
+		return "0"
+	case 1:
+		return "1"
+	}
+	lo := uint64(1) << (i - 1)
+	return u(lo) + " - " + u(2*lo-1)
+}
+
+// Render writes the summary. totals may be nil when the kernel's counts
+// are not available (a replayed recording without them); the sections
+// that need them are then left out.
+func (s *Summary) Render(w io.Writer, totals *events.Totals) error {
+	p := &printer{w: w}
+	var seen uint64
+	for _, n := range s.observed {
+		seen += n
+	}
+	lost := totals != nil && totals.LostKernel+totals.LostUser > 0
+	counted := totals != nil && len(totals.ByKey) > 0
+
+	if s.sendErrors == 0 {
+		if totals != nil && totals.Sum(events.KindSendError) > 0 {
+			p.line("no failed sends were received, but the kernel counted %d (see the kernel totals below)",
+				totals.Sum(events.KindSendError))
+		} else {
+			p.line("no failed sends were seen")
+		}
+		if seen == 0 && !lost && !counted {
+			return p.err
+		}
+	} else {
+		s.renderSends(p)
+		s.renderSizes(p)
+	}
+	s.renderConns(p)
+	if totals != nil {
+		s.renderTotals(p, totals)
+		s.renderCompleteness(p, totals)
+	} else if seen > 0 {
+		p.section()
+		p.line("kernel totals unavailable: %d events received, completeness unknown", seen)
+	}
+	return p.err
+}
+
+// printer keeps the first write error, so rendering code stays linear.
+type printer struct {
+	w       io.Writer
+	err     error
+	started bool
+}
+
+func (p *printer) line(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	}
+	p.started = true
+}
+
+// section separates blocks with one blank line.
+func (p *printer) section() {
+	if p.started && p.err == nil {
+		_, p.err = io.WriteString(p.w, "\n")
+	}
+}
+
+// table draws one ASCII table (portable to any terminal, log or ticket).
+// right marks the numeric columns.
+func (p *printer) table(title string, header []string, right []bool, rows [][]string, more int) {
+	if p.err != nil {
+		return
+	}
+	p.section()
+	p.line("%s", title)
+	align := make(tw.Alignment, len(header))
+	for i := range align {
+		align[i] = tw.AlignLeft
+		if i < len(right) && right[i] {
+			align[i] = tw.AlignRight
+		}
+	}
+	t := tablewriter.NewTable(p.w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithAlignment(align),
+		tablewriter.WithTrimSpace(tw.Off),
+	)
+	t.Header(header)
+	if err := t.Bulk(rows); err != nil {
+		p.err = err
+		return
+	}
+	if err := t.Render(); err != nil {
+		p.err = err
+		return
+	}
+	if more > 0 {
+		p.line("... %d more rows", more)
+	}
+}
+
+func (s *Summary) limit(n int) (keep, more int) {
+	if s.MaxRows > 0 && n > s.MaxRows {
+		return s.MaxRows, n - s.MaxRows
+	}
+	return n, 0
+}
+
+func u(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func errnoCell(n int32) string {
+	if n == 0 {
+		return "-"
+	}
+	return events.ErrnoString(n)
+}
+
+func (s *Summary) renderSends(p *printer) {
+	type row struct {
+		k sendKey
+		v countBytes
+	}
+	rows := make([]row, 0, len(s.sends))
+	for k, v := range s.sends {
+		rows = append(rows, row{k, *v})
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(
+			cmp.Compare(b.v.count, a.v.count),
+			cmp.Compare(a.k.errno, b.k.errno),
+			a.k.dst.Compare(b.k.dst),
+			cmp.Compare(a.k.pid, b.k.pid),
+			strings.Compare(a.k.comm, b.k.comm),
+		)
+	})
+	keep, more := s.limit(len(rows))
+	cells := make([][]string, 0, keep)
+	for _, r := range rows[:keep] {
+		cells = append(cells, []string{
+			errnoCell(r.k.errno), addrPort(r.k.dst), process(r.k.comm, r.k.pid, r.k.known),
+			u(r.v.count), u(r.v.bytes),
+		})
+	}
+	p.table(fmt.Sprintf("Failed sends by errno, destination and process (%d received)", s.sendErrors),
+		[]string{"ERRNO", "DESTINATION", "COMM/PID", "COUNT", "BYTES"},
+		[]bool{false, false, false, true, true}, cells, more)
+}
+
+func (s *Summary) renderSizes(p *printer) {
+	lo, hi := -1, -1
+	var top uint64
+	for i, n := range s.sizes {
+		if n == 0 {
+			continue
+		}
+		if lo < 0 {
+			lo = i
+		}
+		hi = i
+		top = max(top, n)
+	}
+	if lo < 0 {
+		return
+	}
+	const barWidth = 40
+	var cells [][]string
+	for i := lo; i <= hi; i++ {
+		n := s.sizes[i]
+		bar := int((n*barWidth + top - 1) / top) // round up: any count shows
+		cells = append(cells, []string{bucketLabel(i), u(n), strings.Repeat("#", bar)})
+	}
+	p.table("Failed send sizes (bytes requested)",
+		[]string{"BYTES", "COUNT", "DISTRIBUTION"}, []bool{true, true, false}, cells, 0)
+}
+
+func (s *Summary) renderConns(p *printer) {
+	type row struct {
+		dst netip.AddrPort
+		c   connCounts
+	}
+	rows := make([]row, 0, len(s.conns))
+	for k, v := range s.conns {
+		rows = append(rows, row{k, *v})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	total := func(c connCounts) uint64 { return c.retrans + c.resetsRecv + c.resetsSent + c.errReports }
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(cmp.Compare(total(b.c), total(a.c)), a.dst.Compare(b.dst))
+	})
+	keep, more := s.limit(len(rows))
+	cells := make([][]string, 0, keep)
+	for _, r := range rows[:keep] {
+		cells = append(cells, []string{
+			addrPort(r.dst), u(r.c.retrans), u(r.c.retransBytes),
+			u(r.c.resetsRecv), u(r.c.resetsSent), u(r.c.errReports),
+		})
+	}
+	p.table("Retransmits, resets and error reports by destination",
+		[]string{"DESTINATION", "RETRANSMITS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
+		[]bool{false, true, true, true, true, true}, cells, more)
+}
+
+func (s *Summary) renderTotals(p *printer, t *events.Totals) {
+	type row struct {
+		k events.TotalsKey
+		v events.TotalsValue
+	}
+	rows := make([]row, 0, len(t.ByKey))
+	for k, v := range t.ByKey {
+		if v.Count == 0 && v.Bytes == 0 {
+			continue
+		}
+		rows = append(rows, row{k, v})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(
+			cmp.Compare(b.v.Count, a.v.Count),
+			cmp.Compare(a.k.PID, b.k.PID),
+			cmp.Compare(a.k.Kind, b.k.Kind),
+			cmp.Compare(a.k.Errno, b.k.Errno),
+		)
+	})
+	// Exact numbers are the point of this table, so it is never cut.
+	cells := make([][]string, 0, len(rows))
+	for _, r := range rows {
+		proc := "?"
+		if r.k.PID != 0 {
+			proc = process(s.comms[r.k.PID], r.k.PID, true)
+		}
+		cells = append(cells, []string{
+			proc, r.k.Kind.String(), errnoCell(r.k.Errno),
+			u(r.v.Count), u(r.v.Bytes), u(s.byKey[r.k]),
+		})
+	}
+	p.table("Kernel totals by process, kind and errno (exact, even when events were lost)",
+		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "BYTES", "RECEIVED"},
+		[]bool{false, false, false, true, true, true}, cells, 0)
+}
+
+// renderCompleteness compares what arrived with what the kernel counted.
+// Only kinds the kernel counts at all take part, so a kind it does not
+// keep totals for cannot make a complete stream look incomplete.
+func (s *Summary) renderCompleteness(p *printer, t *events.Totals) {
+	var counted [numKinds]uint64
+	var has [numKinds]bool
+	for k, v := range t.ByKey {
+		i := kindIndex(k.Kind)
+		counted[i] += v.Count
+		has[i] = true
+	}
+	var recv, kern uint64
+	short, anyCounted := false, false
+	var cells [][]string
+	for i := range numKinds {
+		if !has[i] {
+			continue
+		}
+		anyCounted = true
+		recv += s.observed[i]
+		kern += counted[i]
+		if s.observed[i] != counted[i] {
+			short = true
+		}
+		cells = append(cells, []string{
+			events.Kind(i).String(), u(s.observed[i]), u(counted[i]), diff(counted[i], s.observed[i]),
+		})
+	}
+	lost := t.LostKernel + t.LostUser
+
+	p.section()
+	if lost > 0 {
+		p.line("lost events: %d (kernel ring buffer full: %d, userspace: %d)", lost, t.LostKernel, t.LostUser)
+	}
+	var seen uint64
+	for _, n := range s.observed {
+		seen += n
+	}
+	switch {
+	case !anyCounted && lost == 0 && seen > 0:
+		p.line("kernel counted none of the %d events received: completeness unknown", seen)
+		return
+	case !short && lost == 0:
+		p.line("stream complete: %d events received, kernel counted %d", recv, kern)
+		return
+	case recv > kern && lost == 0:
+		p.line("stream inconsistent: %d events received, kernel counted only %d", recv, kern)
+	default:
+		p.line("stream incomplete: %d events received, kernel counted %d, %d lost", recv, kern, lost)
+	}
+	if short {
+		p.table("Received and counted by kind",
+			[]string{"KIND", "RECEIVED", "KERNEL COUNTED", "MISSING"},
+			[]bool{false, true, true, true}, cells, 0)
+	}
+}
+
+func diff(counted, recv uint64) string {
+	if counted >= recv {
+		return u(counted - recv)
+	}
+	return "-" + u(recv-counted)
+}
