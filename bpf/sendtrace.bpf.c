@@ -601,9 +601,9 @@ static __always_inline void count_dst(struct sock *sk, __u32 pid)
 	k.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	k.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (k.family == AF_INET)
-		BPF_CORE_READ_INTO(k.daddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(k.daddr, 4, &sk->__sk_common.skc_daddr);
 	else if (k.family == AF_INET6)
-		BPF_CORE_READ_INTO(k.daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(k.daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	else
 		return;
 	if (!match_dst_addr(k.family, k.daddr, k.dport))

@@ -1,19 +1,141 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/render"
+	"github.com/sendtrace/sendtrace/internal/tracer"
 	"github.com/spf13/cobra"
 )
 
 func newRootCmd() *cobra.Command {
+	var output string
 	cmd := &cobra.Command{
-		Use:           "sendtrace",
-		Short:         "Show why sends are failing: process, socket, errno, destination and kernel cause",
+		Use:   "sendtrace [--pid N]... [filters] [-o text|json] [--duration D]",
+		Short: "Show why sends are failing: process, socket, errno, destination and kernel cause",
+		Long: `sendtrace shows every failed send on this machine (or of the processes you
+name), with the errno the application got, the socket's destination and the
+size of the send, and the retransmits, resets and error reports that came
+before it, each attributed to the socket's owner. On exit it prints a summary
+whose totals are exact even when the stream lost events.`,
+		Example: `  sudo sendtrace --pid 1234
+  sudo sendtrace --dst 198.18.0.0/15 --errno ECONNRESET -o json
+  sudo sendtrace check`,
 		Version:       version,
+		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return nil
-		},
+	}
+	tf := addTraceFlags(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "event format: text or json (JSON Lines on stdout, summary on stderr)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := tf.options()
+		if err != nil {
+			return err
+		}
+		if output != "text" && output != "json" {
+			return fmt.Errorf("invalid --output %q: give text or json", output)
+		}
+		return runLive(cmd.Context(), opts, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd
+}
+
+// signalContext ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runLive(_ context.Context, opts tracer.Options, output string, stdout, stderr io.Writer) error {
+	if err := preflight(); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	bw := bufio.NewWriterSize(stdout, 64<<10)
+	var stream render.Stream
+	summaryOut := stdout
+	if output == "json" {
+		stream = render.NewJSON(bw)
+		summaryOut = stderr
+	} else {
+		txt := render.NewText(bw)
+		stream = txt
+	}
+	summary := render.NewSummary()
+	onStart := func(s *tracer.Session) error {
+		warnDegraded(stderr, s.Hooks)
+		if t, ok := stream.(*render.Text); ok {
+			if err := t.WriteHeader(); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	}
+	// Flush at least every event burst: an on-call engineer reads the
+	// stream as it happens.
+	flushes := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go periodicFlush(done, flushes)
+	var writeErr error
+	totals, err := tracer.Run(ctx, opts, onStart, func(e *events.Event) {
+		summary.Observe(e)
+		if writeErr == nil {
+			writeErr = stream.Write(e)
+		}
+		select {
+		case <-flushes:
+			writeErr = errors.Join(writeErr, stream.Flush(), bw.Flush())
+		default:
+		}
+	})
+	if err != nil {
+		return explain(err)
+	}
+	if err := errors.Join(writeErr, stream.Flush(), bw.Flush()); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	return summary.Render(summaryOut, totals)
+}
+
+func warnDegraded(w io.Writer, hooks []tracer.Hook) {
+	for _, h := range hooks {
+		if !h.Active {
+			fmt.Fprintf(w, "sendtrace: warning: layer %s is degraded on this kernel (%s); run 'sendtrace check' for details\n", h.Layer, h.Why)
+		}
+	}
+}
+
+// preflight turns the commonest set-up problems into one line that says
+// what to do, before any BPF is loaded.
+func preflight() error {
+	if os.Geteuid() != 0 {
+		caps, err := effectiveCaps()
+		if err == nil && !(caps.has(capBPF) && caps.has(capPerfmon)) && !caps.has(capSysAdmin) {
+			return &exitError{code: 2, err: errors.New("not enough privilege: run as root (sudo sendtrace ...) or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE (setcap cap_bpf,cap_perfmon,cap_sys_resource+ep sendtrace)")}
+		}
+	}
+	return nil
+}
+
+// explain turns loader errors into instructions.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, loader.ErrNoBTF):
+		return &exitError{code: 2, err: fmt.Errorf("%w: this kernel was built without CONFIG_DEBUG_INFO_BTF; pass --btf FILE with BTF for exactly this kernel", err)}
+	case errors.Is(err, loader.ErrPermission):
+		return &exitError{code: 2, err: fmt.Errorf("%w: run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", err)}
+	}
+	return err
 }

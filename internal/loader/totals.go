@@ -104,4 +104,3 @@ func (t *Tracer) DstStats() ([]DstStat, error) {
 	}
 	return out, nil
 }
-

@@ -154,7 +154,9 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	// Stop the programs, then drain what they already wrote, so the
 	// stream ends complete.
 	t.Detach()
-	rd.SetDeadline(time.Now())
+	if err := rd.Flush(); err != nil {
+		return nil, fmt.Errorf("flush ring buffer: %w", err)
+	}
 	if err := <-readErr; err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -191,7 +193,7 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, h Handler, lostUser *uint
 	var ev events.Event
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
 				return nil
 			}
 			return err
@@ -246,9 +248,15 @@ func watch(ctx context.Context, t *loader.Tracer, opts Options, stop chan<- stri
 	}
 }
 
+// pidAlive reports whether a process exists and has not exited (a zombie
+// waiting for its parent counts as exited).
 func pidAlive(pid uint32) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return err == nil
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
 }
 
 func anyAlive(pids []uint32) bool {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sendtrace/sendtrace/internal/report"
+)
+
+func init() { subcommands = append(subcommands, newDiffCmd) }
+
+func newDiffCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "diff BEFORE AFTER",
+		Short: "Compare two recordings: sysctls that differ, and failure rates and time to failure normalised by traffic",
+		Long: `diff shows which sysctls differ between two recordings, then how the
+kernel behaved in each: failed sends per 1,000 sends, retransmits per MB
+sent, each errno's rate, and the time from a connection's first retransmit
+to its error report (p50, p95, max), overall and per destination found in
+both.
+
+A change is called real only when both recordings have at least 20 events of
+it and the rates differ by more than two standard errors (counts treated as
+Poisson); times to failure need at least 5 failed connections on each side
+whose ranges do not overlap. Smaller changes are shown as "too few to tell"
+or "within noise", never as a bare percentage. Rates per send need the
+kernel's per-destination send counters; a recording without them says so.`,
+		Example: `  sendtrace diff before.jsonl.zst after.jsonl.zst
+  sendtrace diff -o json before.jsonl after.jsonl | jq .time_to_failure`,
+		Args: cobra.ExactArgs(2),
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if output != "text" && output != "json" {
+			return fmt.Errorf("invalid --output %q: give text or json", output)
+		}
+		before, err := report.Load(args[0], report.Options{})
+		if err != nil {
+			return err
+		}
+		after, err := report.Load(args[1], report.Options{})
+		if err != nil {
+			return err
+		}
+		d := report.Compare(before, after)
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		if output == "json" {
+			err = report.WriteJSON(w, d)
+		} else {
+			err = report.WriteDiffText(w, d)
+		}
+		return errors.Join(err, w.Flush())
+	}
+	return cmd
+}

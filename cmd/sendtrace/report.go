@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sendtrace/sendtrace/internal/report"
+)
+
+func init() { subcommands = append(subcommands, newReportCmd) }
+
+func newReportCmd() *cobra.Command {
+	var (
+		output string
+		conn   string
+		top    int
+		bucket time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "report FILE",
+		Short: "Summarise a recording: failing destinations and processes, failures over time, one connection's timeline",
+		Long: `report rebuilds the live summary tables from a recording made with
+sendtrace record, then lists the top failing destinations and processes, the
+connections that failed with their time to failure, and failures over time
+in fixed buckets. --conn COOKIE shows every event of one socket in order.
+
+Plain, .gz and .zst files are read alike. A recording whose recorder was
+killed is read up to its last complete record, and the report says that the
+footer is missing.`,
+		Example: `  sendtrace report incident.jsonl.zst
+  sendtrace report --conn 16435 incident.jsonl.zst
+  sendtrace report -o json incident.jsonl.zst | jq .time_to_failure`,
+		Args: cobra.ExactArgs(1),
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	fl.StringVar(&conn, "conn", "", "show the timeline of the socket with this cookie (as in the failed connections table, or ss -e)")
+	fl.IntVar(&top, "top", 10, "rows in the destination and process tables")
+	fl.DurationVar(&bucket, "bucket", 0, "width of the failures-over-time buckets (default: chosen from the recording's length)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if output != "text" && output != "json" {
+			return fmt.Errorf("invalid --output %q: give text or json", output)
+		}
+		if bucket < 0 || (bucket > 0 && bucket < time.Millisecond) {
+			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
+		}
+		var cookie uint64
+		if conn != "" {
+			n, err := strconv.ParseUint(conn, 10, 64)
+			if err != nil || n == 0 {
+				return fmt.Errorf("invalid --conn %q: give a socket cookie, a positive number from the failed connections table", conn)
+			}
+			cookie = n
+		}
+		rec, err := report.Load(args[0], report.Options{Conn: cookie})
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		if cookie != 0 {
+			if output == "json" {
+				tl, err := report.BuildTimeline(rec, cookie)
+				if err != nil {
+					return err
+				}
+				err = report.WriteJSON(w, tl)
+				return errors.Join(err, w.Flush())
+			}
+			err = report.WriteTimelineText(w, rec, cookie)
+			return errors.Join(err, w.Flush())
+		}
+		rep := report.Build(rec, report.BuildOptions{Top: top, Bucket: bucket})
+		if output == "json" {
+			err = report.WriteJSON(w, rep)
+		} else {
+			err = report.WriteText(w, rec, rep)
+		}
+		return errors.Join(err, w.Flush())
+	}
+	return cmd
+}
