@@ -227,6 +227,14 @@ func Load(cfg Config) (*Tracer, error) {
 				continue
 			}
 			choice.Hook, choice.Active, choice.Why = cand.hook, true, cand.why
+			switch {
+			case layer.layer == LayerRetransmit && t.RetransmitHasErr:
+				choice.Why += "; with the err argument (6.17+): failed retransmits too"
+			case layer.layer == LayerRetransmit:
+				choice.Why += "; without the err argument: successful retransmits only"
+			case layer.layer == LayerReset && t.SendResetHasReason:
+				choice.Why += "; with the reset reason"
+			}
 			break
 		}
 		if !choice.Active {
