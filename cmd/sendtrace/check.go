@@ -20,6 +20,7 @@ func newCheckCmd() *cobra.Command {
 		btfPath string
 		disable []string
 		output  string
+		expect  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -40,14 +41,20 @@ refused with the kernel's answer, then detaches everything.`,
 				return explain(err)
 			}
 			if output == "json" {
-				return writeCheckJSON(cmd.OutOrStdout(), hooks)
+				err = writeCheckJSON(cmd.OutOrStdout(), hooks)
+			} else {
+				err = writeCheckTable(cmd.OutOrStdout(), hooks)
 			}
-			return writeCheckTable(cmd.OutOrStdout(), hooks)
+			if err != nil {
+				return err
+			}
+			return checkExpect(hooks, expect)
 		},
 	}
 	cmd.Flags().StringVar(&btfPath, "btf", "", "kernel BTF file, for kernels that do not publish /sys/kernel/btf/vmlinux")
 	cmd.Flags().StringSliceVar(&disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().StringSliceVar(&expect, "expect", nil, "fail unless LAYER uses a hook starting with HOOK (LAYER=HOOK, or LAYER=degraded); repeatable")
 	return cmd
 }
 
@@ -91,5 +98,38 @@ func writeCheckTable(w io.Writer, hooks []tracer.Hook) error {
 		src = "assumed: no kernel config published; TCP idle times may be off by HZ/250"
 	}
 	fmt.Fprintf(w, "CONFIG_HZ=%d (%s)\n", hz, src)
+	return nil
+}
+
+// checkExpect fails when the plan differs from what the caller expects, so
+// a kernel that silently picks the wrong layer fails a test.
+func checkExpect(hooks []tracer.Hook, expect []string) error {
+	var bad []string
+	for _, e := range expect {
+		layer, want, ok := strings.Cut(e, "=")
+		if !ok || layer == "" || want == "" {
+			return fmt.Errorf("invalid --expect %q: give LAYER=HOOK, such as send-return=fexit", e)
+		}
+		found := false
+		for _, h := range hooks {
+			if h.Layer != layer {
+				continue
+			}
+			found = true
+			got := h.Hook
+			if !h.Active {
+				got = "degraded"
+			}
+			if !strings.HasPrefix(got, want) {
+				bad = append(bad, fmt.Sprintf("%s uses %q, expected %q", layer, got, want))
+			}
+		}
+		if !found {
+			return fmt.Errorf("invalid --expect %q: unknown layer %q", e, layer)
+		}
+	}
+	if len(bad) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("hook plan differs from --expect: %s", strings.Join(bad, "; "))}
+	}
 	return nil
 }
