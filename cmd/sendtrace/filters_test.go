@@ -1,0 +1,75 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func TestParseCIDR(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.18.0.0/15":     "198.18.0.0/15",
+		"198.18.3.4/15":     "198.18.0.0/15",
+		"198.18.0.2":        "198.18.0.2/32",
+		"fd00::1":           "fd00::1/128",
+		"fd00::/8":          "fd00::/8",
+		"::ffff:198.18.0.2": "198.18.0.2/32",
+	} {
+		got, err := parseCIDR(in)
+		if err != nil || got != netip.MustParsePrefix(want) {
+			t.Errorf("parseCIDR(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.300/8", "nonsense", "198.18.0.0/33", ""} {
+		if _, err := parseCIDR(bad); err == nil || !strings.Contains(err.Error(), "give a CIDR") {
+			t.Errorf("parseCIDR(%q): want a one-line error saying what to give, got %v", bad, err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	if d, err := parseDuration("1.5"); err != nil || d != 1500*time.Millisecond {
+		t.Errorf("bare seconds: %v %v", d, err)
+	}
+	if d, err := parseDuration("2m"); err != nil || d != 2*time.Minute {
+		t.Errorf("2m: %v %v", d, err)
+	}
+	for _, bad := range []string{"-1s", "0", "soon"} {
+		if _, err := parseDuration(bad); err == nil {
+			t.Errorf("parseDuration(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFilterFlagErrors(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"--pid abc", `invalid --pid "abc"`},
+		{"--pid 0", `invalid --pid "0"`},
+		{"--errno EFOO", `unknown errno "EFOO"`},
+		{"--port 70000", `invalid --port "70000"`},
+		{"--dst 1.2.3", `invalid --dst "1.2.3"`},
+		{"--cgroup x", `invalid --cgroup "x"`},
+	} {
+		cmd := &cobra.Command{}
+		get := addFilterFlags(cmd)
+		if err := cmd.ParseFlags(strings.Fields(tc.args)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := get()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: got %v, want one line containing %q", tc.args, err, tc.want)
+		}
+	}
+	cmd := &cobra.Command{}
+	get := addFilterFlags(cmd)
+	if err := cmd.ParseFlags([]string{"--pid", "12", "--pid", "13", "--errno", "ECOMM", "--errno", "104", "--dst", "fd00::/8"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := get()
+	if err != nil || len(f.PIDs) != 2 || f.Errnos[0] != 70 || f.Errnos[1] != 104 || len(f.Dsts) != 1 {
+		t.Errorf("repeatable flags: %+v %v", f, err)
+	}
+}

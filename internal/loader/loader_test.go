@@ -1,0 +1,161 @@
+package loader_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// bpfFDs counts this process's file descriptors for BPF objects, by kind.
+func bpfFDs(t *testing.T) map[string]int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue
+		}
+		// The kernel names them bpf-map, bpf-prog and bpf_link.
+		if kind, ok := strings.CutPrefix(target, "anon_inode:bpf"); ok && len(kind) > 1 {
+			n[kind[1:]]++
+		}
+	}
+	return n
+}
+
+func TestLoadAttachCloseLeavesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	before := bpfFDs(t)
+	tr, err := loader.Load(loader.Config{SelfPID: uint32(os.Getpid())})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	during := bpfFDs(t)
+	if during["link"] <= before["link"] {
+		t.Fatalf("no BPF links held while loaded: before %v, during %v", before, during)
+	}
+	for _, c := range tr.Plan {
+		if c.Layer == loader.LayerSendReturn || c.Layer == loader.LayerSyscallExit {
+			if !c.Active {
+				t.Errorf("layer %s degraded on this kernel: %v", c.Layer, c.Tried)
+			}
+		}
+	}
+	if err := tr.SeedOwners(); err != nil {
+		t.Errorf("seed owners: %v", err)
+	}
+	tr.Close()
+	after := bpfFDs(t)
+	for _, kind := range []string{"link", "prog", "map"} {
+		if after[kind] != before[kind] {
+			t.Errorf("%d bpf-%s descriptors before load, %d after close", before[kind], kind, after[kind])
+		}
+	}
+}
+
+// TestJoinOneEventPerFailedCall sends on a TCP socket after shutdown(SHUT_WR):
+// the stack layer (EPIPE from tcp_sendmsg) and the syscall exit must become
+// one event, with the requested size from the syscall's arguments.
+func TestJoinOneEventPerFailedCall(t *testing.T) {
+	testutil.RequireRoot(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			time.Sleep(2 * time.Second)
+			c.Close()
+		}
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	raw.Control(func(f uintptr) { fd = int(f) })
+
+	// Only this test's destination: other tests may fail sends meanwhile.
+	dst := conn.RemoteAddr().(*net.TCPAddr).AddrPort()
+	tr, err := loader.Load(loader.Config{
+		SelfPID: 1, // this process is the sender here
+		Filters: loader.Filters{Ports: []uint16{dst.Port()}},
+	})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer tr.Close()
+	rd, err := ringbuf.NewReader(tr.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+		t.Fatal(err)
+	}
+	const size = 777
+	_, err = unix.SendmsgN(fd, make([]byte, size), nil, nil, unix.MSG_NOSIGNAL)
+	if !errors.Is(err, unix.EPIPE) {
+		t.Fatalf("send after shutdown: got %v, want EPIPE", err)
+	}
+
+	dec := loader.NewDecoder(loader.BootWall(), 250)
+	rd.SetDeadline(time.Now().Add(5 * time.Second))
+	var got []events.Event
+	for {
+		rec, err := rd.Read()
+		if err != nil {
+			break
+		}
+		var e events.Event
+		if err := dec.Decode(rec.RawSample, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == events.KindSendError {
+			got = append(got, e)
+			rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("got %d send_error events for one failed call, want 1: %+v", len(got), got)
+	}
+	e := got[0]
+	if e.Errno != int32(unix.EPIPE) || e.StackErrno != int32(unix.EPIPE) || e.Layer != events.LayerBoth {
+		t.Errorf("errno %d stack %d layer %v, want EPIPE from both layers", e.Errno, e.StackErrno, e.Layer)
+	}
+	if e.Syscall != "sendmsg" || e.Bytes != size {
+		t.Errorf("syscall %q bytes %d, want sendmsg %d", e.Syscall, e.Bytes, size)
+	}
+	if e.PID != uint32(os.Getpid()) || e.Dst != dst {
+		t.Errorf("pid %d dst %v, want %d %v", e.PID, e.Dst, os.Getpid(), dst)
+	}
+	tot, err := tr.Totals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tot.ByKey[events.TotalsKey{PID: e.PID, Kind: events.KindSendError, Errno: int32(unix.EPIPE)}]; n.Count != 1 || n.Bytes != size {
+		t.Errorf("kernel totals %+v, want 1 event of %d bytes", n, size)
+	}
+}
