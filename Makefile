@@ -1,0 +1,60 @@
+# sendtrace: why sends fail.
+SHELL := /bin/bash
+GO ?= go
+CLANG ?= clang-19
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+VMBIN ?= $(CURDIR)/.vmbin
+
+.PHONY: help deps build build-static generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deps: ## Install what a fresh Debian machine lacks (apt packages, Go toolchain, Go modules)
+	scripts/deps.sh
+
+build: ## Build ./sendtrace (no clang needed: the BPF objects are committed)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o sendtrace ./cmd/sendtrace
+
+build-static: ## Build a static ./sendtrace, as the Dockerfile does
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o sendtrace ./cmd/sendtrace
+
+generate: ## Regenerate the BPF objects with the pinned clang ($(CLANG))
+	@$(CLANG) --version | head -1 | grep -q 'version 19\.' || { echo "make generate needs clang 19 (apt-get install clang-19 llvm-19)"; exit 1; }
+	cd internal/loader && $(GO) generate ./...
+
+generate-check: generate ## Fail when the committed BPF objects are stale
+	@git diff --exit-code --stat -- internal/loader || { echo "generated BPF objects are stale: run 'make generate' and commit"; exit 1; }
+
+vmlinux: ## Regenerate bpf/headers/vmlinux.h from this kernel's BTF
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/vmlinux.h
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+test-unit: ## Tests that need no privilege
+	$(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./cmd/...
+
+test: ## Every Go test; as root the BPF and network-namespace scenario tests run too
+	$(GO) test -count=1 -timeout 25m ./...
+
+vmtest: ## Run the hook-plan checks and scenarios in Debian 6.1 and 6.12 kernels under qemu
+	rm -rf $(VMBIN) && mkdir -p $(VMBIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/sendtrace ./cmd/sendtrace
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/actor ./internal/netlab/actor
+	CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/scenario.test ./test/scenario
+	vmtest/run.sh --kernel all --bin-dir $(VMBIN) --commands vmtest/matrix.txt --timeout 1500
+
+bench: ## Full benchmark run; writes docs/benchmarks.md
+	$(GO) run ./bench
+
+bench-quick: ## A short benchmark run that only proves the harness and benchmarks work
+	$(GO) run ./bench -quick -out /dev/null
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/...
+
+test-all: lint generate-check build test vmtest bench-quick ## Everything CI runs
+
+clean: ## Remove build outputs
+	rm -rf sendtrace $(VMBIN)

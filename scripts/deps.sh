@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, test and benchmark
+# sendtrace: apt packages, a Go toolchain new enough for go.mod (from the Go
+# module proxy, when none is installed), and the Go modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+	clang-19 llvm-19            # make generate (pinned compiler)
+	bpftool                     # make vmlinux
+	iproute2 nftables           # network-namespace fault lab
+	qemu-system-x86 busybox-static cpio xz-utils zstd   # kernel matrix in VMs
+	strace bpftrace             # benchmark peers
+	jq gzip git make ca-certificates curl unzip
+)
+missing=()
+for p in "${packages[@]}"; do
+	[[ $p == \#* ]] && continue
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+want=$(sed -n 's/^go \([0-9.]*\)$/\1/p' go.mod)
+have_go() {
+	command -v go >/dev/null 2>&1 || return 1
+	local v
+	v=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+	[[ "$(printf '%s\n%s\n' "$want" "$v" | sort -V | head -1)" == "$want" ]]
+}
+if ! have_go && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+if ! have_go; then
+	# The Go toolchain is itself a module on the Go module proxy.
+	proxy=${GOPROXY:-https://proxy.golang.org}
+	proxy=${proxy%%,*}
+	zip=$(mktemp --suffix .zip)
+	curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$want.linux-amd64.zip"
+	rm -rf /usr/local/go-toolchain && mkdir -p /usr/local/go-toolchain
+	unzip -q "$zip" -d /usr/local/go-toolchain && rm -f "$zip"
+	ln -sfn "/usr/local/go-toolchain/golang.org/toolchain@v0.0.1-go$want.linux-amd64" /usr/local/go
+	export PATH=/usr/local/go/bin:$PATH
+	echo "installed Go $want in /usr/local/go; add /usr/local/go/bin to PATH"
+fi
+go mod download
