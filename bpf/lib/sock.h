@@ -39,6 +39,10 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk)
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* A closed TCP socket has given its local port back (skc_num is 0),
+	 * but inet_sport still says which port it used. */
+	if (!e->sport)
+		e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
 	if (e->family == AF_INET) {
