@@ -85,8 +85,8 @@ func TestDecodeShortRecord(t *testing.T) {
 func TestBuildConfigFilters(t *testing.T) {
 	c, err := buildConfig(Config{SelfPID: 7, Filters: Filters{
 		PIDs: []uint32{1, 2}, Comms: []string{"nginx"},
-		Dsts:   []netip.Prefix{netip.MustParsePrefix("198.18.1.77/15"), netip.MustParsePrefix("fd00::/8")},
-		Ports:  []uint16{443}, Errnos: []int32{70},
+		Dsts:  []netip.Prefix{netip.MustParsePrefix("198.18.1.77/15"), netip.MustParsePrefix("fd00::/8")},
+		Ports: []uint16{443}, Errnos: []int32{70},
 	}}, &Tracer{RetransmitHasErr: true})
 	if err != nil {
 		t.Fatal(err)

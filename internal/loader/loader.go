@@ -377,7 +377,7 @@ func kernelBTF(path string) (*btf.Spec, error) {
 	if path != "" {
 		s, err := btf.LoadSpec(path)
 		if err != nil {
-			return nil, fmt.Errorf("read BTF from %s: %w", path, err)
+			return nil, fmt.Errorf("read --btf %s: %w (give a BTF file for exactly this kernel)", path, err)
 		}
 		return s, nil
 	}
