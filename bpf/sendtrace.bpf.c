@@ -205,6 +205,37 @@ static __always_inline bool in_send_syscall(void)
 	return is_send_nr(BPF_CORE_READ(regs, orig_ax));
 }
 
+/* count_send adds a successful send to the socket's counters. The first
+ * send on a socket seen this way also records its owner: the caller is in
+ * process context. */
+static __always_inline void count_send(struct sock *sk, __u32 bytes)
+{
+	struct owner *o;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u64 id;
+
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (!o) {
+		struct event e = {};
+
+		id = bpf_get_current_pid_tgid();
+		if ((id >> 32) == cfg.self_pid)
+			return;
+		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!o)
+			return;
+		owner_from_current(&e);
+		o->pid = e.pid;
+		o->tid = e.tid;
+		o->cgroup = e.cgroup;
+		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
+	}
+	o->sends++;
+	o->send_bytes += bytes;
+}
+
 /* stack_error handles a failed protocol sendmsg. size is 0 when the hook
  * does not know it; the syscall exit fills it in. */
 static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, bool btf_sk)
@@ -248,32 +279,44 @@ static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, b
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(send_length, struct sock *sk, int ret, int flags)
 {
-	if (ret >= 0)
+	if (ret >= 0) {
+		if (cfg.count_sends)
+			count_send(sk, ret);
 		return 0;
+	}
 	return stack_error(sk, -ret, 0, true);
 }
 
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	if (ret >= 0)
+	if (ret >= 0) {
+		if (cfg.count_sends)
+			count_send(sk, ret);
 		return 0;
+	}
 	return stack_error(sk, -ret, size, true);
 }
 
 SEC("fexit/udp_sendmsg")
 int BPF_PROG(fexit_udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
 {
-	if (ret >= 0)
+	if (ret >= 0) {
+		if (cfg.count_sends)
+			count_send(sk, ret);
 		return 0;
+	}
 	return stack_error(sk, -ret, len, true);
 }
 
 SEC("fexit/udpv6_sendmsg")
 int BPF_PROG(fexit_udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
 {
-	if (ret >= 0)
+	if (ret >= 0) {
+		if (cfg.count_sends)
+			count_send(sk, ret);
 		return 0;
+	}
 	return stack_error(sk, -ret, len, true);
 }
 
@@ -592,7 +635,7 @@ int BPF_PROG(send_reset, struct sock *sk, struct sk_buff *skb)
 	return 0;
 }
 
-static __always_inline void count_dst(struct sock *sk, __u32 pid)
+static __always_inline void count_dst(struct sock *sk, __u32 pid, struct owner *o, bool tcp)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct dst_key k = {.pid = pid};
@@ -609,12 +652,20 @@ static __always_inline void count_dst(struct sock *sk, __u32 pid)
 	if (!match_dst_addr(k.family, k.daddr, k.dport))
 		return;
 	nv.conns = 1;
-	nv.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
-	nv.data_segs_out = BPF_CORE_READ(tp, data_segs_out);
-	nv.retrans_segs = BPF_CORE_READ(tp, total_retrans);
-	nv.bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	if (o) {
+		nv.sends = o->sends;
+		nv.send_bytes = o->send_bytes;
+	}
+	if (tcp) {
+		nv.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+		nv.data_segs_out = BPF_CORE_READ(tp, data_segs_out);
+		nv.retrans_segs = BPF_CORE_READ(tp, total_retrans);
+		nv.bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	}
 	v = bpf_map_lookup_elem(&dst_stats, &k);
 	if (v) {
+		v->sends += nv.sends;
+		v->send_bytes += nv.send_bytes;
 		v->conns += nv.conns;
 		v->bytes_sent += nv.bytes_sent;
 		v->data_segs_out += nv.data_segs_out;
@@ -652,10 +703,10 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT) {
 			if (!o) {
 				if (!has_process_filter())
-					count_dst(sk, 0);
+					count_dst(sk, 0, NULL, true);
 			} else if (!o->dst_counted && match_process(o->pid, o->comm, o->cgroup)) {
 				o->dst_counted = 1;
-				count_dst(sk, o->pid);
+				count_dst(sk, o->pid, o, true);
 			}
 		}
 		if (!o || !(o->interesting || cfg.all_state_changes))
@@ -732,11 +783,29 @@ int open_tcp_counters(struct bpf_iter__tcp *ctx)
 	o = bpf_sk_storage_get(&owners, (struct sock *)tp, 0, 0);
 	if (!o) {
 		if (!has_process_filter())
-			count_dst((struct sock *)tp, 0);
+			count_dst((struct sock *)tp, 0, NULL, true);
 		return 0;
 	}
 	if (o->dst_counted || !match_process(o->pid, o->comm, o->cgroup))
 		return 0;
-	count_dst((struct sock *)tp, o->pid);
+	count_dst((struct sock *)tp, o->pid, o, true);
+	return 0;
+}
+
+/* open_udp_counters adds the send counters of UDP sockets still open at
+ * the end of a session. UDP keeps no counters of its own, so only sockets
+ * counted by count_send appear. */
+SEC("iter/udp")
+int open_udp_counters(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *up = ctx->udp_sk;
+	struct owner *o;
+
+	if (!up)
+		return 0;
+	o = bpf_sk_storage_get(&owners, (struct sock *)up, 0, 0);
+	if (!o || !o->sends || !match_process(o->pid, o->comm, o->cgroup))
+		return 0;
+	count_dst((struct sock *)up, o->pid, o, false);
 	return 0;
 }

@@ -39,5 +39,7 @@ struct config {
 	/* Emit state changes of owned sockets even before anything failed on
 	 * them (set when a process filter narrows the stream). */
 	__u8 all_state_changes;
-	__u8 _pad;
+	/* Count successful sends per socket (recordings need rates). Off in
+	 * live mode, where the verifier then prunes it from the hot path. */
+	__u8 count_sends;
 };

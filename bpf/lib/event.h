@@ -88,6 +88,8 @@ struct dst_key {
 };
 
 struct dst_val {
+	__u64 sends;      /* successful send calls (when counting sends) */
+	__u64 send_bytes; /* bytes they returned */
 	__u64 conns;
 	__u64 bytes_sent;
 	__u64 data_segs_out;
@@ -98,6 +100,8 @@ struct dst_val {
 /* What the socket's owner looked like in process context. Lives in socket
  * local storage, so it is freed with the socket. */
 struct owner {
+	__u64 sends; /* successful sends, when the session counts them */
+	__u64 send_bytes;
 	__u64 cgroup;
 	__u32 pid;
 	__u32 tid;

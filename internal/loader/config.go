@@ -91,6 +91,7 @@ func buildConfig(cfg Config, t *Tracer) (*sendtraceConfig, error) {
 	copy(c.Errnos[:], f.Errnos)
 	c.RetransmitHasErr = b2u(t.RetransmitHasErr)
 	c.SendResetHasReason = b2u(t.SendResetHasReason)
+	c.CountSends = b2u(cfg.CountSends)
 	c.AllStateChanges = b2u(cfg.AllStateChanges || len(f.PIDs) > 0 || len(f.Comms) > 0 || len(f.Cgroups) > 0)
 	return c, nil
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// AllStateChanges streams state changes of every owned socket that
 	// passes the filters, not only of sockets where something failed.
 	AllStateChanges bool
+	// CountSends counts successful sends per socket, for per-destination
+	// rates. It puts a socket-storage lookup on every successful send, so
+	// live mode leaves it off.
+	CountSends bool
 }
 
 // candidate is one way to serve a layer: a set of programs that must all
@@ -139,6 +143,8 @@ type Tracer struct {
 	openTCP  *ebpf.Program
 	seedLink *link.Iter
 	tcpLink  *link.Iter
+	openUDP  *ebpf.Program
+	udpLink  *link.Iter
 }
 
 type maps struct {
@@ -268,6 +274,18 @@ func Load(cfg Config) (*Tracer, error) {
 		tcpChoice.Hook, tcpChoice.Active, tcpChoice.Why = "iter/tcp", true, "counters of sockets still open when the session stops"
 	}
 	t.Plan = append(t.Plan, tcpChoice)
+
+	if cfg.CountSends {
+		// Only send counts need it; a kernel without iter/udp loses the
+		// counts of UDP sockets still open at the end, nothing else.
+		if t.openUDP, err = loadOne(spec, &opts, "open_udp_counters"); err == nil {
+			t.udpLink, err = link.AttachIter(link.IterOptions{Program: t.openUDP})
+		}
+		if err != nil {
+			t.Plan = append(t.Plan, Choice{Layer: "open-udp-counters", Why: "send counts of UDP sockets still open at the end are not reported",
+				Tried: []string{fmt.Sprintf("iter/udp: %v", err)}})
+		}
+	}
 
 	if !t.active(LayerSendReturn) && !t.active(LayerSyscallExit) {
 		return nil, fmt.Errorf("no hook can see failed sends on this kernel: %s", strings.Join(t.triedFor(LayerSendReturn, LayerSyscallExit), "; "))
@@ -442,17 +460,17 @@ func (t *Tracer) Detach() {
 // Close releases every link, program and map.
 func (t *Tracer) Close() {
 	t.Detach()
-	for _, it := range []*link.Iter{t.seedLink, t.tcpLink} {
+	for _, it := range []*link.Iter{t.seedLink, t.tcpLink, t.udpLink} {
 		if it != nil {
 			it.Close()
 		}
 	}
-	t.seedLink, t.tcpLink = nil, nil
-	for _, p := range append(t.progs, t.seed, t.openTCP) {
+	t.seedLink, t.tcpLink, t.udpLink = nil, nil, nil
+	for _, p := range append(t.progs, t.seed, t.openTCP, t.openUDP) {
 		if p != nil {
 			p.Close()
 		}
 	}
-	t.progs, t.seed, t.openTCP = nil, nil, nil
+	t.progs, t.seed, t.openTCP, t.openUDP = nil, nil, nil, nil
 	t.maps.close()
 }

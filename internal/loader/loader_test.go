@@ -159,3 +159,74 @@ func TestJoinOneEventPerFailedCall(t *testing.T) {
 		t.Errorf("kernel totals %+v, want 1 event of %d bytes", n, size)
 	}
 }
+
+// TestCountSends checks the per-destination send counts against what this
+// process sent: three successful sends on one connection, closed before
+// the counters are read, and one still open when they are read.
+func TestCountSends(t *testing.T) {
+	testutil.RequireRoot(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	dst := ln.Addr().(*net.TCPAddr).AddrPort()
+	tr, err := loader.Load(loader.Config{SelfPID: 1, CountSends: true, Filters: loader.Filters{Ports: []uint16{dst.Port()}}})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer tr.Close()
+
+	send := func(c net.Conn, n int) {
+		for i := 0; i < n; i++ {
+			if _, err := c.Write(make([]byte, 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	closed, err := net.Dial("tcp4", dst.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(closed, 3)
+	closed.Close()
+	open, err := net.Dial("tcp4", dst.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	send(open, 2)
+	time.Sleep(200 * time.Millisecond) // let the first socket reach CLOSE
+
+	tr.Detach()
+	stats, err := tr.DstStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got loader.DstStat
+	for _, s := range stats {
+		if s.Dst == dst && s.PID == uint32(os.Getpid()) {
+			got = s
+		}
+	}
+	if got.Sends != 5 || got.SendBytes != 500 || got.Conns != 2 || got.BytesSent != 500 {
+		t.Errorf("destination %v: %+v, want 5 sends, 500 bytes, 2 connections", dst, got)
+	}
+}

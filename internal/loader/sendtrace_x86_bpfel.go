@@ -46,7 +46,7 @@ type sendtraceConfig struct {
 	RetransmitHasErr   uint8
 	SendResetHasReason uint8
 	AllStateChanges    uint8
-	Pad                uint8
+	CountSends         uint8
 	_                  [4]byte
 }
 
@@ -60,6 +60,8 @@ type sendtraceDstKey struct {
 
 type sendtraceDstVal struct {
 	_            structs.HostLayout
+	Sends        uint64
+	SendBytes    uint64
 	Conns        uint64
 	BytesSent    uint64
 	DataSegsOut  uint64
@@ -111,6 +113,8 @@ type sendtraceEvent struct {
 
 type sendtraceOwner struct {
 	_           structs.HostLayout
+	Sends       uint64
+	SendBytes   uint64
 	Cgroup      uint64
 	Pid         uint32
 	Tid         uint32
@@ -168,6 +172,7 @@ const (
 	sendtraceProgKretprobeUdpSendmsg   = "kretprobe_udp_sendmsg"
 	sendtraceProgKretprobeUdpv6Sendmsg = "kretprobe_udpv6_sendmsg"
 	sendtraceProgOpenTcpCounters       = "open_tcp_counters"
+	sendtraceProgOpenUdpCounters       = "open_udp_counters"
 	sendtraceProgReceiveReset          = "receive_reset"
 	sendtraceProgRetransmit            = "retransmit"
 	sendtraceProgSeedOwners            = "seed_owners"
@@ -238,6 +243,7 @@ type sendtraceProgramSpecs struct {
 	KretprobeUdpSendmsg   *ebpf.ProgramSpec `ebpf:"kretprobe_udp_sendmsg"`
 	KretprobeUdpv6Sendmsg *ebpf.ProgramSpec `ebpf:"kretprobe_udpv6_sendmsg"`
 	OpenTcpCounters       *ebpf.ProgramSpec `ebpf:"open_tcp_counters"`
+	OpenUdpCounters       *ebpf.ProgramSpec `ebpf:"open_udp_counters"`
 	ReceiveReset          *ebpf.ProgramSpec `ebpf:"receive_reset"`
 	Retransmit            *ebpf.ProgramSpec `ebpf:"retransmit"`
 	SeedOwners            *ebpf.ProgramSpec `ebpf:"seed_owners"`
@@ -344,6 +350,7 @@ type sendtracePrograms struct {
 	KretprobeUdpSendmsg   *ebpf.Program `ebpf:"kretprobe_udp_sendmsg"`
 	KretprobeUdpv6Sendmsg *ebpf.Program `ebpf:"kretprobe_udpv6_sendmsg"`
 	OpenTcpCounters       *ebpf.Program `ebpf:"open_tcp_counters"`
+	OpenUdpCounters       *ebpf.Program `ebpf:"open_udp_counters"`
 	ReceiveReset          *ebpf.Program `ebpf:"receive_reset"`
 	Retransmit            *ebpf.Program `ebpf:"retransmit"`
 	SeedOwners            *ebpf.Program `ebpf:"seed_owners"`
@@ -366,6 +373,7 @@ func (p *sendtracePrograms) Close() error {
 		p.KretprobeUdpSendmsg,
 		p.KretprobeUdpv6Sendmsg,
 		p.OpenTcpCounters,
+		p.OpenUdpCounters,
 		p.ReceiveReset,
 		p.Retransmit,
 		p.SeedOwners,

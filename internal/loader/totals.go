@@ -71,6 +71,8 @@ func (t *Tracer) Totals() (*events.Totals, error) {
 type DstStat struct {
 	PID          uint32
 	Dst          netip.AddrPort
+	Sends        uint64 // successful send calls (only when the session counts sends)
+	SendBytes    uint64 // bytes those calls returned
 	Conns        uint64
 	BytesSent    uint64
 	DataSegsOut  uint64
@@ -82,7 +84,10 @@ type DstStat struct {
 // per-destination totals. Call it once, after Detach.
 func (t *Tracer) DstStats() ([]DstStat, error) {
 	if err := runIter(t.tcpLink); err != nil {
-		return nil, fmt.Errorf("count open sockets: %w", err)
+		return nil, fmt.Errorf("count open TCP sockets: %w", err)
+	}
+	if err := runIter(t.udpLink); err != nil {
+		return nil, fmt.Errorf("count open UDP sockets: %w", err)
 	}
 	var out []DstStat
 	var k sendtraceDstKey
@@ -91,6 +96,8 @@ func (t *Tracer) DstStats() ([]DstStat, error) {
 	for it.Next(&k, &vs) {
 		s := DstStat{PID: k.Pid, Dst: addrPort(k.Family, &k.Daddr, k.Dport)}
 		for _, v := range vs {
+			s.Sends += v.Sends
+			s.SendBytes += v.SendBytes
 			s.Conns += v.Conns
 			s.BytesSent += v.BytesSent
 			s.DataSegsOut += v.DataSegsOut

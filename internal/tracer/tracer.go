@@ -30,6 +30,10 @@ type Options struct {
 	Disable []string
 	// AllStateChanges streams connects and closes of every matching socket.
 	AllStateChanges bool
+	// CountSends counts successful sends per socket and destination, for
+	// rates (Session.Destinations). It costs a lookup on every successful
+	// send, so live mode leaves it off.
+	CountSends bool
 	// KeepRunning keeps a --pid session alive after every target exited.
 	KeepRunning bool
 }
@@ -78,6 +82,7 @@ func loaderConfig(opts Options) loader.Config {
 		BTFPath:         opts.BTFPath,
 		Disable:         opts.Disable,
 		AllStateChanges: opts.AllStateChanges,
+		CountSends:      opts.CountSends,
 	}
 }
 
