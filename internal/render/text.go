@@ -178,14 +178,16 @@ func appendDetails(b []byte, e *events.Event) []byte {
 		if e.Syscall != "" {
 			b = appendKV(b, "syscall", []byte(printable(e.Syscall)))
 		}
-		if e.Layer != events.LayerNone {
+		// Both layers is the usual case; only the unusual ones are worth
+		// the width (layer=syscall: the error came from outside the
+		// TCP/IP stack).
+		if e.Layer != events.LayerNone && e.Layer != events.LayerBoth {
 			b = appendKV(b, "layer", []byte(e.Layer.String()))
 		}
 		if e.StackErrno != 0 && e.StackErrno != e.Errno {
 			b = appendKV(b, "stack_errno", []byte(events.ErrnoName(e.StackErrno)))
 		}
 	case events.KindRetransmit:
-		b = appendKVu(b, "seq", uint64(e.Seq))
 		b = appendKVu(b, "retrans", uint64(e.Retransmits))
 		b = appendKVu(b, "backoff", uint64(e.Backoff))
 		b = appendKVd(b, "rto", e.RTO)
