@@ -1,0 +1,177 @@
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/netlab/report"
+)
+
+// ActorPackage is the import path of the actor command.
+const ActorPackage = "github.com/sendtrace/sendtrace/internal/netlab/actor"
+
+// BuildActor builds the actor into dir, statically (CGO_ENABLED=0), and
+// returns the binary's path. It must run from inside the module (go test
+// runs in the package directory, which is).
+func BuildActor(dir string) (string, error) {
+	bin := filepath.Join(dir, "actor")
+	cmd := exec.Command("go", "build", "-o", bin, ActorPackage)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w: %s", ActorPackage, err, out)
+	}
+	return bin, nil
+}
+
+// Actor is one running actor process in a namespace.
+type Actor struct {
+	NS   *NS
+	Cmd  *exec.Cmd
+	Ctl  string // phase directory
+	Args []string
+
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error // from Cmd.Wait
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// StartActor starts bin (from BuildActor) in the namespace with args (the
+// role first: "server" or "client", then its flags). A phase directory is
+// added as -ctl. The process is killed in t's cleanup if it still runs.
+func (n *NS) StartActor(t testing.TB, bin string, args ...string) *Actor {
+	t.Helper()
+	if len(args) == 0 {
+		t.Fatal("StartActor: no role")
+	}
+	ctl := t.TempDir()
+	full := append([]string{args[0], "-ctl", ctl}, args[1:]...)
+	a := &Actor{NS: n, Ctl: ctl, Args: full, done: make(chan struct{})}
+	a.Cmd = n.Command(context.Background(), bin, full...)
+	a.Cmd.Stdout = lockedWriter{&a.mu, &a.stdout}
+	a.Cmd.Stderr = lockedWriter{&a.mu, &a.stderr}
+	// An actor must not outlive a killed test (ip netns exec execs in
+	// place, so the actor itself carries this).
+	a.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.Cmd.Start(); err != nil {
+		t.Fatalf("start actor %v in %s: %v", full, n.Name, err)
+	}
+	go func() {
+		err := a.Cmd.Wait()
+		a.mu.Lock()
+		a.err = err
+		a.mu.Unlock()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-a.done:
+		default:
+			_ = a.Cmd.Process.Kill()
+			select {
+			case <-a.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("actor %d did not exit after SIGKILL", a.PID())
+			}
+		}
+	})
+	return a
+}
+
+// PID is the actor's pid (ip netns exec execs in place, so it is the
+// actor's own; Phase.PID confirms it).
+func (a *Actor) PID() int { return a.Cmd.Process.Pid }
+
+// Output returns what the actor printed so far.
+func (a *Actor) Output() (stdout, stderr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stdout.String(), a.stderr.String()
+}
+
+func (a *Actor) String() string {
+	return fmt.Sprintf("actor pid %d in %s (%s)", a.PID(), a.NS.Name, strings.Join(a.Args, " "))
+}
+
+// WaitPhase waits until the actor announces phase name. It fails at once
+// if the actor exits first.
+func (a *Actor) WaitPhase(ctx context.Context, name string) (*report.Phase, error) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p, err := report.ReadPhase(a.Ctl, name)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		select {
+		case <-a.done:
+			// It may have written the phase just before exiting.
+			if p, err := report.ReadPhase(a.Ctl, name); err == nil {
+				return p, nil
+			}
+			out, errOut := a.Output()
+			return nil, fmt.Errorf("%v exited (%v) before phase %q\nstdout: %s\nstderr: %s", a, a.err, name, out, errOut)
+		case <-ctx.Done():
+			out, errOut := a.Output()
+			return nil, fmt.Errorf("%v: phase %q not reached: %w\nstdout: %s\nstderr: %s", a, name, ctx.Err(), out, errOut)
+		case <-tick.C:
+		}
+	}
+}
+
+// Release lets the actor continue past phase name.
+func (a *Actor) Release(name string) error { return report.Release(a.Ctl, name) }
+
+// Wait waits for the actor to exit and returns its report.
+func (a *Actor) Wait(ctx context.Context) (*report.Report, error) {
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		out, errOut := a.Output()
+		return nil, fmt.Errorf("%v still running: %w\nstdout: %s\nstderr: %s", a, ctx.Err(), out, errOut)
+	}
+	out, errOut := a.Output()
+	if a.err != nil {
+		return nil, fmt.Errorf("%v: %w\nstdout: %s\nstderr: %s", a, a.err, out, errOut)
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return nil, fmt.Errorf("%v: report: %w\nstdout: %s\nstderr: %s", a, err, out, errOut)
+	}
+	return &r, nil
+}
+
+// Stop asks the actor to end (SIGTERM), as a server is, and returns its
+// report.
+func (a *Actor) Stop(ctx context.Context) (*report.Report, error) {
+	if err := a.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return nil, err
+	}
+	return a.Wait(ctx)
+}

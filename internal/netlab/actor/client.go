@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/netlab/report"
+)
+
+type clientOpts struct {
+	to             netip.AddrPort
+	proto          string
+	size           int
+	count          int
+	interval       time.Duration
+	untilError     bool
+	awaitBefore    int
+	awaitTimeout   time.Duration
+	nonblock       bool
+	sndbuf         int
+	syscall        string
+	pmtuDo         bool
+	recvErr        bool
+	seccompECOMM   bool
+	pauseConnected bool
+	hold           time.Duration
+}
+
+func clientMain(args []string) func(context.Context, *report.Report) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	ctlDir = fs.String("ctl", "", "phase directory: write NAME.ready, wait for NAME.go")
+	timeout = fs.Duration("timeout", 60*time.Second, "give up after this long")
+	var o clientOpts
+	to := fs.String("to", "", "destination ADDR:PORT")
+	fs.StringVar(&o.proto, "proto", "tcp", "tcp or udp")
+	fs.IntVar(&o.size, "size", 100, "bytes per send")
+	fs.IntVar(&o.count, "count", 1, "sends to make; 0: no limit (use -until-error)")
+	fs.DurationVar(&o.interval, "interval", 0, "pause between sends")
+	fs.BoolVar(&o.untilError, "until-error", false, "stop after the first failed send")
+	fs.IntVar(&o.awaitBefore, "await-error-before", 0, "before send number N (1-based), wait until the kernel flags an error on the socket")
+	fs.DurationVar(&o.awaitTimeout, "await-timeout", 10*time.Second, "bound for -await-error-before")
+	fs.BoolVar(&o.nonblock, "nonblock", false, "make the socket non-blocking after connect")
+	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF before connect; 0: kernel default")
+	fs.StringVar(&o.syscall, "syscall", "sendto", "sendto, write or sendmsg")
+	fs.BoolVar(&o.pmtuDo, "pmtu-do", false, "set IP_MTU_DISCOVER (IPV6_MTU_DISCOVER) to PMTUDISC_DO: never fragment locally")
+	fs.BoolVar(&o.recvErr, "recverr", false, "set IP_RECVERR (IPV6_RECVERR): report every ICMP error, not only the ones the kernel deems fatal")
+	fs.BoolVar(&o.seccompECOMM, "seccomp-ecomm", false, "after connect, make sendto on this socket fail with ECOMM through a seccomp filter")
+	fs.BoolVar(&o.pauseConnected, "pause-connected", false, "stop at phase \"connected\" after connect")
+	fs.DurationVar(&o.hold, "hold", 0, "keep the socket open this long after the last send")
+	_ = fs.Parse(args)
+
+	return func(ctx context.Context, rep *report.Report) error {
+		rep.Mode = o.proto
+		ap, err := netip.ParseAddrPort(*to)
+		if err != nil {
+			return fmt.Errorf("-to: %w", err)
+		}
+		o.to = ap
+		switch o.syscall {
+		case "sendto", "write", "sendmsg":
+		default:
+			return fmt.Errorf("-syscall %q: want sendto, write or sendmsg", o.syscall)
+		}
+		if o.seccompECOMM && o.syscall != "sendto" {
+			return errors.New("-seccomp-ecomm filters sendto only")
+		}
+		// The socket must not exist before "start" is released: a tracer
+		// started then sees the connect, so it knows the socket's owner
+		// before any asynchronous event arrives.
+		if err := phase(ctx, "start", true, nil); err != nil {
+			return err
+		}
+		rep.StartMono = monoNow()
+		defer func() { rep.EndMono = monoNow() }()
+		return runClient(ctx, o, rep)
+	}
+}
+
+func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
+	typ, proto := unix.SOCK_STREAM, unix.IPPROTO_TCP
+	if o.proto == "udp" {
+		typ, proto = unix.SOCK_DGRAM, unix.IPPROTO_UDP
+	} else if o.proto != "tcp" {
+		return fmt.Errorf("-proto %q: want tcp or udp", o.proto)
+	}
+	fd, err := unix.Socket(family(o.to), typ|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if o.sndbuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, o.sndbuf); err != nil {
+			return fmt.Errorf("SO_SNDBUF: %w", err)
+		}
+	}
+	if o.pmtuDo {
+		if o.to.Addr().Is4() {
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
+		} else {
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO)
+		}
+		if err != nil {
+			return fmt.Errorf("MTU_DISCOVER: %w", err)
+		}
+	}
+	if o.recvErr {
+		if o.to.Addr().Is4() {
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_RECVERR, 1)
+		} else {
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("RECVERR: %w", err)
+		}
+	}
+	if err := connect(ctx, fd, o.to); err != nil {
+		return err
+	}
+	rep.Sockets = []report.Socket{describe(fd, o.proto)}
+	sock := &rep.Sockets[0]
+	if sock.Remote == "" {
+		// A reset can beat getpeername; the socket was connected to o.to.
+		sock.Remote = o.to.String()
+	}
+	if o.nonblock {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return fmt.Errorf("O_NONBLOCK: %w", err)
+		}
+	}
+	if o.seccompECOMM {
+		if err := denySendto(fd, unix.ECOMM); err != nil {
+			return fmt.Errorf("seccomp: %w", err)
+		}
+	}
+	if o.pauseConnected {
+		if err := phase(ctx, "connected", true, rep.Sockets); err != nil {
+			return err
+		}
+	}
+
+	buf := make([]byte, o.size)
+	for i := range buf {
+		buf[i] = byte('a' + i%26)
+	}
+	for i := 1; o.count == 0 || i <= o.count; i++ {
+		if i == o.awaitBefore {
+			rev, err := awaitError(fd, o.awaitTimeout)
+			if err != nil {
+				return err
+			}
+			sock.AwaitedError = rev
+		} else if i > 1 && o.interval > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(o.interval):
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped after %d sends: %w", i-1, ctx.Err())
+		}
+		s := send(fd, o.syscall, buf)
+		sock.Sends = append(sock.Sends, s)
+		if s.Errno != 0 && o.untilError {
+			break
+		}
+	}
+	if o.hold > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.hold):
+		}
+	}
+	return nil
+}
+
+// connect is blocking, but bounded by ctx through SO_SNDTIMEO so a lab
+// that drops the SYN cannot hang the actor.
+func connect(ctx context.Context, fd int, to netip.AddrPort) error {
+	d := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		d = max(time.Until(dl), time.Millisecond)
+	}
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return fmt.Errorf("SO_SNDTIMEO: %w", err)
+	}
+	if err := unix.Connect(fd, sockaddr(to)); err != nil {
+		return fmt.Errorf("connect %v: %w", to, err)
+	}
+	// Sends must block (or not) only as the scenario says, never time out.
+	tv = unix.Timeval{}
+	return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+}

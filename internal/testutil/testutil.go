@@ -1,0 +1,75 @@
+// Package testutil holds small helpers shared by sendtrace's tests.
+package testutil
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips t when the process is not root. It is the only skip the
+// real-fault tests allow: network namespaces, nftables and BPF all need
+// root, and CI runs as root, so anything else that is missing must fail.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, nftables rulesets and BPF programs")
+	}
+}
+
+// Context returns a context that ends at d from now or at the test's own
+// deadline (go test -timeout), whichever is sooner, so every wait in a test
+// is bounded even when a caller forgets its own limit.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := td.Deadline(); ok && dl.Add(-5*time.Second).Before(deadline) {
+			// Leave time for cleanups to run before go test kills the binary.
+			deadline = dl.Add(-5 * time.Second)
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ErrTimeout is returned by Poll when the context ends before cond holds.
+var ErrTimeout = errors.New("condition not met before the deadline")
+
+// Poll calls cond every interval until it returns true or an error, or
+// until ctx ends.
+func Poll(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ErrTimeout
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitFile waits until path exists.
+func WaitFile(ctx context.Context, path string) error {
+	return Poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		_, err := os.Stat(path)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	})
+}

@@ -1,0 +1,473 @@
+package scenario_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/netlab"
+	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// monoSlack absorbs the difference between the kernel's
+// bpf_ktime_get_ns (the NMI-safe fast clock) and the actor's vDSO
+// CLOCK_MONOTONIC reads, which may disagree by a few microseconds. It only
+// widens an ordering check; nothing here measures speed.
+const monoSlack = uint64(time.Millisecond)
+
+func scenarioContext(t *testing.T) context.Context {
+	testutil.RequireRoot(t)
+	return testutil.Context(t, 3*time.Minute)
+}
+
+func startServer(t *testing.T, ctx context.Context, ns *netlab.NS, mode string, addr netip.AddrPort, extra ...string) *netlab.Actor {
+	t.Helper()
+	srv := ns.StartActor(t, actorBin, append([]string{"server", "-mode", mode, "-listen", addr.String()}, extra...)...)
+	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// startClient starts a client actor and waits until it is parked at phase
+// "start", before it has created its socket.
+func startClient(t *testing.T, ctx context.Context, ns *netlab.NS, args ...string) *netlab.Actor {
+	t.Helper()
+	cl := ns.StartActor(t, actorBin, append([]string{"client"}, args...)...)
+	p, err := cl.WaitPhase(ctx, "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PID != cl.PID() {
+		t.Fatalf("actor pid %d, process %d", p.PID, cl.PID())
+	}
+	return cl
+}
+
+func release(t *testing.T, a *netlab.Actor, phase string) {
+	t.Helper()
+	if err := a.Release(phase); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// finish waits for a client and returns its report; the report is the
+// kernel's truth the tracer's events are checked against.
+func finish(t *testing.T, ctx context.Context, a *netlab.Actor) *report.Report {
+	t.Helper()
+	r, err := a.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Error != "" {
+		t.Fatalf("%v: %s", a, r.Error)
+	}
+	if len(r.Sockets) != 1 || r.Sockets[0].Cookie == 0 {
+		t.Fatalf("%v: want one socket with a cookie: %+v", a, r.Sockets)
+	}
+	t.Logf("actor pid %d observed: %+v", r.PID, r.Sockets[0])
+	return r
+}
+
+func pidArg(a *netlab.Actor) string { return "--pid=" + strconv.Itoa(a.PID()) }
+
+func familyName(ap string) string {
+	if netip.MustParseAddrPort(ap).Addr().Is4() {
+		return "inet"
+	}
+	return "inet6"
+}
+
+// checkOwner checks that e is attributed to the actor, asynchronous events
+// included.
+func checkOwner(t *testing.T, e *Event, r *report.Report) {
+	t.Helper()
+	if e.PID != uint32(r.PID) || !e.OwnerKnown || e.Comm != r.Comm {
+		t.Errorf("%s: want pid %d, comm %q, owner_known true", e, r.PID, r.Comm)
+	}
+}
+
+// checkSrc checks an event's source against the socket's local address.
+// Once a TCP socket is closed the kernel has released its port
+// (inet_num is 0), so an event read from the socket then may show port 0;
+// that is logged rather than failed, because the schema only promises
+// ip:port or empty.
+func checkSrc(t *testing.T, e *Event, local string) {
+	t.Helper()
+	if e.Src == "" || e.Src == local {
+		return
+	}
+	got, want := netip.MustParseAddrPort(e.Src), netip.MustParseAddrPort(local)
+	if got.Addr() == want.Addr() && got.Port() == 0 && e.State == "CLOSE" {
+		t.Logf("note: %s event on a closed socket shows src %s, the socket's was %s", e.Kind, e.Src, local)
+		return
+	}
+	t.Errorf("%s: src, want %s", e, local)
+}
+
+// checkSendErrors matches the actor's failed sends, one for one and in
+// order, with the tracer's send_error events for the socket. layer is the
+// layer the errno must be attributed to.
+func checkSendErrors(t *testing.T, evs []*Event, r *report.Report, layer string) []*Event {
+	t.Helper()
+	s := r.Sockets[0]
+	failed := s.Failed()
+	got := OfKind(evs, "send_error", s.Cookie)
+	if len(got) != len(failed) {
+		t.Errorf("socket cookie %d: %d send_error events %v, the actor saw %d failed sends", s.Cookie, len(got), errnoNames(got), len(failed))
+		if len(got) > len(failed) {
+			got = got[:len(failed)]
+		} else {
+			failed = failed[:len(got)]
+		}
+	}
+	for i, e := range got {
+		f := failed[i]
+		checkOwner(t, e, r)
+		if e.Errno != int32(f.Errno) || e.ErrnoName != f.ErrnoName {
+			t.Errorf("%s: errno %d %s, actor got %d %s", e, e.Errno, e.ErrnoName, f.Errno, f.ErrnoName)
+		}
+		if e.Dst != s.Remote || e.Family != familyName(s.Remote) || e.Proto != s.Proto {
+			t.Errorf("%s: want dst %s, family %s, proto %s", e, s.Remote, familyName(s.Remote), s.Proto)
+		}
+		checkSrc(t, e, s.Local)
+		if e.Bytes != uint32(f.Size) {
+			t.Errorf("%s: bytes %d, the actor asked for %d", e, e.Bytes, f.Size)
+		}
+		if e.Layer == nil || *e.Layer != layer {
+			t.Errorf("%s: want layer %q", e, layer)
+		}
+		if layer != "stack" && (e.Syscall == nil || *e.Syscall != f.Syscall) {
+			t.Errorf("%s: want syscall %q", e, f.Syscall)
+		}
+		if layer == "syscall" && e.StackErrno != nil {
+			t.Errorf("%s: stack_errno on an error the stack never saw", e)
+		}
+		if e.StackErrno != nil && *e.StackErrno != e.Errno {
+			t.Errorf("%s: stack_errno %d differs from errno %d", e, *e.StackErrno, e.Errno)
+		}
+		// The event must be this very syscall, not an earlier or later one.
+		if e.Mono+monoSlack < f.MonoBefore || e.Mono > f.MonoAfter+monoSlack {
+			t.Errorf("%s: mono_ns %d outside the actor's send [%d, %d]", e, e.Mono, f.MonoBefore, f.MonoAfter)
+		}
+	}
+	return got
+}
+
+// checkOnly checks that every event belongs to the actor: what --pid
+// promises.
+func checkOnly(t *testing.T, evs []*Event, r *report.Report) {
+	t.Helper()
+	for _, e := range evs {
+		if e.PID != uint32(r.PID) || !e.OwnerKnown {
+			t.Errorf("--pid %d let through %s", r.PID, e)
+		}
+	}
+}
+
+// 1 and 8: the peer resets (SO_LINGER {1, 0} close) before the client
+// sends; the first send reports ECONNRESET and clears sk_err, the next
+// gets EPIPE.
+func peerReset(t *testing.T, v6 bool) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{})
+	dst := lab.ServerAddr(v6, port)
+	startServer(t, ctx, lab.Server, "reset", dst)
+	cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-await-error-before", "1", "-count", "2", "-size", "1000")
+	tr := StartTracer(t, ctx, pidArg(cl))
+	release(t, cl, "start")
+	r := finish(t, ctx, cl)
+	evs := tr.Stop(t)
+
+	s := r.Sockets[0]
+	if got := errnoNamesOf(s.Failed()); fmt.Sprint(got) != "[ECONNRESET EPIPE]" {
+		t.Fatalf("lab: the actor saw %v, want [ECONNRESET EPIPE]", got)
+	}
+	checkOnly(t, evs, r)
+	sends := checkSendErrors(t, evs, r, "stack+syscall")
+	resets := OfKind(evs, "receive_reset", s.Cookie)
+	if len(resets) != 1 {
+		t.Fatalf("%d receive_reset events for cookie %d, want 1", len(resets), s.Cookie)
+	}
+	rst := resets[0]
+	checkOwner(t, rst, r)
+	checkSrc(t, rst, s.Local)
+	if rst.Dst != s.Remote || rst.Proto != "tcp" || rst.Family != familyName(s.Remote) {
+		t.Errorf("%s: want dst %s", rst, s.Remote)
+	}
+	if len(sends) > 0 && rst.Mono >= sends[0].Mono {
+		t.Errorf("receive_reset (mono %d) does not come before the first send_error (mono %d)", rst.Mono, sends[0].Mono)
+	}
+}
+
+func errnoNamesOf(sends []report.Send) []string {
+	var out []string
+	for _, s := range sends {
+		out = append(out, s.ErrnoName)
+	}
+	return out
+}
+
+func TestPeerReset(t *testing.T)     { peerReset(t, false) }
+func TestPeerResetIPv6(t *testing.T) { peerReset(t, true) }
+
+// stalledPath is a client sending 100 bytes every 100 ms over a connection
+// whose server namespace starts to apply verdict to the client's segments
+// once the connection is up. tcp_retries2=3 in the client namespace ends it
+// within seconds.
+type stalledPath struct {
+	lab     *netlab.Pair
+	clients []*netlab.Actor
+	dst     netip.AddrPort
+}
+
+func newStalledPath(t *testing.T, ctx context.Context, n int) *stalledPath {
+	sp := &stalledPath{lab: netlab.NewPair(t, netlab.LinkOpts{})}
+	sp.dst = sp.lab.ServerAddr(false, port)
+	startServer(t, ctx, sp.lab.Server, "discard", sp.dst)
+	sp.lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
+	for range n {
+		sp.clients = append(sp.clients, startClient(t, ctx, sp.lab.Client, "-to", sp.dst.String(), "-pause-connected",
+			"-until-error", "-count", "0", "-interval", "100ms", "-size", "100"))
+	}
+	return sp
+}
+
+// run releases the clients, applies verdict once all are connected, and
+// returns their reports and the client namespace's TcpRetransSegs delta
+// over the stalled phase.
+func (sp *stalledPath) run(t *testing.T, ctx context.Context, verdict string) ([]*report.Report, int64) {
+	t.Helper()
+	for _, c := range sp.clients {
+		release(t, c, "start")
+		if _, err := c.WaitPhase(ctx, "connected"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp.lab.Server.MustNft(fmt.Sprintf(`table inet lab {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip saddr %s tcp dport %d %s
+	}
+}`, sp.lab.ClientAddr(false), port, verdict))
+	before := sp.lab.Client.MustSNMP()
+	for _, c := range sp.clients {
+		release(t, c, "connected")
+	}
+	var reps []*report.Report
+	for _, c := range sp.clients {
+		reps = append(reps, finish(t, ctx, c))
+	}
+	after := sp.lab.Client.MustSNMP()
+	return reps, netlab.Delta(before, after, "TcpRetransSegs")
+}
+
+// checkStalled checks one socket's story: retransmits, then error_report
+// with the socket's final error, then the send_error carrying it.
+func checkStalled(t *testing.T, evs []*Event, r *report.Report, want unix.Errno) (retrans int) {
+	t.Helper()
+	s := r.Sockets[0]
+	failed := s.Failed()
+	if len(failed) != 1 || failed[0].Errno != int(want) {
+		t.Fatalf("lab: the actor saw %v, want [%s]", errnoNamesOf(failed), unix.ErrnoName(want))
+	}
+	sends := checkSendErrors(t, evs, r, "stack+syscall")
+	rts := OfKind(evs, "retransmit", s.Cookie)
+	reports := OfKind(evs, "error_report", s.Cookie)
+	if len(rts) == 0 {
+		t.Errorf("no retransmit events for cookie %d", s.Cookie)
+	}
+	if len(reports) != 1 || reports[0].Errno != int32(want) {
+		t.Fatalf("error_report events for cookie %d: %v, want one %s", s.Cookie, errnoNames(reports), unix.ErrnoName(want))
+	}
+	rep := reports[0]
+	checkOwner(t, rep, r)
+	for _, e := range rts {
+		checkOwner(t, e, r)
+		checkSrc(t, e, s.Local)
+		if e.Dst != s.Remote || e.Bytes == 0 || e.Proto != "tcp" {
+			t.Errorf("%s: want dst %s, a segment length", e, s.Remote)
+		}
+		if e.Mono > rep.Mono {
+			t.Errorf("%s comes after the error_report (mono %d)", e, rep.Mono)
+		}
+		// The MIB counts only retransmits that went out.
+		if e.RetransErrno == nil {
+			retrans++
+		}
+	}
+	if len(sends) == 1 && rep.Mono >= sends[0].Mono {
+		t.Errorf("error_report (mono %d) does not come before the send_error (mono %d)", rep.Mono, sends[0].Mono)
+	}
+	return retrans
+}
+
+// 2: black hole. The number of retransmit events must equal what the
+// kernel's own counter says.
+func TestBlackHole(t *testing.T) {
+	ctx := scenarioContext(t)
+	sp := newStalledPath(t, ctx, 1)
+	tr := StartTracer(t, ctx, pidArg(sp.clients[0]))
+	reps, mib := sp.run(t, ctx, "drop")
+	evs := tr.Stop(t)
+	checkOnly(t, evs, reps[0])
+	n := checkStalled(t, evs, reps[0], unix.ETIMEDOUT)
+	if int64(n) != mib {
+		t.Errorf("%d retransmit events, the client namespace's TcpRetransSegs grew by %d", n, mib)
+	}
+}
+
+// 3: ICMP host unreachable from the server namespace. TCP keeps it as a
+// soft error that replaces ETIMEDOUT when the retries run out; a connected
+// UDP socket with IP_RECVERR gets it on its next send.
+func TestHostUnreachable(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) {
+		ctx := scenarioContext(t)
+		sp := newStalledPath(t, ctx, 1)
+		tr := StartTracer(t, ctx, pidArg(sp.clients[0]))
+		reps, mib := sp.run(t, ctx, "reject with icmp type host-unreachable")
+		evs := tr.Stop(t)
+		checkOnly(t, evs, reps[0])
+		n := checkStalled(t, evs, reps[0], unix.EHOSTUNREACH)
+		if int64(n) != mib {
+			t.Errorf("%d retransmit events, the client namespace's TcpRetransSegs grew by %d", n, mib)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		ctx := scenarioContext(t)
+		lab := netlab.NewPair(t, netlab.LinkOpts{})
+		dst := lab.ServerAddr(false, port)
+		lab.Server.MustNft(fmt.Sprintf(`table ip lab {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		udp dport %d reject with icmp type host-unreachable
+	}
+}`, port))
+		// Host unreachable is not a hard ICMP error for UDP, so only a
+		// socket with IP_RECVERR has it raised as sk_err.
+		cl := startClient(t, ctx, lab.Client, "-proto", "udp", "-to", dst.String(), "-recverr",
+			"-count", "2", "-await-error-before", "2")
+		tr := StartTracer(t, ctx, pidArg(cl))
+		release(t, cl, "start")
+		r := finish(t, ctx, cl)
+		evs := tr.Stop(t)
+		if got := errnoNamesOf(r.Sockets[0].Failed()); fmt.Sprint(got) != "[EHOSTUNREACH]" {
+			t.Fatalf("lab: the actor saw %v, want [EHOSTUNREACH]", got)
+		}
+		checkOnly(t, evs, r)
+		checkSendErrors(t, evs, r, "stack+syscall")
+	})
+}
+
+// 4: a non-blocking socket whose peer never reads.
+func TestSendBufferFull(t *testing.T) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{})
+	dst := lab.ServerAddr(false, port)
+	startServer(t, ctx, lab.Server, "sink", dst, "-rcvbuf", "65536")
+	cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-nonblock", "-sndbuf", "65536",
+		"-until-error", "-count", "0", "-size", "16384")
+	tr := StartTracer(t, ctx, pidArg(cl))
+	release(t, cl, "start")
+	r := finish(t, ctx, cl)
+	evs := tr.Stop(t)
+	if got := errnoNamesOf(r.Sockets[0].Failed()); fmt.Sprint(got) != "[EAGAIN]" {
+		t.Fatalf("lab: the actor saw %v, want [EAGAIN]", got)
+	}
+	checkOnly(t, evs, r)
+	checkSendErrors(t, evs, r, "stack+syscall")
+}
+
+// 5: seccomp makes sendto on one TCP socket fail with ECOMM before the
+// socket layer is reached; only the syscall exit can see it.
+func TestSeccompECOMM(t *testing.T) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{})
+	dst := lab.ServerAddr(false, port)
+	startServer(t, ctx, lab.Server, "discard", dst)
+	cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-seccomp-ecomm", "-count", "1", "-size", "512")
+	tr := StartTracer(t, ctx, pidArg(cl))
+	release(t, cl, "start")
+	r := finish(t, ctx, cl)
+	evs := tr.Stop(t)
+	if got := errnoNamesOf(r.Sockets[0].Failed()); fmt.Sprint(got) != "[ECOMM]" {
+		t.Fatalf("lab: the actor saw %v, want [ECOMM]", got)
+	}
+	checkOnly(t, evs, r)
+	got := checkSendErrors(t, evs, r, "syscall")
+	for _, e := range got {
+		if e.Errno != int32(unix.ECOMM) || e.ErrnoName != "ECOMM" || *e.Syscall != "sendto" {
+			t.Errorf("%s: want errno %d ECOMM from sendto", e, int(unix.ECOMM))
+		}
+	}
+}
+
+// 6: UDP with DF over the link MTU. This test filters by destination
+// instead of pid, so --dst is exercised too.
+func TestUDPMessageTooBig(t *testing.T) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{MTU: 1400})
+	dst := lab.ServerAddr(false, port)
+	startServer(t, ctx, lab.Server, "udp", dst)
+	cl := startClient(t, ctx, lab.Client, "-proto", "udp", "-to", dst.String(), "-pmtu-do", "-size", "1400", "-count", "1")
+	tr := StartTracer(t, ctx, "--dst="+lab.Link.V4Net.String())
+	release(t, cl, "start")
+	r := finish(t, ctx, cl)
+	evs := tr.Stop(t)
+	if got := errnoNamesOf(r.Sockets[0].Failed()); fmt.Sprint(got) != "[EMSGSIZE]" {
+		t.Fatalf("lab: the actor saw %v, want [EMSGSIZE]", got)
+	}
+	for _, e := range evs {
+		if e.Dst == "" || !lab.Link.V4Net.Contains(netip.MustParseAddrPort(e.Dst).Addr()) {
+			t.Errorf("--dst %s let through %s", lab.Link.V4Net, e)
+		}
+	}
+	checkSendErrors(t, evs, r, "stack+syscall")
+}
+
+// 7: two actors fail the same way at the same time; --pid A must show all
+// of A's story, asynchronous events included, and nothing of B's.
+func TestPIDFilterTwoActors(t *testing.T) {
+	checkAonly := func(t *testing.T, evs []*Event, a, b *report.Report) {
+		checkOnly(t, evs, a)
+		for _, e := range evs {
+			if e.Cookie == b.Sockets[0].Cookie || e.PID == uint32(b.PID) {
+				t.Errorf("--pid %d showed actor B's (pid %d) %s", a.PID, b.PID, e)
+			}
+		}
+	}
+	t.Run("reset", func(t *testing.T) {
+		ctx := scenarioContext(t)
+		lab := netlab.NewPair(t, netlab.LinkOpts{})
+		dst := lab.ServerAddr(false, port)
+		startServer(t, ctx, lab.Server, "reset", dst)
+		args := []string{"-to", dst.String(), "-await-error-before", "1", "-count", "2", "-size", "1000"}
+		a := startClient(t, ctx, lab.Client, args...)
+		b := startClient(t, ctx, lab.Client, args...)
+		tr := StartTracer(t, ctx, pidArg(a))
+		release(t, a, "start")
+		release(t, b, "start")
+		ra, rb := finish(t, ctx, a), finish(t, ctx, b)
+		evs := tr.Stop(t)
+		checkAonly(t, evs, ra, rb)
+		checkSendErrors(t, evs, ra, "stack+syscall")
+		if n := len(OfKind(evs, "receive_reset", ra.Sockets[0].Cookie)); n != 1 {
+			t.Errorf("%d receive_reset events for A, want 1", n)
+		}
+	})
+	t.Run("blackhole", func(t *testing.T) {
+		ctx := scenarioContext(t)
+		sp := newStalledPath(t, ctx, 2)
+		tr := StartTracer(t, ctx, pidArg(sp.clients[0]))
+		reps, _ := sp.run(t, ctx, "drop")
+		evs := tr.Stop(t)
+		checkAonly(t, evs, reps[0], reps[1])
+		checkStalled(t, evs, reps[0], unix.ETIMEDOUT)
+	})
+}
