@@ -189,6 +189,11 @@ func (r *recorder) destinations() ([]record.DestStats, string) {
 		m := map[string]*agg{}
 		for _, d := range r.sess.Destinations {
 			k := record.DestKey(d.Dst)
+			if k == "" || d.DataSegsOut+d.BytesSent+d.RetransSegs == 0 {
+				// Listeners and sockets that never sent have nothing to
+				// normalise by.
+				continue
+			}
 			a := m[k]
 			if a == nil {
 				a = &agg{}

@@ -1,0 +1,366 @@
+// Package report rebuilds what a live session showed from a recording, and
+// compares two recordings.
+//
+// Counts come from the footer's kernel totals when the recording has one,
+// because those are exact even when the ring buffer lost events; otherwise
+// from the events in the file, and the report says so.
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/render"
+)
+
+// Options select what Load keeps beyond the summaries.
+type Options struct {
+	// Conn, when non-zero, keeps every event of the socket with this
+	// cookie for a timeline.
+	Conn uint64
+}
+
+// Recording is everything a report or a diff needs from one file.
+type Recording struct {
+	Path      string
+	Header    *record.Header
+	Footer    *record.Footer // nil when the recording was not stopped cleanly
+	Truncated bool
+	Skipped   int
+	Events    uint64 // event records read
+
+	// Summary is the live mode's summary, fed with every event.
+	Summary *render.Summary
+
+	// StartMono and EndMono bound the recording in CLOCK_MONOTONIC ns.
+	// Without a footer, EndMono is the last event's.
+	StartMono, EndMono uint64
+
+	// Observed counts the events in the file by kind; ObservedErrno by
+	// kind and errno.
+	Observed      map[events.Kind]uint64
+	ObservedErrno map[events.Kind]map[int32]uint64
+
+	Dests map[string]*Dest
+	Procs map[Proc]*ProcStats
+	Conns map[uint64]*Conn
+
+	// Times of the events the buckets count, in arrival order.
+	points []point
+
+	// Timeline holds the events of Options.Conn, in time order.
+	Timeline []events.Event
+}
+
+type point struct {
+	mono uint64
+	kind events.Kind
+}
+
+// Dest is what happened to one destination.
+type Dest struct {
+	Dst          string
+	SendErrors   uint64
+	SendErrno    map[int32]uint64
+	Retransmits  uint64
+	RetransBytes uint64
+	ErrorReports uint64
+	Resets       uint64
+	// Sends, Bytes and RetransSegs come from the footer; Sends and Bytes
+	// are nil when the recording did not count them.
+	Sends, Bytes *uint64
+	RetransSegs  uint64
+	TTF          []time.Duration
+}
+
+// Proc identifies a socket owner.
+type Proc struct {
+	PID  uint32
+	Comm string
+}
+
+// ProcStats is what one process's sockets did.
+type ProcStats struct {
+	SendErrors   uint64
+	SendErrno    map[int32]uint64
+	ErrorReports uint64
+	Retransmits  uint64
+	Conns        map[uint64]struct{}
+}
+
+// Conn is one socket's story, kept small: the timeline itself is only
+// kept for the connection asked for.
+type Conn struct {
+	Cookie       uint64
+	Dst          string
+	Proc         Proc
+	First, Last  uint64 // mono of first and last event
+	Events       uint64
+	Retransmits  uint64
+	FirstRetrans uint64 // mono; 0 when none
+	SendErrors   uint64
+	Errno        int32 // first error report's errno, else first send error's
+	FailedAt     uint64
+	// TTF is first retransmit to the first error report; -1 when the
+	// connection did not fail that way.
+	TTF time.Duration
+}
+
+// Load reads a whole recording.
+func Load(path string, o Options) (*Recording, error) {
+	rd, err := record.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	rec := &Recording{
+		Path:          path,
+		Header:        rd.Header,
+		Summary:       render.NewSummary(),
+		StartMono:     rd.Header.StartMonoNS,
+		Observed:      map[events.Kind]uint64{},
+		ObservedErrno: map[events.Kind]map[int32]uint64{},
+		Dests:         map[string]*Dest{},
+		Procs:         map[Proc]*ProcStats{},
+		Conns:         map[uint64]*Conn{},
+	}
+	var e events.Event
+	for {
+		ok, err := rd.Next(&e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if !ok {
+			break
+		}
+		rec.observe(&e, o)
+	}
+	rec.Footer = rd.Footer
+	rec.Truncated = rd.Truncated
+	rec.Skipped = rd.Skipped
+	rec.Events = rd.EventsRead
+	if rec.Footer != nil && rec.Footer.EndMonoNS > rec.EndMono {
+		rec.EndMono = rec.Footer.EndMonoNS
+	}
+	if rec.Footer != nil {
+		for _, d := range rec.Footer.Destinations {
+			ds := rec.dest(d.Dst)
+			ds.Sends, ds.Bytes, ds.RetransSegs = d.Sends, d.Bytes, d.RetransSegs
+		}
+	}
+	slices.SortStableFunc(rec.Timeline, func(a, b events.Event) int { return cmp.Compare(a.Mono, b.Mono) })
+	return rec, nil
+}
+
+func (r *Recording) dest(key string) *Dest {
+	d := r.Dests[key]
+	if d == nil {
+		d = &Dest{Dst: key, SendErrno: map[int32]uint64{}}
+		r.Dests[key] = d
+	}
+	return d
+}
+
+func (r *Recording) observe(e *events.Event, o Options) {
+	r.Summary.Observe(e)
+	r.Observed[e.Kind]++
+	if e.Errno != 0 {
+		m := r.ObservedErrno[e.Kind]
+		if m == nil {
+			m = map[int32]uint64{}
+			r.ObservedErrno[e.Kind] = m
+		}
+		m[e.Errno]++
+	}
+	if e.Mono > r.EndMono {
+		r.EndMono = e.Mono
+	}
+	if o.Conn != 0 && e.Cookie == o.Conn {
+		r.Timeline = append(r.Timeline, *e)
+	}
+	switch e.Kind {
+	case events.KindSendError, events.KindRetransmit, events.KindErrorReport, events.KindReceiveReset, events.KindSendReset:
+		r.points = append(r.points, point{e.Mono, e.Kind})
+	}
+
+	dst := record.DestKey(e.Dst)
+	d := r.dest(dst)
+	proc := Proc{PID: e.PID, Comm: e.Comm}
+	p := r.Procs[proc]
+	if p == nil {
+		p = &ProcStats{SendErrno: map[int32]uint64{}, Conns: map[uint64]struct{}{}}
+		r.Procs[proc] = p
+	}
+	var c *Conn
+	if e.Cookie != 0 {
+		c = r.Conns[e.Cookie]
+		if c == nil {
+			c = &Conn{Cookie: e.Cookie, First: e.Mono, TTF: -1}
+			r.Conns[e.Cookie] = c
+		}
+		c.Events++
+		c.First = min(c.First, e.Mono)
+		c.Last = max(c.Last, e.Mono)
+		if c.Dst == "" {
+			c.Dst = dst
+		}
+		if e.OwnerKnown || c.Proc.PID == 0 {
+			c.Proc = proc
+		}
+		p.Conns[e.Cookie] = struct{}{}
+	}
+
+	switch e.Kind {
+	case events.KindSendError:
+		d.SendErrors++
+		d.SendErrno[e.Errno]++
+		p.SendErrors++
+		p.SendErrno[e.Errno]++
+		if c != nil {
+			c.SendErrors++
+			if c.Errno == 0 {
+				c.Errno = e.Errno
+				c.FailedAt = e.Mono
+			}
+		}
+	case events.KindRetransmit:
+		d.Retransmits++
+		d.RetransBytes += uint64(e.Bytes)
+		p.Retransmits++
+		if c != nil {
+			c.Retransmits++
+			if c.FirstRetrans == 0 || e.Mono < c.FirstRetrans {
+				c.FirstRetrans = e.Mono
+			}
+		}
+	case events.KindErrorReport:
+		d.ErrorReports++
+		p.ErrorReports++
+		if c != nil && e.Errno != 0 && c.TTF < 0 {
+			// The error report is what the application's next send
+			// returns, so it marks the failure even when a send error
+			// was seen first on a non-blocking socket.
+			c.Errno = e.Errno
+			c.FailedAt = e.Mono
+			if c.FirstRetrans != 0 && e.Mono >= c.FirstRetrans {
+				c.TTF = time.Duration(e.Mono - c.FirstRetrans)
+				d.TTF = append(d.TTF, c.TTF)
+			}
+		}
+	case events.KindReceiveReset, events.KindSendReset:
+		d.Resets++
+	}
+}
+
+// Duration is how long the recording ran.
+func (r *Recording) Duration() time.Duration {
+	if r.Footer != nil && r.Footer.DurationSec > 0 {
+		return time.Duration(r.Footer.DurationSec * 1e9)
+	}
+	if r.EndMono > r.StartMono {
+		return time.Duration(r.EndMono - r.StartMono)
+	}
+	return 0
+}
+
+// Exact says whether counts come from the kernel's totals.
+func (r *Recording) Exact() bool { return r.Footer != nil }
+
+// Count returns the number of events of a kind: the kernel's exact count
+// when the footer has it, else the events in the file.
+func (r *Recording) Count(k events.Kind) uint64 {
+	if r.Footer != nil {
+		if n, ok := r.Footer.ByKind[k.String()]; ok {
+			return n
+		}
+	}
+	return r.Observed[k]
+}
+
+// CountErrno returns the number of events of a kind with an errno, exact
+// when the footer has it.
+func (r *Recording) CountErrno(k events.Kind, errno int32) uint64 {
+	if r.Footer != nil {
+		if _, ok := r.Footer.ByKind[k.String()]; ok {
+			return r.Footer.ByErrno[k.String()][events.ErrnoName(errno)]
+		}
+	}
+	return r.ObservedErrno[k][errno]
+}
+
+// Errnos returns the errnos seen for a kind, in the footer or the events.
+func (r *Recording) Errnos(k events.Kind) []int32 {
+	seen := map[int32]bool{}
+	for n := range r.ObservedErrno[k] {
+		seen[n] = true
+	}
+	if r.Footer != nil {
+		for name := range r.Footer.ByErrno[k.String()] {
+			if n, err := events.ParseErrno(name); err == nil {
+				seen[n] = true
+			}
+		}
+	}
+	out := make([]int32, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Traffic returns the sends and bytes over all destinations, with ok false
+// when the recording did not count them.
+func (r *Recording) Traffic() (sends, bytes uint64, ok bool) {
+	if r.Footer == nil || r.Footer.DestinationsSource != "kernel" {
+		return 0, 0, false
+	}
+	for _, d := range r.Footer.Destinations {
+		if d.Sends == nil || d.Bytes == nil {
+			return 0, 0, false
+		}
+		sends += *d.Sends
+		bytes += *d.Bytes
+	}
+	return sends, bytes, true
+}
+
+// TTF returns every connection's time to failure, in cookie order.
+func (r *Recording) TTF() []time.Duration {
+	var out []time.Duration
+	for _, c := range r.sortedConns() {
+		if c.TTF >= 0 {
+			out = append(out, c.TTF)
+		}
+	}
+	return out
+}
+
+func (r *Recording) sortedConns() []*Conn {
+	out := make([]*Conn, 0, len(r.Conns))
+	for _, c := range r.Conns {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Conn) int { return cmp.Compare(a.Cookie, b.Cookie) })
+	return out
+}
+
+// Wall converts a monotonic timestamp to wall-clock time with the
+// header's boot time.
+func (r *Recording) Wall(mono uint64) time.Time {
+	return r.Header.BootTime.Add(time.Duration(mono))
+}
+
+func dstLess(a, b string) int {
+	pa, ea := netip.ParseAddrPort(a)
+	pb, eb := netip.ParseAddrPort(b)
+	if ea == nil && eb == nil {
+		return pa.Compare(pb)
+	}
+	return cmp.Compare(a, b)
+}

@@ -1,0 +1,550 @@
+package report
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/record"
+)
+
+// Report is the machine-readable form of `sendtrace report`.
+type Report struct {
+	File             string  `json:"file"`
+	Hostname         string  `json:"hostname"`
+	KernelRelease    string  `json:"kernel_release"`
+	SendtraceVersion string  `json:"sendtrace_version"`
+	Start            string  `json:"start_time"`
+	DurationSec      float64 `json:"duration_s"`
+	// Complete is false when the footer is missing; Problems then says
+	// what that means for the numbers.
+	Complete  bool     `json:"complete"`
+	Truncated bool     `json:"truncated"`
+	Problems  []string `json:"problems,omitempty"`
+	Events    uint64   `json:"events"`
+	// CountsFrom is "kernel" when the counts below are the kernel's exact
+	// totals, "events" when they were counted from the file.
+	CountsFrom string                       `json:"counts_from"`
+	ByKind     map[string]uint64            `json:"by_kind"`
+	ByErrno    map[string]map[string]uint64 `json:"by_errno"`
+	Lost       *record.Lost                 `json:"lost,omitempty"`
+
+	Filters record.Filters `json:"filters"`
+	Hooks   []record.Hook  `json:"hooks"`
+
+	Destinations []DestRow    `json:"destinations"`
+	Processes    []ProcRow    `json:"processes"`
+	FailedConns  []ConnRow    `json:"failed_connections"`
+	TTF          *Percentiles `json:"time_to_failure,omitempty"`
+	Buckets      Buckets      `json:"failures_over_time"`
+}
+
+// DestRow is one destination in the report.
+type DestRow struct {
+	Dst          string            `json:"dst"`
+	SendErrors   uint64            `json:"send_errors"`
+	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
+	ErrorReports uint64            `json:"error_reports"`
+	Retransmits  uint64            `json:"retransmits"`
+	Resets       uint64            `json:"resets"`
+	Sends        *uint64           `json:"sends"`
+	Bytes        *uint64           `json:"bytes"`
+	TTF          *Percentiles      `json:"time_to_failure,omitempty"`
+}
+
+// ProcRow is one socket owner in the report.
+type ProcRow struct {
+	PID          uint32            `json:"pid"`
+	Comm         string            `json:"comm"`
+	SendErrors   uint64            `json:"send_errors"`
+	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
+	ErrorReports uint64            `json:"error_reports"`
+	Retransmits  uint64            `json:"retransmits"`
+	Connections  int               `json:"connections"`
+}
+
+// ConnRow is one connection that failed.
+type ConnRow struct {
+	Cookie      uint64  `json:"cookie"`
+	Dst         string  `json:"dst"`
+	PID         uint32  `json:"pid"`
+	Comm        string  `json:"comm"`
+	Errno       string  `json:"errno"`
+	Retransmits uint64  `json:"retransmits"`
+	SendErrors  uint64  `json:"send_errors"`
+	StartSec    float64 `json:"start_s"`
+	TTFSec      float64 `json:"time_to_failure_s"` // -1: not a retransmit timeout
+}
+
+// Buckets count failures in fixed windows from the start of the recording.
+type Buckets struct {
+	WidthSec float64  `json:"width_s"`
+	Rows     []Bucket `json:"rows"`
+}
+
+// Bucket is one window.
+type Bucket struct {
+	StartSec     float64 `json:"start_s"`
+	SendErrors   uint64  `json:"send_errors"`
+	ErrorReports uint64  `json:"error_reports"`
+	Resets       uint64  `json:"resets"`
+	Retransmits  uint64  `json:"retransmits"`
+}
+
+// BuildOptions shape a report.
+type BuildOptions struct {
+	Top    int           // rows per table; 0 means 10
+	Bucket time.Duration // bucket width; 0 chooses one
+}
+
+// Build computes the report of one recording.
+func Build(r *Recording, o BuildOptions) *Report {
+	if o.Top <= 0 {
+		o.Top = 10
+	}
+	h := r.Header
+	rep := &Report{
+		File:             r.Path,
+		Hostname:         h.Hostname,
+		KernelRelease:    h.KernelRelease,
+		SendtraceVersion: h.SendtraceVersion,
+		Start:            h.StartTime.Format(time.RFC3339Nano),
+		DurationSec:      secs(r.Duration()),
+		Complete:         r.Footer != nil,
+		Truncated:        r.Truncated,
+		Events:           r.Events,
+		ByKind:           map[string]uint64{},
+		ByErrno:          map[string]map[string]uint64{},
+		Filters:          h.Filters,
+		Hooks:            h.Hooks,
+		Destinations:     []DestRow{},
+		Processes:        []ProcRow{},
+		FailedConns:      []ConnRow{},
+	}
+	rep.Problems = problems(r)
+	if r.Footer != nil {
+		rep.CountsFrom = "kernel"
+		rep.Lost = &r.Footer.Lost
+		for k, v := range r.Footer.ByKind {
+			rep.ByKind[k] = v
+		}
+		for k, m := range r.Footer.ByErrno {
+			rep.ByErrno[k] = m
+		}
+	} else {
+		rep.CountsFrom = "events"
+		for k, v := range r.Observed {
+			rep.ByKind[k.String()] = v
+		}
+		for k, m := range r.ObservedErrno {
+			out := map[string]uint64{}
+			for n, v := range m {
+				out[events.ErrnoName(n)] = v
+			}
+			rep.ByErrno[k.String()] = out
+		}
+	}
+
+	for _, d := range r.Dests {
+		if d.Dst == "" && d.SendErrors+d.ErrorReports+d.Retransmits+d.Resets == 0 {
+			continue
+		}
+		rep.Destinations = append(rep.Destinations, DestRow{
+			Dst: d.Dst, SendErrors: d.SendErrors, Errnos: errnoMap(d.SendErrno),
+			ErrorReports: d.ErrorReports, Retransmits: d.Retransmits, Resets: d.Resets,
+			Sends: d.Sends, Bytes: d.Bytes, TTF: percentiles(d.TTF),
+		})
+	}
+	slices.SortFunc(rep.Destinations, func(a, b DestRow) int {
+		return cmp.Or(
+			cmp.Compare(b.SendErrors, a.SendErrors),
+			cmp.Compare(b.ErrorReports, a.ErrorReports),
+			cmp.Compare(b.Retransmits+b.Resets, a.Retransmits+a.Resets),
+			dstLess(a.Dst, b.Dst))
+	})
+	rep.Destinations = rep.Destinations[:min(len(rep.Destinations), o.Top)]
+
+	for p, s := range r.Procs {
+		if s.SendErrors+s.ErrorReports == 0 {
+			continue
+		}
+		rep.Processes = append(rep.Processes, ProcRow{
+			PID: p.PID, Comm: p.Comm, SendErrors: s.SendErrors, Errnos: errnoMap(s.SendErrno),
+			ErrorReports: s.ErrorReports, Retransmits: s.Retransmits, Connections: len(s.Conns),
+		})
+	}
+	slices.SortFunc(rep.Processes, func(a, b ProcRow) int {
+		return cmp.Or(
+			cmp.Compare(b.SendErrors, a.SendErrors),
+			cmp.Compare(b.ErrorReports, a.ErrorReports),
+			cmp.Compare(a.PID, b.PID),
+			strings.Compare(a.Comm, b.Comm))
+	})
+	rep.Processes = rep.Processes[:min(len(rep.Processes), o.Top)]
+
+	var ttf []time.Duration
+	for _, c := range r.sortedConns() {
+		if c.Errno == 0 {
+			continue
+		}
+		row := ConnRow{
+			Cookie: c.Cookie, Dst: c.Dst, PID: c.Proc.PID, Comm: c.Proc.Comm,
+			Errno: events.ErrnoName(c.Errno), Retransmits: c.Retransmits, SendErrors: c.SendErrors,
+			StartSec: relSec(c.First, r.StartMono), TTFSec: -1,
+		}
+		if c.TTF >= 0 {
+			row.TTFSec = secs(c.TTF)
+			ttf = append(ttf, c.TTF)
+		}
+		rep.FailedConns = append(rep.FailedConns, row)
+	}
+	rep.TTF = percentiles(ttf)
+	slices.SortFunc(rep.FailedConns, func(a, b ConnRow) int {
+		return cmp.Or(cmp.Compare(a.StartSec, b.StartSec), cmp.Compare(a.Cookie, b.Cookie))
+	})
+	rep.Buckets = buckets(r, o.Bucket)
+	return rep
+}
+
+func problems(r *Recording) []string {
+	var p []string
+	if r.Footer == nil {
+		p = append(p, fmt.Sprintf("footer missing: the recording was not stopped cleanly (killed, crashed, or the disk filled up); "+
+			"all %d complete records were read, but the kernel's exact totals, lost-event counts and per-destination traffic are not in the file, "+
+			"so counts below are from the events alone", r.Events+1))
+	}
+	if r.Truncated {
+		p = append(p, "the file ends inside a record (or a compressed block); that last partial record was skipped")
+	}
+	if r.Skipped > 0 {
+		p = append(p, fmt.Sprintf("%d records of kinds this version does not know were skipped", r.Skipped))
+	}
+	if r.Footer != nil && r.Footer.Lost.Kernel+r.Footer.Lost.User > 0 {
+		p = append(p, fmt.Sprintf("%d events were lost while recording (kernel %d, userspace %d): per-event tables undercount; kernel totals are exact",
+			r.Footer.Lost.Kernel+r.Footer.Lost.User, r.Footer.Lost.Kernel, r.Footer.Lost.User))
+	}
+	return p
+}
+
+func errnoMap(m map[int32]uint64) map[string]uint64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(m))
+	for n, v := range m {
+		out[events.ErrnoName(n)] = v
+	}
+	return out
+}
+
+func relSec(mono, start uint64) float64 {
+	if mono < start {
+		return 0
+	}
+	return secs(time.Duration(mono - start))
+}
+
+var bucketSizes = []time.Duration{
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// maxBuckets keeps the automatic table to a screen.
+const maxBuckets = 30
+
+func buckets(r *Recording, width time.Duration) Buckets {
+	span := r.Duration()
+	if width <= 0 {
+		width = bucketSizes[len(bucketSizes)-1]
+		for _, s := range bucketSizes {
+			if span/s < maxBuckets {
+				width = s
+				break
+			}
+		}
+	}
+	n := int(span/width) + 1
+	// A user-given width over a long recording could ask for millions of
+	// rows; empty trailing rows are not worth that.
+	n = min(n, 100000)
+	rows := make([]Bucket, n)
+	for i := range rows {
+		rows[i].StartSec = secs(time.Duration(i) * width)
+	}
+	for _, p := range r.points {
+		var i int
+		if p.mono > r.StartMono {
+			i = int(time.Duration(p.mono-r.StartMono) / width)
+		}
+		if i >= len(rows) {
+			i = len(rows) - 1
+		}
+		b := &rows[i]
+		switch p.kind {
+		case events.KindSendError:
+			b.SendErrors++
+		case events.KindErrorReport:
+			b.ErrorReports++
+		case events.KindRetransmit:
+			b.Retransmits++
+		case events.KindReceiveReset, events.KindSendReset:
+			b.Resets++
+		}
+	}
+	return Buckets{WidthSec: secs(width), Rows: rows}
+}
+
+// WriteJSON writes v as one indented JSON document.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// WriteText writes the report for a person: the recording's context, the
+// live summary tables, then the post-mortem tables.
+func WriteText(w io.Writer, r *Recording, rep *Report) error {
+	ew := &errWriter{w: w}
+	h := r.Header
+	ew.printf("recording %s\n", r.Path)
+	ew.printf("  host %s, kernel %s, sendtrace %s\n", orDash(h.Hostname), orDash(h.KernelRelease), orDash(h.SendtraceVersion))
+	ew.printf("  started %s, ran %s, %d events\n", h.StartTime.Local().Format("2006-01-02 15:04:05 MST"), fmtDur(r.Duration()), r.Events)
+	if f := filterText(h.Filters); f != "" {
+		ew.printf("  filters: %s\n", f)
+	}
+	for _, hk := range h.Hooks {
+		if !hk.Active {
+			ew.printf("  degraded layer %s: %s\n", hk.Layer, hk.Why)
+		}
+	}
+	for _, p := range rep.Problems {
+		ew.printf("warning: %s\n", p)
+	}
+	ew.printf("\n")
+	if ew.err != nil {
+		return ew.err
+	}
+	var totals *events.Totals
+	if r.Footer != nil {
+		totals = r.Footer.EventsTotals()
+	}
+	if err := r.Summary.Render(w, totals); err != nil {
+		return err
+	}
+
+	if len(rep.Destinations) > 0 {
+		ew.printf("\nTop failing destinations\n")
+		tw := ew.table()
+		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANSMITS\tRESETS\tSENDS\tBYTES\tTIME TO FAILURE p50\n")
+		for _, d := range rep.Destinations {
+			ttf := "-"
+			if d.TTF != nil {
+				ttf = fmtDur(d.TTF.P50)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, errnoList(d.Errnos),
+				d.ErrorReports, d.Retransmits, d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
+		}
+		ew.flush(tw)
+	}
+	if len(rep.Processes) > 0 {
+		ew.printf("\nTop failing processes\n")
+		tw := ew.table()
+		fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANSMITS\tCONNECTIONS\n")
+		for _, p := range rep.Processes {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, errnoList(p.Errnos),
+				p.ErrorReports, p.Retransmits, p.Connections)
+		}
+		ew.flush(tw)
+	}
+	if len(rep.FailedConns) > 0 {
+		ew.printf("\nFailed connections (sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
+		tw := ew.table()
+		fmt.Fprintf(tw, "COOKIE\tDESTINATION\tPROCESS\tERRNO\tRETRANSMITS\tSEND ERRORS\tSTART\tTIME TO FAILURE\n")
+		rows := rep.FailedConns
+		more := 0
+		if len(rows) > 50 {
+			rows, more = rows[:50], len(rows)-50
+		}
+		for _, c := range rows {
+			ttf := "-"
+			if c.TTFSec >= 0 {
+				ttf = fmtDur(time.Duration(c.TTFSec * 1e9))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), procText(c.Comm, c.PID),
+				c.Errno, c.Retransmits, c.SendErrors, fmtSec(c.StartSec), ttf)
+		}
+		ew.flush(tw)
+		if more > 0 {
+			ew.printf("... %d more (see -o json)\n", more)
+		}
+	}
+	if rep.TTF != nil {
+		ew.printf("\nTime to failure, first retransmit to error report: n=%d p50=%s p95=%s max=%s\n",
+			rep.TTF.N, fmtDur(rep.TTF.P50), fmtDur(rep.TTF.P95), fmtDur(rep.TTF.Max))
+	}
+	writeBuckets(ew, rep.Buckets)
+	return ew.err
+}
+
+func writeBuckets(ew *errWriter, b Buckets) {
+	var top uint64
+	last := -1
+	for i, r := range b.Rows {
+		f := r.SendErrors + r.ErrorReports + r.Resets
+		top = max(top, f)
+		if f+r.Retransmits > 0 {
+			last = i
+		}
+	}
+	if last < 0 {
+		return
+	}
+	ew.printf("\nFailures over time (buckets of %s from the start)\n", fmtDur(time.Duration(b.WidthSec*1e9)))
+	tw := ew.table()
+	fmt.Fprintf(tw, "FROM\tSEND ERRORS\tERROR REPORTS\tRESETS\tRETRANSMITS\tFAILURES\n")
+	const barWidth = 30
+	for _, r := range b.Rows[:last+1] {
+		f := r.SendErrors + r.ErrorReports + r.Resets
+		bar := ""
+		if top > 0 && f > 0 {
+			bar = strings.Repeat("#", int((f*barWidth+top-1)/top))
+		}
+		fmt.Fprintf(tw, "+%s\t%d\t%d\t%d\t%d\t%s\n", fmtSec(r.StartSec), r.SendErrors, r.ErrorReports, r.Resets, r.Retransmits, bar)
+	}
+	ew.flush(tw)
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+func (e *errWriter) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(e, 0, 0, 2, ' ', 0)
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) flush(tw *tabwriter.Writer) {
+	if err := tw.Flush(); err != nil && e.err == nil {
+		e.err = err
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func optU(p *uint64) string {
+	if p == nil {
+		return "?"
+	}
+	return strconv.FormatUint(*p, 10)
+}
+
+func pidText(pid uint32) string {
+	if pid == 0 {
+		return "?"
+	}
+	return strconv.FormatUint(uint64(pid), 10)
+}
+
+func procText(comm string, pid uint32) string {
+	if pid == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%s/%d", orDash(comm), pid)
+}
+
+func errnoList(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	type kv struct {
+		k string
+		v uint64
+	}
+	var l []kv
+	for k, v := range m {
+		l = append(l, kv{k, v})
+	}
+	slices.SortFunc(l, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), strings.Compare(a.k, b.k)) })
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = fmt.Sprintf("%s:%d", e.k, e.v)
+	}
+	return strings.Join(parts, " ")
+}
+
+func filterText(f record.Filters) string {
+	var parts []string
+	add := func(name string, vals []string) {
+		for _, v := range vals {
+			parts = append(parts, name+"="+v)
+		}
+	}
+	var s []string
+	for _, p := range f.PIDs {
+		s = append(s, strconv.FormatUint(uint64(p), 10))
+	}
+	add("pid", s)
+	add("comm", f.Comms)
+	s = nil
+	for _, c := range f.Cgroups {
+		s = append(s, strconv.FormatUint(c, 10))
+	}
+	add("cgroup", s)
+	add("dst", f.Dsts)
+	s = nil
+	for _, p := range f.Ports {
+		s = append(s, strconv.FormatUint(uint64(p), 10))
+	}
+	add("port", s)
+	add("errno", f.Errnos)
+	return strings.Join(parts, " ")
+}
+
+// fmtDur prints durations the way the timelines do: milliseconds below a
+// second, seconds with three significant decimals above.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.String()
+	case d < time.Second:
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + "ms"
+	case d < 100*time.Second:
+		return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
+	case d < 1000*time.Second:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	return d.Round(time.Second).String()
+}
+
+func fmtSec(s float64) string {
+	return strconv.FormatFloat(s, 'f', 3, 64)
+}

@@ -1,0 +1,187 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// ErrNoConn is returned when a recording has no event for a cookie.
+type ErrNoConn struct {
+	Cookie uint64
+	Path   string
+	// Failed lists some cookies that do have failures, to pick from.
+	Failed []uint64
+}
+
+func (e *ErrNoConn) Error() string {
+	msg := fmt.Sprintf("no events for connection %d in %s", e.Cookie, e.Path)
+	if len(e.Failed) > 0 {
+		s := make([]string, len(e.Failed))
+		for i, c := range e.Failed {
+			s[i] = strconv.FormatUint(c, 10)
+		}
+		msg += "; connections that failed: " + strings.Join(s, ", ")
+	} else {
+		msg += "; run sendtrace report without --conn to list connections"
+	}
+	return msg
+}
+
+// CheckTimeline returns ErrNoConn when the timeline asked for is empty.
+func CheckTimeline(r *Recording, cookie uint64) error {
+	if len(r.Timeline) > 0 && r.Timeline[0].Cookie == cookie {
+		return nil
+	}
+	e := &ErrNoConn{Cookie: cookie, Path: r.Path}
+	for _, c := range r.sortedConns() {
+		if c.Errno != 0 && len(e.Failed) < 10 {
+			e.Failed = append(e.Failed, c.Cookie)
+		}
+	}
+	return e
+}
+
+// WriteTimelineText writes one socket's events in order, with times
+// relative to its first event, so that a retransmit backoff reads at a
+// glance.
+func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
+	ew := &errWriter{w: w}
+	if err := CheckTimeline(r, cookie); err != nil {
+		return err
+	}
+	tl := r.Timeline
+	first := tl[0]
+	// The first events of a connection (the SYN_SENT state change) come
+	// before the source port is bound.
+	src := first.Src
+	for i := range tl {
+		if tl[i].Src.Port() != 0 {
+			src = tl[i].Src
+			break
+		}
+	}
+	var owner *events.Event
+	for i := range tl {
+		if tl[i].OwnerKnown {
+			owner = &tl[i]
+			break
+		}
+	}
+	who := "owner unknown"
+	if owner != nil {
+		who = fmt.Sprintf("%s/%d", owner.Comm, owner.PID)
+	}
+	ew.printf("connection %d: %s %s -> %s, %s\n", cookie, events.ProtoName(first.Protocol), addr(src), addr(first.Dst), who)
+	ew.printf("first event at %s (+%s into the recording)\n",
+		first.Time.Local().Format("2006-01-02 15:04:05.000000 MST"), fmtSec(relSec(first.Mono, r.StartMono)))
+	for i := range tl {
+		e := &tl[i]
+		ew.printf("%s %s\n", relText(time.Duration(e.Mono-first.Mono)), timelineDetail(e))
+	}
+	return ew.err
+}
+
+// relText prints an offset with millisecond precision, left-aligned at
+// the sign so that the columns line up.
+func relText(d time.Duration) string {
+	return fmt.Sprintf("+%-8s", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
+}
+
+func addr(a interface{ IsValid() bool }) string {
+	if !a.IsValid() {
+		return "?"
+	}
+	return fmt.Sprint(a)
+}
+
+func timelineDetail(e *events.Event) string {
+	var b strings.Builder
+	b.WriteString(e.Kind.String())
+	kv := func(k string, v any) { fmt.Fprintf(&b, " %s=%v", k, v) }
+	if e.Errno != 0 {
+		b.WriteString(" " + events.ErrnoName(e.Errno))
+	}
+	switch e.Kind {
+	case events.KindRetransmit:
+		kv("len", e.Bytes)
+		kv("seq", e.Seq)
+		kv("retrans", e.Retransmits)
+		if e.RTO > 0 {
+			kv("rto", e.RTO)
+		}
+		if e.RetransErr != 0 {
+			kv("err", events.ErrnoName(e.RetransErr))
+		}
+	case events.KindSendError:
+		kv("len", e.Bytes)
+		if e.Syscall != "" {
+			kv("syscall", e.Syscall)
+		}
+		if e.Layer != events.LayerNone {
+			kv("layer", e.Layer)
+		}
+	case events.KindStateChange:
+		fmt.Fprintf(&b, " %s -> %s", events.StateName(e.OldState), events.StateName(e.State))
+		return b.String()
+	case events.KindSendReset:
+		if e.ResetReason != 0 {
+			kv("reason", e.ResetReason)
+		}
+	}
+	if s := events.StateName(e.State); s != "" {
+		kv("state", s)
+	}
+	if e.Protocol == 6 && e.Kind != events.KindStateChange {
+		if e.SendQ > 0 {
+			kv("send_q", e.SendQ)
+		}
+		if e.TotalRetrans > 0 && e.Kind != events.KindRetransmit {
+			kv("total_retrans", e.TotalRetrans)
+		}
+	}
+	return b.String()
+}
+
+// TimelineEntry is one event of a timeline in JSON: its offset from the
+// connection's first event, and the event in the recording's schema.
+type TimelineEntry struct {
+	RelSec float64         `json:"rel_s"`
+	Event  json.RawMessage `json:"event"`
+}
+
+// Timeline is the JSON form of --conn.
+type Timeline struct {
+	File   string          `json:"file"`
+	Cookie uint64          `json:"cookie"`
+	Events []TimelineEntry `json:"events"`
+}
+
+// BuildTimeline returns the JSON form of a connection's timeline.
+func BuildTimeline(r *Recording, cookie uint64) (*Timeline, error) {
+	if err := CheckTimeline(r, cookie); err != nil {
+		return nil, err
+	}
+	t := &Timeline{File: r.Path, Cookie: cookie}
+	first := r.Timeline[0].Mono
+	for i := range r.Timeline {
+		e := &r.Timeline[i]
+		line := events.AppendJSON(nil, e)
+		line = line[:len(line)-len(trailingNewline(line))]
+		t.Events = append(t.Events, TimelineEntry{RelSec: secs(time.Duration(e.Mono - first)), Event: slices.Clip(line)})
+	}
+	return t, nil
+}
+
+func trailingNewline(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		return b[n-1:]
+	}
+	return nil
+}
