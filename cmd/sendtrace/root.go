@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/render"
@@ -88,11 +89,44 @@ func runLive(_ context.Context, opts tracer.Options, output string, stdout, stde
 	done := make(chan struct{})
 	defer close(done)
 	go periodicFlush(done, flushes)
+	engine := diagnose.New(diagnose.Config{})
+	var diagnosed []diagnose.Diagnosis
+	var dbuf []byte
+	// A diagnosis follows the event that concluded it, so the stream that
+	// wrote the event is flushed into bw first.
+	emit := func(ds []diagnose.Diagnosis) error {
+		if len(ds) == 0 {
+			return nil
+		}
+		// The exit summary keeps a bounded number; a storm of failures
+		// over days must not grow memory without limit.
+		if len(diagnosed) < 1<<16 {
+			diagnosed = append(diagnosed, ds...)
+		}
+		if err := stream.Flush(); err != nil {
+			return err
+		}
+		for i := range ds {
+			if output == "json" {
+				dbuf = diagnose.AppendJSON(dbuf[:0], &ds[i])
+			} else {
+				dbuf = diagnose.AppendText(dbuf[:0], &ds[i])
+			}
+			if _, err := bw.Write(append(dbuf, '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var writeErr error
 	totals, err := tracer.Run(ctx, opts, onStart, func(e *events.Event) {
 		summary.Observe(e)
+		ds := engine.Observe(e)
 		if writeErr == nil {
 			writeErr = stream.Write(e)
+		}
+		if writeErr == nil {
+			writeErr = emit(ds)
 		}
 		select {
 		case <-flushes:
@@ -103,10 +137,16 @@ func runLive(_ context.Context, opts tracer.Options, output string, stdout, stde
 	if err != nil {
 		return explain(err)
 	}
+	if writeErr == nil {
+		writeErr = emit(engine.Finish())
+	}
 	if err := errors.Join(writeErr, stream.Flush(), bw.Flush()); err != nil {
 		return fmt.Errorf("write events: %w", err)
 	}
-	return summary.Render(summaryOut, totals)
+	if err := summary.Render(summaryOut, totals); err != nil {
+		return err
+	}
+	return diagnose.RenderSummary(summaryOut, diagnosed)
 }
 
 func warnDegraded(w io.Writer, hooks []tracer.Hook) {

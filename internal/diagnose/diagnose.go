@@ -1,0 +1,157 @@
+// Package diagnose names the likely cause of a failed connection from the
+// chain of events sendtrace saw on its socket: an idle flow forgotten by a
+// middlebox, a black-holed path, a path MTU black hole, backpressure, a
+// refused or unreachable peer, a local shutdown, an error injected from
+// outside the TCP/IP stack, or a retry storm.
+//
+// It reads only events.Event, so it works the same on a live stream and on
+// a recording.
+package diagnose
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// Rule ids, stable across versions: they are what scripts match on.
+const (
+	RuleIdleReset     = "idle-reset"
+	RuleBlackHole     = "black-hole"
+	RulePMTUBlackHole = "pmtu-black-hole"
+	RuleBackpressure  = "backpressure"
+	RuleRefused       = "refused-unreachable"
+	RuleLocalShutdown = "local-shutdown"
+	RuleOutsideStack  = "outside-stack"
+	RuleRetryStorm    = "retry-storm"
+)
+
+// Rules lists every rule id in the order the summary shows them.
+var Rules = []string{
+	RuleIdleReset, RuleBlackHole, RulePMTUBlackHole, RuleBackpressure,
+	RuleRefused, RuleLocalShutdown, RuleOutsideStack, RuleRetryStorm,
+}
+
+// Confidence levels.
+const (
+	High   = "high"
+	Medium = "medium"
+	Low    = "low"
+)
+
+// Diagnosis is one named cause of one failure (or, for a retry storm, of
+// a burst of failures by one process towards one destination).
+type Diagnosis struct {
+	Time time.Time // wall clock of the event that concluded it
+	Mono uint64    // its CLOCK_MONOTONIC ns
+
+	Rule string // one of the Rule* ids
+	Name string // short human name
+
+	Cookie     uint64 // 0 for a retry storm, which spans many sockets
+	PID        uint32
+	Comm       string
+	OwnerKnown bool
+	Proto      uint8
+	Src        netip.AddrPort
+	Dst        netip.AddrPort
+	Errno      int32 // the errno the failure ended in; 0 when none reached the application
+
+	Confidence    string // High, Medium or Low
+	ConfidenceWhy string
+
+	Evidence Evidence
+	NextStep string
+}
+
+// Evidence is what the diagnosis rests on. Zero fields did not apply.
+type Evidence struct {
+	// Text is one sentence a person reads: counts, spans, idle times and
+	// the settings they imply.
+	Text string
+
+	Events       int           // events of the chain that were considered
+	Kinds        []string      // their kinds, in order of first appearance
+	Retransmits  int           // retransmits in the failing episode
+	SameSeq      int           // of those, retransmits of the stuck segment
+	SegmentBytes uint32        // length of the stuck segment
+	MSS          uint32        // mss_cache while it was stuck
+	MSSChanged   bool          // the MSS changed during the episode (PMTU discovery or probing acted)
+	MaxBackoff   uint8         // highest icsk_backoff seen
+	MaxRTO       time.Duration // highest RTO seen
+	Span         time.Duration // from the first event of the episode to the conclusion
+	Idle         time.Duration // time without data from the peer before the failure
+	SinceSend    time.Duration // at the conclusion; -1 when unknown
+	SinceRecv    time.Duration // at the conclusion; -1 when unknown
+	PeerDataAge  time.Duration // retransmit episodes: age of the newest data from the peer at the end; -1 unknown
+	Resets       int           // resets received on the socket
+	ErrorReports int           // error reports on the socket
+	State        uint8         // TCP state at the conclusion
+	SendQ        uint32
+	SndBuf       uint32
+	SndWnd       uint32
+	Layer        events.Layer
+	Syscall      string
+	Timeout      time.Duration // elapsed time the kernel's timeout covered (black holes)
+	Setting      string        // the sysctl or socket option that timeout implies
+	Connections  int           // retry storm: connections opened in the window
+	Failures     int           // retry storm: failures among them
+	Window       time.Duration // retry storm: span of those connections
+	Rate         float64       // retry storm: connections per second
+}
+
+// Config holds the engine's thresholds. The zero value of a field means
+// its default.
+type Config struct {
+	// MinIdle is the shortest silence called an idle period. Real
+	// middlebox timeouts are minutes (Azure Load Balancer: 4 min, AWS NLB:
+	// 350 s); a silence this short is still reported, with less
+	// confidence, because it is what a lab or an aggressive firewall does.
+	MinIdle time.Duration
+	// LongIdle is the silence above which an idle reset is diagnosed with
+	// high confidence.
+	LongIdle time.Duration
+	// MaxSockets bounds the sockets tracked at once.
+	MaxSockets int
+	// StormWindow, StormMinConns and StormMinFailures define a retry
+	// storm: at least StormMinConns connections by one process to one
+	// destination within StormWindow, StormMinFailures of them failed.
+	StormWindow      time.Duration
+	StormMinConns    int
+	StormMinFailures int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MinIdle <= 0 {
+		c.MinIdle = 2 * time.Second
+	}
+	if c.LongIdle <= 0 {
+		c.LongIdle = 30 * time.Second
+	}
+	if c.MaxSockets <= 0 {
+		c.MaxSockets = 8192
+	}
+	if c.StormWindow <= 0 {
+		c.StormWindow = 10 * time.Second
+	}
+	if c.StormMinConns <= 0 {
+		c.StormMinConns = 8
+	}
+	if c.StormMinFailures <= 0 {
+		c.StormMinFailures = 3
+	}
+	return c
+}
+
+// FromEvents runs a fresh engine over a finished stream (a recording, in
+// the order it was written) and returns every diagnosis, those concluded
+// at the end of the stream included.
+func FromEvents(evs []events.Event) []Diagnosis {
+	e := New(Config{})
+	var out []Diagnosis
+	for i := range evs {
+		out = append(out, e.Observe(&evs[i])...)
+	}
+	return append(out, e.Finish()...)
+}

@@ -1,0 +1,314 @@
+package diagnose
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+const ms_ = time.Millisecond
+
+// chain builds one socket's events with times relative to its connect.
+type chain struct {
+	cookie uint64
+	base   uint64
+	evs    []events.Event
+}
+
+func newChain(cookie uint64) *chain {
+	c := &chain{cookie: cookie, base: uint64(1000 * time.Second)}
+	c.add(0, events.Event{Kind: events.KindStateChange, State: events.StateSynSent, OldState: events.StateClose})
+	return c
+}
+
+var dst = netip.MustParseAddrPort("198.18.1.2:443")
+
+func (c *chain) add(at time.Duration, e events.Event) *chain {
+	e.Mono = c.base + uint64(at)
+	e.Time = time.Unix(0, int64(e.Mono))
+	e.Cookie, e.PID, e.Comm, e.OwnerKnown = c.cookie, 42, "app", true
+	e.Family, e.Protocol, e.Dst = unix.AF_INET, unix.IPPROTO_TCP, dst
+	if e.State == 0 {
+		e.State = events.StateEstablished
+	}
+	if e.SinceSend == 0 && e.SinceRecv == 0 {
+		e.SinceSend, e.SinceRecv = -1, -1
+	}
+	c.evs = append(c.evs, e)
+	return c
+}
+
+func (c *chain) established() *chain {
+	return c.add(ms_, events.Event{Kind: events.KindStateChange, State: events.StateEstablished, OldState: events.StateSynSent})
+}
+
+// retransmits adds n RTO retransmits of one segment starting at 'at'
+// (its original send one RTO before), with doubling backoff.
+func (c *chain) retransmits(at time.Duration, n int, seq, bytes, mss uint32, sinceRecv func(time.Duration) time.Duration) time.Duration {
+	rto := 200 * ms_
+	for i := range n {
+		c.add(at, events.Event{Kind: events.KindRetransmit, Seq: seq, Bytes: bytes, MSS: mss, Backoff: uint8(i),
+			RTO: rto, Retransmits: uint32(i + 1), SinceSend: rto, SinceRecv: sinceRecv(at)})
+		at += 2 * rto
+		rto *= 2
+	}
+	return at - rto/2
+}
+
+func rules(ds []Diagnosis) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, d.Rule)
+	}
+	return strings.Join(s, ",")
+}
+
+func check(t *testing.T, evs []events.Event, want string) []Diagnosis {
+	t.Helper()
+	ds := FromEvents(evs)
+	if got := rules(ds); got != want {
+		for _, d := range ds {
+			t.Log(d.String())
+		}
+		t.Fatalf("diagnoses %q, want %q", got, want)
+	}
+	for _, d := range ds {
+		if d.Evidence.Text == "" || d.NextStep == "" || d.Confidence == "" || d.ConfidenceWhy == "" || d.Name == "" {
+			t.Errorf("incomplete: %+v", d)
+		}
+		// Every diagnosis survives its JSON form.
+		var back Diagnosis
+		line := AppendJSON(nil, &d)
+		if err := ParseJSON(line, &back); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if again := AppendJSON(nil, &back); !bytes.Equal(again, line) {
+			t.Errorf("round trip:\n%s\n%s", line, again)
+		}
+		if k, err := events.PeekKind(line); err != nil || k != "diagnosis" {
+			t.Errorf("kind %q %v", k, err)
+		}
+		t.Log(d.String())
+	}
+	return ds
+}
+
+func TestIdleReset(t *testing.T) {
+	c := newChain(1).established()
+	c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: 39 * time.Second})
+	c.add(40*time.Second+ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNRESET), State: events.StateClose})
+	c.add(41*time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.ECONNRESET), Layer: events.LayerBoth, State: events.StateClose})
+	c.add(42*time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EPIPE), Layer: events.LayerBoth, State: events.StateClose})
+	ds := check(t, c.evs, RuleIdleReset)
+	if ds[0].Confidence != High || ds[0].Evidence.Idle != 39*time.Second {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+func TestIdleResetNegatives(t *testing.T) {
+	t.Run("busy connection", func(t *testing.T) {
+		c := newChain(1).established()
+		c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: 100 * ms_})
+		check(t, c.evs, "")
+	})
+	t.Run("retransmits during the silence", func(t *testing.T) {
+		c := newChain(1).established()
+		c.add(20*time.Second, events.Event{Kind: events.KindRetransmit, Seq: 5, Bytes: 100, MSS: 1448, SinceSend: 200 * ms_, SinceRecv: 10 * time.Second})
+		c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: 30 * time.Second})
+		check(t, c.evs, "")
+	})
+}
+
+func TestIdleDrop(t *testing.T) {
+	c := newChain(1).established()
+	c.add(0, events.Event{Kind: events.KindStateChange}) // placeholder replaced below
+	c.evs = c.evs[:len(c.evs)-1]
+	start := 60 * time.Second
+	end := c.retransmits(start, 5, 7, 100, 1448, func(at time.Duration) time.Duration { return 59*time.Second + (at - start) + 200*ms_ })
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SinceRecv: 70 * time.Second, SinceSend: 6 * time.Second})
+	check(t, c.evs, RuleIdleReset)
+}
+
+func TestBlackHole(t *testing.T) {
+	c := newChain(1).established()
+	start := 500 * ms_
+	end := c.retransmits(start, 4, 7, 100, 1448, func(at time.Duration) time.Duration { return at })
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SinceRecv: end, SinceSend: end})
+	c.add(end+ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.ETIMEDOUT), Layer: events.LayerBoth, State: events.StateClose})
+	ds := check(t, c.evs, RuleBlackHole)
+	if d := ds[0]; d.Evidence.SameSeq != 4 || !strings.Contains(d.Evidence.Setting, "tcp_retries2=3") {
+		t.Errorf("evidence %+v", d.Evidence)
+	}
+}
+
+func TestBlackHoleSoftICMP(t *testing.T) {
+	c := newChain(1).established()
+	end := c.retransmits(ms_*300, 4, 7, 100, 1448, func(at time.Duration) time.Duration { return at })
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.EHOSTUNREACH), State: events.StateClose, SinceRecv: end, SinceSend: end})
+	ds := check(t, c.evs, RuleBlackHole)
+	if !strings.Contains(ds[0].Evidence.Text, "soft error") {
+		t.Errorf("%s", ds[0].Evidence.Text)
+	}
+}
+
+func TestBlackHoleFullSizeNoPeerData(t *testing.T) {
+	// Full-size segments, but nothing from the peer for a long time before
+	// or during: a dead path, not an MTU problem.
+	c := newChain(1).established()
+	start := 10 * time.Second
+	end := c.retransmits(start, 4, 7, 1448, 1448, func(at time.Duration) time.Duration { return at })
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SinceRecv: end, SinceSend: 3 * time.Second})
+	check(t, c.evs, RuleBlackHole)
+}
+
+func TestPMTUBlackHole(t *testing.T) {
+	c := newChain(1).established()
+	start := 10 * time.Second
+	peer := func(at time.Duration) time.Duration { return 100 * ms_ }
+	end := c.retransmits(start, 4, 7, 1448, 1448, peer)
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SinceRecv: 100 * ms_, SinceSend: 3 * time.Second})
+	ds := check(t, c.evs, RulePMTUBlackHole)
+	if ds[0].Confidence != High {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+func TestPMTUNotWhenMSSChanges(t *testing.T) {
+	c := newChain(1).established()
+	c.retransmits(10*time.Second, 2, 7, 1448, 1448, func(time.Duration) time.Duration { return 100 * ms_ })
+	end := c.retransmits(11*time.Second, 2, 7, 1448, 1448, func(time.Duration) time.Duration { return 100 * ms_ })
+	c.evs[len(c.evs)-1].MSS, c.evs[len(c.evs)-1].Bytes = 1024, 1024
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SinceRecv: 100 * ms_, SinceSend: 3 * time.Second})
+	check(t, c.evs, RuleBlackHole)
+}
+
+// A healthy bulk transfer loses a few segments, each retransmitted once
+// and then acknowledged: no failure, nothing diagnosed, at the end either.
+func TestHealthyBulkWithDrops(t *testing.T) {
+	c := newChain(1).established()
+	for i := range 20 {
+		c.add(time.Duration(i+1)*100*ms_, events.Event{Kind: events.KindRetransmit, Seq: uint32(i) * 1448 * 50,
+			Bytes: 1448, MSS: 1448, RTO: 204 * ms_, SinceSend: 0, SinceRecv: ms_})
+	}
+	c.add(3*time.Second, events.Event{Kind: events.KindStateChange, State: events.StateFinWait1, OldState: events.StateEstablished})
+	check(t, c.evs, "")
+}
+
+func TestStuckAtEnd(t *testing.T) {
+	c := newChain(1).established()
+	c.retransmits(time.Second, 5, 7, 100, 1448, func(at time.Duration) time.Duration { return at })
+	ds := check(t, c.evs, RuleBlackHole)
+	if ds[0].Errno != 0 || ds[0].Confidence != Medium {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	c := newChain(1).established()
+	for i := range 3 {
+		c.add(time.Second+time.Duration(i)*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
+			Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0})
+	}
+	ds := check(t, c.evs, RuleBackpressure)
+	if ds[0].Confidence != High || !strings.Contains(ds[0].Evidence.Text, "zero window") {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+func TestRefused(t *testing.T) {
+	c := newChain(1)
+	c.add(ms_, events.Event{Kind: events.KindReceiveReset, State: events.StateSynSent})
+	c.add(ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNREFUSED), State: events.StateSynSent})
+	c.add(ms_, events.Event{Kind: events.KindStateChange, State: events.StateClose, OldState: events.StateSynSent})
+	check(t, c.evs, RuleRefused)
+
+	u := newChain(2)
+	u.add(ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.EHOSTUNREACH), State: events.StateSynSent})
+	ds := check(t, u.evs, RuleRefused)
+	if ds[0].Name != "Destination unreachable" {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+func TestLocalShutdown(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindStateChange, State: events.StateFinWait1, OldState: events.StateEstablished})
+	c.add(time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EPIPE), Layer: events.LayerBoth, State: events.StateFinWait1})
+	ds := check(t, c.evs, RuleLocalShutdown)
+	if ds[0].Confidence != High {
+		t.Errorf("%+v", ds[0])
+	}
+	// EPIPE after a reset is the reset's failure, not a local shutdown.
+	r := newChain(2).established()
+	r.add(time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: ms_})
+	r.add(2*time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EPIPE), Layer: events.LayerBoth, State: events.StateClose})
+	check(t, r.evs, "")
+}
+
+func TestOutsideStack(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.ECOMM), Layer: events.LayerSyscall, Syscall: "sendto"})
+	check(t, c.evs, RuleOutsideStack)
+}
+
+func TestRetryStorm(t *testing.T) {
+	var evs []events.Event
+	for i := range 20 {
+		c := newChain(uint64(i + 1))
+		c.add(ms_, events.Event{Kind: events.KindReceiveReset, State: events.StateSynSent})
+		for j := range c.evs {
+			c.evs[j].Mono += uint64(time.Duration(i) * 50 * ms_)
+		}
+		evs = append(evs, c.evs...)
+	}
+	ds := FromEvents(evs)
+	storms := 0
+	for _, d := range ds {
+		if d.Rule == RuleRetryStorm {
+			storms++
+			if d.Evidence.Rate < 10 || d.Evidence.Connections < 8 {
+				t.Errorf("%+v", d.Evidence)
+			}
+			t.Log(d.String())
+		}
+	}
+	if storms != 1 {
+		t.Errorf("%d storms: %s", storms, rules(ds))
+	}
+}
+
+func TestBoundedSockets(t *testing.T) {
+	e := New(Config{MaxSockets: 100})
+	for i := range 10000 {
+		c := newChain(uint64(i + 1))
+		for _, ev := range c.evs {
+			e.Observe(&ev)
+		}
+	}
+	if len(e.socks) > 100 {
+		t.Errorf("%d sockets tracked", len(e.socks))
+	}
+}
+
+func TestRenderSummary(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.ECOMM), Layer: events.LayerSyscall, Syscall: "sendto"})
+	var b bytes.Buffer
+	if err := RenderSummary(&b, FromEvents(c.evs)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "outside-stack") || !strings.Contains(b.String(), "app/42") {
+		t.Errorf("%s", b.String())
+	}
+	t.Log(b.String())
+	b.Reset()
+	if err := RenderSummary(&b, nil); err != nil || b.Len() != 0 {
+		t.Errorf("empty: %q %v", b.String(), err)
+	}
+}

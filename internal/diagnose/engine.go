@@ -1,0 +1,387 @@
+package diagnose
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// Engine follows each socket's events and concludes a diagnosis when the
+// connection fails. It is not safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	socks map[uint64]*sockState
+	conns map[stormKey]*stormState
+	last  uint64 // newest mono seen, for evicting stale state
+}
+
+// New returns an engine with cfg's thresholds (zero fields: defaults).
+func New(cfg Config) *Engine {
+	return &Engine{
+		cfg:   cfg.withDefaults(),
+		socks: make(map[uint64]*sockState),
+		conns: make(map[stormKey]*stormState),
+	}
+}
+
+// maxKinds bounds Evidence.Kinds; a chain has at most one entry per kind.
+const maxKinds = 8
+
+// sockState is what is kept of one socket: aggregates, not the events, so
+// a long-lived busy socket costs the same as a short one.
+type sockState struct {
+	cookie     uint64
+	pid        uint32
+	comm       string
+	ownerKnown bool
+	proto      uint8
+	src, dst   netip.AddrPort
+
+	firstMono, lastMono uint64
+	activity            uint64 // mono of the last event other than a state change, before the current one
+	curActivity         uint64
+	synMono             uint64 // SYN_SENT seen: we know the connection from its start
+	estMono             uint64 // ESTABLISHED seen
+	closed              bool
+	state               uint8
+
+	events int
+	kinds  []string
+
+	resets       int
+	errReports   int
+	lastReport   int32
+	timedOut     bool // an error report ended the connection (timeout, ICMP)
+	concluded    []string
+	failed       bool // a failure was seen, diagnosed or not
+	countedStorm bool
+
+	run  retransRun
+	nRTX int // all retransmits on the socket
+}
+
+// retransRun is the current loss episode: the retransmits of one stuck
+// segment, with the probe of later data that may have come just before.
+type retransRun struct {
+	n          int
+	seq        uint32
+	startMono  uint64
+	firstRTO   time.Duration
+	firstSince time.Duration // since_recv at the first retransmit of the run
+	firstSent  time.Duration // since_send at the first retransmit of the run
+	quietSince uint64        // mono of the socket's last event before the run
+	lastMono   uint64
+	bytes      uint32
+	minBytes   uint32
+	full       int // segments at least the MSS long
+	mssFirst   uint32
+	mssLast    uint32
+	mssChanged bool
+	maxBackoff uint8
+	maxRTO     time.Duration
+	syn        bool // retransmits in SYN_SENT: the handshake itself
+	lastEv     events.Event
+}
+
+type stormKey struct {
+	pid uint32
+	dst netip.AddrPort
+}
+
+type stormState struct {
+	comm     string
+	attempts []uint64 // mono of recent connection attempts, oldest first
+	failures []uint64 // mono of recent failures
+	lastMono uint64
+	fired    uint64 // mono of the last storm diagnosis; 0 when none
+	wall     time.Time
+}
+
+const maxStormMarks = 256
+
+func (e *Engine) sock(ev *events.Event) *sockState {
+	s := e.socks[ev.Cookie]
+	if s == nil {
+		if len(e.socks) >= e.cfg.MaxSockets {
+			e.evict()
+		}
+		s = &sockState{cookie: ev.Cookie, firstMono: ev.Mono}
+		e.socks[ev.Cookie] = s
+	}
+	if ev.OwnerKnown || !s.ownerKnown {
+		s.pid, s.comm, s.ownerKnown = ev.PID, ev.Comm, ev.OwnerKnown
+	}
+	if ev.Protocol != 0 {
+		s.proto = ev.Protocol
+	}
+	if ev.Dst.IsValid() {
+		s.dst = ev.Dst
+	}
+	if ev.Src.IsValid() {
+		s.src = ev.Src
+	}
+	s.lastMono = ev.Mono
+	if ev.Kind != events.KindStateChange {
+		s.activity, s.curActivity = s.curActivity, ev.Mono
+	}
+	s.events++
+	k := ev.Kind.String()
+	if len(s.kinds) < maxKinds && !slices.Contains(s.kinds, k) {
+		s.kinds = append(s.kinds, k)
+	}
+	return s
+}
+
+// evict drops a quarter of the tracked sockets: closed ones first, then
+// the longest quiet. Sorting on eviction keeps Observe cheap: it runs only
+// once per MaxSockets/4 new sockets.
+func (e *Engine) evict() {
+	all := make([]*sockState, 0, len(e.socks))
+	for _, s := range e.socks {
+		all = append(all, s)
+	}
+	slices.SortFunc(all, func(a, b *sockState) int {
+		if a.closed != b.closed {
+			if a.closed {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.lastMono, b.lastMono)
+	})
+	for _, s := range all[:max(1, len(all)/4)] {
+		delete(e.socks, s.cookie)
+	}
+	for k, c := range e.conns {
+		if e.last > c.lastMono && time.Duration(e.last-c.lastMono) > 2*e.cfg.StormWindow {
+			delete(e.conns, k)
+		}
+	}
+}
+
+func (s *sockState) done(rule string) bool { return slices.Contains(s.concluded, rule) }
+
+// Observe feeds one event and returns the diagnoses it concludes (most
+// often none). Each failure is diagnosed once: the events that follow a
+// concluded failure on the same socket (the ECONNRESET and then EPIPE
+// sends after a reset, the send after a timeout) add nothing.
+func (e *Engine) Observe(ev *events.Event) []Diagnosis {
+	if ev.Mono > e.last {
+		e.last = ev.Mono
+	}
+	if ev.Cookie == 0 {
+		return nil
+	}
+	s := e.sock(ev)
+	if ev.State != 0 {
+		s.state = ev.State
+	}
+	var out []Diagnosis
+	switch ev.Kind {
+	case events.KindStateChange:
+		out = e.stateChange(s, ev)
+	case events.KindRetransmit:
+		s.retransmit(ev)
+	case events.KindReceiveReset:
+		s.resets++
+		out = e.conclude(s, ev)
+	case events.KindErrorReport:
+		s.errReports++
+		s.lastReport = ev.Errno
+		out = e.conclude(s, ev)
+	case events.KindSendError:
+		out = e.conclude(s, ev)
+	}
+	return out
+}
+
+func (e *Engine) stateChange(s *sockState, ev *events.Event) []Diagnosis {
+	var out []Diagnosis
+	switch ev.State {
+	case events.StateSynSent:
+		if s.synMono == 0 {
+			s.synMono = ev.Mono
+			out = append(out, e.attempt(s, ev)...)
+		}
+	case events.StateEstablished:
+		s.estMono = ev.Mono
+	case events.StateClose:
+		s.closed = true
+		// A socket closed in SYN_SENT never connected: a failed attempt
+		// even when nothing else was said about it (a connect timeout
+		// the application cut short).
+		if ev.OldState == events.StateSynSent {
+			out = append(out, e.failure(s, ev)...)
+		}
+	}
+	return out
+}
+
+func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+func (s *sockState) retransmit(ev *events.Event) {
+	s.nRTX++
+	r := &s.run
+	switch {
+	case r.n > 0 && ev.Seq == r.seq && ev.State == s.run.lastEv.State:
+	case r.n == 1 && seqBefore(ev.Seq, r.seq):
+		// A tail loss probe retransmits the newest segment first; the
+		// timeout that follows goes back to the oldest. One episode.
+		*r = retransRun{startMono: r.startMono, firstRTO: r.firstRTO, firstSince: r.firstSince,
+			firstSent: r.firstSent, quietSince: r.quietSince, minBytes: ^uint32(0)}
+	default:
+		*r = retransRun{startMono: ev.Mono, firstRTO: ev.RTO, firstSince: ev.SinceRecv,
+			firstSent: ev.SinceSend, quietSince: s.activity, minBytes: ^uint32(0)}
+	}
+	r.n++
+	r.seq = ev.Seq
+	r.lastMono = ev.Mono
+	r.bytes = ev.Bytes
+	r.minBytes = min(r.minBytes, ev.Bytes)
+	if ev.MSS > 0 && ev.Bytes >= ev.MSS {
+		r.full++
+	}
+	if r.mssFirst == 0 {
+		r.mssFirst = ev.MSS
+	} else if ev.MSS != r.mssLast {
+		r.mssChanged = true
+	}
+	r.mssLast = ev.MSS
+	r.maxBackoff = max(r.maxBackoff, ev.Backoff)
+	r.maxRTO = max(r.maxRTO, ev.RTO)
+	r.syn = ev.State == events.StateSynSent
+	r.lastEv = *ev
+}
+
+// conclude is called for the events at which a connection can end in
+// failure: a reset, an error report, a failed send.
+func (e *Engine) conclude(s *sockState, ev *events.Event) []Diagnosis {
+	var out []Diagnosis
+	if d, ok := e.classify(s, ev); ok {
+		s.concluded = append(s.concluded, d.Rule)
+		out = append(out, d)
+	}
+	if isFailure(ev) {
+		out = append(out, e.failure(s, ev)...)
+	}
+	return out
+}
+
+// isFailure says whether ev ends (or refuses) a connection, for the
+// retry-storm count. Backpressure is not a failure of the connection.
+func isFailure(ev *events.Event) bool {
+	switch ev.Kind {
+	case events.KindReceiveReset:
+		return true
+	case events.KindErrorReport:
+		return ev.Errno != 0
+	case events.KindSendError:
+		return ev.Errno != int32(unix.EAGAIN) && ev.Errno != int32(unix.ENOBUFS) && ev.Errno != int32(unix.EINTR)
+	}
+	return false
+}
+
+// attempt counts a new connection for the retry-storm rule.
+func (e *Engine) attempt(s *sockState, ev *events.Event) []Diagnosis {
+	if !s.dst.IsValid() {
+		return nil
+	}
+	k := stormKey{pid: s.pid, dst: s.dst}
+	c := e.conns[k]
+	if c == nil {
+		if len(e.conns) >= e.cfg.MaxSockets {
+			e.evict()
+		}
+		c = &stormState{}
+		e.conns[k] = c
+	}
+	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
+	c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
+	return e.storm(k, c, s, ev)
+}
+
+// failure counts a failed connection for the retry-storm rule, once per
+// socket.
+func (e *Engine) failure(s *sockState, ev *events.Event) []Diagnosis {
+	s.failed = true
+	if s.countedStorm || !s.dst.IsValid() {
+		return nil
+	}
+	s.countedStorm = true
+	k := stormKey{pid: s.pid, dst: s.dst}
+	c := e.conns[k]
+	if c == nil {
+		// Connections are counted when their SYN_SENT is seen; without
+		// one (no --pid filter) the failed socket is the attempt.
+		if len(e.conns) >= e.cfg.MaxSockets {
+			e.evict()
+		}
+		c = &stormState{}
+		e.conns[k] = c
+	}
+	if s.synMono == 0 {
+		c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
+	}
+	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
+	c.failures = mark(c.failures, ev.Mono, e.cfg.StormWindow)
+	return e.storm(k, c, s, ev)
+}
+
+// prune drops marks older than the window.
+func prune(ms []uint64, now uint64, window time.Duration) []uint64 {
+	i := 0
+	for i < len(ms) && now > ms[i] && time.Duration(now-ms[i]) > window {
+		i++
+	}
+	return ms[i:]
+}
+
+// mark appends now and drops marks older than the window.
+func mark(ms []uint64, now uint64, window time.Duration) []uint64 {
+	ms = append(prune(ms, now, window), now)
+	if len(ms) > maxStormMarks {
+		ms = ms[len(ms)-maxStormMarks:]
+	}
+	return ms
+}
+
+func (e *Engine) storm(k stormKey, c *stormState, s *sockState, ev *events.Event) []Diagnosis {
+	c.attempts = prune(c.attempts, ev.Mono, e.cfg.StormWindow)
+	c.failures = prune(c.failures, ev.Mono, e.cfg.StormWindow)
+	if len(c.attempts) < e.cfg.StormMinConns || len(c.failures) < e.cfg.StormMinFailures {
+		return nil
+	}
+	// One diagnosis per storm: a storm that goes on is reported again
+	// only after a quiet window.
+	if c.fired != 0 && time.Duration(ev.Mono-c.fired) < 2*e.cfg.StormWindow {
+		c.fired = ev.Mono
+		return nil
+	}
+	c.fired = ev.Mono
+	return []Diagnosis{retryStorm(k, c, s, ev)}
+}
+
+// Finish concludes what the end of the stream leaves open: connections
+// still stuck retransmitting one segment, which have not failed yet only
+// because the tracer stopped first.
+func (e *Engine) Finish() []Diagnosis {
+	var out []Diagnosis
+	for _, s := range e.socks {
+		if s.closed || len(s.concluded) > 0 || s.run.n < 3 || s.run.maxBackoff < 2 {
+			continue
+		}
+		if d, ok := stuck(s, e.last); ok {
+			s.concluded = append(s.concluded, d.Rule)
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b Diagnosis) int {
+		return cmp.Or(cmp.Compare(a.Mono, b.Mono), cmp.Compare(a.Cookie, b.Cookie))
+	})
+	return out
+}

@@ -1,0 +1,549 @@
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+var (
+	eTIMEDOUT    = int32(unix.ETIMEDOUT)
+	eHOSTUNREACH = int32(unix.EHOSTUNREACH)
+	eNETUNREACH  = int32(unix.ENETUNREACH)
+	eCONNREFUSED = int32(unix.ECONNREFUSED)
+	eCONNRESET   = int32(unix.ECONNRESET)
+	ePIPE        = int32(unix.EPIPE)
+	eAGAIN       = int32(unix.EAGAIN)
+	eNOBUFS      = int32(unix.ENOBUFS)
+)
+
+// terminal rules end the connection: once one is concluded, the rest of
+// the socket's events belong to the same failure.
+var terminal = []string{RuleIdleReset, RuleBlackHole, RulePMTUBlackHole, RuleRefused, RuleLocalShutdown}
+
+func (s *sockState) ended() bool {
+	for _, r := range terminal {
+		if s.done(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
+	if ev.Kind == events.KindSendError && ev.Layer == events.LayerSyscall {
+		if s.done(RuleOutsideStack) {
+			return Diagnosis{}, false
+		}
+		return outsideStack(s, ev), true
+	}
+	if s.ended() {
+		return Diagnosis{}, false
+	}
+	syn := ev.State == events.StateSynSent || s.synMono != 0 && s.estMono == 0 && !s.closed
+	switch ev.Kind {
+	case events.KindReceiveReset:
+		if ev.State == events.StateSynSent {
+			return refused(s, ev, eCONNREFUSED, true), true
+		}
+		return e.idleReset(s, ev)
+	case events.KindErrorReport:
+		switch ev.Errno {
+		case eCONNRESET, ePIPE:
+			if s.resets > 0 {
+				return Diagnosis{}, false // judged at the reset
+			}
+			return e.idleReset(s, ev)
+		}
+		return e.ended(s, ev, syn)
+	case events.KindSendError:
+		switch ev.Errno {
+		case eAGAIN, eNOBUFS:
+			if s.done(RuleBackpressure) {
+				return Diagnosis{}, false
+			}
+			return backpressure(s, ev), true
+		}
+		if s.resets > 0 || s.errReports > 0 {
+			// The reset or error report was the failure; this send only
+			// reports it (or, after it, EPIPE).
+			return Diagnosis{}, false
+		}
+		switch ev.Errno {
+		case eCONNRESET:
+			return e.idleReset(s, ev)
+		case ePIPE:
+			return localShutdown(s, ev), true
+		}
+		return e.ended(s, ev, syn)
+	}
+	return Diagnosis{}, false
+}
+
+// ended classifies a connection ended by the kernel: a timeout, or an
+// ICMP error that was fatal or stored as the soft error.
+func (e *Engine) ended(s *sockState, ev *events.Event, syn bool) (Diagnosis, bool) {
+	switch ev.Errno {
+	case eCONNREFUSED:
+		return refused(s, ev, ev.Errno, false), true
+	case eHOSTUNREACH, eNETUNREACH:
+		// With a retransmit chain behind it the ICMP error was only the
+		// soft error the timeout reported; without one it was the answer.
+		if s.run.n == 0 || syn && s.run.n < 2 {
+			return refused(s, ev, ev.Errno, false), true
+		}
+	case eTIMEDOUT:
+	default:
+		return Diagnosis{}, false
+	}
+	if d, ok := e.idleDrop(s, ev); ok {
+		return d, true
+	}
+	if d, ok := pmtu(s, ev, false); ok {
+		return d, true
+	}
+	return blackHole(s, ev, syn), true
+}
+
+func base(s *sockState, ev *events.Event, rule, name string) Diagnosis {
+	return Diagnosis{
+		Time: ev.Time, Mono: ev.Mono, Rule: rule, Name: name,
+		Cookie: s.cookie, PID: s.pid, Comm: s.comm, OwnerKnown: s.ownerKnown,
+		Proto: s.proto, Src: s.src, Dst: s.dst, Errno: ev.Errno,
+		Evidence: Evidence{
+			Events: s.events, Kinds: append([]string(nil), s.kinds...),
+			SinceSend: ev.SinceSend, SinceRecv: ev.SinceRecv, PeerDataAge: -1,
+			Resets: s.resets, ErrorReports: s.errReports, State: ev.State,
+			SendQ: ev.SendQ, SndBuf: ev.SndBuf, SndWnd: ev.SndWnd,
+		},
+	}
+}
+
+// idleReset: the reset (or ECONNRESET) answered the first send after a
+// silence. The silence is measured as the time since the peer last sent
+// data (lrcvtime); the reset must have come soon after a send made well
+// after that, with no other event of the socket in between.
+func (e *Engine) idleReset(s *sockState, ev *events.Event) (Diagnosis, bool) {
+	idle, quiet := ev.SinceRecv, ev.SinceRecv-ev.SinceSend
+	if ev.SinceRecv < 0 || ev.SinceSend < 0 || quiet < e.cfg.MinIdle || ev.SinceSend > min(idle/2, 30*time.Second) {
+		return Diagnosis{}, false
+	}
+	// Events after the send (its own retransmits) are part of the failure;
+	// one inside the silence means the connection was not idle.
+	if a := s.activity; a != 0 && ev.Mono > a {
+		if ago := time.Duration(ev.Mono - a); ago < idle && ago > ev.SinceSend {
+			return Diagnosis{}, false
+		}
+	}
+	name := "Idle connection reset by a middlebox"
+	closedFirst := ev.State == events.StateCloseWait || ev.State == events.StateLastAck
+	if closedFirst {
+		name = "Idle connection closed by the peer, then reset on reuse"
+	}
+	d := base(s, ev, RuleIdleReset, name)
+	d.Evidence.Idle = idle
+	what := "reset"
+	if ev.Kind == events.KindSendError {
+		what = "failed send with " + events.ErrnoName(ev.Errno)
+	} else if ev.Kind == events.KindErrorReport {
+		what = "error report " + events.ErrnoName(ev.Errno)
+	}
+	if ev.Kind == events.KindReceiveReset {
+		d.Errno = eCONNRESET
+	}
+	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s, then a %s %s after the first send that followed (%s)",
+		dur(idle), what, dur(ev.SinceSend), events.StateName(ev.State))
+	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, idle)
+	if closedFirst {
+		d.Evidence.Text += "; the peer had already closed its side (FIN), so its own idle timeout ended the connection"
+		d.NextStep = "Set the client's idle limit for pooled connections below the server's keep-alive timeout (and the middlebox's), or check a pooled connection for a pending FIN before reusing it."
+	} else {
+		d.NextStep = "Enable TCP keepalive (or an application ping) with an interval shorter than the middlebox idle timeout (Azure Load Balancer: 4 min; AWS NLB: 350 s), or close pooled connections idle longer than the smallest server or middlebox timeout."
+	}
+	return d, true
+}
+
+// peerSlack is the jiffy granularity of lrcvtime (10 ms at HZ=100): a
+// since_recv this close to the connection's age means the last data
+// received was the handshake itself.
+const peerSlack = 10 * time.Millisecond
+
+func (e *Engine) idleConfidence(s *sockState, mono uint64, idle time.Duration) (string, string) {
+	if s.estMono != 0 && mono > s.estMono && idle >= time.Duration(mono-s.estMono)-peerSlack {
+		return Low, "the peer never sent data on this connection, so the silence may be one-sided; successful sends are not visible"
+	}
+	if idle >= e.cfg.LongIdle {
+		return High, "a reset right after the first send following a long silence is the signature of a forgotten flow"
+	}
+	return Medium, fmt.Sprintf("the silence (%s) is shorter than common middlebox timeouts; a peer restart would look the same", dur(idle))
+}
+
+// idleDrop is the silent form of an idle reset: the middlebox drops the
+// first segment after the silence, and the retransmits of that segment
+// run into the timeout.
+func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
+	r := &s.run
+	if r.n == 0 || r.syn || r.firstSince < 0 || r.firstSent < 0 {
+		return Diagnosis{}, false
+	}
+	idle := r.firstSince
+	quiet := r.firstSince - r.firstSent
+	if quiet < e.cfg.MinIdle || r.firstSent > idle/2 {
+		return Diagnosis{}, false
+	}
+	if r.quietSince != 0 && r.startMono > r.quietSince && time.Duration(r.startMono-r.quietSince) < idle {
+		return Diagnosis{}, false
+	}
+	if s.estMono != 0 && r.startMono > s.estMono && idle >= time.Duration(r.startMono-s.estMono)-peerSlack {
+		// The peer never sent data: the silence is not known to be mutual.
+		return Diagnosis{}, false
+	}
+	d := base(s, ev, RuleIdleReset, "Idle connection dropped by a middlebox")
+	fillRun(&d, s, ev)
+	d.Evidence.Idle = quiet
+	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s before a send; that send's segment was retransmitted %d times over %s and never acknowledged, then %s (%s)",
+		dur(quiet), r.n, dur(d.Evidence.Span), events.ErrnoName(ev.Errno), d.Evidence.Setting)
+	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, quiet)
+	if d.Confidence == High {
+		d.ConfidenceWhy = "the first send after a long silence was never acknowledged: the flow was forgotten and its packets silently dropped"
+	}
+	d.NextStep = "Enable TCP keepalive (or an application ping) with an interval shorter than the middlebox idle timeout (Azure Load Balancer: 4 min), or close pooled connections idle longer than it."
+	return d, true
+}
+
+// fillRun adds the retransmit episode and the timeout it implies.
+func fillRun(d *Diagnosis, s *sockState, ev *events.Event) {
+	r := &s.run
+	ev2 := &d.Evidence
+	ev2.Retransmits = s.nRTX
+	ev2.SameSeq = r.n
+	ev2.SegmentBytes = r.bytes
+	ev2.MSS = r.mssLast
+	ev2.MSSChanged = r.mssChanged
+	ev2.MaxBackoff = r.maxBackoff
+	ev2.MaxRTO = r.maxRTO
+	if r.n == 0 {
+		return
+	}
+	start := r.startMono - uint64(min(r.firstRTO, time.Duration(r.startMono)))
+	if ev.Mono > start {
+		ev2.Span = time.Duration(ev.Mono - start)
+	}
+	if ev.SinceRecv >= 0 {
+		ev2.PeerDataAge = ev.SinceRecv
+	}
+	if ev.Errno != 0 {
+		ev2.Timeout = ev2.Span
+		ev2.Setting = impliedTimeout(ev2.Span, time.Duration(r.lastMono-start), r.syn)
+	}
+}
+
+// Linux ends a connection once the time since the stuck segment was first
+// sent exceeds tcp_model_timeout(boundary, rto_base): the time boundary
+// doubling retransmits would take from rto_base (200 ms; 1 s for a SYN),
+// capped at TCP_RTO_MAX (120 s) per step. The error comes at the first
+// retransmit timer after that, so the elapsed time lies between the model
+// and the model plus one RTO.
+func modelTimeout(boundary int, rtoBase time.Duration) time.Duration {
+	const rtoMax = 120 * time.Second
+	thresh := 0
+	for rtoBase<<(thresh+1) <= rtoMax {
+		thresh++
+	}
+	if boundary <= thresh {
+		return time.Duration((2<<boundary)-1) * rtoBase
+	}
+	return time.Duration((2<<thresh)-1)*rtoBase + time.Duration(boundary-thresh)*rtoMax
+}
+
+// impliedTimeout names the settings that end a connection at elapsed,
+// given that the last retransmit, at lastRetrans, had not yet timed out.
+// Timer expiries with a 200 ms base land on the model's own values, so
+// the kernel's check can go either way at them; two neighbouring values
+// may both fit, and both are named.
+func impliedTimeout(elapsed, lastRetrans time.Duration, syn bool) string {
+	name, rtoBase, def := "net.ipv4.tcp_retries2", 200*time.Millisecond, 15
+	if syn {
+		name, rtoBase, def = "net.ipv4.tcp_syn_retries", time.Second, 6
+	}
+	var fit []int
+	for n := 1; n <= 30 && len(fit) < 2; n++ {
+		t := modelTimeout(n, rtoBase)
+		if t >= lastRetrans*9/10-100*time.Millisecond && t <= elapsed+250*time.Millisecond {
+			fit = append(fit, n)
+		}
+	}
+	user := "a TCP_USER_TIMEOUT of about " + dur(elapsed)
+	if len(fit) == 0 {
+		return user + " (no " + name + " value gives this time)"
+	}
+	s := name + "=" + strconv.Itoa(fit[0])
+	span := dur(modelTimeout(fit[0], rtoBase))
+	if len(fit) > 1 {
+		s += " or " + strconv.Itoa(fit[1])
+		span += " or " + dur(modelTimeout(fit[1], rtoBase))
+	}
+	if slices.Contains(fit, def) {
+		span += "; " + strconv.Itoa(def) + " is the default"
+	}
+	return s + " (timeout " + span + "), or " + user
+}
+
+// pmtu: the stuck segment was full-size every time, the MSS never moved,
+// and small packets still crossed the path.
+func pmtu(s *sockState, ev *events.Event, ongoing bool) (Diagnosis, bool) {
+	r := &s.run
+	if r.n < 2 || r.syn || r.full != r.n || r.mssChanged || r.minBytes+40 <= 1280 {
+		return Diagnosis{}, false
+	}
+	d := base(s, ev, RulePMTUBlackHole, "Path MTU black hole")
+	fillRun(&d, s, ev)
+	sinceStart := time.Duration(0)
+	if ev.Mono > r.startMono {
+		sinceStart = time.Duration(ev.Mono - r.startMono)
+	}
+	var small string
+	switch {
+	case ev.SinceRecv >= 0 && ev.SinceRecv < sinceStart:
+		d.Confidence = High
+		d.ConfidenceWhy = "data from the peer kept arriving while every full-size segment was lost, so the path carries small packets only"
+		small = fmt.Sprintf("while the peer's (smaller) segments kept arriving, the last %s before the end", dur(ev.SinceRecv))
+	case r.firstSince >= 0 && r.firstSent >= 0 && r.firstSince-r.firstSent <= time.Second:
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the connection exchanged data until its first full-size segment, which never got through; a path that died at that moment would look the same"
+		small = fmt.Sprintf("after the peer had answered %s before the stuck segment was sent", dur(r.firstSince-r.firstSent))
+	default:
+		return Diagnosis{}, false
+	}
+	end := "then " + events.ErrnoName(ev.Errno)
+	if ongoing {
+		end = "still unacknowledged when the trace ended"
+	} else if d.Evidence.Setting != "" {
+		end += " (" + d.Evidence.Setting + ")"
+	}
+	d.Evidence.Text = fmt.Sprintf("the same %d-byte segment (MSS %d, unchanged) was retransmitted %d times over %s with backoff up to %d, %s; %s",
+		r.bytes, r.mssLast, r.n, dur(d.Evidence.Span), r.maxBackoff, small, end)
+	d.NextStep = "Check that ICMP fragmentation-needed (IPv4 type 3 code 4) and ICMPv6 packet-too-big reach this host (firewalls, security groups, tunnels); set net.ipv4.tcp_mtu_probing=1 as a fallback; clamp the MSS on the tunnel or VPN hop."
+	return d, true
+}
+
+func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
+	r := &s.run
+	d := base(s, ev, RuleBlackHole, "Unresponsive peer or black-holed path")
+	fillRun(&d, s, ev)
+	what := "segment"
+	if syn || r.syn {
+		d.Name = "Unresponsive peer or black-holed path (during connect)"
+		what = "SYN"
+	}
+	soft := ""
+	if ev.Errno == eHOSTUNREACH || ev.Errno == eNETUNREACH {
+		soft = fmt.Sprintf("; an ICMP %s had been stored as the soft error, so the timeout reported it instead of ETIMEDOUT", events.ErrnoName(ev.Errno))
+	}
+	switch {
+	case r.n >= 2 && r.maxBackoff >= 1:
+		d.Confidence = High
+		d.ConfidenceWhy = "a retransmit chain with growing backoff and no acknowledgement until the kernel gave up"
+		d.Evidence.Text = fmt.Sprintf("the same %s (%d bytes) was retransmitted %d times over %s, backoff up to %d and RTO up to %s, never acknowledged; then %s after %s: %s%s",
+			what, r.bytes, r.n, dur(d.Evidence.Span), r.maxBackoff, dur(r.maxRTO), events.ErrnoName(ev.Errno), dur(d.Evidence.Span), d.Evidence.Setting, soft)
+		if r.full == r.n && r.minBytes+40 > 1280 && !syn {
+			d.Evidence.Text += "; every retransmitted segment was full-size, so if small packets still pass, suspect a path MTU black hole"
+		}
+	case r.n >= 1:
+		d.Confidence = Medium
+		d.ConfidenceWhy = "only one retransmit of the failing segment was seen"
+		d.Evidence.Text = fmt.Sprintf("%d retransmit(s) seen, then %s%s", r.n, events.ErrnoName(ev.Errno), soft)
+	default:
+		d.Confidence = Low
+		d.ConfidenceWhy = "no retransmits were seen on this socket: keepalive probes or TCP_USER_TIMEOUT may have ended it, or the events were lost"
+		d.Evidence.Text = fmt.Sprintf("%s with no retransmit seen (keepalive probes unanswered, or events missed)%s", events.ErrnoName(ev.Errno), soft)
+	}
+	d.NextStep = "Check the path and the peer (mtr/ping to the destination, tcpdump on both ends, firewalls that drop silently). To fail sooner, lower net.ipv4.tcp_retries2 or set TCP_USER_TIMEOUT; for idle connections use keepalive."
+	if syn || r.syn {
+		d.NextStep = "Check that the destination is up and that no firewall silently drops SYNs to it; connect timeouts follow net.ipv4.tcp_syn_retries, or set a shorter connect timeout in the application."
+	}
+	return d
+}
+
+// stuck concludes, at the end of a stream, a connection still
+// retransmitting one segment with growing backoff.
+func stuck(s *sockState, now uint64) (Diagnosis, bool) {
+	ev := s.run.lastEv
+	ev.Mono = max(now, ev.Mono)
+	ev.Errno = 0
+	if d, ok := pmtu(s, &ev, true); ok {
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the connection had not failed yet when the trace ended; " + d.ConfidenceWhy
+		return d, true
+	}
+	d := blackHole(s, &ev, s.run.syn)
+	d.Confidence = Medium
+	d.ConfidenceWhy = "the connection had not failed yet when the trace ended"
+	d.Evidence.Text = fmt.Sprintf("the same segment (%d bytes) was retransmitted %d times with backoff up to %d and RTO up to %s, still unacknowledged when the trace ended",
+		s.run.bytes, s.run.n, s.run.maxBackoff, dur(s.run.maxRTO))
+	return d, true
+}
+
+func backpressure(s *sockState, ev *events.Event) Diagnosis {
+	d := base(s, ev, RuleBackpressure, "Send buffer exhausted (backpressure)")
+	tcp := ev.Protocol == unix.IPPROTO_TCP
+	switch {
+	case tcp && ev.SndBuf > 0:
+		pct := float64(ev.SendQ) * 100 / float64(ev.SndBuf)
+		wnd := "the peer's window is " + strconv.FormatUint(uint64(ev.SndWnd), 10) + " bytes"
+		if ev.SndWnd == 0 {
+			wnd = "the peer advertises a zero window (its application is not reading)"
+		}
+		d.Evidence.Text = fmt.Sprintf("%s on a %d-byte send with %d bytes queued (Send-Q) against a %d-byte send buffer (%.0f%%, the rest is per-packet overhead); %s",
+			events.ErrnoName(ev.Errno), ev.Bytes, ev.SendQ, ev.SndBuf, pct, wnd)
+		switch {
+		case ev.SndWnd == 0 || pct >= 40:
+			d.Confidence = High
+			d.ConfidenceWhy = "the send queue fills the buffer: the connection is stuck behind a slow reader, not cut"
+		default:
+			d.Confidence = Medium
+			d.ConfidenceWhy = "the send queue is well below the buffer size, so memory pressure may be the limit rather than the peer"
+		}
+		d.NextStep = "The connection is stuck, not cut: find why the receiver is slow (zero window: its application is not reading). Wait for POLLOUT instead of spinning, bound what the application queues, and size SO_SNDBUF for the bandwidth-delay product."
+	default:
+		d.Evidence.Text = fmt.Sprintf("%s on a %d-byte send: the local socket or device queue is full", events.ErrnoName(ev.Errno), ev.Bytes)
+		d.Confidence = Medium
+		d.ConfidenceWhy = "no TCP queue state for this socket"
+		d.NextStep = "The sender outruns the local queue: pace the sends, raise SO_SNDBUF, and check the qdisc and device queue (tc -s qdisc) for drops."
+	}
+	if ev.Errno == eNOBUFS {
+		d.NextStep = "ENOBUFS: a local queue (qdisc, device, or socket memory limits net.ipv4.tcp_mem/udp_mem) is full: check tc -s qdisc for drops, pace the sender, and raise the limits if memory allows."
+	}
+	return d
+}
+
+func refused(s *sockState, ev *events.Event, errno int32, rst bool) Diagnosis {
+	d := base(s, ev, RuleRefused, "Connection refused or destination unreachable")
+	d.Errno = errno
+	d.Confidence = High
+	switch {
+	case rst:
+		d.Name = "Connection refused"
+		d.ConfidenceWhy = "the peer answered the SYN with a reset"
+		d.Evidence.Text = fmt.Sprintf("a reset answered the SYN to %s: nothing listens on that port, or a firewall rejects with a TCP reset", s.dst)
+		d.NextStep = "Check that the service listens on that address and port (ss -ltn on the server), that the client uses the right port, and whether a firewall rejects with tcp reset."
+	case errno == eCONNREFUSED:
+		d.Name = "Connection refused"
+		d.ConfidenceWhy = "the kernel reported ECONNREFUSED (a reset to the SYN, or ICMP port unreachable)"
+		d.Evidence.Text = fmt.Sprintf("ECONNREFUSED for %s in %s: a reset or an ICMP port-unreachable said no one listens there", s.dst, stateOr(ev.State, "an unconnected state"))
+		d.NextStep = "Check that the service listens on that address and port, and whether a firewall rejects the traffic."
+	default:
+		d.Name = "Destination unreachable"
+		d.ConfidenceWhy = "an ICMP error (or a missing route) ended the attempt before any retransmit chain"
+		d.Evidence.Text = fmt.Sprintf("%s for %s in %s with no retransmit chain before it: an ICMP unreachable from a router or host on the path, or no route", events.ErrnoName(errno), s.dst, stateOr(ev.State, "an unconnected state"))
+		d.NextStep = "Check routing to the destination (ip route get), that the host is up, and firewalls that reject with ICMP unreachable."
+	}
+	return d
+}
+
+func stateOr(st uint8, none string) string {
+	if st == 0 {
+		return none
+	}
+	return events.StateName(st)
+}
+
+func localShutdown(s *sockState, ev *events.Event) Diagnosis {
+	d := base(s, ev, RuleLocalShutdown, "Write after local close or shutdown")
+	d.Evidence.Text = fmt.Sprintf("EPIPE on a %d-byte %s in %s, with no reset from the peer and no error report on the socket: the application wrote after its own shutdown(SHUT_WR) or close",
+		ev.Bytes, orDash(ev.Syscall, "send"), stateOr(ev.State, "an unknown state"))
+	switch {
+	case ev.State == events.StateFinWait1 || ev.State == events.StateFinWait2 || ev.State == events.StateClosing ||
+		ev.State == events.StateTimeWait || ev.State == events.StateLastAck:
+		d.Confidence = High
+		d.ConfidenceWhy = "the socket had sent its own FIN (state " + events.StateName(ev.State) + ")"
+	case s.synMono != 0:
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the whole connection was traced and no reset or error was seen, but its state does not show a local FIN"
+	default:
+		d.Confidence = Low
+		d.ConfidenceWhy = "the connection was not traced from its start: a reset or timeout before the trace began would also leave EPIPE"
+	}
+	d.NextStep = "Find the code path that shuts down or closes the socket (or hands the fd to another owner) and still writes to it; check the connection pool's close and reuse logic."
+	return d
+}
+
+func orDash(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func outsideStack(s *sockState, ev *events.Event) Diagnosis {
+	d := base(s, ev, RuleOutsideStack, "Error from outside the TCP/IP stack")
+	d.Evidence.Layer = ev.Layer
+	d.Evidence.Syscall = ev.Syscall
+	d.Evidence.Text = fmt.Sprintf("%s returned %s but the protocol's sendmsg never failed (layer syscall): the errno was made before the socket layer",
+		orDash(ev.Syscall, "the send"), events.ErrnoString(ev.Errno))
+	switch ev.Errno {
+	case int32(unix.ECOMM), int32(unix.EPERM), int32(unix.EACCES), int32(unix.ENOSYS):
+		d.Confidence = High
+		d.ConfidenceWhy = "the TCP/IP stack does not return " + events.ErrnoName(ev.Errno) + " for sends on its own"
+	default:
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the stack can return " + events.ErrnoName(ev.Errno) + " too; a degraded stack-layer hook would also leave only the syscall layer"
+	}
+	d.NextStep = "This is not a network fault. Check the process's seccomp filter (Seccomp in /proc/PID/status; container runtime profiles), LSM denials (audit log, AppArmor, SELinux), and any sockmap or ULP layer attached to the socket."
+	return d
+}
+
+func retryStorm(k stormKey, c *stormState, s *sockState, ev *events.Event) Diagnosis {
+	d := Diagnosis{
+		Time: ev.Time, Mono: ev.Mono, Rule: RuleRetryStorm, Name: "Retry storm",
+		PID: k.pid, Comm: c.comm, OwnerKnown: s.ownerKnown, Proto: s.proto, Dst: k.dst,
+		Evidence: Evidence{SinceSend: -1, SinceRecv: -1, PeerDataAge: -1},
+	}
+	n := len(c.attempts)
+	w := time.Duration(0)
+	if n > 1 {
+		w = time.Duration(c.attempts[n-1] - c.attempts[0])
+	}
+	d.Evidence.Connections = n
+	d.Evidence.Failures = len(c.failures)
+	d.Evidence.Window = w
+	if w > 0 {
+		d.Evidence.Rate = float64(n-1) / w.Seconds()
+	}
+	d.Evidence.Text = fmt.Sprintf("%s opened %d connections to %s within %s (%.1f/s); %d of them failed in that time",
+		procName(c.comm, k.pid), n, k.dst, dur(w), d.Evidence.Rate, len(c.failures))
+	if d.Evidence.Rate >= 1 && 2*len(c.failures) >= n {
+		d.Confidence = High
+		d.ConfidenceWhy = "most new connections failed and the process kept reconnecting at once"
+	} else {
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the reconnect rate is high, but fewer than half of the connections failed or the rate is below one per second"
+	}
+	d.NextStep = "Retry with exponential backoff and jitter, cap the retries, and add a circuit breaker so a failing destination is not hammered; fix the failure itself (see the per-connection diagnoses)."
+	return d
+}
+
+func procName(comm string, pid uint32) string {
+	if comm == "" {
+		return "pid " + strconv.FormatUint(uint64(pid), 10)
+	}
+	return comm + "/" + strconv.FormatUint(uint64(pid), 10)
+}
+
+// dur prints a duration the way the evidence reads best: 850ms, 3.2s, 4m10s.
+func dur(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "unknown"
+	case d < time.Second:
+		return strconv.FormatInt(d.Round(time.Millisecond).Milliseconds(), 10) + "ms"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	return d.Round(time.Second).String()
+}
