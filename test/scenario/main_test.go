@@ -37,15 +37,22 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		sendtraceBin = filepath.Join(dir, "sendtrace")
-		cmd := exec.Command("go", "build", "-o", sendtraceBin, "github.com/sendtrace/sendtrace/cmd/sendtrace")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build ./cmd/sendtrace: %v\n%s", err, out)
-			return 1
+		// Prebuilt binaries, for machines with no Go toolchain (the VM
+		// kernel matrix runs this test binary inside each guest).
+		sendtraceBin, actorBin = os.Getenv("SENDTRACE_BIN"), os.Getenv("SENDTRACE_ACTOR")
+		if sendtraceBin == "" {
+			sendtraceBin = filepath.Join(dir, "sendtrace")
+			cmd := exec.Command("go", "build", "-o", sendtraceBin, "github.com/sendtrace/sendtrace/cmd/sendtrace")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build ./cmd/sendtrace: %v\n%s", err, out)
+				return 1
+			}
 		}
-		if actorBin, err = netlab.BuildActor(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		if actorBin == "" {
+			if actorBin, err = netlab.BuildActor(dir); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
 		return m.Run()
 	}()
@@ -91,7 +98,11 @@ type Tracer struct {
 func StartTracer(t *testing.T, ctx context.Context, args ...string) *Tracer {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	tr := &Tracer{Args: append([]string{"-o", "json", "--ready-file", ready}, args...), done: make(chan struct{})}
+	base := []string{"-o", "json", "--ready-file", ready}
+	// SENDTRACE_ARGS adds flags to every run, e.g. "--disable-hook fexit"
+	// to put the kretprobe fallback through the same scenarios.
+	base = append(base, strings.Fields(os.Getenv("SENDTRACE_ARGS"))...)
+	tr := &Tracer{Args: append(base, args...), done: make(chan struct{})}
 	tr.cmd = exec.Command(sendtraceBin, tr.Args...)
 	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr
 	// A tracer must not outlive a killed test run.
