@@ -27,6 +27,7 @@ func serverMain(args []string) func(context.Context, *report.Report) error {
 	listen := fs.String("listen", "", "ADDR:PORT to listen on")
 	exitAfter := fs.Int64("exit-after-bytes", 0, "exit once this many bytes were read in all; 0: run until signalled")
 	rcvbuf := fs.Int("rcvbuf", 0, "SO_RCVBUF on the listener (inherited by accepted sockets); 0: kernel default")
+	resetAfter := fs.Duration("reset-after", 200*time.Millisecond, "reset mode: wait this long after accept, so a slow client's connect() returns before the reset")
 	_ = fs.Parse(args)
 
 	return func(ctx context.Context, rep *report.Report) error {
@@ -35,18 +36,19 @@ func serverMain(args []string) func(context.Context, *report.Report) error {
 		if err != nil {
 			return fmt.Errorf("-listen: %w", err)
 		}
-		s := &server{mode: *mode, rep: rep, exitAfter: *exitAfter, full: make(chan struct{})}
+		s := &server{mode: *mode, rep: rep, exitAfter: *exitAfter, resetAfter: *resetAfter, full: make(chan struct{})}
 		return s.run(ctx, ap, *rcvbuf)
 	}
 }
 
 type server struct {
-	mode      string
-	exitAfter int64
-	full      chan struct{} // closed once exitAfter bytes were read
-	mu        sync.Mutex
-	rep       *report.Report
-	read      int64
+	mode       string
+	exitAfter  int64
+	resetAfter time.Duration
+	full       chan struct{} // closed once exitAfter bytes were read
+	mu         sync.Mutex
+	rep        *report.Report
+	read       int64
 }
 
 func (s *server) add(sock report.Socket) int {
@@ -145,7 +147,11 @@ func (s *server) acceptLoop(lfd int) error {
 			if err := unix.SetsockoptLinger(cfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
 				return fmt.Errorf("SO_LINGER: %w", err)
 			}
-			unix.Close(cfd)
+			// Reset from another goroutine so later accepts are not held up.
+			go func() {
+				time.Sleep(s.resetAfter)
+				unix.Close(cfd)
+			}()
 		case "sink":
 			// Kept open and never read until the process exits.
 		case "discard":
