@@ -36,6 +36,9 @@ refused with the kernel's answer, then detaches everything.`,
 			if err := preflight(); err != nil {
 				return err
 			}
+			if done, err := withBTFFile(btfPath); done || err != nil {
+				return err
+			}
 			hooks, err := tracer.Plan(tracer.Options{BTFPath: btfPath, Disable: disable})
 			if err != nil {
 				return explain(err)

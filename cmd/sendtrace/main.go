@@ -32,7 +32,9 @@ func main() {
 		root.AddCommand(sub())
 	}
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "sendtrace: %v\n", err)
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintf(os.Stderr, "sendtrace: %v\n", err)
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -51,6 +51,12 @@ stays readable up to its last complete record.`,
 		if err != nil {
 			return err
 		}
+		if done, err := withBTFFile(opts.BTFPath); done || err != nil {
+			return err
+		}
+		// Rates in the footer (failed sends per 1,000 sends) need every
+		// successful send counted.
+		opts.CountSends = true
 		return runRecord(opts, out, status, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd
@@ -185,11 +191,11 @@ func (r *recorder) handle(e *events.Event) {
 // events.
 func (r *recorder) destinations() ([]record.DestStats, string) {
 	if r.sess != nil && len(r.sess.Destinations) > 0 {
-		type agg struct{ segs, bytes, retrans uint64 }
+		type agg struct{ sends, bytes, segs, retrans uint64 }
 		m := map[string]*agg{}
 		for _, d := range r.sess.Destinations {
 			k := record.DestKey(d.Dst)
-			if k == "" || d.DataSegsOut+d.BytesSent+d.RetransSegs == 0 {
+			if k == "" || d.Sends+d.DataSegsOut+d.BytesSent+d.RetransSegs == 0 {
 				// Listeners and sockets that never sent have nothing to
 				// normalise by.
 				continue
@@ -199,14 +205,15 @@ func (r *recorder) destinations() ([]record.DestStats, string) {
 				a = &agg{}
 				m[k] = a
 			}
+			a.sends += d.Sends
+			a.bytes += d.SendBytes
 			a.segs += d.DataSegsOut
-			a.bytes += d.BytesSent
 			a.retrans += d.RetransSegs
 		}
 		out := make([]record.DestStats, 0, len(m))
 		for k, a := range m {
-			segs, bytes := a.segs, a.bytes
-			out = append(out, record.DestStats{Dst: k, Sends: &segs, Bytes: &bytes, RetransSegs: a.retrans})
+			sends, bytes := a.sends, a.bytes
+			out = append(out, record.DestStats{Dst: k, Sends: &sends, Bytes: &bytes, DataSegs: a.segs, RetransSegs: a.retrans})
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Dst < out[j].Dst })
 		return out, "kernel"

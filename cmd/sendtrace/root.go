@@ -46,6 +46,9 @@ whose totals are exact even when the stream lost events.`,
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
 		}
+		if done, err := withBTFFile(opts.BTFPath); done || err != nil {
+			return err
+		}
 		return runLive(cmd.Context(), opts, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd

@@ -146,13 +146,16 @@ type TotalsRow struct {
 }
 
 // DestStats is the traffic to one destination. With the kernel as source,
-// Sends counts TCP data segments (tcp_sock.data_segs_out), because the
-// kernel keeps no count of send calls. Sends and Bytes are nil when they
-// were not counted, which is different from zero.
+// Sends counts successful send calls (the kernel counts them per socket
+// while recording) and Bytes the bytes those calls handed to the kernel.
+// DataSegs is TCP's own count of data segments sent, and RetransSegs its
+// count of retransmitted segments. Sends and Bytes are nil when they were
+// not counted, which is different from zero.
 type DestStats struct {
 	Dst         string  `json:"dst"`
 	Sends       *uint64 `json:"sends"`
 	Bytes       *uint64 `json:"bytes"`
+	DataSegs    uint64  `json:"data_segs,omitempty"`
 	RetransSegs uint64  `json:"retrans_segs"`
 }
 

@@ -329,7 +329,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 		}
 		ew.flush(tw)
 	}
-	ew.printf("\nSends are the TCP data segments the kernel sent (tcp_sock.data_segs_out), the finest traffic count it keeps.\n")
+	ew.printf("\nSends are successful send calls, counted per socket in the kernel while recording; bytes are what those calls handed to the kernel.\n")
 	ew.printf("Changes are called real only with at least %d events on each side and a difference beyond two standard errors (Poisson),\n"+
 		"or for time to failure, at least %d connections on each side whose ranges do not overlap.\n", MinCount, MinTTFSamples)
 	return ew.err

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+)
+
+// vmlinuxBTF is where the kernel publishes its BTF, and where BTF
+// tracepoints and fexit look up the type ids they attach to.
+const vmlinuxBTF = "/sys/kernel/btf/vmlinux"
+
+const btfNSEnv = "SENDTRACE_BTF_NS"
+
+// withBTFFile makes a --btf file serve where the kernel's own BTF is not
+// readable (hidden by a container or a read-only mount): attach targets
+// are looked up there, not only CO-RE relocations. sendtrace re-runs
+// itself in a private mount namespace with the file bind-mounted over
+// /sys/kernel/btf/vmlinux, and exits with the child's status. It returns
+// false when the current process should go on by itself.
+func withBTFFile(path string) (bool, error) {
+	if path == "" {
+		return false, nil
+	}
+	if os.Getenv(btfNSEnv) == "child" {
+		return false, bindBTF(path)
+	}
+	if _, err := btf.LoadKernelSpec(); err == nil {
+		return false, nil // the kernel's own BTF is readable: use it for attaching
+	}
+	if _, err := os.Stat(vmlinuxBTF); err != nil {
+		// No BTF in the kernel at all: tp_btf and fexit cannot attach,
+		// whatever file is given. The loader says which layers degrade.
+		return false, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return false, fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), btfNSEnv+"=child")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGTERM}
+	// The child handles SIGINT/SIGTERM itself; keep them from ending us
+	// before it has printed its summary.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return true, &exitError{code: ee.ExitCode(), err: errSilent}
+	}
+	if err != nil {
+		return true, fmt.Errorf("run in a private mount namespace for --btf: %w", err)
+	}
+	return true, nil
+}
+
+// errSilent carries an exit status whose message the child already printed.
+var errSilent = errors.New("")
+
+func bindBTF(path string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private for --btf: %w", err)
+	}
+	if err := unix.Mount(path, vmlinuxBTF, "", unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("bind --btf %s over %s: %w", path, vmlinuxBTF, err)
+	}
+	return nil
+}
