@@ -9,6 +9,7 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"net/netip"
 	"slices"
 	"time"
@@ -55,6 +56,11 @@ type Recording struct {
 
 	// Timeline holds the events of Options.Conn, in time order.
 	Timeline []events.Event
+
+	// Diagnoses are the likely causes of the failures, found by running
+	// the live mode's diagnosis over the file's events in order.
+	Diagnoses []diagnose.Diagnosis
+	diag      *diagnose.Engine
 }
 
 type point struct {
@@ -128,6 +134,7 @@ func Load(path string, o Options) (*Recording, error) {
 		Dests:         map[string]*Dest{},
 		Procs:         map[Proc]*ProcStats{},
 		Conns:         map[uint64]*Conn{},
+		diag:          diagnose.New(diagnose.Config{}),
 	}
 	var e events.Event
 	for {
@@ -140,6 +147,8 @@ func Load(path string, o Options) (*Recording, error) {
 		}
 		rec.observe(&e, o)
 	}
+	rec.Diagnoses = append(rec.Diagnoses, rec.diag.Finish()...)
+	rec.diag = nil
 	rec.Footer = rd.Footer
 	rec.Truncated = rd.Truncated
 	rec.Skipped = rd.Skipped
@@ -168,6 +177,7 @@ func (r *Recording) dest(key string) *Dest {
 
 func (r *Recording) observe(e *events.Event, o Options) {
 	r.Summary.Observe(e)
+	r.Diagnoses = append(r.Diagnoses, r.diag.Observe(e)...)
 	r.Observed[e.Kind]++
 	if e.Errno != 0 {
 		m := r.ObservedErrno[e.Kind]

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"io"
 	"slices"
 	"strconv"
@@ -44,6 +45,9 @@ type Report struct {
 	FailedConns  []ConnRow    `json:"failed_connections"`
 	TTF          *Percentiles `json:"time_to_failure,omitempty"`
 	Buckets      Buckets      `json:"failures_over_time"`
+	// Diagnoses name the likely cause of each failure (see
+	// docs/json-schema.md, "Diagnosis records").
+	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
 }
 
 // DestRow is one destination in the report.
@@ -111,6 +115,7 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 	h := r.Header
 	rep := &Report{
+		Diagnoses:        r.Diagnoses,
 		File:             r.Path,
 		Hostname:         h.Hostname,
 		KernelRelease:    h.KernelRelease,
@@ -392,6 +397,19 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			rep.TTF.N, fmtDur(rep.TTF.P50), fmtDur(rep.TTF.P95), fmtDur(rep.TTF.Max))
 	}
 	writeBuckets(ew, rep.Buckets)
+	if len(rep.Diagnoses) > 0 {
+		ew.printf("\nDiagnoses\n")
+		if err := diagnose.RenderSummary(ew, rep.Diagnoses); err != nil {
+			return err
+		}
+		n := min(len(rep.Diagnoses), 20)
+		for _, d := range rep.Diagnoses[:n] {
+			ew.printf("  %s\n", d.String())
+		}
+		if more := len(rep.Diagnoses) - n; more > 0 {
+			ew.printf("... %d more (see -o json)\n", more)
+		}
+	}
 	return ew.err
 }
 

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"io"
 	"slices"
 	"strconv"
@@ -79,6 +80,9 @@ func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
 		who = fmt.Sprintf("%s/%d", owner.Comm, owner.PID)
 	}
 	ew.printf("connection %d: %s %s -> %s, %s\n", cookie, events.ProtoName(first.Protocol), addr(src), addr(first.Dst), who)
+	for _, d := range connDiagnoses(r, cookie) {
+		ew.printf("diagnosis: %s\n", d.String())
+	}
 	ew.printf("first event at %s (+%s into the recording)\n",
 		first.Time.Local().Format("2006-01-02 15:04:05.000000 MST"), fmtSec(relSec(first.Mono, r.StartMono)))
 	for i := range tl {
@@ -158,9 +162,29 @@ type TimelineEntry struct {
 
 // Timeline is the JSON form of --conn.
 type Timeline struct {
-	File   string          `json:"file"`
-	Cookie uint64          `json:"cookie"`
-	Events []TimelineEntry `json:"events"`
+	File      string               `json:"file"`
+	Cookie    uint64               `json:"cookie"`
+	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
+	Events    []TimelineEntry      `json:"events"`
+}
+
+// connDiagnoses returns the diagnoses of one socket, and the retry storms
+// of its owner towards its destination.
+func connDiagnoses(r *Recording, cookie uint64) []diagnose.Diagnosis {
+	var owner events.Event
+	for _, e := range r.Timeline {
+		if e.OwnerKnown {
+			owner = e
+			break
+		}
+	}
+	out := []diagnose.Diagnosis{}
+	for _, d := range r.Diagnoses {
+		if d.Cookie == cookie || (d.Cookie == 0 && owner.OwnerKnown && d.PID == owner.PID && d.Dst == owner.Dst) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // BuildTimeline returns the JSON form of a connection's timeline.
@@ -168,7 +192,7 @@ func BuildTimeline(r *Recording, cookie uint64) (*Timeline, error) {
 	if err := CheckTimeline(r, cookie); err != nil {
 		return nil, err
 	}
-	t := &Timeline{File: r.Path, Cookie: cookie}
+	t := &Timeline{File: r.Path, Cookie: cookie, Diagnoses: connDiagnoses(r, cookie)}
 	first := r.Timeline[0].Mono
 	for i := range r.Timeline {
 		e := &r.Timeline[i]
