@@ -244,12 +244,25 @@ func newStalledPath(t *testing.T, ctx context.Context, n int) *stalledPath {
 // over the stalled phase.
 func (sp *stalledPath) run(t *testing.T, ctx context.Context, verdict string) ([]*report.Report, int64) {
 	t.Helper()
+	sp.connect(t, ctx)
+	return sp.stall(t, ctx, verdict)
+}
+
+// connect lets every client connect and stops them there.
+func (sp *stalledPath) connect(t *testing.T, ctx context.Context) {
+	t.Helper()
 	for _, c := range sp.clients {
 		release(t, c, "start")
 		if _, err := c.WaitPhase(ctx, "connected"); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// stall applies verdict to the connected clients' segments and lets them
+// send until they fail.
+func (sp *stalledPath) stall(t *testing.T, ctx context.Context, verdict string) ([]*report.Report, int64) {
+	t.Helper()
 	sp.lab.Server.MustNft(fmt.Sprintf(`table inet lab {
 	chain in {
 		type filter hook input priority 0; policy accept;
@@ -315,6 +328,24 @@ func TestBlackHole(t *testing.T) {
 	sp := newStalledPath(t, ctx, 1)
 	tr := StartTracer(t, ctx, pidArg(sp.clients[0]))
 	reps, mib := sp.run(t, ctx, "drop")
+	evs := tr.Stop(t)
+	checkOnly(t, evs, reps[0])
+	n := checkStalled(t, evs, reps[0], unix.ETIMEDOUT)
+	if int64(n) != mib {
+		t.Errorf("%d retransmit events, the client namespace's TcpRetransSegs grew by %d", n, mib)
+	}
+}
+
+// A socket that existed before sendtrace started is attributed to its
+// owner (the task_file iterator seeds it at start): its retransmits and
+// error report pass --pid and carry the client's pid, not pid 0 or the
+// task that was on the CPU when the retransmit timer fired.
+func TestPreexistingSocket(t *testing.T) {
+	ctx := scenarioContext(t)
+	sp := newStalledPath(t, ctx, 1)
+	sp.connect(t, ctx)
+	tr := StartTracer(t, ctx, pidArg(sp.clients[0]))
+	reps, mib := sp.stall(t, ctx, "drop")
 	evs := tr.Stop(t)
 	checkOnly(t, evs, reps[0])
 	n := checkStalled(t, evs, reps[0], unix.ETIMEDOUT)
