@@ -104,16 +104,20 @@ type traceFlags struct {
 	readyFile string
 	duration  string
 	disable   []string
+	ringMiB   uint32
 	filters   func() (tracer.Filters, error)
 }
 
-func addTraceFlags(cmd *cobra.Command) *traceFlags {
+// addTraceFlags adds the session flags; ringMiB is the command's default
+// ring buffer size.
+func addTraceFlags(cmd *cobra.Command, ringMiB uint32) *traceFlags {
 	tf := &traceFlags{}
 	tf.filters = addFilterFlags(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&tf.btf, "btf", "", "kernel BTF file, for kernels that do not publish /sys/kernel/btf/vmlinux")
 	fl.StringVar(&tf.readyFile, "ready-file", "", "write this file once every probe is attached")
 	fl.StringVarP(&tf.duration, "duration", "d", "", "stop after this long (e.g. 30s, 5m)")
+	fl.Uint32Var(&tf.ringMiB, "ring-mib", ringMiB, "ring buffer size in MiB (a power of two): how far the reader may fall behind in a burst before events are lost (their counts never are)")
 	fl.StringSliceVar(&tf.disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length), to test fallbacks")
 	return tf
 }
@@ -128,6 +132,10 @@ func (tf *traceFlags) options() (tracer.Options, error) {
 	o.BTFPath = tf.btf
 	o.ReadyFile = tf.readyFile
 	o.Disable = tf.disable
+	if tf.ringMiB == 0 || tf.ringMiB&(tf.ringMiB-1) != 0 || tf.ringMiB > 1024 {
+		return o, fmt.Errorf("invalid --ring-mib %d: give a power of two from 1 to 1024", tf.ringMiB)
+	}
+	o.RingMiB = tf.ringMiB
 	if tf.duration != "" {
 		d, err := parseDuration(tf.duration)
 		if err != nil {

@@ -40,7 +40,9 @@ stays readable up to its last complete record.`,
   zstdcat incident.jsonl.zst | jq 'select(.kind=="send_error")'`,
 		Args: cobra.NoArgs,
 	}
-	tf := addTraceFlags(cmd)
+	// A recording must keep up with failure storms: a larger buffer rides
+	// out longer stalls of the writer.
+	tf := addTraceFlags(cmd, 64)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "recording file (.gz or .zst to compress); required")
 	cmd.Flags().DurationVar(&status, "status-interval", 5*time.Second, "how often to print a status line on stderr; 0 turns it off")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

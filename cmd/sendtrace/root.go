@@ -36,7 +36,7 @@ whose totals are exact even when the stream lost events.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	tf := addTraceFlags(cmd)
+	tf := addTraceFlags(cmd, 16)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "event format: text or json (JSON Lines on stdout, summary on stderr)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts, err := tf.options()

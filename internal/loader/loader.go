@@ -57,6 +57,10 @@ type Config struct {
 	// rates. It puts a socket-storage lookup on every successful send, so
 	// live mode leaves it off.
 	CountSends bool
+	// RingBytes sizes the ring buffer (a power of two, at least a page);
+	// 0 keeps the object's 8 MiB. It is how long a burst the reader may
+	// fall behind before events are counted lost.
+	RingBytes uint32
 }
 
 // candidate is one way to serve a layer: a set of programs that must all
@@ -203,6 +207,12 @@ func Load(cfg Config) (*Tracer, error) {
 	}
 	if err := spec.Variables["cfg"].Set(c); err != nil {
 		return nil, fmt.Errorf("set config: %w", err)
+	}
+	if cfg.RingBytes != 0 {
+		if cfg.RingBytes&(cfg.RingBytes-1) != 0 || cfg.RingBytes < uint32(os.Getpagesize()) {
+			return nil, fmt.Errorf("ring buffer size %d: want a power of two of at least %d bytes", cfg.RingBytes, os.Getpagesize())
+		}
+		spec.Maps["events"].MaxEntries = cfg.RingBytes
 	}
 
 	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}

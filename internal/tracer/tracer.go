@@ -34,6 +34,8 @@ type Options struct {
 	// rates (Session.Destinations). It costs a lookup on every successful
 	// send, so live mode leaves it off.
 	CountSends bool
+	// RingMiB sizes the ring buffer in MiB (a power of two); 0 keeps 8.
+	RingMiB uint32
 	// KeepRunning keeps a --pid session alive after every target exited.
 	KeepRunning bool
 }
@@ -83,6 +85,7 @@ func loaderConfig(opts Options) loader.Config {
 		Disable:         opts.Disable,
 		AllStateChanges: opts.AllStateChanges,
 		CountSends:      opts.CountSends,
+		RingBytes:       opts.RingMiB << 20,
 	}
 }
 
