@@ -9,15 +9,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,18 +34,13 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		sendtraceBin = filepath.Join(dir, "sendtrace")
-		peerBin = filepath.Join(dir, "peer")
-		for bin, pkg := range map[string]string{
-			sendtraceBin: "github.com/sendtrace/sendtrace/cmd/sendtrace",
-			peerBin:      "github.com/sendtrace/sendtrace/test/diagnose/peer",
-		} {
-			cmd := exec.Command("go", "build", "-o", bin, pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-				return 1
-			}
+		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if peerBin, err = testutil.Build(dir, "SENDTRACE_PEER", "github.com/sendtrace/sendtrace/test/diagnose/peer"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		if actorBin, err = netlab.BuildActor(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -61,75 +53,21 @@ func TestMain(m *testing.M) {
 
 const port = 9000
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 type tracer struct {
-	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	done           chan struct{}
-	err            error
+	*testutil.Sendtrace
 }
 
 func startTracer(t *testing.T, ctx context.Context, args ...string) *tracer {
 	t.Helper()
-	ready := filepath.Join(t.TempDir(), "ready")
-	tr := &tracer{done: make(chan struct{})}
-	tr.cmd = exec.Command(sendtraceBin, append([]string{"-o", "json", "--ready-file", ready}, args...)...)
-	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr
-	if err := tr.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { tr.err = tr.cmd.Wait(); close(tr.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-tr.done:
-		default:
-			_ = tr.cmd.Process.Kill()
-			<-tr.done
-		}
-	})
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := testutil.WaitFile(wctx, ready); err != nil {
-		t.Fatalf("sendtrace not ready: %v\n%s", err, tr.stderr.Bytes())
-	}
-	return tr
+	return &tracer{testutil.StartSendtrace(t, ctx, sendtraceBin, 60*time.Second, append([]string{"-o", "json"}, args...)...)}
 }
 
 // stop ends the tracer as a user would and returns its events and
 // diagnoses, in stream order.
 func (tr *tracer) stop(t *testing.T) ([]events.Event, []diagnose.Diagnosis) {
 	t.Helper()
-	if err := tr.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatal(err)
-	}
-	select {
-	case <-tr.done:
-	case <-time.After(30 * time.Second):
-		_ = tr.cmd.Process.Kill()
-		<-tr.done
-		t.Errorf("sendtrace did not exit after SIGINT")
-	}
-	if tr.err != nil {
-		t.Errorf("sendtrace: %v", tr.err)
-	}
-	out := tr.stdout.Bytes()
-	t.Logf("sendtrace stderr:\n%s", tr.stderr.Bytes())
+	out, stderr := tr.Stop(t, 30*time.Second)
+	t.Logf("sendtrace stderr:\n%s", stderr)
 	var evs []events.Event
 	var ds []diagnose.Diagnosis
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -176,7 +114,7 @@ type peerResult struct {
 type peer struct {
 	cmd    *exec.Cmd
 	goFile string
-	out    lockedBuffer
+	out    testutil.LockedBuffer
 	done   chan struct{}
 	err    error
 }

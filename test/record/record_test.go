@@ -39,10 +39,8 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		sendtraceBin = filepath.Join(dir, "sendtrace")
-		cmd := exec.Command("go", "build", "-o", sendtraceBin, "github.com/sendtrace/sendtrace/cmd/sendtrace")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build ./cmd/sendtrace: %v\n%s", err, out)
+		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		if actorBin, err = netlab.BuildActor(dir); err != nil {
