@@ -18,6 +18,7 @@ import (
 // Rule ids, stable across versions: they are what scripts match on.
 const (
 	RuleIdleReset     = "idle-reset"
+	RulePeerReset     = "peer-reset"
 	RuleBlackHole     = "black-hole"
 	RulePMTUBlackHole = "pmtu-black-hole"
 	RuleBackpressure  = "backpressure"
@@ -29,7 +30,7 @@ const (
 
 // Rules lists every rule id in the order the summary shows them.
 var Rules = []string{
-	RuleIdleReset, RuleBlackHole, RulePMTUBlackHole, RuleBackpressure,
+	RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleBackpressure,
 	RuleRefused, RuleLocalShutdown, RuleOutsideStack, RuleRetryStorm,
 }
 

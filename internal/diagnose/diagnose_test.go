@@ -111,18 +111,32 @@ func TestIdleReset(t *testing.T) {
 	}
 }
 
+// A reset on a connection that was not idle is the peer's (or a device
+// acting for it) abort, never an idle timeout.
 func TestIdleResetNegatives(t *testing.T) {
 	t.Run("busy connection", func(t *testing.T) {
 		c := newChain(1).established()
 		c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: 100 * ms_})
-		check(t, c.evs, "")
+		check(t, c.evs, RulePeerReset)
 	})
 	t.Run("retransmits during the silence", func(t *testing.T) {
 		c := newChain(1).established()
 		c.add(20*time.Second, events.Event{Kind: events.KindRetransmit, Seq: 5, Bytes: 100, MSS: 1448, SinceSend: 200 * ms_, SinceRecv: 10 * time.Second})
 		c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: 30 * time.Second})
-		check(t, c.evs, "")
+		check(t, c.evs, RulePeerReset)
 	})
+}
+
+func TestPeerReset(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: 200 * ms_, SinceRecv: 200 * ms_})
+	c.add(time.Second+ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNRESET), State: events.StateClose})
+	c.add(time.Second+2*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.ECONNRESET), Layer: events.LayerBoth, State: events.StateClose})
+	c.add(time.Second+3*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EPIPE), Layer: events.LayerBoth, State: events.StateClose})
+	ds := check(t, c.evs, RulePeerReset)
+	if ds[0].Errno != int32(unix.ECONNRESET) || ds[0].Confidence != Medium {
+		t.Errorf("%+v", ds[0])
+	}
 }
 
 func TestIdleDrop(t *testing.T) {
@@ -248,7 +262,7 @@ func TestLocalShutdown(t *testing.T) {
 	r := newChain(2).established()
 	r.add(time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: ms_})
 	r.add(2*time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EPIPE), Layer: events.LayerBoth, State: events.StateClose})
-	check(t, r.evs, "")
+	check(t, r.evs, RulePeerReset)
 }
 
 func TestOutsideStack(t *testing.T) {

@@ -24,7 +24,7 @@ var (
 
 // terminal rules end the connection: once one is concluded, the rest of
 // the socket's events belong to the same failure.
-var terminal = []string{RuleIdleReset, RuleBlackHole, RulePMTUBlackHole, RuleRefused, RuleLocalShutdown}
+var terminal = []string{RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleRefused, RuleLocalShutdown}
 
 func (s *sockState) ended() bool {
 	for _, r := range terminal {
@@ -51,14 +51,14 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 		if ev.State == events.StateSynSent {
 			return refused(s, ev, eCONNREFUSED, true), true
 		}
-		return e.idleReset(s, ev)
+		return e.resetOf(s, ev)
 	case events.KindErrorReport:
 		switch ev.Errno {
 		case eCONNRESET, ePIPE:
 			if s.resets > 0 {
 				return Diagnosis{}, false // judged at the reset
 			}
-			return e.idleReset(s, ev)
+			return e.resetOf(s, ev)
 		}
 		return e.ended(s, ev, syn)
 	case events.KindSendError:
@@ -76,7 +76,7 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 		}
 		switch ev.Errno {
 		case eCONNRESET:
-			return e.idleReset(s, ev)
+			return e.resetOf(s, ev)
 		case ePIPE:
 			return localShutdown(s, ev), true
 		}
@@ -108,6 +108,36 @@ func (e *Engine) ended(s *sockState, ev *events.Event, syn bool) (Diagnosis, boo
 		return d, true
 	}
 	return blackHole(s, ev, syn), true
+}
+
+// resetOf names a reset from the peer: after a silence it is the idle
+// timeout of something on the path; on a live connection, the peer (or a
+// device acting for it) aborted.
+func (e *Engine) resetOf(s *sockState, ev *events.Event) (Diagnosis, bool) {
+	if d, ok := e.idleReset(s, ev); ok {
+		return d, true
+	}
+	return peerReset(s, ev), true
+}
+
+// peerReset: a reset on a connection that was not idle. The peer closed
+// with unread data or SO_LINGER 0, crashed and restarted, or a firewall or
+// load balancer reset the flow.
+func peerReset(s *sockState, ev *events.Event) Diagnosis {
+	d := base(s, ev, RulePeerReset, "Connection reset by the peer while active")
+	d.Errno = eCONNRESET
+	d.Confidence, d.ConfidenceWhy = Medium, "the reset came from the peer's direction; the tracer cannot see whether the peer itself or a device on the path sent it"
+	quiet := "last received " + dur(ev.SinceRecv) + " before"
+	if ev.SinceRecv < 0 {
+		quiet = "no receive time known"
+	}
+	d.Evidence.Text = fmt.Sprintf("a reset arrived in %s, %s after this side last sent and %s: the connection was not idle",
+		events.StateName(ev.State), dur(ev.SinceSend), quiet)
+	if ev.SinceSend < 0 {
+		d.Evidence.Text = fmt.Sprintf("a reset arrived in %s (%s)", events.StateName(ev.State), quiet)
+	}
+	d.NextStep = "Look at the peer at this time: an abortive close (SO_LINGER 0, closing with unread data), a crash or restart, or a connection limit. If the peer shows nothing, capture both ends: a firewall or load balancer may be sending the reset."
+	return d
 }
 
 func base(s *sockState, ev *events.Event, rule, name string) Diagnosis {

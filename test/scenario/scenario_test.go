@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -501,4 +502,55 @@ func TestPIDFilterTwoActors(t *testing.T) {
 		checkAonly(t, evs, reps[0], reps[1])
 		checkStalled(t, evs, reps[0], unix.ETIMEDOUT)
 	})
+}
+
+// The on-call view: text mode, one screen. A peer reset must read as the
+// reset, the failed sends with their errno spelled out, the diagnosis
+// under the failure, and the summary with the kernel's exact totals.
+func TestTextOutput(t *testing.T) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{})
+	dst := lab.ServerAddr(false, port)
+	startServer(t, ctx, lab.Server, "reset", dst)
+	cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-await-error-before", "1", "-count", "2", "-size", "1000")
+	tr := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, pidArg(cl))
+	release(t, cl, "start")
+	r := finish(t, ctx, cl)
+	out, _ := tr.Stop(t, tracerStop)
+	t.Logf("sendtrace text output:\n%s", out)
+
+	pid := fmt.Sprintf("actor/%d", r.PID)
+	lines := strings.Split(string(out), "\n")
+	find := func(parts ...string) int {
+		for i, l := range lines {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(l, p)
+			}
+			if ok {
+				return i
+			}
+		}
+		t.Errorf("no line with %q", parts)
+		return -1
+	}
+	if !strings.HasPrefix(lines[0], "TIME ") {
+		t.Errorf("first line is not the column header: %q", lines[0])
+	}
+	rst := find("receive_reset", pid, dst.String())
+	reset := find("send_error", pid, dst.String(), "1000", "ECONNRESET (connection reset by peer)", "syscall=sendto")
+	pipe := find("send_error", pid, dst.String(), "1000", "EPIPE (broken pipe)")
+	diag := find("=> diagnosis: peer-reset")
+	if !(rst < reset && reset < pipe) {
+		t.Errorf("lines out of order: reset %d, ECONNRESET %d, EPIPE %d", rst, reset, pipe)
+	}
+	// The reset concludes the connection, so its diagnosis follows it.
+	if diag >= 0 && diag < rst {
+		t.Errorf("diagnosis (line %d) comes before the reset it explains (line %d)", diag, rst)
+	}
+	find("Failures by diagnosis")
+	find("| peer-reset ", "ECONNRESET", pid)
+	find("Failed sends by errno, destination and process")
+	find("Kernel totals by process, kind and errno")
+	find("stream complete")
 }
