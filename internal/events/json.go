@@ -22,7 +22,7 @@ import (
 // without a trailing newline.
 func AppendJSON(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"time":"`...)
-	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = appendTimeUTC(dst, e.Time)
 	dst = append(dst, `","mono_ns":`...)
 	dst = strconv.AppendUint(dst, e.Mono, 10)
 	dst = append(dst, `,"kind":"`...)

@@ -215,7 +215,9 @@ func Load(cfg Config) (*Tracer, error) {
 		spec.Maps["events"].MaxEntries = cfg.RingBytes
 	}
 
-	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}
+	// One BTF cache for every load: each program would otherwise parse
+	// the kernel's BTF again to find its attach target.
+	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}, Cache: btf.NewCache()}
 	if err := spec.LoadAndAssign(&t.maps, &opts); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("%w: %v", ErrPermission, err)

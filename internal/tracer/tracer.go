@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -112,6 +113,10 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 		return nil, err
 	}
 	defer t.Close()
+	// Loading parsed the kernel's BTF (tens of MiB) that nothing needs
+	// any more; give it back now rather than at the runtime's leisure,
+	// since sendtrace runs beside the workload it watches.
+	debug.FreeOSMemory()
 
 	hz, _ := loader.KernelHZ()
 	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), HZ: hz}
