@@ -153,6 +153,10 @@ type Totals struct {
 	// to decode or deliver.
 	LostKernel uint64
 	LostUser   uint64
+	// Uncounted is the number of events whose (pid, kind, errno) found no
+	// room in the kernel's totals map: when it is not zero, ByKey is short
+	// by that many.
+	Uncounted uint64
 }
 
 // TotalsKey groups the kernel's exact counters.

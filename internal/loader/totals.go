@@ -64,6 +64,7 @@ func (t *Tracer) Totals() (*events.Totals, error) {
 		return nil, err
 	}
 	tot.LostKernel = c.Lost
+	tot.Uncounted = c.TotalsFull
 	return tot, nil
 }
 

@@ -399,6 +399,9 @@ func (s *Summary) renderCompleteness(p *printer, t *events.Totals) {
 	if lost > 0 {
 		p.line("lost events: %d (kernel ring buffer full: %d, userspace: %d)", lost, t.LostKernel, t.LostUser)
 	}
+	if t.Uncounted > 0 {
+		p.line("kernel totals inexact: %d events found no room in the totals map (more than 16,384 process/kind/errno keys)", t.Uncounted)
+	}
 	var seen uint64
 	for _, n := range s.observed {
 		seen += n

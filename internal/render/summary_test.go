@@ -293,3 +293,16 @@ func TestSummaryWriteError(t *testing.T) {
 		t.Error("write error not returned")
 	}
 }
+
+func TestSummarySaysTotalsInexact(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewSummary()
+	tot := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{{PID: 1, Kind: events.KindSendError, Errno: 32}: {Count: 1}}, Uncounted: 7}
+	s.Observe(&events.Event{Kind: events.KindSendError, PID: 1, Errno: 32})
+	if err := s.Render(&buf, tot); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "kernel totals inexact: 7 events") {
+		t.Errorf("summary does not say the totals are inexact:\n%s", buf.String())
+	}
+}
