@@ -38,7 +38,7 @@ func (h *harness) markdown(took time.Duration) string {
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
 	p("**Machine:** %d cores (`nproc`), %s, %.0f GiB RAM, kernel %s, %s. Load average after the run: %s. ",
 		m.cores, m.cpu, m.memGiB, m.kernel, m.goVer, loadavg())
-	p("The machine is shared: other builds and tests ran during the measurement, so single runs are noisy. ")
+	p("Single runs on this 2-core virtual machine are noisy (the load average above includes the benchmark itself). ")
 	p("Ratios are the figures to read; absolute rates are context only.\n\n")
 	if h.cfg.quick {
 		p("> **Quick mode** (`-quick`): durations and counts too small to mean anything; this output only proves the harness runs.\n\n")
