@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/testutil"
 	"github.com/sendtrace/sendtrace/internal/tracer"
 )
 
@@ -403,9 +404,7 @@ func TestSysctlsOwnNamespace(t *testing.T) {
 }
 
 func TestSysctlsOfPID(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("setns needs root")
-	}
+	testutil.RequireRoot(t)
 	self, err := ReadSysctls(0)
 	if err != nil {
 		t.Fatal(err)
