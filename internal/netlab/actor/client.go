@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
 	"github.com/sendtrace/sendtrace/internal/netlab/report"
 )
 
@@ -179,21 +180,15 @@ func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
 	return nil
 }
 
-// connect is blocking, but bounded by ctx through SO_SNDTIMEO so a lab
-// that drops the SYN cannot hang the actor.
+// connect is blocking, but bounded by ctx so a lab that drops the SYN
+// cannot hang the actor.
 func connect(ctx context.Context, fd int, to netip.AddrPort) error {
 	d := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		d = max(time.Until(dl), time.Millisecond)
 	}
-	tv := unix.NsecToTimeval(d.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-		return fmt.Errorf("SO_SNDTIMEO: %w", err)
-	}
-	if err := unix.Connect(fd, sockaddr(to)); err != nil {
+	if err := rawsock.Connect(fd, sockaddr(to), d); err != nil {
 		return fmt.Errorf("connect %v: %w", to, err)
 	}
-	// Sends must block (or not) only as the scenario says, never time out.
-	tv = unix.Timeval{}
-	return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	return nil
 }

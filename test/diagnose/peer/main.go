@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -279,9 +280,7 @@ func dial(o clientOpts, res *result) (int, error) {
 	}
 	c, _ := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
 	res.Cookies = append(res.Cookies, c)
-	tv := unix.Timeval{Sec: 10}
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	if err := unix.Connect(fd, sockaddr(o.to)); err != nil {
+	if err := rawsock.Connect(fd, sockaddr(o.to), 10*time.Second); err != nil {
 		unix.Close(fd)
 		res.Errnos = append(res.Errnos, unix.ErrnoName(err.(unix.Errno)))
 		return -1, err
