@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -239,17 +240,18 @@ func (r *recorder) statusLoop(every time.Duration, done <-chan struct{}) {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		w := r.w
+		w, sess := r.w, r.sess
 		r.mu.Unlock()
-		if w == nil {
+		if w == nil || sess == nil {
 			continue
 		}
 		st := w.Stats()
-		// The kernel's lost-event counter is read when the session ends;
-		// until then only decoding losses would be known, and the tracer
-		// reports those at the end too.
-		fmt.Fprintf(r.stderr, "sendtrace: recording %s: %s, %d events, lost: counted at stop, %s\n",
-			r.path, time.Since(start).Round(time.Second), st.Events, sizeText(st.FileBytes))
+		lost := "unknown"
+		if c, err := sess.Live(); err == nil {
+			lost = strconv.FormatUint(c.Lost, 10)
+		}
+		fmt.Fprintf(r.stderr, "sendtrace: recording %s: %s, %d events, %s lost, %s\n",
+			r.path, time.Since(start).Round(time.Second), st.Events, lost, sizeText(st.FileBytes))
 	}
 }
 

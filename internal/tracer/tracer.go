@@ -61,6 +61,9 @@ type Session struct {
 	StopReason   string
 	Destinations []loader.DstStat
 	Counters     loader.Counters
+	// Live reads the kernel's loss and attribution counters while the
+	// session runs (for status lines); it is valid until Run returns.
+	Live func() (loader.Counters, error)
 }
 
 // Handler receives each decoded event. The Event is only valid during the
@@ -119,7 +122,7 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	debug.FreeOSMemory()
 
 	hz, _ := loader.KernelHZ()
-	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), HZ: hz}
+	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), HZ: hz, Live: t.Counters}
 	rd, err := ringbuf.NewReader(t.Events())
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
