@@ -77,7 +77,9 @@ func runLive(_ context.Context, opts tracer.Options, output string, stdout, stde
 		stream = txt
 	}
 	summary := render.NewSummary()
+	var sess *tracer.Session
 	onStart := func(s *tracer.Session) error {
+		sess = s
 		warnDegraded(stderr, s.Hooks)
 		if t, ok := stream.(*render.Text); ok {
 			if err := t.WriteHeader(); err != nil {
@@ -145,6 +147,9 @@ func runLive(_ context.Context, opts tracer.Options, output string, stdout, stde
 	}
 	if err := errors.Join(writeErr, stream.Flush(), bw.Flush()); err != nil {
 		return fmt.Errorf("write events: %w", err)
+	}
+	if sess != nil && sess.StopReason == "targets exited" {
+		fmt.Fprintln(stderr, "sendtrace: every --pid target has exited")
 	}
 	if err := summary.Render(summaryOut, totals); err != nil {
 		return err

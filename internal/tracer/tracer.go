@@ -37,8 +37,6 @@ type Options struct {
 	CountSends bool
 	// RingMiB sizes the ring buffer in MiB (a power of two); 0 keeps 8.
 	RingMiB uint32
-	// KeepRunning keeps a --pid session alive after every target exited.
-	KeepRunning bool
 }
 
 // Hook is the planner's choice for one layer.
@@ -55,7 +53,6 @@ type Hook struct {
 type Session struct {
 	Hooks    []Hook
 	BootTime time.Time // wall-clock time of CLOCK_MONOTONIC zero
-	HZ       int
 	// StopReason says why the session ended: "signal", "duration",
 	// "targets exited".
 	StopReason   string
@@ -122,7 +119,7 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	debug.FreeOSMemory()
 
 	hz, _ := loader.KernelHZ()
-	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), HZ: hz, Live: t.Counters}
+	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), Live: t.Counters}
 	rd, err := ringbuf.NewReader(t.Events())
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
@@ -244,7 +241,7 @@ func watch(ctx context.Context, t *loader.Tracer, opts Options, stop chan<- stri
 			return
 		case <-tick.C:
 		}
-		if len(opts.Filters.PIDs) > 0 && !opts.KeepRunning && !anyAlive(opts.Filters.PIDs) {
+		if len(opts.Filters.PIDs) > 0 && !anyAlive(opts.Filters.PIDs) {
 			stop <- "targets exited"
 			return
 		}
