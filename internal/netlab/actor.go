@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil"
 
 	"github.com/sendtrace/sendtrace/internal/netlab/report"
 )
@@ -21,17 +22,11 @@ import (
 // ActorPackage is the import path of the actor command.
 const ActorPackage = "github.com/sendtrace/sendtrace/internal/netlab/actor"
 
-// BuildActor builds the actor into dir, statically (CGO_ENABLED=0), and
-// returns the binary's path. It must run from inside the module (go test
-// runs in the package directory, which is).
+// BuildActor builds the actor into dir, statically, and returns the
+// binary's path; $SENDTRACE_ACTOR names a prebuilt one instead (the VM
+// kernel matrix has no Go toolchain).
 func BuildActor(dir string) (string, error) {
-	bin := filepath.Join(dir, "actor")
-	cmd := exec.Command("go", "build", "-o", bin, ActorPackage)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w: %s", ActorPackage, err, out)
-	}
-	return bin, nil
+	return testutil.Build(dir, "SENDTRACE_ACTOR", ActorPackage)
 }
 
 // Actor is one running actor process in a namespace.

@@ -20,20 +20,10 @@ import (
 var actorBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "netlab-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	actorBin, err = netlab.BuildActor(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunMain(m, func(dir string) (err error) {
+		actorBin, err = netlab.BuildActor(dir)
+		return err
+	})
 }
 
 const port = 9000

@@ -31,6 +31,25 @@ func Build(dir, env, pkg string) (string, error) {
 	return bin, nil
 }
 
+// RunMain is a TestMain body for tests of built binaries: build puts them
+// in a temporary directory, then the tests run. A failed build fails the
+// package; these tests never skip for a missing binary.
+func RunMain(m *testing.M, build func(dir string) error) {
+	dir, err := os.MkdirTemp("", "sendtrace-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := 1
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // BuildSendtrace builds ./cmd/sendtrace, or takes $SENDTRACE_BIN.
 func BuildSendtrace(dir string) (string, error) {
 	return Build(dir, "SENDTRACE_BIN", "github.com/sendtrace/sendtrace/cmd/sendtrace")

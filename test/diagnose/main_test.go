@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,28 +26,16 @@ import (
 var sendtraceBin, actorBin, peerBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sendtrace-diagnose-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
+	testutil.RunMain(m, func(dir string) (err error) {
 		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return err
 		}
 		if peerBin, err = testutil.Build(dir, "SENDTRACE_PEER", "github.com/sendtrace/sendtrace/test/diagnose/peer"); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return err
 		}
-		if actorBin, err = netlab.BuildActor(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+		actorBin, err = netlab.BuildActor(dir)
+		return err
+	})
 }
 
 const port = 9000

@@ -32,24 +32,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sendtrace-record-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
+	testutil.RunMain(m, func(dir string) (err error) {
 		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return err
 		}
-		if actorBin, err = netlab.BuildActor(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+		actorBin, err = netlab.BuildActor(dir)
+		return err
+	})
 }
 
 const port = 9000

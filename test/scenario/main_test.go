@@ -6,7 +6,6 @@ package scenario_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -24,28 +23,13 @@ var (
 // TestMain builds the binaries once. A build failure fails the package:
 // these tests are never skipped for a missing binary.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sendtrace-scenario-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
+	testutil.RunMain(m, func(dir string) (err error) {
 		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			return err
 		}
-		// A prebuilt actor, for machines with no Go toolchain (the VM
-		// kernel matrix runs this test binary inside each guest).
-		if actorBin = os.Getenv("SENDTRACE_ACTOR"); actorBin == "" {
-			if actorBin, err = netlab.BuildActor(dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+		actorBin, err = netlab.BuildActor(dir)
+		return err
+	})
 }
 
 const (
