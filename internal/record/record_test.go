@@ -396,7 +396,7 @@ func TestSysctlsOwnNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, ok := s.Values["net.ipv4.tcp_retries2"]; !ok {
-		t.Skip("no /proc/sys/net/ipv4 here")
+		t.Skip("this kernel has no IPv4 sysctls (/proc/sys/net/ipv4): IPv4 is not built in")
 	}
 	if v := s.Values["net.ipv4.tcp_wmem"]; strings.Count(v, " ") != 2 {
 		t.Errorf("tcp_wmem %q: want three values separated by single spaces", v)
