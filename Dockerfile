@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build stage: the same `make build-static` CI runs. The BPF objects are
+# Build stage: the same `make docker-build-path` CI runs. The BPF objects are
 # committed, so no clang is needed here.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -7,7 +7,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN make build-static VERSION=${VERSION} && ./sendtrace --version
+RUN make docker-build-path VERSION=${VERSION}
 
 # Final stage: the static binary alone. Run it with the privileges BPF
 # tracing needs and the host's kernel interfaces:
