@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -342,6 +343,9 @@ var ErrNotEvent = errors.New("not an event record")
 // PeekKind returns the "kind" field of one JSON Lines record without
 // decoding the rest, so a reader can dispatch records it does not own.
 func PeekKind(line []byte) (string, error) {
+	if k, ok := peekKindFast(line); ok {
+		return k, nil
+	}
 	var r struct {
 		Kind *string `json:"kind"`
 	}
@@ -352,6 +356,38 @@ func PeekKind(line []byte) (string, error) {
 		return "", errors.New(`record has no "kind" field`)
 	}
 	return *r.Kind, nil
+}
+
+var kindKey = []byte(`"kind":"`)
+
+// peekKindFast finds the kind of a record in the layout sendtrace writes
+// ("kind" among the first top-level fields), without decoding the line:
+// reading a recording back would otherwise decode every line twice. Any
+// other layout, and every doubt, goes to the full decoder; the record is
+// decoded in full afterwards either way, so nothing goes unchecked.
+func peekKindFast(line []byte) (string, bool) {
+	if len(line) < 2 || line[0] != '{' {
+		return "", false
+	}
+	i := bytes.Index(line, kindKey)
+	if i < 0 || bytes.IndexByte(line[1:i], '{') >= 0 || bytes.IndexByte(line[1:i], '[') >= 0 {
+		return "", false
+	}
+	rest := line[i+len(kindKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j <= 0 {
+		return "", false
+	}
+	for _, c := range rest[:j] {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return "", false
+		}
+	}
+	// The key must be a key: preceded by the object's start or a comma.
+	if prev := line[i-1]; prev != '{' && prev != ',' {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 // ParseJSON decodes one line written by AppendJSON into e, replacing all

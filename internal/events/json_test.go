@@ -272,3 +272,36 @@ func BenchmarkParseJSON(b *testing.B) {
 		}
 	}
 }
+
+func TestPeekKindFastAgreesWithDecoder(t *testing.T) {
+	for _, line := range []string{
+		`{"time":"2026-01-01T00:00:00Z","mono_ns":1,"kind":"send_error","pid":1}`,
+		`{"kind":"header","format":"sendtrace-recording"}`,
+		`{"kind":"diagnosis","rule":"black-hole","evidence":{"kinds":["retransmit"]}}`,
+		`{"comm":"a\",\"kind\":\"evil","kind":"retransmit"}`,
+		`{"x":{"kind":"nested"},"kind":"retransmit"}`,
+		`{"kind":"Send_Error"}`,
+	} {
+		var r struct{ Kind string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		got, err := PeekKind([]byte(line))
+		if err != nil || got != r.Kind {
+			t.Errorf("PeekKind(%s) = %q, %v; the decoder says %q", line, got, err, r.Kind)
+		}
+	}
+	if _, err := PeekKind([]byte(`{"kind":`)); err == nil {
+		t.Error("a cut line must not have a kind")
+	}
+}
+
+func BenchmarkPeekKind(b *testing.B) {
+	e := fullTCP()
+	line := AppendJSON(nil, &e)
+	for b.Loop() {
+		if _, err := PeekKind(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
