@@ -1,6 +1,9 @@
 # sendtrace: why sends fail.
 SHELL := /bin/bash
-GO ?= go
+# sudo resets PATH to one without Go's bin directory; find go there too,
+# and hand its directory to everything make starts (tests build with go).
+GO ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
 CLANG ?= clang-19
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
