@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/netlab"
+	"github.com/sendtrace/sendtrace/internal/netlab/report"
 )
 
 // idleLab is client — middlebox — server with a request/response server.
@@ -142,17 +144,18 @@ func TestBlackHole(t *testing.T) {
 	}
 }
 
-// 4: a non-blocking sender whose peer never reads.
-func TestBackpressure(t *testing.T) {
+// tracedActors runs an actor server and a traced actor client on a fresh
+// pair, and returns the client's report and the diagnoses sendtrace made.
+func tracedActors(t *testing.T, server []string, client ...string) (*report.Report, []diagnose.Diagnosis) {
+	t.Helper()
 	ctx := scenario(t)
 	lab := netlab.NewPair(t, netlab.LinkOpts{})
-	dst := lab.ServerAddr(false, port)
-	srv := lab.Server.StartActor(t, actorBin, "server", "-mode", "sink", "-listen", dst.String(), "-rcvbuf", "65536")
+	dst := lab.ServerAddr(false, port).String()
+	srv := lab.Server.StartActor(t, actorBin, append([]string{"server", "-listen", dst}, server...)...)
 	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
 		t.Fatal(err)
 	}
-	cl := lab.Client.StartActor(t, actorBin, "client", "-to", dst.String(), "-nonblock", "-sndbuf", "65536",
-		"-until-error", "-count", "0", "-size", "16384")
+	cl := lab.Client.StartActor(t, actorBin, append([]string{"client", "-to", dst}, client...)...)
 	if _, err := cl.WaitPhase(ctx, "start"); err != nil {
 		t.Fatal(err)
 	}
@@ -165,33 +168,21 @@ func TestBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, ds := tr.stop(t)
+	return r, ds
+}
+
+// 4: a non-blocking sender whose peer never reads.
+func TestBackpressure(t *testing.T) {
+	r, ds := tracedActors(t, []string{"-mode", "sink", "-rcvbuf", "65536"},
+		"-nonblock", "-sndbuf", "65536", "-until-error", "-count", "0", "-size", "16384")
 	want(t, ds, "backpressure", r.Sockets[0].Cookie)
 }
 
 // 7: seccomp makes sendto fail with ECOMM before the socket layer.
 func TestSeccompECOMM(t *testing.T) {
-	ctx := scenario(t)
-	lab := netlab.NewPair(t, netlab.LinkOpts{})
-	dst := lab.ServerAddr(false, port)
-	srv := lab.Server.StartActor(t, actorBin, "server", "-mode", "discard", "-listen", dst.String())
-	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
-		t.Fatal(err)
-	}
-	cl := lab.Client.StartActor(t, actorBin, "client", "-to", dst.String(), "-seccomp-ecomm", "-count", "1", "-size", "512")
-	if _, err := cl.WaitPhase(ctx, "start"); err != nil {
-		t.Fatal(err)
-	}
-	tr := startTracer(t, ctx, "--pid="+strconv.Itoa(cl.PID()))
-	if err := cl.Release("start"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := cl.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ds := tr.stop(t)
+	r, ds := tracedActors(t, []string{"-mode", "discard"}, "-seccomp-ecomm", "-count", "1", "-size", "512")
 	d := want(t, ds, "outside-stack", r.Sockets[0].Cookie)[0]
-	if d.Errno != 70 && d.Evidence.Syscall != "sendto" {
+	if d.Errno != 70 || d.Evidence.Syscall != "sendto" {
 		t.Errorf("want ECOMM from sendto: %+v", d)
 	}
 }
