@@ -6,9 +6,11 @@
  * or fexit/kretprobe on tcp_sendmsg and udp(v6)_sendmsg where that
  * tracepoint is missing) sees the socket and the protocol's return value.
  * The syscall layer (tp_btf/sys_exit) sees the errno the application really
- * got, including errors injected by seccomp or an LSM, and ECOMM from other
- * socket families. The stack layer leaves a pending record for the current
- * thread; the syscall exit joins it, so one failed call is one event.
+ * got, including errors injected by seccomp or an LSM before the socket
+ * layer. The stack layer leaves a pending record for the current thread;
+ * the syscall exit joins it, so one failed call is one event. Without the
+ * syscall layer (--no-syscall-layer, half the cost on the success path),
+ * the stack layer emits at once and reads the syscall's arguments itself.
  *
  * Retransmits, error reports and resets run in softirq or timer context,
  * where the task on the CPU is unrelated. They are attributed to the
@@ -189,20 +191,115 @@ static __always_inline bool is_send_nr(__u64 nr)
 	       nr == NR_sendmsg || nr == NR_sendmmsg;
 }
 
-/* in_send_syscall reports whether the current task is inside a send-family
- * syscall, whose exit will join the stack-layer record. In-kernel senders
- * and io_uring have no such exit, so their failures are emitted at once. */
-static __always_inline bool in_send_syscall(void)
+/* send_syscall_regs returns the user registers when the current task is
+ * inside a send-family syscall, and that syscall's number. In-kernel
+ * senders and io_uring have no such syscall: NULL. */
+static __always_inline struct pt_regs *send_syscall_regs(__u64 *nr)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs;
 
 	if (task->flags & PF_KTHREAD)
-		return false;
+		return NULL;
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	if (!regs)
-		return false;
-	return is_send_nr(BPF_CORE_READ(regs, orig_ax));
+		return NULL;
+	*nr = BPF_CORE_READ(regs, orig_ax);
+	return is_send_nr(*nr) ? regs : NULL;
+}
+
+struct user_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct user_msghdr_x {
+	__u64 name;
+	__s32 namelen;
+	__s32 _pad;
+	__u64 iov;
+	__u64 iovlen;
+};
+
+#define MAX_IOV 16
+
+static __always_inline __u32 iov_size(__u64 iov, __u64 cnt)
+{
+	struct user_iovec v;
+	__u64 sum = 0;
+
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= cnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
+			break;
+		sum += v.len;
+	}
+	return sum > 0xffffffffULL ? 0xffffffffU : (__u32)sum;
+}
+
+/* dst_from_user fills the destination from the sockaddr the application
+ * passed, for unconnected sockets whose own destination is empty. */
+static __always_inline void dst_from_user(struct event *e, __u64 addr, __s32 len)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+		__u32 flowinfo_or_addr4;
+		__u8 addr6[16];
+	} sa = {};
+
+	if (!addr || len < 8)
+		return;
+	if (bpf_probe_read_user(&sa, len < (__s32)sizeof(sa) ? 8 : sizeof(sa), (void *)addr))
+		return;
+	if (sa.family == AF_INET && e->family == AF_INET) {
+		e->dport = bpf_ntohs(sa.port);
+		__builtin_memcpy(e->daddr, &sa.flowinfo_or_addr4, 4);
+	} else if (sa.family == AF_INET6 && e->family == AF_INET6 && len >= 24) {
+		e->dport = bpf_ntohs(sa.port);
+		__builtin_memcpy(e->daddr, sa.addr6, 16);
+	}
+}
+
+static __always_inline bool dst_empty(const struct event *e)
+{
+	__u64 a[2];
+
+	__builtin_memcpy(a, e->daddr, 16);
+	return e->dport == 0 && a[0] == 0 && a[1] == 0;
+}
+
+/* syscall_args reads the requested size and, for unconnected sockets, the
+ * destination from the send syscall's arguments. */
+static __always_inline void syscall_args(struct event *e, struct pt_regs *regs, __u64 nr)
+{
+	struct user_msghdr_x m = {};
+	__u64 msg;
+
+	switch (nr) {
+	case NR_write:
+		e->bytes = BPF_CORE_READ(regs, dx);
+		return;
+	case NR_sendto:
+		e->bytes = BPF_CORE_READ(regs, dx);
+		if (dst_empty(e))
+			dst_from_user(e, BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9));
+		return;
+	case NR_writev:
+		e->bytes = iov_size(BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+		return;
+	case NR_sendmsg:
+	case NR_sendmmsg:
+		/* sendmmsg: the first message is the one that failed. */
+		msg = BPF_CORE_READ(regs, si);
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
+			return;
+		e->bytes = iov_size(m.iov, m.iovlen);
+		if (dst_empty(e))
+			dst_from_user(e, m.name, m.namelen);
+		return;
+	}
 }
 
 /* count_send adds a successful send to the socket's counters. The first
@@ -237,11 +334,18 @@ static __always_inline void count_send(struct sock *sk, __u32 bytes)
 }
 
 /* stack_error handles a failed protocol sendmsg. size is 0 when the hook
- * does not know it; the syscall exit fills it in. */
+ * does not know it; the syscall's arguments fill it in. Inside a send
+ * syscall, with the syscall layer attached, the failure waits for the
+ * syscall's exit, which joins it with the errno the application got.
+ * Otherwise (io_uring, kernel senders, or --no-syscall-layer) it is
+ * emitted here, with the syscall and its arguments read from the
+ * registers when there is one. */
 static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, bool btf_sk)
 {
 	struct pending p = {};
 	struct event *e = &p.e;
+	struct pt_regs *regs;
+	__u64 nr = 0;
 	__u32 tid;
 
 	owner_from_current(e);
@@ -250,8 +354,6 @@ static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, b
 	if (!match_process(e->pid, e->comm, e->cgroup))
 		return 0;
 	fill_sock(e, sk);
-	if (!match_dst(e))
-		return 0;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->kind = KIND_SEND_ERROR;
 	e->stack_err = err;
@@ -263,7 +365,8 @@ static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, b
 		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	}
 
-	if (in_send_syscall()) {
+	regs = send_syscall_regs(&nr);
+	if (regs && cfg.syscall_layer) {
 		p.sk = (__u64)sk;
 		tid = e->tid;
 		bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
@@ -271,7 +374,11 @@ static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, b
 	}
 	e->layer = LAYER_STACK;
 	e->err = err;
-	if (match_errno(err))
+	if (regs) {
+		e->syscall_nr = nr;
+		syscall_args(e, regs, nr);
+	}
+	if (match_errno(err) && match_dst(e))
 		emit(e);
 	return 0;
 }
@@ -398,100 +505,6 @@ int BPF_KRETPROBE(kretprobe_udpv6_sendmsg, int ret)
 
 /* Syscall layer. */
 
-struct user_iovec {
-	__u64 base;
-	__u64 len;
-};
-
-struct user_msghdr_x {
-	__u64 name;
-	__s32 namelen;
-	__s32 _pad;
-	__u64 iov;
-	__u64 iovlen;
-};
-
-#define MAX_IOV 16
-
-static __always_inline __u32 iov_size(__u64 iov, __u64 cnt)
-{
-	struct user_iovec v;
-	__u64 sum = 0;
-
-	for (int i = 0; i < MAX_IOV; i++) {
-		if (i >= cnt)
-			break;
-		if (bpf_probe_read_user(&v, sizeof(v), (void *)(iov + i * sizeof(v))))
-			break;
-		sum += v.len;
-	}
-	return sum > 0xffffffffULL ? 0xffffffffU : (__u32)sum;
-}
-
-/* dst_from_user fills the destination from the sockaddr the application
- * passed, for unconnected sockets whose own destination is empty. */
-static __always_inline void dst_from_user(struct event *e, __u64 addr, __s32 len)
-{
-	struct {
-		__u16 family;
-		__u16 port;
-		__u32 flowinfo_or_addr4;
-		__u8 addr6[16];
-	} sa = {};
-
-	if (!addr || len < 8)
-		return;
-	if (bpf_probe_read_user(&sa, len < (__s32)sizeof(sa) ? 8 : sizeof(sa), (void *)addr))
-		return;
-	if (sa.family == AF_INET && e->family == AF_INET) {
-		e->dport = bpf_ntohs(sa.port);
-		__builtin_memcpy(e->daddr, &sa.flowinfo_or_addr4, 4);
-	} else if (sa.family == AF_INET6 && e->family == AF_INET6 && len >= 24) {
-		e->dport = bpf_ntohs(sa.port);
-		__builtin_memcpy(e->daddr, sa.addr6, 16);
-	}
-}
-
-static __always_inline bool dst_empty(const struct event *e)
-{
-	__u64 a[2];
-
-	__builtin_memcpy(a, e->daddr, 16);
-	return e->dport == 0 && a[0] == 0 && a[1] == 0;
-}
-
-/* send_args_of reads the requested size and destination from the syscall's
- * arguments. */
-static __always_inline void syscall_args(struct event *e, struct pt_regs *regs, __u64 nr)
-{
-	struct user_msghdr_x m = {};
-	__u64 msg;
-
-	switch (nr) {
-	case NR_write:
-		e->bytes = BPF_CORE_READ(regs, dx);
-		return;
-	case NR_sendto:
-		e->bytes = BPF_CORE_READ(regs, dx);
-		if (dst_empty(e))
-			dst_from_user(e, BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9));
-		return;
-	case NR_writev:
-		e->bytes = iov_size(BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
-		return;
-	case NR_sendmsg:
-	case NR_sendmmsg:
-		/* sendmmsg: the first message is the one that failed. */
-		msg = BPF_CORE_READ(regs, si);
-		if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
-			return;
-		e->bytes = iov_size(m.iov, m.iovlen);
-		if (dst_empty(e))
-			dst_from_user(e, m.name, m.namelen);
-		return;
-	}
-}
-
 static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
 {
 	struct pending p_local = {};
@@ -514,7 +527,7 @@ static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
 			count(COUNTER_PENDING_STALE);
 			e->layer = LAYER_STACK;
 			e->err = e->stack_err;
-			if (match_errno(e->err))
+			if (match_errno(e->err) && match_dst(e))
 				emit(e);
 			__builtin_memset(&p_local, 0, sizeof(p_local));
 		}

@@ -42,4 +42,7 @@ struct config {
 	/* Count successful sends per socket (recordings need rates). Off in
 	 * live mode, where the verifier then prunes it from the hot path. */
 	__u8 count_sends;
+	/* sys_exit is attached: a stack failure inside a send syscall waits
+	 * for the syscall's exit to be joined with the errno the caller got. */
+	__u8 syscall_layer;
 };

@@ -17,10 +17,11 @@ func init() { subcommands = append(subcommands, newCheckCmd) }
 
 func newCheckCmd() *cobra.Command {
 	var (
-		btfPath string
-		disable []string
-		output  string
-		expect  []string
+		btfPath   string
+		disable   []string
+		noSyscall bool
+		output    string
+		expect    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -39,7 +40,7 @@ refused with the kernel's answer, then detaches everything.`,
 			if done, err := withBTFFile(btfPath); done || err != nil {
 				return err
 			}
-			hooks, err := tracer.Plan(tracer.Options{BTFPath: btfPath, Disable: disable})
+			hooks, err := tracer.Plan(tracer.Options{BTFPath: btfPath, Disable: disable, NoSyscallLayer: noSyscall})
 			if err != nil {
 				return explain(err)
 			}
@@ -56,8 +57,9 @@ refused with the kernel's answer, then detaches everything.`,
 	}
 	cmd.Flags().StringVar(&btfPath, "btf", "", "kernel BTF file, for kernels that do not publish /sys/kernel/btf/vmlinux")
 	cmd.Flags().StringSliceVar(&disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length)")
+	cmd.Flags().BoolVar(&noSyscall, "no-syscall-layer", false, "plan without the syscall layer, as live mode and record do with this flag")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.Flags().StringSliceVar(&expect, "expect", nil, "fail unless LAYER uses a hook starting with HOOK (LAYER=HOOK, or LAYER=degraded); repeatable")
+	cmd.Flags().StringSliceVar(&expect, "expect", nil, "fail unless LAYER uses a hook starting with HOOK (LAYER=HOOK, LAYER=degraded or LAYER=off); repeatable")
 	return cmd
 }
 
@@ -85,7 +87,10 @@ func writeCheckTable(w io.Writer, hooks []tracer.Hook) error {
 	tw.Header("LAYER", "HOOK", "STATUS", "WHY", "REFUSED")
 	for _, h := range hooks {
 		status, hook := "ok", h.Hook
-		if !h.Active {
+		switch {
+		case h.Off:
+			status, hook = "off", "-"
+		case !h.Active:
 			status, hook = "DEGRADED", "-"
 		}
 		if err := tw.Append(h.Layer, hook, status, h.Why, strings.Join(h.Tried, "\n")); err != nil {
@@ -120,7 +125,10 @@ func checkExpect(hooks []tracer.Hook, expect []string) error {
 			}
 			found = true
 			got := h.Hook
-			if !h.Active {
+			switch {
+			case h.Off:
+				got = "off"
+			case !h.Active:
 				got = "degraded"
 			}
 			if !strings.HasPrefix(got, want) {

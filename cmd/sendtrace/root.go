@@ -159,6 +159,10 @@ func runLive(_ context.Context, opts tracer.Options, output string, stdout, stde
 
 func warnDegraded(w io.Writer, hooks []tracer.Hook) {
 	for _, h := range hooks {
+		if h.Off {
+			fmt.Fprintf(w, "sendtrace: layer %s is %s\n", h.Layer, h.Why)
+			continue
+		}
 		if !h.Active {
 			fmt.Fprintf(w, "sendtrace: warning: layer %s is degraded on this kernel (%s); run 'sendtrace check' for details\n", h.Layer, h.Why)
 		}

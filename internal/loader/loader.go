@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -35,6 +36,9 @@ type Choice struct {
 	Layer  string
 	Hook   string // the hook in use, or "" when the layer is degraded
 	Active bool
+	// Off marks a layer the session chose not to hook, as opposed to one
+	// this kernel cannot serve.
+	Off bool
 	// Why says why Hook was chosen, or why the layer is degraded. Tried
 	// lists each candidate that was refused, with the kernel's reason.
 	Why   string
@@ -57,6 +61,11 @@ type Config struct {
 	// rates. It puts a socket-storage lookup on every successful send, so
 	// live mode leaves it off.
 	CountSends bool
+	// NoSyscallLayer leaves sys_exit unhooked: failed sends are seen at the
+	// socket layer only, at about half the cost on the success path, and
+	// errors made before the socket layer (seccomp or LSM denials,
+	// injected errnos, bad arguments) are not seen.
+	NoSyscallLayer bool
 	// RingBytes sizes the ring buffer (a power of two, at least a page);
 	// 0 keeps the object's 8 MiB. It is how long a burst the reader may
 	// fall behind before events are counted lost.
@@ -233,8 +242,20 @@ func Load(cfg Config) (*Tracer, error) {
 		}
 	}()
 
-	for _, layer := range plan() {
+	// The syscall layer is decided first: whether the stack layer leaves
+	// its failures for a syscall exit to join is a constant in its code.
+	layers := plan()
+	sort.SliceStable(layers, func(i, j int) bool {
+		return layers[i].layer == LayerSyscallExit && layers[j].layer != LayerSyscallExit
+	})
+	for _, layer := range layers {
 		choice := Choice{Layer: layer.layer}
+		if layer.layer == LayerSyscallExit && cfg.NoSyscallLayer {
+			choice.Off = true
+			choice.Why = "off (--no-syscall-layer): errors made before the socket layer (seccomp, LSM, bad arguments) are not seen"
+			t.Plan = append(t.Plan, choice)
+			continue
+		}
 		for _, cand := range layer.candidates {
 			if disabled(cand.hook, cfg.Disable) {
 				choice.Tried = append(choice.Tried, cand.hook+": disabled by --disable-hook")
@@ -259,7 +280,19 @@ func Load(cfg Config) (*Tracer, error) {
 			choice.Why = "no hook for this layer on this kernel"
 		}
 		t.Plan = append(t.Plan, choice)
+		if layer.layer == LayerSyscallExit && choice.Active {
+			c.SyscallLayer = 1
+			if err := spec.Variables["cfg"].Set(c); err != nil {
+				return nil, fmt.Errorf("set config: %w", err)
+			}
+		}
 	}
+	// Back to the order of plan(), which `sendtrace check` prints.
+	order := map[string]int{}
+	for i, l := range plan() {
+		order[l.layer] = i
+	}
+	sort.SliceStable(t.Plan, func(i, j int) bool { return order[t.Plan[i].Layer] < order[t.Plan[j].Layer] })
 
 	t.seed, err = loadOne(spec, &opts, "seed_owners")
 	seedChoice := Choice{Layer: LayerOwnerSeed}

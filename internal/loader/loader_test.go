@@ -67,11 +67,28 @@ func TestLoadAttachCloseLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestJoinOneEventPerFailedCall sends on a TCP socket after shutdown(SHUT_WR):
-// the stack layer (EPIPE from tcp_sendmsg) and the syscall exit must become
-// one event, with the requested size from the syscall's arguments.
-func TestJoinOneEventPerFailedCall(t *testing.T) {
+// TestOneEventPerFailedCall fails one sendmsg and checks that it is one
+// event and one count in the kernel's totals, with the errno, size and
+// syscall. With the syscall layer, the stack's record is joined at the
+// syscall's exit; without it (--no-syscall-layer), the stack layer reads
+// the syscall and its size from the registers itself.
+func TestOneEventPerFailedCall(t *testing.T) {
 	testutil.RequireRoot(t)
+	for _, tc := range []struct {
+		name      string
+		noSyscall bool
+		layer     events.Layer
+	}{
+		{"joined", false, events.LayerBoth},
+		{"stack-only", true, events.LayerStack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			failOneSend(t, tc.noSyscall, tc.layer)
+		})
+	}
+}
+
+func failOneSend(t *testing.T, noSyscall bool, layer events.Layer) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +116,19 @@ func TestJoinOneEventPerFailedCall(t *testing.T) {
 	// Only this test's destination: other tests may fail sends meanwhile.
 	dst := conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 	tr, err := loader.Load(loader.Config{
-		SelfPID: 1, // this process is the sender here
-		Filters: loader.Filters{Ports: []uint16{dst.Port()}},
+		SelfPID:        1, // this process is the sender here
+		Filters:        loader.Filters{Ports: []uint16{dst.Port()}},
+		NoSyscallLayer: noSyscall,
 	})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	defer tr.Close()
+	for _, c := range tr.Plan {
+		if c.Layer == loader.LayerSyscallExit && (c.Active == noSyscall || c.Off != noSyscall) {
+			t.Fatalf("syscall-exit layer active=%v off=%v with NoSyscallLayer=%v", c.Active, c.Off, noSyscall)
+		}
+	}
 	rd, err := ringbuf.NewReader(tr.Events())
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +165,8 @@ func TestJoinOneEventPerFailedCall(t *testing.T) {
 		t.Fatalf("got %d send_error events for one failed call, want 1: %+v", len(got), got)
 	}
 	e := got[0]
-	if e.Errno != int32(unix.EPIPE) || e.StackErrno != int32(unix.EPIPE) || e.Layer != events.LayerBoth {
-		t.Errorf("errno %d stack %d layer %v, want EPIPE from both layers", e.Errno, e.StackErrno, e.Layer)
+	if e.Errno != int32(unix.EPIPE) || e.StackErrno != int32(unix.EPIPE) || e.Layer != layer {
+		t.Errorf("errno %d stack %d layer %v, want EPIPE, layer %v", e.Errno, e.StackErrno, e.Layer, layer)
 	}
 	if e.Syscall != "sendmsg" || e.Bytes != size {
 		t.Errorf("syscall %q bytes %d, want sendmsg %d", e.Syscall, e.Bytes, size)

@@ -47,7 +47,8 @@ type sendtraceConfig struct {
 	SendResetHasReason uint8
 	AllStateChanges    uint8
 	CountSends         uint8
-	_                  [4]byte
+	SyscallLayer       uint8
+	_                  [3]byte
 }
 
 type sendtraceDstKey struct {

@@ -88,6 +88,7 @@ type Hook struct {
 	Layer  string `json:"layer"`
 	Hook   string `json:"hook"`
 	Active bool   `json:"active"`
+	Off    bool   `json:"off,omitempty"` // not hooked by choice (--no-syscall-layer)
 	Why    string `json:"why,omitempty"`
 }
 
@@ -95,7 +96,7 @@ type Hook struct {
 func HooksFrom(hs []tracer.Hook) []Hook {
 	out := make([]Hook, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, Hook{Layer: h.Layer, Hook: h.Hook, Active: h.Active, Why: h.Why})
+		out = append(out, Hook{Layer: h.Layer, Hook: h.Hook, Active: h.Active, Off: h.Off, Why: h.Why})
 	}
 	return out
 }

@@ -327,7 +327,10 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		ew.printf("  filters: %s\n", f)
 	}
 	for _, hk := range h.Hooks {
-		if !hk.Active {
+		switch {
+		case hk.Off:
+			ew.printf("  layer %s %s\n", hk.Layer, hk.Why)
+		case !hk.Active:
 			ew.printf("  degraded layer %s: %s\n", hk.Layer, hk.Why)
 		}
 	}

@@ -35,6 +35,8 @@ type Options struct {
 	// rates (Session.Destinations). It costs a lookup on every successful
 	// send, so live mode leaves it off.
 	CountSends bool
+	// NoSyscallLayer leaves sys_exit unhooked (see loader.Config).
+	NoSyscallLayer bool
 	// RingMiB sizes the ring buffer in MiB (a power of two); 0 keeps 8.
 	RingMiB uint32
 }
@@ -44,6 +46,7 @@ type Hook struct {
 	Layer  string   `json:"layer"`
 	Hook   string   `json:"hook"`
 	Active bool     `json:"active"`
+	Off    bool     `json:"off,omitempty"` // not hooked by choice (--no-syscall-layer)
 	Why    string   `json:"why"`
 	Tried  []string `json:"tried,omitempty"`
 }
@@ -86,6 +89,7 @@ func loaderConfig(opts Options) loader.Config {
 		Disable:         opts.Disable,
 		AllStateChanges: opts.AllStateChanges,
 		CountSends:      opts.CountSends,
+		NoSyscallLayer:  opts.NoSyscallLayer,
 		RingBytes:       opts.RingMiB << 20,
 	}
 }
@@ -93,7 +97,7 @@ func loaderConfig(opts Options) loader.Config {
 func hooks(plan []loader.Choice) []Hook {
 	out := make([]Hook, len(plan))
 	for i, c := range plan {
-		out[i] = Hook{Layer: c.Layer, Hook: c.Hook, Active: c.Active, Why: c.Why, Tried: c.Tried}
+		out[i] = Hook{Layer: c.Layer, Hook: c.Hook, Active: c.Active, Off: c.Off, Why: c.Why, Tried: c.Tried}
 	}
 	return out
 }
@@ -192,7 +196,10 @@ func readyText(s *Session) string {
 	var b strings.Builder
 	for _, h := range s.Hooks {
 		state := h.Hook
-		if !h.Active {
+		switch {
+		case h.Off:
+			state = "off"
+		case !h.Active:
 			state = "degraded"
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", h.Layer, state)
