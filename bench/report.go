@@ -20,6 +20,16 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// addedNs is the time a tracer adds to each send: a ratio r of an untraced
+// rate u means each send takes 1/(r·u) instead of 1/u.
+func addedNs(ratios []float64, untraced float64) string {
+	s := spreadOf(ratios)
+	if s.n == 0 || s.median <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%+.0f ns", 1e9/untraced*(1/s.median-1))
+}
+
 func ratioCell(xs []float64) string {
 	s := spreadOf(xs)
 	if s.n == 0 {
@@ -83,14 +93,23 @@ func (h *harness) summaryTable(p func(string, ...any)) {
 	p("## Targets\n\n")
 	p("| workload | target | result | |\n|---|---|---|---|\n")
 	if s := h.success; s != nil {
-		for _, size := range successSizes {
-			r := spreadOf(s.ratios[peerSendtrace][size])
+		for _, load := range successLoads {
+			r := spreadOf(s.ratios[peerSendtrace][load.name])
 			p("| success path, %s sends, sendtrace system-wide | ≥ 97%% of untraced (stretch 99%%) | %s of untraced, median of %d pairs | %s |\n",
-				sizeName(size), ratioCell(s.ratios[peerSendtrace][size]), r.n, verdict(r.n > 0 && r.median >= 0.97))
+				load.name, ratioCell(s.ratios[peerSendtrace][load.name]), r.n, verdict(r.n > 0 && r.median >= 0.97))
 		}
-		for _, size := range successSizes {
-			if xs := s.ratios[peerStrace][size]; len(xs) > 0 {
-				p("| success path, %s sends, strace (for comparison) | — | %s of untraced | |\n", sizeName(size), ratioCell(xs))
+		for _, load := range successLoads {
+			if xs := s.ratios[peerStackOnly][load.name]; len(xs) > 0 {
+				r := spreadOf(xs)
+				p("| success path, %s sends, sendtrace `--no-syscall-layer` system-wide | ≥ 97%% of untraced (stretch 99%%) | %s of untraced | %s |\n",
+					load.name, ratioCell(xs), verdict(r.median >= 0.97))
+			}
+		}
+		for _, peer := range []string{peerFloorStack, peerFloorBoth, peerStrace} {
+			for _, load := range successLoads {
+				if xs := s.ratios[peer][load.name]; len(xs) > 0 && (peer == peerStrace || load.name == "64 B") {
+					p("| success path, %s sends, %s (for comparison) | — | %s of untraced | |\n", load.name, peer, ratioCell(xs))
+				}
 			}
 		}
 	}
@@ -135,10 +154,11 @@ func (h *harness) methodSection(p func(string, ...any)) {
 	c := h.cfg
 	p("## Method\n\n")
 	p("- Everything runs on this machine over loopback (127.0.0.1). The harness builds `./cmd/sendtrace` and `./bench/workload`, then drives them as separate processes, as an operator would.\n")
-	p("- **Success path:** `workload send` connects one blocking TCP socket to a draining sink process and calls `sendto(2)` in a loop for %s, for %s and %s messages, and reports sends/s. ", c.duration, sizeName(successSizes[0]), sizeName(successSizes[1]))
+	p("- **Success path:** `workload send` connects one blocking TCP socket to a draining sink process and calls `sendto(2)` in a loop for %s, and reports sends/s, for three loads: 64-byte messages with the socket's defaults (Nagle's algorithm coalesces them, so most calls only append to the queue: the cheapest send, where a fixed cost per call weighs most), 64-byte messages with TCP_NODELAY (each leaves as its own segment, as with Go's default and most RPC stacks), and 16 KiB messages. ", c.duration)
+	p("The sender is pinned to CPU 0 and the sink to CPU 1; the tracers run anywhere. ")
 	p("Runs are interleaved: untraced, peer, untraced, next peer, untraced, …, with the peers' order rotated every round, for %d rounds. ", c.pairs)
 	p("Each traced run is divided by the mean of the untraced runs just before and just after it; the table gives the median of those ratios with their min and max. ")
-	p("sendtrace runs with `-o json` (stdout discarded); `--pid` points at an idle process, so the kernel programs run and filter but emit nothing. strace attaches to each sender with `strace -f -e trace=%%network -o /dev/null -p PID` before it starts. bpftrace runs `%s`.\n", bpftraceProg)
+	p("sendtrace runs with `-o json` (stdout discarded); `--pid` points at an idle process, so the kernel programs run and filter but emit nothing. The two floor peers are empty BPF programs (`r0 = 0; exit`) that the harness attaches itself to the same BTF tracepoints: no tracer on those hooks can cost less. strace attaches to each sender with `strace -f -e trace=%%network -o /dev/null -p PID` before it starts. bpftrace runs `%s`.\n", bpftraceProg)
 	p("- **Failure storm:** `workload storm` fails 64-byte `sendto(2)` calls on a loopback TCP socket: EAGAIN on a non-blocking socket whose buffers are full, or EPIPE after `shutdown(SHUT_WR)` (MSG_NOSIGNAL). It paces itself to a rate (sleeping when ahead) or runs unpaced. `sendtrace record --pid …` writes to a file in %s (%s). Each run lasts %s; each configuration runs %d times. ", c.recordDir, h.stormFS(), c.stormDur, c.stormReps)
 	p("A run balances when the events in the file plus the lost counts in the footer equal the kernel's exact totals, the footer's event count equals the lines in the file, and the kernel's send_error total equals the failures the workloads saw.\n")
 	p("- **Many sockets:** `sendtrace record` runs system-wide; `workload many` opens %d loopback connections to a `workload hold` process that accepts and keeps them, shuts each down for writing and fails one send on each, holds them for a second, then closes them all. RSS is the peak of VmRSS sampled every 20 ms and of VmHWM; BPF map memory is the `memlock` of each map the sendtrace process holds (`/proc/PID/fdinfo`).\n", c.conns)
@@ -155,21 +175,38 @@ func (h *harness) stormFS() string {
 func (h *harness) successSection(p func(string, ...any)) {
 	s := h.success
 	p("## 1. Success path\n\n")
-	p("| peer | 64 B: sends/s (median) | 64 B: share of untraced, median (min – max) | 16 KiB: sends/s (median) | 16 KiB: share of untraced, median (min – max) |\n")
-	p("|---|---|---|---|---|\n")
+	head, rule := "| peer", "|---"
+	for _, load := range successLoads {
+		head += fmt.Sprintf(" | %s: sends/s (median) | %s: share of untraced, median (min – max)", load.name, load.name)
+		rule += "|---|---"
+	}
+	p("%s |\n%s|\n", head, rule)
 	for _, peer := range append([]string{peerNone}, s.peers...) {
 		row := "| " + peer
-		for _, size := range successSizes {
-			row += " | " + rate(spreadOf(s.rates[peer][size]).median)
+		for _, load := range successLoads {
+			row += " | " + rate(spreadOf(s.rates[peer][load.name]).median)
 			if peer == peerNone {
 				row += " | 100% (reference)"
 			} else {
-				row += " | " + ratioCell(s.ratios[peer][size])
+				row += " | " + ratioCell(s.ratios[peer][load.name])
 			}
 		}
 		p("%s |\n", row)
 	}
-	p("\n%d runs of each size in all (%d untraced).", s.segmentsTotal, len(s.rates[peerNone][successSizes[0]]))
+	p("\n%d runs of each load in all (%d untraced).", s.segmentsTotal, len(s.rates[peerNone][successLoads[0].name]))
+	p("\n\nTime added per send, from the median ratio and the median untraced rate (1/ratio − 1 of an untraced send):\n\n")
+	p("| load | untraced send | sendtrace | floor: both hooks | sendtrace --no-syscall-layer | floor: sock_send_length |\n|---|---|---|---|---|---|\n")
+	for _, load := range successLoads {
+		base := spreadOf(s.rates[peerNone][load.name]).median
+		if base == 0 {
+			continue
+		}
+		row := fmt.Sprintf("| %s | %.0f ns", load.name, 1e9/base)
+		for _, peer := range []string{peerSendtrace, peerFloorBoth, peerStackOnly, peerFloorStack} {
+			row += " | " + addedNs(s.ratios[peer][load.name], base)
+		}
+		p("%s |\n", row)
+	}
 	if s.mountedTrace {
 		p(" tracefs was not mounted; the harness mounted it at /sys/kernel/tracing for the bpftrace peer (classic tracepoints need it) and unmounted it afterwards. sendtrace itself does not need it.")
 	}

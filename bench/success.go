@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -11,14 +12,43 @@ import (
 // The success path: one process sends fixed-size messages over loopback
 // TCP as fast as it can, untraced and under each peer tracer.
 
-var successSizes = []int{64, 16384}
+// sendLoad is one sender workload.
+type sendLoad struct {
+	name    string
+	size    int
+	nodelay bool
+}
+
+// successLoads: 64-byte messages with the socket's defaults (Nagle
+// coalesces them, so a send is little more than the system call: the
+// cheapest send there is, where a fixed cost per call weighs most), the
+// same with TCP_NODELAY (each message leaves as its own segment, as with
+// Go's default and most RPC stacks), and 16 KiB messages.
+var successLoads = []sendLoad{
+	{"64 B", 64, false},
+	{"64 B, TCP_NODELAY", 64, true},
+	{"16 KiB", 16384, false},
+}
+
+// CPUs of the success path's sender and sink (-1, unpinned, on one CPU).
+var senderCPU, sinkCPU = pinnedCPUs()
+
+func pinnedCPUs() (int, int) {
+	if runtime.NumCPU() < 2 {
+		return -1, -1
+	}
+	return 0, 1
+}
 
 const (
-	peerNone      = "untraced"
-	peerSendtrace = "sendtrace (system-wide)"
-	peerPID       = "sendtrace --pid (another process)"
-	peerBpftrace  = "bpftrace tracepoint:sock:sock_send_length"
-	peerStrace    = "strace -f -e trace=%network -p"
+	peerNone       = "untraced"
+	peerSendtrace  = "sendtrace (system-wide)"
+	peerPID        = "sendtrace --pid (another process)"
+	peerStackOnly  = "sendtrace --no-syscall-layer (system-wide)"
+	peerFloorStack = "floor: an empty BPF program on sock_send_length"
+	peerFloorBoth  = "floor: empty BPF programs on sock_send_length and sys_exit"
+	peerBpftrace   = "bpftrace tracepoint:sock:sock_send_length"
+	peerStrace     = "strace -f -e trace=%network -p"
 )
 
 // bpftraceProg is the peer one-liner: count failed sends by process and
@@ -27,11 +57,11 @@ const bpftraceProg = `tracepoint:sock:sock_send_length /args->ret < 0/ { @[comm,
 
 type successResult struct {
 	peers []string
-	// rates[peer][size] are the sends/s of every run; ratios[peer][size]
+	// rates[peer][load] are the sends/s of every run; ratios[peer][load]
 	// divide each traced run by the mean of the untraced runs just before
 	// and just after it.
-	rates         map[string]map[int][]float64
-	ratios        map[string]map[int][]float64
+	rates         map[string]map[string][]float64
+	ratios        map[string]map[string][]float64
 	mountedTrace  bool
 	segmentsTotal int
 }
@@ -42,11 +72,11 @@ type session interface{ stop() error }
 
 func (h *harness) runSuccess() error {
 	res := &successResult{
-		rates:  map[string]map[int][]float64{},
-		ratios: map[string]map[int][]float64{},
+		rates:  map[string]map[string][]float64{},
+		ratios: map[string]map[string][]float64{},
 	}
 	h.success = res
-	res.peers = []string{peerSendtrace, peerPID}
+	res.peers = []string{peerSendtrace, peerPID, peerStackOnly, peerFloorStack, peerFloorBoth}
 	if h.cfg.withBpftrace {
 		if _, err := exec.LookPath("bpftrace"); err != nil {
 			h.note("bpftrace is not installed (apt-get install -y bpftrace): its row is missing.")
@@ -62,11 +92,14 @@ func (h *harness) runSuccess() error {
 		}
 	}
 	for _, p := range append([]string{peerNone}, res.peers...) {
-		res.rates[p] = map[int][]float64{}
-		res.ratios[p] = map[int][]float64{}
+		res.rates[p] = map[string][]float64{}
+		res.ratios[p] = map[string][]float64{}
 	}
 
-	sink, err := h.startWorkload("sink")
+	// The sender runs on CPU 0 and the sink on CPU 1 (tracers anywhere):
+	// left to the scheduler, the two sometimes share a CPU, and the rate
+	// of a run swings by a third.
+	sink, err := h.startWorkload("sink", "-cpu", strconv.Itoa(sinkCPU))
 	if err != nil {
 		return err
 	}
@@ -91,7 +124,7 @@ func (h *harness) runSuccess() error {
 
 	type segment struct {
 		peer  string
-		rates map[int]float64
+		rates map[string]float64
 	}
 	var segs []segment
 	runSeg := func(peer string) error {
@@ -102,30 +135,40 @@ func (h *harness) runSuccess() error {
 			sess, _, err = h.startSendtrace("-o", "json")
 		case peerPID:
 			sess, _, err = h.startSendtrace("-o", "json", "--pid", strconv.Itoa(idle.pid))
+		case peerStackOnly:
+			sess, _, err = h.startSendtrace("-o", "json", "--no-syscall-layer")
+		case peerFloorStack:
+			sess, err = attachFloor("sock_send_length")
+		case peerFloorBoth:
+			sess, err = attachFloor("sock_send_length", "sys_exit")
 		case peerBpftrace:
 			sess, err = startBpftrace()
 		}
 		if err != nil {
 			return err
 		}
-		seg := segment{peer: peer, rates: map[int]float64{}}
-		for _, size := range successSizes {
-			r, err := h.sendRun(port, size, peer == peerStrace)
+		seg := segment{peer: peer, rates: map[string]float64{}}
+		for _, load := range successLoads {
+			r, err := h.sendRun(port, load, peer == peerStrace)
 			if err != nil {
 				if sess != nil {
 					_ = sess.stop()
 				}
 				return err
 			}
-			seg.rates[size] = r
-			res.rates[peer][size] = append(res.rates[peer][size], r)
+			seg.rates[load.name] = r
+			res.rates[peer][load.name] = append(res.rates[peer][load.name], r)
 		}
 		if sess != nil {
 			if err := sess.stop(); err != nil {
 				return err
 			}
 		}
-		h.logf("success: %-36s 64 B %9s/s  16 KiB %9s/s", peer, rate(seg.rates[64]), rate(seg.rates[16384]))
+		line := fmt.Sprintf("success: %-60s", peer)
+		for _, load := range successLoads {
+			line += fmt.Sprintf("  %s %9s/s", load.name, rate(seg.rates[load.name]))
+		}
+		h.logf("%s", line)
 		segs = append(segs, seg)
 		return nil
 	}
@@ -152,10 +195,11 @@ func (h *harness) runSuccess() error {
 		if s.peer == peerNone {
 			continue
 		}
-		for _, size := range successSizes {
-			base := (segs[i-1].rates[size] + segs[i+1].rates[size]) / 2
+		for _, load := range successLoads {
+			k := load.name
+			base := (segs[i-1].rates[k] + segs[i+1].rates[k]) / 2
 			if base > 0 {
-				res.ratios[s.peer][size] = append(res.ratios[s.peer][size], s.rates[size]/base)
+				res.ratios[s.peer][k] = append(res.ratios[s.peer][k], s.rates[k]/base)
 			}
 		}
 	}
@@ -163,9 +207,13 @@ func (h *harness) runSuccess() error {
 }
 
 // sendRun runs one sender for the configured time and returns sends/s.
-func (h *harness) sendRun(port, size int, underStrace bool) (float64, error) {
-	w, err := h.startWorkload("send", "-port", strconv.Itoa(port), "-size", strconv.Itoa(size),
-		"-duration", h.cfg.duration.String())
+func (h *harness) sendRun(port int, load sendLoad, underStrace bool) (float64, error) {
+	args := []string{"send", "-port", strconv.Itoa(port), "-size", strconv.Itoa(load.size), "-duration", h.cfg.duration.String(),
+		"-cpu", strconv.Itoa(senderCPU)}
+	if load.nodelay {
+		args = append(args, "-nodelay")
+	}
+	w, err := h.startWorkload(args...)
 	if err != nil {
 		return 0, err
 	}

@@ -4,8 +4,8 @@
 // stdin, so a tracer can attach to a process that exists but has not
 // started its timed loop; when done it prints one JSON result line.
 //
-//	workload sink                     accept on 127.0.0.1 and drain; prints "port N"
-//	workload send  -port P -size B -duration D
+//	workload sink  [-cpu N]           accept on 127.0.0.1 and drain; prints "port N"
+//	workload send  -port P -size B -duration D [-nodelay] [-cpu N]
 //	workload storm -mode eagain|epipe -rate R -duration D
 //	workload hold  -n 10000           accept and hold connections; prints "port N"
 //	workload many  -n 10000 -port P
@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,7 +87,11 @@ type Result struct {
 // sink accepts connections on loopback and reads everything sent to them.
 func sink(args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ExitOnError)
+	cpu := fs.Int("cpu", -1, "run on this CPU only (-1: anywhere)")
 	_ = fs.Parse(args)
+	if err := pin(*cpu); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -111,6 +116,30 @@ func sink(args []string) error {
 			}
 		}()
 	}
+}
+
+// pin keeps every thread of this process on one CPU. Threads the Go
+// runtime starts later inherit the mask from the thread that starts them.
+func pin(cpu int) error {
+	if cpu < 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+		}
+	}
+	return nil
 }
 
 func loopback(port int) *unix.SockaddrInet4 {
@@ -142,12 +171,22 @@ func send(args []string) error {
 	port := fs.Int("port", 0, "sink port on 127.0.0.1")
 	size := fs.Int("size", 64, "bytes per send")
 	dur := fs.Duration("duration", 2*time.Second, "how long to send")
+	nodelay := fs.Bool("nodelay", false, "set TCP_NODELAY: every send leaves as its own segment")
+	cpu := fs.Int("cpu", -1, "run on this CPU only (-1: anywhere)")
 	_ = fs.Parse(args)
+	if err := pin(*cpu); err != nil {
+		return err
+	}
 	fd, err := dial(*port)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
+	if *nodelay {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return fmt.Errorf("TCP_NODELAY: %w", err)
+		}
+	}
 	buf := make([]byte, *size)
 	ready()
 	waitLine()
