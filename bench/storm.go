@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // The failure storm: sends that fail at once, recorded to a file by
@@ -18,6 +21,21 @@ type stormConfig struct {
 	name  string
 	modes []string // one process per mode
 	rate  float64  // total offered rate; 0: as fast as the kernel fails them
+	ext   string   // recording file extension: jsonl.zst or jsonl
+}
+
+// The recording formats: zstd, as the documentation recommends
+// (-o FILE.jsonl.zst), and plain JSON Lines.
+const (
+	extZstd  = "jsonl.zst"
+	extPlain = "jsonl"
+)
+
+func formatName(ext string) string {
+	if ext == extZstd {
+		return "zstd"
+	}
+	return "plain"
 }
 
 type stormRun struct {
@@ -44,7 +62,10 @@ func (r stormRun) balanced() bool {
 }
 
 type stormResult struct {
-	runs    []stormRun
+	runs []stormRun
+	// warm are the seconds two writes of warmMiB took before the runs.
+	warm    [2]float64
+	warmMiB int
 	dir     string
 	fsType  string
 	target  float64
@@ -55,25 +76,70 @@ func (h *harness) runStorm() error {
 	target := h.cfg.stormRate
 	res := &stormResult{dir: h.cfg.recordDir, target: target, stormDu: h.cfg.stormDur, fsType: fsType(h.cfg.recordDir)}
 	h.storm = res
-	configs := []stormConfig{
-		{fmt.Sprintf("EAGAIN, 1 process, paced at %s/s", rate(target)), []string{"eagain"}, target},
-		{fmt.Sprintf("EPIPE, 1 process, paced at %s/s", rate(target)), []string{"epipe"}, target},
-		{fmt.Sprintf("EAGAIN + EPIPE, 2 processes, paced at %s/s in all", rate(target)), []string{"eagain", "epipe"}, target},
-		{"EPIPE, 1 process, unpaced", []string{"epipe"}, 0},
-		{"EAGAIN + EPIPE, 2 processes, unpaced", []string{"eagain", "epipe"}, 0},
+	var configs []stormConfig
+	for _, ext := range []string{extZstd, extPlain} {
+		f := formatName(ext)
+		configs = append(configs,
+			stormConfig{fmt.Sprintf("EAGAIN, 1 process, paced at %s/s, %s", rate(target), f), []string{"eagain"}, target, ext},
+			stormConfig{fmt.Sprintf("EPIPE, 1 process, paced at %s/s, %s", rate(target), f), []string{"epipe"}, target, ext},
+			stormConfig{fmt.Sprintf("EAGAIN + EPIPE, 2 processes, paced at %s/s in all, %s", rate(target), f), []string{"eagain", "epipe"}, target, ext},
+			stormConfig{"EPIPE, 1 process, unpaced, " + f, []string{"epipe"}, 0, ext},
+			stormConfig{"EAGAIN + EPIPE, 2 processes, unpaced, " + f, []string{"eagain", "epipe"}, 0, ext},
+		)
 	}
+	// Touch as much memory as the largest recording takes before
+	// measuring. On this VM guest memory that was never used, or was
+	// handed back to the host, costs a host page fault on first touch:
+	// the first write of 2 GB to tmpfs took 4.0 s, the next ones 0.6 s.
+	// Unwarmed, the first run measured that, not sendtrace.
+	res.warmMiB = 1536
+	if h.cfg.quick {
+		res.warmMiB = 64
+	}
+	for i := range res.warm {
+		secs, err := writeAndRemove(filepath.Join(h.cfg.recordDir, fmt.Sprintf("sendtrace-bench-warm-%d", os.Getpid())), res.warmMiB)
+		if err != nil {
+			return fmt.Errorf("warm %s: %w", h.cfg.recordDir, err)
+		}
+		res.warm[i] = secs
+	}
+	h.logf("storm: writing %d MiB to %s took %.2f s, then %.2f s", res.warmMiB, h.cfg.recordDir, res.warm[0], res.warm[1])
 	for rep := 0; rep < h.cfg.stormReps; rep++ {
 		for _, c := range configs {
 			r, err := h.stormOnce(c)
 			if err != nil {
 				return err
 			}
-			h.logf("storm: %-48s offered %8s/s recorded %8s/s lost %d balanced %v",
+			h.logf("storm: %-58s offered %8s/s recorded %8s/s lost %d balanced %v",
 				c.name, rate(r.offered), rate(r.recordedRate()), r.lostK+r.lostU, r.balanced())
 			res.runs = append(res.runs, r)
 		}
 	}
 	return nil
+}
+
+// writeAndRemove writes mib MiB to a new file, syncs it, removes it and
+// returns how long the writing took.
+func writeAndRemove(path string, mib int) (float64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	for range mib {
+		if _, err := f.Write(buf); err != nil {
+			f.Close()
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return 0, err
+	}
+	secs := time.Since(start).Seconds()
+	return secs, f.Close()
 }
 
 func (h *harness) stormOnce(c stormConfig) (stormRun, error) {
@@ -95,7 +161,7 @@ func (h *harness) stormOnce(c stormConfig) (stormRun, error) {
 		ws = append(ws, w)
 		args = append(args, "--pid", strconv.Itoa(w.pid))
 	}
-	file := filepath.Join(h.cfg.recordDir, fmt.Sprintf("sendtrace-bench-%d.jsonl", os.Getpid()))
+	file := filepath.Join(h.cfg.recordDir, fmt.Sprintf("sendtrace-bench-%d.%s", os.Getpid(), c.ext))
 	defer os.Remove(file)
 	args = append(args, "-o", file)
 	st, _, err := h.startSendtrace(args...)
@@ -165,12 +231,24 @@ func scanRecording(path string) (lines uint64, f footer, size int64, err error) 
 		return 0, f, 0, err
 	}
 	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return 0, f, 0, err
+	}
+	var in io.Reader = fh
+	if strings.HasSuffix(path, ".zst") {
+		zr, err := zstd.NewReader(fh)
+		if err != nil {
+			return 0, f, 0, err
+		}
+		defer zr.Close()
+		in = zr
+	}
 	buf := make([]byte, 1<<20)
 	var last []byte // the tail of the file, enough to hold the footer
 	for {
-		n, rerr := fh.Read(buf)
+		n, rerr := in.Read(buf)
 		lines += uint64(bytes.Count(buf[:n], []byte{'\n'}))
-		size += int64(n)
 		if n > 0 {
 			last = append(last, buf[:n]...)
 			if len(last) > 2<<20 {
@@ -191,7 +269,7 @@ func scanRecording(path string) (lines uint64, f footer, size int64, err error) 
 	if err := json.Unmarshal(last, &f); err != nil || f.Kind != "footer" {
 		return 0, f, 0, fmt.Errorf("recording %s has no footer (err %v)", path, err)
 	}
-	return lines, f, size, nil
+	return lines, f, st.Size(), nil
 }
 
 func fsType(dir string) string {

@@ -251,6 +251,11 @@ func (w *Writer) failLocked(err error) error {
 	if w.err != nil {
 		return w.err
 	}
+	// The path is said once, here, rather than again by the PathError.
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		w.err = fmt.Errorf("write recording %s: %w: the disk is full; the file keeps the header and the records flushed before (%d bytes); free space and record again", w.path, err, w.good)
 	} else {

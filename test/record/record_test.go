@@ -264,6 +264,83 @@ func TestKilledRecorder(t *testing.T) {
 	t.Logf("report of the killed recording:\n%s", text)
 }
 
+// TestFullDisk records onto a real tmpfs that fills up during the session.
+// sendtrace record must stop with one line that says the disk is full,
+// exit non-zero, and leave a file that report reads up to the last record
+// that fitted, with no half record at its end.
+func TestFullDisk(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k,mode=0700", "sendtrace-test", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a 128 KiB tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+
+	b := newBlackHole(t, ctx)
+	b.lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "6")
+	cs := b.clients(t, ctx, 4, 90*time.Second)
+	path := filepath.Join(dir, "full.jsonl")
+	rec := startRecorder(t, ctx, path, cs)
+
+	// Fill the file system but for two pages: the header is on disk, and
+	// a few records fit after it.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if free < 3*st.Bsize {
+		t.Fatalf("tmpfs has %d bytes free after the header, want at least 3 pages", free)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, free-2*st.Bsize), 0o600); err != nil {
+		t.Fatalf("fill the tmpfs: %v", err)
+	}
+	b.drop(t, ctx, cs)
+
+	select {
+	case <-rec.done:
+	case <-ctx.Done():
+		t.Fatalf("sendtrace record still running on a full disk:\n%s", &rec.stderr)
+	}
+	b.undrop(t)
+	if rec.err == nil {
+		t.Fatal("sendtrace record exited 0 on a full disk")
+	}
+	errLine := ""
+	for _, l := range strings.Split(strings.TrimSpace(rec.stderr.String()), "\n") {
+		if strings.Contains(l, "disk is full") {
+			errLine = l
+		}
+	}
+	if errLine == "" || !strings.Contains(errLine, "free space and record again") {
+		t.Errorf("no one-line error saying the disk is full and what to do:\n%s", &rec.stderr)
+	}
+	t.Logf("sendtrace record: %v: %s", rec.err, errLine)
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		t.Fatalf("recording (%d bytes) does not end at a record boundary", len(data))
+	}
+	rep := reportJSON(t, path)
+	if rep.Complete {
+		t.Error("report says the recording cut by a full disk is complete")
+	}
+	if lines := bytes.Count(data, []byte("\n")); rep.Events == 0 || int(rep.Events) != lines-1 {
+		t.Errorf("report read %d events; the file has %d records after the header", rep.Events, lines-1)
+	}
+	if len(rep.Problems) == 0 || !strings.Contains(rep.Problems[0], "footer missing") {
+		t.Errorf("problems %q do not say the footer is missing", rep.Problems)
+	}
+}
+
 // TestRetries2Diff records the same black hole twice from the same client
 // namespace, with tcp_retries2 at 8 and then 4. The kernel gives up sooner
 // with 4, and diff must show both the sysctl and the shorter time to
