@@ -40,9 +40,9 @@ lint: ## gofmt and go vet
 test-unit: ## Tests that need no privilege
 	$(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./cmd/...
 
+# The scenarios run a second time with the socket layer alone (--no-syscall-layer).
 test: ## Every Go test; as root the BPF and network-namespace scenario tests run too
 	$(GO) test -count=1 -timeout 25m ./...
-	# The scenarios again with the socket layer alone (--no-syscall-layer).
 	SENDTRACE_ARGS=--no-syscall-layer $(GO) test -count=1 -timeout 10m ./test/scenario
 
 vmtest: ## Run the hook-plan checks and scenarios in Debian 6.1 and 6.12 kernels under qemu
