@@ -75,9 +75,9 @@ func (h *harness) markdown(took time.Duration) string {
 	}
 	if h.gobench != "" {
 		p("## 5. Userspace hot path (`go test -bench`)\n\n")
-		p("Raw ring-buffer record → `loader.Decoder.Decode` → writer, single goroutine, no I/O (`io.Discard`, or a file that keeps nothing). `events/s` is what one core can consume; the failure storm above adds the ring-buffer reads, the file writes and the summary.\n\n")
+		p("Raw ring-buffer record → `loader.Decoder.Decode` → writer, single goroutine, no I/O (`io.Discard`, or a file that keeps nothing). `events/s` is what one core can consume; the failure storm above adds the ring-buffer reads, the file writes and the summary. `ParseJSON` and `PeekKind` are the way back, when `report` and `diff` read a recording.\n\n")
 		p("```\n%s\n```\n\n", h.gobench)
-		p("Run it with `go test -run '^$' -bench . -benchmem ./internal/loader ./internal/record`.\n\n")
+		p("Run it with `go test -run '^$' -bench . -benchmem ./internal/loader ./internal/record ./internal/events`.\n\n")
 	}
 	p("%s\n", strings.TrimSpace(lessons))
 	if len(h.notes) > 0 {

@@ -38,7 +38,7 @@ func (h *harness) runStartup() error {
 // result lines.
 func (h *harness) runGoBench() error {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchtime", h.cfg.benchtime,
-		"./internal/loader", "./internal/record")
+		"./internal/loader", "./internal/record", "./internal/events")
 	cmd.Dir = h.root
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -396,8 +396,11 @@ func peekKindFast(line []byte) (string, bool) {
 // object. Unknown fields are ignored so newer writers stay readable.
 func ParseJSON(line []byte, e *Event) error {
 	var j jsonEvent
-	if err := json.Unmarshal(line, &j); err != nil {
-		return fmt.Errorf("decoding event: %w", err)
+	if !scanEvent(line, &j) {
+		j = jsonEvent{}
+		if err := json.Unmarshal(line, &j); err != nil {
+			return fmt.Errorf("decoding event: %w", err)
+		}
 	}
 	if j.Kind == nil {
 		return errors.New(`decoding event: record has no "kind" field`)

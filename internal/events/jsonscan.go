@@ -1,0 +1,307 @@
+package events
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// scanEvent fills j from one event line in the shape AppendJSON writes: a
+// flat object of known keys, plain strings, integers, booleans and one
+// "tcp" object. It does what encoding/json would do with such a line, at a
+// fraction of the cost, because a recording holds millions of them. It
+// returns false at the first thing outside that shape (an escape, a byte
+// outside ASCII, an unknown or differently cased key, null, a number that
+// does not fit its field, malformed JSON), and the caller then decodes the
+// line with encoding/json, which also gives the error messages. It never
+// accepts a line that encoding/json would read differently; a fuzz test
+// holds it to that.
+func scanEvent(line []byte, j *jsonEvent) bool {
+	s := scanner{b: line}
+	if !s.object(func(key []byte) bool { return s.eventField(key, j) }) {
+		return false
+	}
+	s.space()
+	return s.i == len(s.b)
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) consume(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// object scans {"key":value,...}, calling field for each key with the
+// scanner at the value.
+func (s *scanner) object(field func(key []byte) bool) bool {
+	if !s.consume('{') {
+		return false
+	}
+	if s.consume('}') {
+		return true
+	}
+	for {
+		s.space()
+		key, ok := s.str()
+		if !ok || !s.consume(':') {
+			return false
+		}
+		s.space()
+		if !field(key) {
+			return false
+		}
+		if s.consume(',') {
+			continue
+		}
+		return s.consume('}')
+	}
+}
+
+// str scans a string of printable ASCII without escapes.
+func (s *scanner) str() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
+	}
+	start := s.i + 1
+	for k := start; k < len(s.b); k++ {
+		c := s.b[k]
+		switch {
+		case c == '"':
+			s.i = k + 1
+			return s.b[start:k], true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (s *scanner) strField(dst *string) bool {
+	v, ok := s.str()
+	if ok {
+		*dst = string(v)
+	}
+	return ok
+}
+
+func (s *scanner) strPtr(dst **string) bool {
+	var v string
+	if !s.strField(&v) {
+		return false
+	}
+	*dst = &v
+	return true
+}
+
+// number scans a JSON number and returns its text.
+func (s *scanner) number() ([]byte, bool) {
+	start := s.i
+	k := s.i
+	if k < len(s.b) && s.b[k] == '-' {
+		k++
+	}
+	digits := func() int {
+		n := 0
+		for k < len(s.b) && s.b[k] >= '0' && s.b[k] <= '9' {
+			k++
+			n++
+		}
+		return n
+	}
+	intStart := k
+	n := digits()
+	if n == 0 || (n > 1 && s.b[intStart] == '0') {
+		return nil, false
+	}
+	if k < len(s.b) && s.b[k] == '.' {
+		k++
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	if k < len(s.b) && (s.b[k] == 'e' || s.b[k] == 'E') {
+		k++
+		if k < len(s.b) && (s.b[k] == '+' || s.b[k] == '-') {
+			k++
+		}
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	s.i = k
+	return s.b[start:k], true
+}
+
+// integer scans a number that must be an integer of the given bit size,
+// as encoding/json requires of an integer field.
+func (s *scanner) integer(signed bool, bits int) (int64, uint64, bool) {
+	t, ok := s.number()
+	if !ok {
+		return 0, 0, false
+	}
+	if signed {
+		v, err := strconv.ParseInt(string(t), 10, bits)
+		return v, 0, err == nil
+	}
+	v, err := strconv.ParseUint(string(t), 10, bits)
+	return 0, v, err == nil
+}
+
+func (s *scanner) u64(dst *uint64) bool {
+	_, v, ok := s.integer(false, 64)
+	*dst = v
+	return ok
+}
+
+func (s *scanner) u32(dst *uint32) bool {
+	_, v, ok := s.integer(false, 32)
+	*dst = uint32(v)
+	return ok
+}
+
+func (s *scanner) u8(dst *uint8) bool {
+	_, v, ok := s.integer(false, 8)
+	*dst = uint8(v)
+	return ok
+}
+
+func (s *scanner) i32(dst *int32) bool {
+	v, _, ok := s.integer(true, 32)
+	*dst = int32(v)
+	return ok
+}
+
+func (s *scanner) num(dst *json.Number) bool {
+	t, ok := s.number()
+	if ok {
+		*dst = json.Number(t)
+	}
+	return ok
+}
+
+func (s *scanner) boolean(dst *bool) bool {
+	for _, lit := range [...]struct {
+		text string
+		v    bool
+	}{{"true", true}, {"false", false}} {
+		if len(s.b)-s.i >= len(lit.text) && string(s.b[s.i:s.i+len(lit.text)]) == lit.text {
+			s.i += len(lit.text)
+			*dst = lit.v
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
+	switch string(key) {
+	case "time":
+		return s.strPtr(&j.Time)
+	case "mono_ns":
+		return s.u64(&j.Mono)
+	case "kind":
+		return s.strPtr(&j.Kind)
+	case "pid":
+		return s.u32(&j.PID)
+	case "tid":
+		return s.u32(&j.TID)
+	case "comm":
+		return s.strField(&j.Comm)
+	case "owner_known":
+		return s.boolean(&j.OwnerKnown)
+	case "cgroup":
+		return s.u64(&j.Cgroup)
+	case "cookie":
+		return s.u64(&j.Cookie)
+	case "family":
+		return s.strField(&j.Family)
+	case "proto":
+		return s.strField(&j.Proto)
+	case "src":
+		return s.strField(&j.Src)
+	case "dst":
+		return s.strField(&j.Dst)
+	case "state":
+		return s.strField(&j.State)
+	case "bytes":
+		return s.u32(&j.Bytes)
+	case "errno":
+		return s.i32(&j.Errno)
+	case "errno_name":
+		return s.strField(&j.ErrnoName)
+	case "errno_text":
+		// Written for people; the reader derives it from the errno.
+		var ignored string
+		return s.strField(&ignored)
+	case "layer":
+		return s.strField(&j.Layer)
+	case "syscall":
+		return s.strField(&j.Syscall)
+	case "stack_errno":
+		return s.i32(&j.StackErrno)
+	case "retrans_errno":
+		return s.i32(&j.RetransErrno)
+	case "old_state":
+		return s.strField(&j.OldState)
+	case "reset_reason":
+		return s.u32(&j.ResetReason)
+	case "tcp":
+		// encoding/json decodes a repeated object into the same value.
+		if j.TCP == nil {
+			j.TCP = &jsonTCP{}
+		}
+		t := j.TCP
+		return s.object(func(key []byte) bool { return s.tcpField(key, t) })
+	}
+	return false
+}
+
+func (s *scanner) tcpField(key []byte, t *jsonTCP) bool {
+	switch string(key) {
+	case "since_send_ms":
+		return s.num(&t.SinceSendMs)
+	case "since_recv_ms":
+		return s.num(&t.SinceRecvMs)
+	case "seq":
+		return s.u32(&t.Seq)
+	case "retransmits":
+		return s.u32(&t.Retransmits)
+	case "total_retrans":
+		return s.u32(&t.TotalRetrans)
+	case "backoff":
+		return s.u8(&t.Backoff)
+	case "rto_ms":
+		return s.num(&t.RTOMs)
+	case "srtt_us":
+		return s.num(&t.SRTTUs)
+	case "cwnd":
+		return s.u32(&t.Cwnd)
+	case "send_q":
+		return s.u32(&t.SendQ)
+	case "sndbuf":
+		return s.u32(&t.SndBuf)
+	case "snd_wnd":
+		return s.u32(&t.SndWnd)
+	case "mss":
+		return s.u32(&t.MSS)
+	}
+	return false
+}
