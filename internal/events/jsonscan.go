@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"strconv"
+	"unsafe"
 )
 
 // scanEvent fills j from one event line in the shape AppendJSON writes: a
@@ -150,43 +151,26 @@ func (s *scanner) number() ([]byte, bool) {
 	return s.b[start:k], true
 }
 
-// integer scans a number that must be an integer of the given bit size,
-// as encoding/json requires of an integer field.
-func (s *scanner) integer(signed bool, bits int) (int64, uint64, bool) {
+// unsigned and signed scan a number that must be an integer that fits
+// the field, as encoding/json requires of an integer field.
+func unsigned[T uint8 | uint32 | uint64](s *scanner, dst *T) bool {
 	t, ok := s.number()
 	if !ok {
-		return 0, 0, false
+		return false
 	}
-	if signed {
-		v, err := strconv.ParseInt(string(t), 10, bits)
-		return v, 0, err == nil
+	v, err := strconv.ParseUint(string(t), 10, int(unsafe.Sizeof(*dst))*8)
+	*dst = T(v)
+	return err == nil
+}
+
+func signed[T int32](s *scanner, dst *T) bool {
+	t, ok := s.number()
+	if !ok {
+		return false
 	}
-	v, err := strconv.ParseUint(string(t), 10, bits)
-	return 0, v, err == nil
-}
-
-func (s *scanner) u64(dst *uint64) bool {
-	_, v, ok := s.integer(false, 64)
-	*dst = v
-	return ok
-}
-
-func (s *scanner) u32(dst *uint32) bool {
-	_, v, ok := s.integer(false, 32)
-	*dst = uint32(v)
-	return ok
-}
-
-func (s *scanner) u8(dst *uint8) bool {
-	_, v, ok := s.integer(false, 8)
-	*dst = uint8(v)
-	return ok
-}
-
-func (s *scanner) i32(dst *int32) bool {
-	v, _, ok := s.integer(true, 32)
-	*dst = int32(v)
-	return ok
+	v, err := strconv.ParseInt(string(t), 10, int(unsafe.Sizeof(*dst))*8)
+	*dst = T(v)
+	return err == nil
 }
 
 func (s *scanner) num(dst *json.Number) bool {
@@ -216,21 +200,21 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "time":
 		return s.strPtr(&j.Time)
 	case "mono_ns":
-		return s.u64(&j.Mono)
+		return unsigned(s, &j.Mono)
 	case "kind":
 		return s.strPtr(&j.Kind)
 	case "pid":
-		return s.u32(&j.PID)
+		return unsigned(s, &j.PID)
 	case "tid":
-		return s.u32(&j.TID)
+		return unsigned(s, &j.TID)
 	case "comm":
 		return s.strField(&j.Comm)
 	case "owner_known":
 		return s.boolean(&j.OwnerKnown)
 	case "cgroup":
-		return s.u64(&j.Cgroup)
+		return unsigned(s, &j.Cgroup)
 	case "cookie":
-		return s.u64(&j.Cookie)
+		return unsigned(s, &j.Cookie)
 	case "family":
 		return s.strField(&j.Family)
 	case "proto":
@@ -242,9 +226,9 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "state":
 		return s.strField(&j.State)
 	case "bytes":
-		return s.u32(&j.Bytes)
+		return unsigned(s, &j.Bytes)
 	case "errno":
-		return s.i32(&j.Errno)
+		return signed(s, &j.Errno)
 	case "errno_name":
 		return s.strField(&j.ErrnoName)
 	case "errno_text":
@@ -256,13 +240,13 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "syscall":
 		return s.strField(&j.Syscall)
 	case "stack_errno":
-		return s.i32(&j.StackErrno)
+		return signed(s, &j.StackErrno)
 	case "retrans_errno":
-		return s.i32(&j.RetransErrno)
+		return signed(s, &j.RetransErrno)
 	case "old_state":
 		return s.strField(&j.OldState)
 	case "reset_reason":
-		return s.u32(&j.ResetReason)
+		return unsigned(s, &j.ResetReason)
 	case "tcp":
 		// encoding/json decodes a repeated object into the same value.
 		if j.TCP == nil {
@@ -281,27 +265,27 @@ func (s *scanner) tcpField(key []byte, t *jsonTCP) bool {
 	case "since_recv_ms":
 		return s.num(&t.SinceRecvMs)
 	case "seq":
-		return s.u32(&t.Seq)
+		return unsigned(s, &t.Seq)
 	case "retransmits":
-		return s.u32(&t.Retransmits)
+		return unsigned(s, &t.Retransmits)
 	case "total_retrans":
-		return s.u32(&t.TotalRetrans)
+		return unsigned(s, &t.TotalRetrans)
 	case "backoff":
-		return s.u8(&t.Backoff)
+		return unsigned(s, &t.Backoff)
 	case "rto_ms":
 		return s.num(&t.RTOMs)
 	case "srtt_us":
 		return s.num(&t.SRTTUs)
 	case "cwnd":
-		return s.u32(&t.Cwnd)
+		return unsigned(s, &t.Cwnd)
 	case "send_q":
-		return s.u32(&t.SendQ)
+		return unsigned(s, &t.SendQ)
 	case "sndbuf":
-		return s.u32(&t.SndBuf)
+		return unsigned(s, &t.SndBuf)
 	case "snd_wnd":
-		return s.u32(&t.SndWnd)
+		return unsigned(s, &t.SndWnd)
 	case "mss":
-		return s.u32(&t.MSS)
+		return unsigned(s, &t.MSS)
 	}
 	return false
 }
