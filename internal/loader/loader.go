@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -100,14 +99,14 @@ func kprobe(prog, symbol string, ret bool) attachment {
 	}}
 }
 
-func plan() []struct {
+// layerPlan is one layer and the ways to serve it, best first.
+type layerPlan struct {
 	layer      string
 	candidates []candidate
-} {
-	return []struct {
-		layer      string
-		candidates []candidate
-	}{
+}
+
+func plan() []layerPlan {
+	return []layerPlan{
 		{LayerSendReturn, []candidate{
 			{"tp_btf/sock_send_length", "the tracepoint after every protocol's sendmsg (6.3+)",
 				[]attachment{tracing("send_length")}},
@@ -245,54 +244,27 @@ func Load(cfg Config) (*Tracer, error) {
 	// The syscall layer is decided first: whether the stack layer leaves
 	// its failures for a syscall exit to join is a constant in its code.
 	layers := plan()
-	sort.SliceStable(layers, func(i, j int) bool {
-		return layers[i].layer == LayerSyscallExit && layers[j].layer != LayerSyscallExit
-	})
-	for _, layer := range layers {
-		choice := Choice{Layer: layer.layer}
-		if layer.layer == LayerSyscallExit && cfg.NoSyscallLayer {
-			choice.Off = true
-			choice.Why = "off (--no-syscall-layer): errors made before the socket layer (seccomp, LSM, bad arguments) are not seen"
-			t.Plan = append(t.Plan, choice)
+	chosen := map[string]Choice{}
+	for _, l := range layers {
+		if l.layer != LayerSyscallExit {
 			continue
 		}
-		for _, cand := range layer.candidates {
-			if disabled(cand.hook, cfg.Disable) {
-				choice.Tried = append(choice.Tried, cand.hook+": disabled by --disable-hook")
-				continue
-			}
-			if err := t.tryCandidate(spec, &opts, cand); err != nil {
-				choice.Tried = append(choice.Tried, fmt.Sprintf("%s: %v", cand.hook, err))
-				continue
-			}
-			choice.Hook, choice.Active, choice.Why = cand.hook, true, cand.why
-			switch {
-			case layer.layer == LayerRetransmit && t.RetransmitHasErr:
-				choice.Why += "; with the err argument (6.17+): failed retransmits too"
-			case layer.layer == LayerRetransmit:
-				choice.Why += "; without the err argument: successful retransmits only"
-			case layer.layer == LayerReset && t.SendResetHasReason:
-				choice.Why += "; with the reset reason"
-			}
-			break
-		}
-		if !choice.Active {
-			choice.Why = "no hook for this layer on this kernel"
-		}
-		t.Plan = append(t.Plan, choice)
-		if layer.layer == LayerSyscallExit && choice.Active {
+		ch := t.choose(spec, &opts, l, cfg)
+		chosen[l.layer] = ch
+		if ch.Active {
 			c.SyscallLayer = 1
 			if err := spec.Variables["cfg"].Set(c); err != nil {
 				return nil, fmt.Errorf("set config: %w", err)
 			}
 		}
 	}
-	// Back to the order of plan(), which `sendtrace check` prints.
-	order := map[string]int{}
-	for i, l := range plan() {
-		order[l.layer] = i
+	for _, l := range layers {
+		ch, ok := chosen[l.layer]
+		if !ok {
+			ch = t.choose(spec, &opts, l, cfg)
+		}
+		t.Plan = append(t.Plan, ch)
 	}
-	sort.SliceStable(t.Plan, func(i, j int) bool { return order[t.Plan[i].Layer] < order[t.Plan[j].Layer] })
 
 	t.seed, err = loadOne(spec, &opts, "seed_owners")
 	seedChoice := Choice{Layer: LayerOwnerSeed}
@@ -367,6 +339,39 @@ func disabled(hook string, list []string) bool {
 		}
 	}
 	return false
+}
+
+// choose serves a layer with its first candidate that loads and
+// attaches, and says why, or why none did.
+func (t *Tracer) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, l layerPlan, cfg Config) Choice {
+	choice := Choice{Layer: l.layer}
+	if l.layer == LayerSyscallExit && cfg.NoSyscallLayer {
+		choice.Off = true
+		choice.Why = "off (--no-syscall-layer): errors made before the socket layer (seccomp, LSM, bad arguments) are not seen"
+		return choice
+	}
+	for _, cand := range l.candidates {
+		if disabled(cand.hook, cfg.Disable) {
+			choice.Tried = append(choice.Tried, cand.hook+": disabled by --disable-hook")
+			continue
+		}
+		if err := t.tryCandidate(spec, opts, cand); err != nil {
+			choice.Tried = append(choice.Tried, fmt.Sprintf("%s: %v", cand.hook, err))
+			continue
+		}
+		choice.Hook, choice.Active, choice.Why = cand.hook, true, cand.why
+		switch {
+		case l.layer == LayerRetransmit && t.RetransmitHasErr:
+			choice.Why += "; with the err argument (6.17+): failed retransmits too"
+		case l.layer == LayerRetransmit:
+			choice.Why += "; without the err argument: successful retransmits only"
+		case l.layer == LayerReset && t.SendResetHasReason:
+			choice.Why += "; with the reset reason"
+		}
+		return choice
+	}
+	choice.Why = "no hook for this layer on this kernel"
+	return choice
 }
 
 // tryCandidate loads and attaches every program of a candidate, or none.
