@@ -151,8 +151,8 @@ func (s *scanner) number() ([]byte, bool) {
 	return s.b[start:k], true
 }
 
-// unsigned and signed scan a number that must be an integer that fits
-// the field, as encoding/json requires of an integer field.
+// unsigned and i32 scan a number that must be an integer that fits the
+// field, as encoding/json requires of an integer field.
 func unsigned[T uint8 | uint32 | uint64](s *scanner, dst *T) bool {
 	t, ok := s.number()
 	if !ok {
@@ -163,13 +163,13 @@ func unsigned[T uint8 | uint32 | uint64](s *scanner, dst *T) bool {
 	return err == nil
 }
 
-func signed[T int32](s *scanner, dst *T) bool {
+func (s *scanner) i32(dst *int32) bool {
 	t, ok := s.number()
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseInt(string(t), 10, int(unsafe.Sizeof(*dst))*8)
-	*dst = T(v)
+	v, err := strconv.ParseInt(string(t), 10, 32)
+	*dst = int32(v)
 	return err == nil
 }
 
@@ -228,7 +228,7 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "bytes":
 		return unsigned(s, &j.Bytes)
 	case "errno":
-		return signed(s, &j.Errno)
+		return s.i32(&j.Errno)
 	case "errno_name":
 		return s.strField(&j.ErrnoName)
 	case "errno_text":
@@ -240,9 +240,9 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "syscall":
 		return s.strField(&j.Syscall)
 	case "stack_errno":
-		return signed(s, &j.StackErrno)
+		return s.i32(&j.StackErrno)
 	case "retrans_errno":
-		return signed(s, &j.RetransErrno)
+		return s.i32(&j.RetransErrno)
 	case "old_state":
 		return s.strField(&j.OldState)
 	case "reset_reason":

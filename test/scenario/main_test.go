@@ -40,6 +40,10 @@ const (
 	tracerStop  = 30 * time.Second
 )
 
+// extraArgs (SENDTRACE_ARGS) adds flags to every run, e.g. "--disable-hook
+// fexit" to put the kretprobe fallback through the same scenarios.
+var extraArgs = strings.Fields(os.Getenv("SENDTRACE_ARGS"))
+
 // Tracer is one running `sendtrace -o json`.
 type Tracer struct {
 	*testutil.Sendtrace
@@ -50,9 +54,7 @@ type Tracer struct {
 func StartTracer(t *testing.T, ctx context.Context, args ...string) *Tracer {
 	t.Helper()
 	base := []string{"-o", "json"}
-	// SENDTRACE_ARGS adds flags to every run, e.g. "--disable-hook fexit"
-	// to put the kretprobe fallback through the same scenarios.
-	base = append(base, strings.Fields(os.Getenv("SENDTRACE_ARGS"))...)
+	base = append(base, extraArgs...)
 	return &Tracer{testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, append(base, args...)...)}
 }
 

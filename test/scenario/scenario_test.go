@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,12 +116,7 @@ func checkSrc(t *testing.T, e *Event, local string) {
 // stackOnly reports whether the runs use --no-syscall-layer (through
 // SENDTRACE_ARGS): failed sends are then seen at the socket layer only.
 func stackOnly() bool {
-	for _, a := range strings.Fields(os.Getenv("SENDTRACE_ARGS")) {
-		if a == "--no-syscall-layer" {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(extraArgs, "--no-syscall-layer")
 }
 
 // joinedLayer is the layer of a failed send that the socket layer saw:
