@@ -9,14 +9,21 @@ import (
 	"time"
 )
 
-// RequireRoot skips t when the process is not root. It is the only skip the
-// real-fault tests allow: network namespaces, nftables and BPF all need
-// root, and CI runs as root, so anything else that is missing must fail.
+// RequireRoot fails t when the process is not root: network namespaces,
+// nftables and BPF all need root, and CI runs as root. Only a run that
+// asks for the unprivileged tests (SENDTRACE_UNPRIVILEGED, as make
+// test-unit does) skips instead.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, nftables rulesets and BPF programs")
+	if os.Geteuid() == 0 {
+		return
 	}
+	// A privileged test that skips proves nothing, so without root it
+	// fails, unless the run asked for the unprivileged tests only.
+	if os.Getenv("SENDTRACE_UNPRIVILEGED") != "" {
+		t.Skip("needs root (creates network namespaces, nftables rulesets and BPF programs); SENDTRACE_UNPRIVILEGED is set")
+	}
+	t.Fatal("needs root: creates network namespaces, nftables rulesets and BPF programs; run as root (sudo make test), or set SENDTRACE_UNPRIVILEGED=1 to run only the unprivileged tests")
 }
 
 // Context returns a context that ends at d from now or at the test's own
