@@ -5,14 +5,52 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
-// Names and texts come from golang.org/x/sys/unix and syscall so that they
-// match the running architecture (errno numbers differ between, say, amd64
-// and mips) and never drift from the system's own tables.
+// Names, texts and numbers are Linux's wherever sendtrace runs: a
+// recording is often read on a laptop of another OS, where x/sys/unix and
+// syscall would give that OS's numbers (macOS has no ECOMM, and its
+// ECONNRESET is 54).
+
+// Linux errnos the code tests for by name.
+const (
+	EPERM        int32 = 1
+	EINTR        int32 = 4
+	EAGAIN       int32 = 11
+	EACCES       int32 = 13
+	EPIPE        int32 = 32
+	EDEADLK      int32 = 35
+	ENOSYS       int32 = 38
+	ECOMM        int32 = 70
+	EMSGSIZE     int32 = 90
+	EOPNOTSUPP   int32 = 95
+	ENETUNREACH  int32 = 101
+	ECONNABORTED int32 = 103
+	ECONNRESET   int32 = 104
+	ENOBUFS      int32 = 105
+	ETIMEDOUT    int32 = 110
+	ECONNREFUSED int32 = 111
+	EHOSTUNREACH int32 = 113
+)
+
+// Address families and IP protocols, as Linux numbers them.
+const (
+	AFUnix    uint16 = 1
+	AFInet    uint16 = 2
+	AFInet6   uint16 = 10
+	AFNetlink uint16 = 16
+	AFPacket  uint16 = 17
+	AFVsock   uint16 = 40
+	AFXDP     uint16 = 44
+
+	ProtoICMP    uint8 = 1
+	ProtoTCP     uint8 = 6
+	ProtoUDP     uint8 = 17
+	ProtoICMPv6  uint8 = 58
+	ProtoSCTP    uint8 = 132
+	ProtoUDPLite uint8 = 136
+	ProtoRaw     uint8 = 255
+)
 
 // Kernel-internal errnos from include/linux/errno.h. User space never sees
 // them from a syscall, but the protocol's sendmsg can return them to the
@@ -53,8 +91,8 @@ func ErrnoName(n int32) string {
 		return ""
 	}
 	if n > 0 {
-		if name := unix.ErrnoName(syscall.Errno(n)); name != "" {
-			return name
+		if i := linuxErrno(n); i >= 0 {
+			return linuxErrnos[i].name
 		}
 		if i := kernelErrno(n); i >= 0 {
 			return kernelErrnos[i].name
@@ -73,8 +111,8 @@ func ErrnoText(n int32) string {
 	if i := kernelErrno(n); i >= 0 {
 		return kernelErrnos[i].text
 	}
-	if n > 0 {
-		return syscall.Errno(n).Error()
+	if i := linuxErrno(n); i >= 0 {
+		return linuxErrnos[i].text
 	}
 	return "errno " + strconv.FormatInt(int64(n), 10)
 }
@@ -86,36 +124,43 @@ func ErrnoString(n int32) string {
 		return ""
 	}
 	name, text := ErrnoName(n), ErrnoText(n)
-	if unix.ErrnoName(syscall.Errno(n)) == "" && kernelErrno(n) < 0 {
+	if linuxErrno(n) < 0 && kernelErrno(n) < 0 {
 		// Both would just repeat the number.
 		return "errno " + name
 	}
 	return name + " (" + text + ")"
 }
 
-// Errnos on Linux are below 4096 (MAX_ERRNO); scanning that range once is
-// the only way to invert unix.ErrnoName, which has no inverse in x/sys.
+// Errnos on Linux are below 4096 (MAX_ERRNO).
 const maxErrno = 4095
 
-var errnoByName = sync.OnceValue(func() map[string]int32 {
-	m := make(map[string]int32)
-	for n := int32(1); n <= maxErrno; n++ {
-		if name := unix.ErrnoName(syscall.Errno(n)); name != "" {
-			m[name] = n
+// linuxErrno returns n's index in linuxErrnos, or -1. The table is in
+// number order with few gaps, so the index is at or just below n-1.
+func linuxErrno(n int32) int {
+	for i := min(int(n)-1, len(linuxErrnos)-1); i >= 0; i-- {
+		switch e := linuxErrnos[i].num; {
+		case e == n:
+			return i
+		case e < n:
+			return -1
 		}
+	}
+	return -1
+}
+
+var errnoByName = sync.OnceValue(func() map[string]int32 {
+	m := make(map[string]int32, len(linuxErrnos)+len(kernelErrnos)+3)
+	for _, e := range linuxErrnos {
+		m[e.name] = e.num
 	}
 	for _, k := range kernelErrnos {
 		m[k.name] = k.num
 	}
-	// x/sys lists one name per number; these second names for the same
-	// numbers are what people often type.
-	for name, v := range map[string]syscall.Errno{
-		"EWOULDBLOCK": unix.EWOULDBLOCK,
-		"EDEADLOCK":   unix.EDEADLOCK,
-		"ENOTSUP":     unix.ENOTSUP,
-	} {
-		m[name] = int32(v)
-	}
+	// The table lists one name per number; these second names for the
+	// same numbers are what people often type.
+	m["EWOULDBLOCK"] = EAGAIN
+	m["EDEADLOCK"] = EDEADLK
+	m["ENOTSUP"] = EOPNOTSUPP
 	return m
 })
 
@@ -213,13 +258,13 @@ var familyNames = [...]struct {
 	num  uint16
 	name string
 }{
-	{unix.AF_INET, "inet"},
-	{unix.AF_INET6, "inet6"},
-	{unix.AF_UNIX, "unix"},
-	{unix.AF_NETLINK, "netlink"},
-	{unix.AF_PACKET, "packet"},
-	{unix.AF_VSOCK, "vsock"},
-	{unix.AF_XDP, "xdp"},
+	{AFInet, "inet"},
+	{AFInet6, "inet6"},
+	{AFUnix, "unix"},
+	{AFNetlink, "netlink"},
+	{AFPacket, "packet"},
+	{AFVsock, "vsock"},
+	{AFXDP, "xdp"},
 }
 
 // FamilyName returns "inet", "inet6", ... for an address family, "" for 0
@@ -245,9 +290,9 @@ func ParseFamily(s string) (uint16, error) {
 	l := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "af_")
 	switch l {
 	case "ipv4", "inet4", "4":
-		return unix.AF_INET, nil
+		return AFInet, nil
 	case "ipv6", "6":
-		return unix.AF_INET6, nil
+		return AFInet6, nil
 	}
 	for _, n := range familyNames {
 		if n.name == l {
@@ -261,16 +306,16 @@ func ParseFamily(s string) (uint16, error) {
 }
 
 var protoNames = [...]struct {
-	num  uint16
+	num  uint8
 	name string
 }{
-	{unix.IPPROTO_TCP, "tcp"},
-	{unix.IPPROTO_UDP, "udp"},
-	{unix.IPPROTO_UDPLITE, "udplite"},
-	{unix.IPPROTO_SCTP, "sctp"},
-	{unix.IPPROTO_ICMP, "icmp"},
-	{unix.IPPROTO_ICMPV6, "icmpv6"},
-	{unix.IPPROTO_RAW, "raw"},
+	{ProtoTCP, "tcp"},
+	{ProtoUDP, "udp"},
+	{ProtoUDPLite, "udplite"},
+	{ProtoSCTP, "sctp"},
+	{ProtoICMP, "icmp"},
+	{ProtoICMPv6, "icmpv6"},
+	{ProtoRaw, "raw"},
 	// MPTCP (262) does not fit in Event.Protocol; the kernel reports
 	// MPTCP subflows as TCP anyway.
 }
@@ -282,7 +327,7 @@ func ProtoName(p uint8) string {
 		return ""
 	}
 	for _, n := range protoNames {
-		if n.num == uint16(p) {
+		if n.num == p {
 			return n.name
 		}
 	}
@@ -297,7 +342,7 @@ func ParseProto(s string) (uint8, error) {
 	l := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "ipproto_")
 	for _, n := range protoNames {
 		if n.name == l {
-			return uint8(n.num), nil
+			return n.num, nil
 		}
 	}
 	if n, err := strconv.ParseUint(l, 10, 8); err == nil {

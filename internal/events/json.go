@@ -8,11 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/sys/unix"
 )
 
 // The encoder runs once per event on the hot path of `-o json` and of
@@ -42,17 +39,9 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendUint(dst, e.Cookie, 10)
 
 	dst = append(dst, `,"family":"`...)
-	if n := familyName(e.Family); n != "" || e.Family == 0 {
-		dst = append(dst, n...)
-	} else {
-		dst = strconv.AppendUint(dst, uint64(e.Family), 10)
-	}
+	dst = append(dst, FamilyName(e.Family)...)
 	dst = append(dst, `","proto":"`...)
-	if n := protoName(e.Protocol); n != "" || e.Protocol == 0 {
-		dst = append(dst, n...)
-	} else {
-		dst = strconv.AppendUint(dst, uint64(e.Protocol), 10)
-	}
+	dst = append(dst, ProtoName(e.Protocol)...)
 	dst = append(dst, `","src":"`...)
 	dst = appendAddrPort(dst, e.Src)
 	dst = append(dst, `","dst":"`...)
@@ -64,12 +53,12 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = append(dst, `,"errno":`...)
 	dst = strconv.AppendInt(dst, int64(e.Errno), 10)
 	dst = append(dst, `,"errno_name":"`...)
-	dst = appendErrnoName(dst, e.Errno)
+	dst = append(dst, ErrnoName(e.Errno)...)
 	dst = append(dst, '"')
 
 	if e.Errno != 0 {
 		dst = append(dst, `,"errno_text":`...)
-		dst = appendErrnoText(dst, e.Errno)
+		dst = AppendJSONString(dst, ErrnoText(e.Errno))
 	}
 	if e.Layer != LayerNone {
 		dst = append(dst, `,"layer":"`...)
@@ -98,7 +87,7 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		dst = strconv.AppendUint(dst, uint64(e.ResetReason), 10)
 	}
 
-	if e.Protocol == unix.IPPROTO_TCP {
+	if e.Protocol == ProtoTCP {
 		dst = append(dst, `,"tcp":{"since_send_ms":`...)
 		dst = appendSince(dst, e.SinceSend)
 		dst = append(dst, `,"since_recv_ms":`...)
@@ -130,24 +119,6 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	return append(dst, '}')
 }
 
-func familyName(f uint16) string {
-	for _, n := range familyNames {
-		if n.num == f {
-			return n.name
-		}
-	}
-	return ""
-}
-
-func protoName(p uint8) string {
-	for _, n := range protoNames {
-		if n.num == uint16(p) {
-			return n.name
-		}
-	}
-	return ""
-}
-
 func appendState(dst []byte, s uint8) []byte {
 	if int(s) < len(stateNames) {
 		return append(dst, stateNames[s]...)
@@ -173,35 +144,6 @@ func appendAddrPort(dst []byte, a netip.AddrPort) []byte {
 		}
 	}
 	return dst
-}
-
-func appendErrnoName(dst []byte, n int32) []byte {
-	if n == 0 {
-		return dst
-	}
-	if n > 0 {
-		if name := unix.ErrnoName(syscall.Errno(n)); name != "" {
-			return append(dst, name...)
-		}
-		if i := kernelErrno(n); i >= 0 {
-			return append(dst, kernelErrnos[i].name...)
-		}
-	}
-	return strconv.AppendInt(dst, int64(n), 10)
-}
-
-// appendErrnoText avoids syscall.Errno.Error for numbers the system does
-// not describe, because that path formats a new string.
-func appendErrnoText(dst []byte, n int32) []byte {
-	if n > 0 && unix.ErrnoName(syscall.Errno(n)) != "" {
-		return AppendJSONString(dst, syscall.Errno(n).Error())
-	}
-	if i := kernelErrno(n); i >= 0 {
-		return AppendJSONString(dst, kernelErrnos[i].text)
-	}
-	dst = append(dst, `"errno `...)
-	dst = strconv.AppendInt(dst, int64(n), 10)
-	return append(dst, '"')
 }
 
 // appendSince writes the schema's -1 for any negative (unknown) duration.
