@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 VMBIN ?= $(CURDIR)/.vmbin
 
-.PHONY: help deps build build-static docker-build-path generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean
+.PHONY: help deps build build-static report-only-check docker-build-path generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,10 +59,14 @@ bench-quick: ## A short benchmark run that only proves the harness and benchmark
 	$(GO) run ./bench -quick -out /dev/null
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./internal/...
 
+report-only-check: ## The macOS build reads recordings and links no BPF code
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/sendtrace
+	@if GOOS=darwin GOARCH=arm64 $(GO) list -deps ./cmd/sendtrace | grep -q 'github.com/cilium/ebpf'; then echo "the darwin build links github.com/cilium/ebpf"; exit 1; fi
+
 docker-build-path: build-static ## The Dockerfile's build stage, without a Docker engine
 	./sendtrace --version
 
-test-all: lint generate-check docker-build-path test vmtest bench-quick ## Everything CI runs
+test-all: lint generate-check report-only-check docker-build-path test vmtest bench-quick ## Everything CI runs
 
 clean: ## Remove build outputs
 	rm -rf sendtrace $(VMBIN)

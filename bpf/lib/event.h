@@ -20,7 +20,10 @@ enum event_layer {
 	LAYER_BOTH = 3,
 };
 
-#define JIFFIES_UNKNOWN 0xffffffffu
+enum limits {
+	/* since_send_j/since_recv_j when the socket has no such time. */
+	JIFFIES_UNKNOWN = 0xffffffffu,
+};
 
 /* One flat record for every kind: Go tells kinds apart by the kind field,
  * never by size. Fields that do not apply to a kind are zero. */

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -60,9 +62,6 @@ func withBTFFile(path string) (bool, error) {
 	}
 	return true, nil
 }
-
-// errSilent carries an exit status whose message the child already printed.
-var errSilent = errors.New("")
 
 func bindBTF(path string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {

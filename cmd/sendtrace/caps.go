@@ -1,8 +1,8 @@
+//go:build linux
+
 package main
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -23,21 +23,4 @@ func effectiveCaps() (capSet, error) {
 		return capSet{}, err
 	}
 	return capSet{data[0].Effective, data[1].Effective}, nil
-}
-
-// periodicFlush offers a flush token every 200 ms.
-func periodicFlush(done <-chan struct{}, tokens chan<- struct{}) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			select {
-			case tokens <- struct{}{}:
-			default:
-			}
-		}
-	}
 }

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/spf13/cobra"
 )
 
 // addFilterFlags adds the in-kernel filter flags shared by every tracing
 // command and returns a function that parses them.
-func addFilterFlags(cmd *cobra.Command) func() (tracer.Filters, error) {
+func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 	var (
 		pids    []string
 		comms   []string
@@ -30,8 +30,8 @@ func addFilterFlags(cmd *cobra.Command) func() (tracer.Filters, error) {
 	fl.StringSliceVar(&dsts, "dst", nil, "only destinations in this CIDR (v4 or v6; a bare address is a /32 or /128); repeatable")
 	fl.StringSliceVar(&ports, "port", nil, "only this destination port; repeatable")
 	fl.StringSliceVar(&errnos, "errno", nil, "only failures with this errno, a name (ECOMM) or number; repeatable")
-	return func() (tracer.Filters, error) {
-		f := tracer.Filters{Comms: comms}
+	return func() (session.Filters, error) {
+		f := session.Filters{Comms: comms}
 		for _, s := range pids {
 			n, err := strconv.ParseUint(s, 10, 32)
 			if err != nil || n == 0 {
@@ -67,7 +67,7 @@ func addFilterFlags(cmd *cobra.Command) func() (tracer.Filters, error) {
 			}
 			f.Errnos = append(f.Errnos, n)
 		}
-		if err := f.Validate(); err != nil {
+		if err := validateFilters(&f); err != nil {
 			return f, err
 		}
 		return f, nil
@@ -106,7 +106,7 @@ type traceFlags struct {
 	disable   []string
 	noSyscall bool
 	ringMiB   uint32
-	filters   func() (tracer.Filters, error)
+	filters   func() (session.Filters, error)
 }
 
 // addTraceFlags adds the session flags; ringMiB is the command's default
@@ -124,8 +124,8 @@ func addTraceFlags(cmd *cobra.Command, ringMiB uint32) *traceFlags {
 	return tf
 }
 
-func (tf *traceFlags) options() (tracer.Options, error) {
-	var o tracer.Options
+func (tf *traceFlags) options() (session.Options, error) {
+	var o session.Options
 	f, err := tf.filters()
 	if err != nil {
 		return o, err

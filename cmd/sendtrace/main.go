@@ -17,6 +17,9 @@ var version = "dev"
 // independent of one another.
 var subcommands []func() *cobra.Command
 
+// errSilent carries an exit status whose message was already printed.
+var errSilent = errors.New("")
+
 // exitError carries a specific exit status to main.
 type exitError struct {
 	code int

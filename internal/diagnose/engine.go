@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
@@ -281,7 +279,7 @@ func isFailure(ev *events.Event) bool {
 	case events.KindErrorReport:
 		return ev.Errno != 0
 	case events.KindSendError:
-		return ev.Errno != int32(unix.EAGAIN) && ev.Errno != int32(unix.ENOBUFS) && ev.Errno != int32(unix.EINTR)
+		return ev.Errno != events.EAGAIN && ev.Errno != events.ENOBUFS && ev.Errno != events.EINTR
 	}
 	return false
 }

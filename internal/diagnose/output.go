@@ -12,13 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // jsonDiagnosis mirrors the "diagnosis" record of docs/json-schema.md.
@@ -90,20 +86,13 @@ func fromMs(v float64) time.Duration {
 	return time.Duration(math.Round(v * float64(time.Millisecond)))
 }
 
-func addr(a netip.AddrPort) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 // AppendJSON appends d as one {"kind":"diagnosis",...} object, without a
 // trailing newline.
 func AppendJSON(dst []byte, d *Diagnosis) []byte {
 	j := jsonDiagnosis{
 		Kind: "diagnosis", Time: d.Time.UTC().Format(time.RFC3339Nano), Mono: d.Mono,
 		Rule: d.Rule, Name: d.Name, Cookie: d.Cookie, PID: d.PID, Comm: d.Comm, OwnerKnown: d.OwnerKnown,
-		Proto: events.ProtoName(d.Proto), Src: addr(d.Src), Dst: addr(d.Dst),
+		Proto: events.ProtoName(d.Proto), Src: events.AddrString(d.Src), Dst: events.AddrString(d.Dst),
 		Errno: d.Errno, ErrnoName: events.ErrnoName(d.Errno),
 		Confidence: d.Confidence, ConfidenceWhy: d.ConfidenceWhy, NextStep: d.NextStep,
 	}
@@ -191,18 +180,6 @@ func ParseJSON(line []byte, d *Diagnosis) error {
 	return nil
 }
 
-// safe escapes what a terminal might act on: comm is chosen by the
-// process.
-func safe(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) || r == '\\' {
-			q := strconv.QuoteToGraphic(s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
-}
-
 // String is the one-line text form: rule, confidence, who and where, the
 // evidence and the next step.
 func (d *Diagnosis) String() string {
@@ -213,7 +190,7 @@ func (d *Diagnosis) String() string {
 	b.WriteString(" confidence): ")
 	b.WriteString(d.Name)
 	b.WriteString(" — ")
-	b.WriteString(safe(procName(d.Comm, d.PID)))
+	b.WriteString(format.Process(d.Comm, d.PID, d.OwnerKnown))
 	if d.Dst.IsValid() {
 		b.WriteString(" -> ")
 		b.WriteString(d.Dst.String())
@@ -227,7 +204,7 @@ func (d *Diagnosis) String() string {
 		b.WriteString(events.ErrnoName(d.Errno))
 	}
 	b.WriteString(": ")
-	b.WriteString(safe(d.Evidence.Text))
+	b.WriteString(format.Printable(d.Evidence.Text))
 	b.WriteString(". Next: ")
 	b.WriteString(d.NextStep)
 	return b.String()
@@ -268,7 +245,7 @@ func RenderSummary(w io.Writer, ds []Diagnosis) error {
 		}
 		g.n++
 		g.conf[d.Confidence]++
-		g.procs[safe(procName(d.Comm, d.PID))]++
+		g.procs[format.Process(d.Comm, d.PID, d.OwnerKnown)]++
 		if d.Dst.IsValid() {
 			g.dsts[d.Dst.String()]++
 		}
@@ -299,15 +276,8 @@ func RenderSummary(w io.Writer, ds []Diagnosis) error {
 	if _, err := fmt.Fprintf(w, "\nFailures by diagnosis (%d diagnosed)\n", len(ds)); err != nil {
 		return err
 	}
-	t := tablewriter.NewTable(w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithAlignment(tw.Alignment{tw.AlignLeft, tw.AlignRight, tw.AlignLeft, tw.AlignLeft, tw.AlignLeft, tw.AlignRight}),
-		tablewriter.WithTrimSpace(tw.Off),
-	)
-	t.Header([]string{"DIAGNOSIS", "FAILURES", "ERRNOS", "PROCESSES", "DESTINATIONS", "HIGH/MED/LOW"})
+	t := format.Table(w, []string{"DIAGNOSIS", "FAILURES", "ERRNOS", "PROCESSES", "DESTINATIONS", "HIGH/MED/LOW"},
+		[]bool{false, true, false, false, false, true})
 	if err := t.Bulk(rows); err != nil {
 		return err
 	}

@@ -6,20 +6,19 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 var (
-	eTIMEDOUT    = int32(unix.ETIMEDOUT)
-	eHOSTUNREACH = int32(unix.EHOSTUNREACH)
-	eNETUNREACH  = int32(unix.ENETUNREACH)
-	eCONNREFUSED = int32(unix.ECONNREFUSED)
-	eCONNRESET   = int32(unix.ECONNRESET)
-	ePIPE        = int32(unix.EPIPE)
-	eAGAIN       = int32(unix.EAGAIN)
-	eNOBUFS      = int32(unix.ENOBUFS)
+	eTIMEDOUT    = events.ETIMEDOUT
+	eHOSTUNREACH = events.EHOSTUNREACH
+	eNETUNREACH  = events.ENETUNREACH
+	eCONNREFUSED = events.ECONNREFUSED
+	eCONNRESET   = events.ECONNRESET
+	ePIPE        = events.EPIPE
+	eAGAIN       = events.EAGAIN
+	eNOBUFS      = events.ENOBUFS
 )
 
 // terminal rules end the connection: once one is concluded, the rest of
@@ -127,12 +126,12 @@ func peerReset(s *sockState, ev *events.Event) Diagnosis {
 	d := base(s, ev, RulePeerReset, "Connection reset by the peer while active")
 	d.Errno = eCONNRESET
 	d.Confidence, d.ConfidenceWhy = Medium, "the reset came from the peer's direction; the tracer cannot see whether the peer itself or a device on the path sent it"
-	quiet := "last received " + dur(ev.SinceRecv) + " before"
+	quiet := "last received " + format.Duration(ev.SinceRecv) + " before"
 	if ev.SinceRecv < 0 {
 		quiet = "no receive time known"
 	}
 	d.Evidence.Text = fmt.Sprintf("a reset arrived in %s, %s after this side last sent and %s: the connection was not idle",
-		events.StateName(ev.State), dur(ev.SinceSend), quiet)
+		events.StateName(ev.State), format.Duration(ev.SinceSend), quiet)
 	if ev.SinceSend < 0 {
 		d.Evidence.Text = fmt.Sprintf("a reset arrived in %s (%s)", events.StateName(ev.State), quiet)
 	}
@@ -187,7 +186,7 @@ func (e *Engine) idleReset(s *sockState, ev *events.Event) (Diagnosis, bool) {
 		d.Errno = eCONNRESET
 	}
 	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s, then a %s %s after the first send that followed (%s)",
-		dur(idle), what, dur(ev.SinceSend), events.StateName(ev.State))
+		format.Duration(idle), what, format.Duration(ev.SinceSend), events.StateName(ev.State))
 	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, idle)
 	if closedFirst {
 		d.Evidence.Text += "; the peer had already closed its side (FIN), so its own idle timeout ended the connection"
@@ -210,7 +209,7 @@ func (e *Engine) idleConfidence(s *sockState, mono uint64, idle time.Duration) (
 	if idle >= e.cfg.LongIdle {
 		return High, "a reset right after the first send following a long silence is the signature of a forgotten flow"
 	}
-	return Medium, fmt.Sprintf("the silence (%s) is shorter than common middlebox timeouts; a peer restart would look the same", dur(idle))
+	return Medium, fmt.Sprintf("the silence (%s) is shorter than common middlebox timeouts; a peer restart would look the same", format.Duration(idle))
 }
 
 // idleDrop is the silent form of an idle reset: the middlebox drops the
@@ -237,7 +236,7 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	fillRun(&d, s, ev)
 	d.Evidence.Idle = quiet
 	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s before a send; that send's segment was retransmitted %d times over %s and never acknowledged, then %s (%s)",
-		dur(quiet), r.n, dur(d.Evidence.Span), events.ErrnoName(ev.Errno), d.Evidence.Setting)
+		format.Duration(quiet), r.n, format.Duration(d.Evidence.Span), events.ErrnoName(ev.Errno), d.Evidence.Setting)
 	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, quiet)
 	if d.Confidence == High {
 		d.ConfidenceWhy = "the first send after a long silence was never acknowledged: the flow was forgotten and its packets silently dropped"
@@ -308,15 +307,15 @@ func impliedTimeout(elapsed, lastRetrans time.Duration, syn bool) string {
 			fit = append(fit, n)
 		}
 	}
-	user := "a TCP_USER_TIMEOUT of about " + dur(elapsed)
+	user := "a TCP_USER_TIMEOUT of about " + format.Duration(elapsed)
 	if len(fit) == 0 {
 		return user + " (no " + name + " value gives this time)"
 	}
 	s := name + "=" + strconv.Itoa(fit[0])
-	span := dur(modelTimeout(fit[0], rtoBase))
+	span := format.Duration(modelTimeout(fit[0], rtoBase))
 	if len(fit) > 1 {
 		s += " or " + strconv.Itoa(fit[1])
-		span += " or " + dur(modelTimeout(fit[1], rtoBase))
+		span += " or " + format.Duration(modelTimeout(fit[1], rtoBase))
 	}
 	if slices.Contains(fit, def) {
 		span += "; " + strconv.Itoa(def) + " is the default"
@@ -342,11 +341,11 @@ func pmtu(s *sockState, ev *events.Event, ongoing bool) (Diagnosis, bool) {
 	case ev.SinceRecv >= 0 && ev.SinceRecv < sinceStart:
 		d.Confidence = High
 		d.ConfidenceWhy = "data from the peer kept arriving while every full-size segment was lost, so the path carries small packets only"
-		small = fmt.Sprintf("while the peer's (smaller) segments kept arriving, the last %s before the end", dur(ev.SinceRecv))
+		small = fmt.Sprintf("while the peer's (smaller) segments kept arriving, the last %s before the end", format.Duration(ev.SinceRecv))
 	case r.firstSince >= 0 && r.firstSent >= 0 && r.firstSince-r.firstSent <= time.Second:
 		d.Confidence = Medium
 		d.ConfidenceWhy = "the connection exchanged data until its first full-size segment, which never got through; a path that died at that moment would look the same"
-		small = fmt.Sprintf("after the peer had answered %s before the stuck segment was sent", dur(r.firstSince-r.firstSent))
+		small = fmt.Sprintf("after the peer had answered %s before the stuck segment was sent", format.Duration(r.firstSince-r.firstSent))
 	default:
 		return Diagnosis{}, false
 	}
@@ -357,7 +356,7 @@ func pmtu(s *sockState, ev *events.Event, ongoing bool) (Diagnosis, bool) {
 		end += " (" + d.Evidence.Setting + ")"
 	}
 	d.Evidence.Text = fmt.Sprintf("the same %d-byte segment (MSS %d, unchanged) was retransmitted %d times over %s with backoff up to %d, %s; %s",
-		r.bytes, r.mssLast, r.n, dur(d.Evidence.Span), r.maxBackoff, small, end)
+		r.bytes, r.mssLast, r.n, format.Duration(d.Evidence.Span), r.maxBackoff, small, end)
 	d.NextStep = "Check that ICMP fragmentation-needed (IPv4 type 3 code 4) and ICMPv6 packet-too-big reach this host (firewalls, security groups, tunnels); set net.ipv4.tcp_mtu_probing=1 as a fallback; clamp the MSS on the tunnel or VPN hop."
 	return d, true
 }
@@ -380,7 +379,7 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 		d.Confidence = High
 		d.ConfidenceWhy = "a retransmit chain with growing backoff and no acknowledgement until the kernel gave up"
 		d.Evidence.Text = fmt.Sprintf("the same %s (%d bytes) was retransmitted %d times over %s, backoff up to %d and RTO up to %s, never acknowledged; then %s after %s: %s%s",
-			what, r.bytes, r.n, dur(d.Evidence.Span), r.maxBackoff, dur(r.maxRTO), events.ErrnoName(ev.Errno), dur(d.Evidence.Span), d.Evidence.Setting, soft)
+			what, r.bytes, r.n, format.Duration(d.Evidence.Span), r.maxBackoff, format.Duration(r.maxRTO), events.ErrnoName(ev.Errno), format.Duration(d.Evidence.Span), d.Evidence.Setting, soft)
 		if r.full == r.n && r.minBytes+40 > 1280 && !syn {
 			d.Evidence.Text += "; every retransmitted segment was full-size, so if small packets still pass, suspect a path MTU black hole"
 		}
@@ -415,13 +414,13 @@ func stuck(s *sockState, now uint64) (Diagnosis, bool) {
 	d.Confidence = Medium
 	d.ConfidenceWhy = "the connection had not failed yet when the trace ended"
 	d.Evidence.Text = fmt.Sprintf("the same segment (%d bytes) was retransmitted %d times with backoff up to %d and RTO up to %s, still unacknowledged when the trace ended",
-		s.run.bytes, s.run.n, s.run.maxBackoff, dur(s.run.maxRTO))
+		s.run.bytes, s.run.n, s.run.maxBackoff, format.Duration(s.run.maxRTO))
 	return d, true
 }
 
 func backpressure(s *sockState, ev *events.Event) Diagnosis {
 	d := base(s, ev, RuleBackpressure, "Send buffer exhausted (backpressure)")
-	tcp := ev.Protocol == unix.IPPROTO_TCP
+	tcp := ev.Protocol == events.ProtoTCP
 	switch {
 	case tcp && ev.SndBuf > 0:
 		pct := float64(ev.SendQ) * 100 / float64(ev.SndBuf)
@@ -517,7 +516,7 @@ func outsideStack(s *sockState, ev *events.Event) Diagnosis {
 	d.Evidence.Text = fmt.Sprintf("%s returned %s but the protocol's sendmsg never failed (layer syscall): the errno was made before the socket layer",
 		orDash(ev.Syscall, "the send"), events.ErrnoString(ev.Errno))
 	switch ev.Errno {
-	case int32(unix.ECOMM), int32(unix.EPERM), int32(unix.EACCES), int32(unix.ENOSYS):
+	case events.ECOMM, events.EPERM, events.EACCES, events.ENOSYS:
 		d.Confidence = High
 		d.ConfidenceWhy = "the TCP/IP stack does not return " + events.ErrnoName(ev.Errno) + " for sends on its own"
 	default:
@@ -546,7 +545,7 @@ func retryStorm(k stormKey, c *stormState, s *sockState, ev *events.Event) Diagn
 		d.Evidence.Rate = float64(n-1) / w.Seconds()
 	}
 	d.Evidence.Text = fmt.Sprintf("%s opened %d connections to %s within %s (%.1f/s); %d of them failed in that time",
-		procName(c.comm, k.pid), n, k.dst, dur(w), d.Evidence.Rate, len(c.failures))
+		format.Process(c.comm, k.pid, true), n, k.dst, format.Duration(w), d.Evidence.Rate, len(c.failures))
 	if d.Evidence.Rate >= 1 && 2*len(c.failures) >= n {
 		d.Confidence = High
 		d.ConfidenceWhy = "most new connections failed and the process kept reconnecting at once"
@@ -556,24 +555,4 @@ func retryStorm(k stormKey, c *stormState, s *sockState, ev *events.Event) Diagn
 	}
 	d.NextStep = "Retry with exponential backoff and jitter, cap the retries, and add a circuit breaker so a failing destination is not hammered; fix the failure itself (see the per-connection diagnoses)."
 	return d
-}
-
-func procName(comm string, pid uint32) string {
-	if comm == "" {
-		return "pid " + strconv.FormatUint(uint64(pid), 10)
-	}
-	return comm + "/" + strconv.FormatUint(uint64(pid), 10)
-}
-
-// dur prints a duration the way the evidence reads best: 850ms, 3.2s, 4m10s.
-func dur(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "unknown"
-	case d < time.Second:
-		return strconv.FormatInt(d.Round(time.Millisecond).Milliseconds(), 10) + "ms"
-	case d < time.Minute:
-		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
-	}
-	return d.Round(time.Second).String()
 }

@@ -183,3 +183,12 @@ func (t *Totals) Sum(k Kind) uint64 {
 	}
 	return n
 }
+
+// Kinds lists every kind, KindUnknown first.
+func Kinds() []Kind {
+	out := make([]Kind, len(kindNames))
+	for i := range out {
+		out[i] = Kind(i)
+	}
+	return out
+}

@@ -2,35 +2,23 @@ package loader
 
 import (
 	"fmt"
-	"net/netip"
 
-	"golang.org/x/sys/unix"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
-// Filters select which events the kernel emits. They are applied in BPF,
-// before any map is touched, and cover async events through socket
-// ownership.
-type Filters struct {
-	PIDs    []uint32       // thread-group ids
-	Comms   []string       // exact task comm (at most 15 bytes)
-	Cgroups []uint64       // cgroup v2 ids
-	Dsts    []netip.Prefix // destination CIDRs, v4 or v6
-	Ports   []uint16       // destination ports
-	Errnos  []int32        // positive errnos; events without an errno still pass
-}
-
-// Limits of the in-kernel filters, from bpf/lib/config.h.
-const (
-	MaxPIDs    = 16
-	MaxComms   = 4
-	MaxCgroups = 4
-	MaxCIDRs   = 8
-	MaxPorts   = 8
-	MaxErrnos  = 8
+// Limits of the in-kernel filters: the sizes of the config's arrays.
+var (
+	MaxPIDs    = len(sendtraceConfig{}.Pids)
+	MaxComms   = len(sendtraceConfig{}.Comms)
+	MaxCgroups = len(sendtraceConfig{}.Cgroups)
+	MaxCIDRs   = len(sendtraceConfig{}.Cidrs)
+	MaxPorts   = len(sendtraceConfig{}.Ports)
+	MaxErrnos  = len(sendtraceConfig{}.Errnos)
 )
 
-// Validate reports filters the kernel side cannot hold.
-func (f *Filters) Validate() error {
+// ValidateFilters reports filters the kernel side cannot hold.
+func ValidateFilters(f *session.Filters) error {
 	check := func(name string, n, max int) error {
 		if n > max {
 			return fmt.Errorf("too many %s filters (%d): at most %d", name, n, max)
@@ -54,9 +42,9 @@ func (f *Filters) Validate() error {
 	return nil
 }
 
-func buildConfig(cfg Config, t *Tracer) (*sendtraceConfig, error) {
+func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	f := cfg.Filters
-	if err := f.Validate(); err != nil {
+	if err := ValidateFilters(&f); err != nil {
 		return nil, err
 	}
 	c := &sendtraceConfig{SelfPid: cfg.SelfPID}
@@ -75,11 +63,11 @@ func buildConfig(cfg Config, t *Tracer) (*sendtraceConfig, error) {
 		p = p.Masked()
 		a := p.Addr()
 		if a.Is4() {
-			c.Cidrs[i].Family = unix.AF_INET
+			c.Cidrs[i].Family = uint8(events.AFInet)
 			b := a.As4()
 			copy(c.Cidrs[i].Addr[:], b[:])
 		} else {
-			c.Cidrs[i].Family = unix.AF_INET6
+			c.Cidrs[i].Family = uint8(events.AFInet6)
 			b := a.As16()
 			copy(c.Cidrs[i].Addr[:], b[:])
 		}

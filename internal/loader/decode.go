@@ -18,8 +18,6 @@ const EventSize = int(unsafe.Sizeof(sendtraceEvent{}))
 // ErrShortRecord is returned for a record smaller than an event.
 var ErrShortRecord = errors.New("short ring-buffer record")
 
-const jiffiesUnknown = 0xffffffff
-
 // Decoder turns raw ring-buffer records into events. It is not safe for
 // concurrent use; it keeps per-session state (clock offset, interned
 // command names) so that decoding allocates nothing for repeated names.
@@ -39,19 +37,8 @@ func NewDecoder(bootWall time.Time, hz int) *Decoder {
 	return &Decoder{bootWall: bootWall, hz: int64(hz), comms: make(map[[16]byte]string)}
 }
 
-// BootWall returns the wall-clock time of CLOCK_MONOTONIC zero, measured
-// now.
-func BootWall() time.Time {
-	var ts unix.Timespec
-	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return now
-	}
-	return now.Add(-time.Duration(ts.Nano()))
-}
-
 func (d *Decoder) jiffies(j uint32) time.Duration {
-	if j == jiffiesUnknown {
+	if j == uint32(sendtraceLimitsJIFFIES_UNKNOWN) {
 		return -1
 	}
 	return time.Duration(int64(j) * int64(time.Second) / d.hz)

@@ -25,7 +25,7 @@ func benchRecords() [][]byte {
 			Protocol: unix.IPPROTO_TCP, State: 1, Kind: uint8(events.KindSendError), OwnerKnown: 1,
 			Layer: uint8(events.LayerBoth), Bytes: 64, Err: int32(unix.EPIPE), StackErr: int32(unix.EPIPE),
 			SyscallNr: unix.SYS_SENDTO, Sport: uint16(40000 + i%8), Dport: 9000,
-			SinceSendJ: 25, SinceRecvJ: jiffiesUnknown, RtoJ: 50, SrttUs: 61, Cwnd: 10,
+			SinceSendJ: 25, SinceRecvJ: uint32(sendtraceLimitsJIFFIES_UNKNOWN), RtoJ: 50, SrttUs: 61, Cwnd: 10,
 			Sndbuf: 8192, SndWnd: 65536, Mss: 32768,
 		}
 		copy(r.Saddr[:], []byte{127, 0, 0, 1})

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +20,7 @@ func TestDecodeRetransmitV4(t *testing.T) {
 	r := sendtraceEvent{
 		TsNs: 2_000_000_000, Cookie: 4097, Pid: 42, Tid: 43, Family: unix.AF_INET,
 		Protocol: unix.IPPROTO_TCP, State: 1, Kind: uint8(events.KindRetransmit), OwnerKnown: 1,
-		Bytes: 1448, Sport: 40000, Dport: 9000, SinceSendJ: 250, SinceRecvJ: jiffiesUnknown, RtoJ: 50,
+		Bytes: 1448, Sport: 40000, Dport: 9000, SinceSendJ: 250, SinceRecvJ: uint32(sendtraceLimitsJIFFIES_UNKNOWN), RtoJ: 50,
 		SrttUs: 1500, Backoff: 3,
 	}
 	copy(r.Saddr[:], []byte{198, 18, 0, 1})
@@ -83,11 +84,11 @@ func TestDecodeShortRecord(t *testing.T) {
 }
 
 func TestBuildConfigFilters(t *testing.T) {
-	c, err := buildConfig(Config{SelfPID: 7, Filters: Filters{
+	c, err := buildConfig(Config{SelfPID: 7, Options: session.Options{Filters: session.Filters{
 		PIDs: []uint32{1, 2}, Comms: []string{"nginx"},
 		Dsts:  []netip.Prefix{netip.MustParsePrefix("198.18.1.77/15"), netip.MustParsePrefix("fd00::/8")},
 		Ports: []uint16{443}, Errnos: []int32{70},
-	}}, &Tracer{RetransmitHasErr: true})
+	}}}, &Programs{RetransmitHasErr: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +105,12 @@ func TestBuildConfigFilters(t *testing.T) {
 }
 
 func TestFiltersValidate(t *testing.T) {
-	f := Filters{PIDs: make([]uint32, MaxPIDs+1)}
-	if err := f.Validate(); err == nil {
+	f := session.Filters{PIDs: make([]uint32, MaxPIDs+1)}
+	if err := ValidateFilters(&f); err == nil {
 		t.Error("accepted more pids than the kernel holds")
 	}
-	f = Filters{Comms: []string{"a-name-longer-than-15"}}
-	if err := f.Validate(); err == nil {
+	f = session.Filters{Comms: []string{"a-name-longer-than-15"}}
+	if err := ValidateFilters(&f); err == nil {
 		t.Error("accepted a comm the kernel can never match")
 	}
 }

@@ -16,59 +16,15 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
-// Layers, in the order `sendtrace check` prints them.
-const (
-	LayerSendReturn  = "send-return"
-	LayerSyscallExit = "syscall-exit"
-	LayerRetransmit  = "retransmit"
-	LayerErrorReport = "error-report"
-	LayerReset       = "reset"
-	LayerSockState   = "socket-state"
-	LayerOwnerSeed   = "owner-seed"
-	LayerOpenCounter = "open-counters"
-)
-
-// Choice is the planner's decision for one layer.
-type Choice struct {
-	Layer  string
-	Hook   string // the hook in use, or "" when the layer is degraded
-	Active bool
-	// Off marks a layer the session chose not to hook, as opposed to one
-	// this kernel cannot serve.
-	Off bool
-	// Why says why Hook was chosen, or why the layer is degraded. Tried
-	// lists each candidate that was refused, with the kernel's reason.
-	Why   string
-	Tried []string
-}
-
-// Config is what the loader needs from a session.
+// Config is what the loader needs from a session: its options, and the
+// pid whose own sends are never traced.
 type Config struct {
-	Filters Filters
+	session.Options
 	SelfPID uint32
-	// BTFPath replaces /sys/kernel/btf/vmlinux for CO-RE relocations.
-	BTFPath string
-	// Disable lists hook prefixes the planner must skip ("fexit",
-	// "tp_btf/sock_send_length", "kretprobe"), to exercise fallbacks.
-	Disable []string
-	// AllStateChanges streams state changes of every owned socket that
-	// passes the filters, not only of sockets where something failed.
-	AllStateChanges bool
-	// CountSends counts successful sends per socket, for per-destination
-	// rates. It puts a socket-storage lookup on every successful send, so
-	// live mode leaves it off.
-	CountSends bool
-	// NoSyscallLayer leaves sys_exit unhooked: failed sends are seen at the
-	// socket layer only, at about half the cost on the success path, and
-	// errors made before the socket layer (seccomp or LSM denials,
-	// injected errnos, bad arguments) are not seen.
-	NoSyscallLayer bool
-	// RingBytes sizes the ring buffer (a power of two, at least a page);
-	// 0 keeps the object's 8 MiB. It is how long a burst the reader may
-	// fall behind before events are counted lost.
-	RingBytes uint32
 }
 
 // candidate is one way to serve a layer: a set of programs that must all
@@ -107,7 +63,7 @@ type layerPlan struct {
 
 func plan() []layerPlan {
 	return []layerPlan{
-		{LayerSendReturn, []candidate{
+		{session.LayerSendReturn, []candidate{
 			{"tp_btf/sock_send_length", "the tracepoint after every protocol's sendmsg (6.3+)",
 				[]attachment{tracing("send_length")}},
 			{"fexit/tcp_sendmsg,udp_sendmsg,udpv6_sendmsg", "no sock_send_length tracepoint; fexit sees the return value",
@@ -119,30 +75,30 @@ func plan() []layerPlan {
 					kprobe("kprobe_udpv6_sendmsg", "udpv6_sendmsg", false), kprobe("kretprobe_udpv6_sendmsg", "udpv6_sendmsg", true),
 				}},
 		}},
-		{LayerSyscallExit, []candidate{
+		{session.LayerSyscallExit, []candidate{
 			{"tp_btf/sys_exit", "the only place that sees the errno the application got (seccomp, LSM, ECOMM)",
 				[]attachment{tracing("sys_exit")}},
 		}},
-		{LayerRetransmit, []candidate{
+		{session.LayerRetransmit, []candidate{
 			{"tp_btf/tcp_retransmit_skb", "every TCP retransmission", []attachment{tracing("retransmit")}},
 		}},
-		{LayerErrorReport, []candidate{
+		{session.LayerErrorReport, []candidate{
 			{"tp_btf/inet_sk_error_report", "sk_err being reported (5.14+)", []attachment{tracing("error_report")}},
 		}},
-		{LayerReset, []candidate{
+		{session.LayerReset, []candidate{
 			{"tp_btf/tcp_receive_reset,tcp_send_reset", "resets received and sent",
 				[]attachment{tracing("receive_reset"), tracing("send_reset")}},
 		}},
-		{LayerSockState, []candidate{
+		{session.LayerSockState, []candidate{
 			{"tp_btf/inet_sock_set_state", "owners at connect, lifecycle, per-destination counters at close",
 				[]attachment{tracing("set_state")}},
 		}},
 	}
 }
 
-// Tracer holds loaded programs, their links and the shared maps.
-type Tracer struct {
-	Plan []Choice
+// Programs holds loaded programs, their links and the shared maps.
+type Programs struct {
+	Plan session.Plan
 	// RetransmitHasErr and SendResetHasReason are the tracepoint shapes
 	// found in kernel BTF.
 	RetransmitHasErr   bool
@@ -192,7 +148,7 @@ var ErrPermission = errors.New("permission denied loading BPF")
 
 // Load plans, loads and attaches. Layers whose every candidate fails are
 // reported in Plan as degraded; Load fails only when nothing useful can run.
-func Load(cfg Config) (*Tracer, error) {
+func Load(cfg Config) (*Programs, error) {
 	if err := rlimit.RemoveMemlock(); err != nil && !errors.Is(err, unix.EPERM) {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
@@ -205,7 +161,7 @@ func Load(cfg Config) (*Tracer, error) {
 		return nil, fmt.Errorf("parse embedded BPF object: %w", err)
 	}
 
-	t := &Tracer{}
+	t := &Programs{}
 	t.RetransmitHasErr = tracepointArgs(kernelTypes, "tcp_retransmit_skb") >= 3
 	t.SendResetHasReason = tracepointArgs(kernelTypes, "tcp_send_reset") >= 3
 
@@ -216,11 +172,11 @@ func Load(cfg Config) (*Tracer, error) {
 	if err := spec.Variables["cfg"].Set(c); err != nil {
 		return nil, fmt.Errorf("set config: %w", err)
 	}
-	if cfg.RingBytes != 0 {
-		if cfg.RingBytes&(cfg.RingBytes-1) != 0 || cfg.RingBytes < uint32(os.Getpagesize()) {
-			return nil, fmt.Errorf("ring buffer size %d: want a power of two of at least %d bytes", cfg.RingBytes, os.Getpagesize())
+	if ringBytes := cfg.RingMiB << 20; ringBytes != 0 {
+		if ringBytes&(ringBytes-1) != 0 || ringBytes < uint32(os.Getpagesize()) {
+			return nil, fmt.Errorf("ring buffer size %d: want a power of two of at least %d bytes", ringBytes, os.Getpagesize())
 		}
-		spec.Maps["events"].MaxEntries = cfg.RingBytes
+		spec.Maps["events"].MaxEntries = ringBytes
 	}
 
 	// One BTF cache for every load: each program would otherwise parse
@@ -244,9 +200,9 @@ func Load(cfg Config) (*Tracer, error) {
 	// The syscall layer is decided first: whether the stack layer leaves
 	// its failures for a syscall exit to join is a constant in its code.
 	layers := plan()
-	chosen := map[string]Choice{}
+	chosen := map[string]session.Hook{}
 	for _, l := range layers {
-		if l.layer != LayerSyscallExit {
+		if l.layer != session.LayerSyscallExit {
 			continue
 		}
 		ch := t.choose(spec, &opts, l, cfg)
@@ -267,7 +223,7 @@ func Load(cfg Config) (*Tracer, error) {
 	}
 
 	t.seed, err = loadOne(spec, &opts, "seed_owners")
-	seedChoice := Choice{Layer: LayerOwnerSeed}
+	seedChoice := session.Hook{Layer: session.LayerOwnerSeed}
 	if err == nil {
 		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})
 	}
@@ -280,7 +236,7 @@ func Load(cfg Config) (*Tracer, error) {
 	t.Plan = append(t.Plan, seedChoice)
 
 	t.openTCP, err = loadOne(spec, &opts, "open_tcp_counters")
-	tcpChoice := Choice{Layer: LayerOpenCounter}
+	tcpChoice := session.Hook{Layer: session.LayerOpenCounter}
 	if err == nil {
 		t.tcpLink, err = link.AttachIter(link.IterOptions{Program: t.openTCP})
 	}
@@ -299,19 +255,19 @@ func Load(cfg Config) (*Tracer, error) {
 			t.udpLink, err = link.AttachIter(link.IterOptions{Program: t.openUDP})
 		}
 		if err != nil {
-			t.Plan = append(t.Plan, Choice{Layer: "open-udp-counters", Why: "send counts of UDP sockets still open at the end are not reported",
+			t.Plan = append(t.Plan, session.Hook{Layer: "open-udp-counters", Why: "send counts of UDP sockets still open at the end are not reported",
 				Tried: []string{fmt.Sprintf("iter/udp: %v", err)}})
 		}
 	}
 
-	if !t.active(LayerSendReturn) && !t.active(LayerSyscallExit) {
-		return nil, fmt.Errorf("no hook can see failed sends on this kernel: %s", strings.Join(t.triedFor(LayerSendReturn, LayerSyscallExit), "; "))
+	if !t.active(session.LayerSendReturn) && !t.active(session.LayerSyscallExit) {
+		return nil, fmt.Errorf("no hook can see failed sends on this kernel: %s", strings.Join(t.triedFor(session.LayerSendReturn, session.LayerSyscallExit), "; "))
 	}
 	ok = true
 	return t, nil
 }
 
-func (t *Tracer) active(layer string) bool {
+func (t *Programs) active(layer string) bool {
 	for _, c := range t.Plan {
 		if c.Layer == layer {
 			return c.Active
@@ -320,7 +276,7 @@ func (t *Tracer) active(layer string) bool {
 	return false
 }
 
-func (t *Tracer) triedFor(layers ...string) []string {
+func (t *Programs) triedFor(layers ...string) []string {
 	var out []string
 	for _, c := range t.Plan {
 		for _, l := range layers {
@@ -343,9 +299,9 @@ func disabled(hook string, list []string) bool {
 
 // choose serves a layer with its first candidate that loads and
 // attaches, and says why, or why none did.
-func (t *Tracer) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, l layerPlan, cfg Config) Choice {
-	choice := Choice{Layer: l.layer}
-	if l.layer == LayerSyscallExit && cfg.NoSyscallLayer {
+func (t *Programs) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, l layerPlan, cfg Config) session.Hook {
+	choice := session.Hook{Layer: l.layer}
+	if l.layer == session.LayerSyscallExit && cfg.NoSyscallLayer {
 		choice.Off = true
 		choice.Why = "off (--no-syscall-layer): errors made before the socket layer (seccomp, LSM, bad arguments) are not seen"
 		return choice
@@ -361,11 +317,11 @@ func (t *Tracer) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions,
 		}
 		choice.Hook, choice.Active, choice.Why = cand.hook, true, cand.why
 		switch {
-		case l.layer == LayerRetransmit && t.RetransmitHasErr:
+		case l.layer == session.LayerRetransmit && t.RetransmitHasErr:
 			choice.Why += "; with the err argument (6.17+): failed retransmits too"
-		case l.layer == LayerRetransmit:
+		case l.layer == session.LayerRetransmit:
 			choice.Why += "; without the err argument: successful retransmits only"
-		case l.layer == LayerReset && t.SendResetHasReason:
+		case l.layer == session.LayerReset && t.SendResetHasReason:
 			choice.Why += "; with the reset reason"
 		}
 		return choice
@@ -375,7 +331,7 @@ func (t *Tracer) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions,
 }
 
 // tryCandidate loads and attaches every program of a candidate, or none.
-func (t *Tracer) tryCandidate(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, cand candidate) error {
+func (t *Programs) tryCandidate(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, cand candidate) error {
 	var progs []*ebpf.Program
 	var links []link.Link
 	undo := func() {
@@ -478,11 +434,11 @@ func tracepointArgs(spec *btf.Spec, name string) int {
 }
 
 // Events is the ring buffer the programs stream into.
-func (t *Tracer) Events() *ebpf.Map { return t.maps.Events }
+func (t *Programs) Events() *ebpf.Map { return t.maps.Events }
 
 // SeedOwners runs the task_file iterator, attributing every open inet
 // socket that has no owner yet.
-func (t *Tracer) SeedOwners() error {
+func (t *Programs) SeedOwners() error {
 	return runIter(t.seedLink)
 }
 
@@ -500,7 +456,7 @@ func runIter(it *link.Iter) error {
 }
 
 // Detach stops every program from firing; maps stay readable.
-func (t *Tracer) Detach() {
+func (t *Programs) Detach() {
 	for _, l := range t.links {
 		l.Close()
 	}
@@ -508,7 +464,7 @@ func (t *Tracer) Detach() {
 }
 
 // Close releases every link, program and map.
-func (t *Tracer) Close() {
+func (t *Programs) Close() {
 	t.Detach()
 	for _, it := range []*link.Iter{t.seedLink, t.tcpLink, t.udpLink} {
 		if it != nil {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -49,7 +51,7 @@ func TestLoadAttachCloseLeavesNothing(t *testing.T) {
 		t.Fatalf("no BPF links held while loaded: before %v, during %v", before, during)
 	}
 	for _, c := range tr.Plan {
-		if c.Layer == loader.LayerSendReturn || c.Layer == loader.LayerSyscallExit {
+		if c.Layer == session.LayerSendReturn || c.Layer == session.LayerSyscallExit {
 			if !c.Active {
 				t.Errorf("layer %s degraded on this kernel: %v", c.Layer, c.Tried)
 			}
@@ -116,16 +118,15 @@ func failOneSend(t *testing.T, noSyscall bool, layer events.Layer) {
 	// Only this test's destination: other tests may fail sends meanwhile.
 	dst := conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 	tr, err := loader.Load(loader.Config{
-		SelfPID:        1, // this process is the sender here
-		Filters:        loader.Filters{Ports: []uint16{dst.Port()}},
-		NoSyscallLayer: noSyscall,
+		SelfPID: 1, // this process is the sender here
+		Options: session.Options{Filters: session.Filters{Ports: []uint16{dst.Port()}}, NoSyscallLayer: noSyscall},
 	})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	defer tr.Close()
 	for _, c := range tr.Plan {
-		if c.Layer == loader.LayerSyscallExit && (c.Active == noSyscall || c.Off != noSyscall) {
+		if c.Layer == session.LayerSyscallExit && (c.Active == noSyscall || c.Off != noSyscall) {
 			t.Fatalf("syscall-exit layer active=%v off=%v with NoSyscallLayer=%v", c.Active, c.Off, noSyscall)
 		}
 	}
@@ -144,7 +145,7 @@ func failOneSend(t *testing.T, noSyscall bool, layer events.Layer) {
 		t.Fatalf("send after shutdown: got %v, want EPIPE", err)
 	}
 
-	dec := loader.NewDecoder(loader.BootWall(), 250)
+	dec := loader.NewDecoder(host.BootWall(), 250)
 	rd.SetDeadline(time.Now().Add(5 * time.Second))
 	var got []events.Event
 	for {
@@ -211,7 +212,7 @@ func TestCountSends(t *testing.T) {
 		}
 	}()
 	dst := ln.Addr().(*net.TCPAddr).AddrPort()
-	tr, err := loader.Load(loader.Config{SelfPID: 1, CountSends: true, Filters: loader.Filters{Ports: []uint16{dst.Port()}}})
+	tr, err := loader.Load(loader.Config{SelfPID: 1, Options: session.Options{CountSends: true, Filters: session.Filters{Ports: []uint16{dst.Port()}}}})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}

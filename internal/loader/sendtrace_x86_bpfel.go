@@ -51,6 +51,16 @@ type sendtraceConfig struct {
 	_                  [3]byte
 }
 
+type sendtraceCounter uint32
+
+const (
+	sendtraceCounterCOUNTER_LOST          sendtraceCounter = 0
+	sendtraceCounterCOUNTER_TOTALS_FULL   sendtraceCounter = 1
+	sendtraceCounterCOUNTER_UNOWNED       sendtraceCounter = 2
+	sendtraceCounterCOUNTER_PENDING_STALE sendtraceCounter = 3
+	sendtraceCounterCOUNTER_MAX           sendtraceCounter = 4
+)
+
 type sendtraceDstKey struct {
 	_      structs.HostLayout
 	Pid    uint32
@@ -111,6 +121,31 @@ type sendtraceEvent struct {
 	Pad          [7]uint8
 	_            [4]byte
 }
+
+type sendtraceEventKind uint32
+
+const (
+	sendtraceEventKindKIND_SEND_ERROR    sendtraceEventKind = 1
+	sendtraceEventKindKIND_RETRANSMIT    sendtraceEventKind = 2
+	sendtraceEventKindKIND_ERROR_REPORT  sendtraceEventKind = 3
+	sendtraceEventKindKIND_RECEIVE_RESET sendtraceEventKind = 4
+	sendtraceEventKindKIND_SEND_RESET    sendtraceEventKind = 5
+	sendtraceEventKindKIND_STATE_CHANGE  sendtraceEventKind = 6
+)
+
+type sendtraceEventLayer uint32
+
+const (
+	sendtraceEventLayerLAYER_STACK   sendtraceEventLayer = 1
+	sendtraceEventLayerLAYER_SYSCALL sendtraceEventLayer = 2
+	sendtraceEventLayerLAYER_BOTH    sendtraceEventLayer = 3
+)
+
+type sendtraceLimits uint32
+
+const (
+	sendtraceLimitsJIFFIES_UNKNOWN sendtraceLimits = 4294967295
+)
 
 type sendtraceOwner struct {
 	_           structs.HostLayout
@@ -183,9 +218,13 @@ const (
 	sendtraceProgSysExit               = "sys_exit"
 	sendtraceVarCfg                    = "cfg"
 	sendtraceVarUnusedConfig           = "unused_config"
+	sendtraceVarUnusedCounter          = "unused_counter"
 	sendtraceVarUnusedDstKey           = "unused_dst_key"
 	sendtraceVarUnusedDstVal           = "unused_dst_val"
 	sendtraceVarUnusedEvent            = "unused_event"
+	sendtraceVarUnusedEventKind        = "unused_event_kind"
+	sendtraceVarUnusedEventLayer       = "unused_event_layer"
+	sendtraceVarUnusedLimits           = "unused_limits"
 	sendtraceVarUnusedOwner            = "unused_owner"
 	sendtraceVarUnusedTotalsKey        = "unused_totals_key"
 	sendtraceVarUnusedTotalsVal        = "unused_totals_val"
@@ -271,14 +310,18 @@ type sendtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceVariableSpecs struct {
-	Cfg             *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedConfig    *ebpf.VariableSpec `ebpf:"unused_config"`
-	UnusedDstKey    *ebpf.VariableSpec `ebpf:"unused_dst_key"`
-	UnusedDstVal    *ebpf.VariableSpec `ebpf:"unused_dst_val"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedOwner     *ebpf.VariableSpec `ebpf:"unused_owner"`
-	UnusedTotalsKey *ebpf.VariableSpec `ebpf:"unused_totals_key"`
-	UnusedTotalsVal *ebpf.VariableSpec `ebpf:"unused_totals_val"`
+	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedConfig     *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDstKey     *ebpf.VariableSpec `ebpf:"unused_dst_key"`
+	UnusedDstVal     *ebpf.VariableSpec `ebpf:"unused_dst_val"`
+	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedEventLayer *ebpf.VariableSpec `ebpf:"unused_event_layer"`
+	UnusedLimits     *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedOwner      *ebpf.VariableSpec `ebpf:"unused_owner"`
+	UnusedTotalsKey  *ebpf.VariableSpec `ebpf:"unused_totals_key"`
+	UnusedTotalsVal  *ebpf.VariableSpec `ebpf:"unused_totals_val"`
 }
 
 // sendtraceObjects contains all objects after they have been loaded into the kernel.
@@ -326,14 +369,18 @@ func (m *sendtraceMaps) Close() error {
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceVariables struct {
-	Cfg             *ebpf.Variable `ebpf:"cfg"`
-	UnusedConfig    *ebpf.Variable `ebpf:"unused_config"`
-	UnusedDstKey    *ebpf.Variable `ebpf:"unused_dst_key"`
-	UnusedDstVal    *ebpf.Variable `ebpf:"unused_dst_val"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedOwner     *ebpf.Variable `ebpf:"unused_owner"`
-	UnusedTotalsKey *ebpf.Variable `ebpf:"unused_totals_key"`
-	UnusedTotalsVal *ebpf.Variable `ebpf:"unused_totals_val"`
+	Cfg              *ebpf.Variable `ebpf:"cfg"`
+	UnusedConfig     *ebpf.Variable `ebpf:"unused_config"`
+	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDstKey     *ebpf.Variable `ebpf:"unused_dst_key"`
+	UnusedDstVal     *ebpf.Variable `ebpf:"unused_dst_val"`
+	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedEventLayer *ebpf.Variable `ebpf:"unused_event_layer"`
+	UnusedLimits     *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedOwner      *ebpf.Variable `ebpf:"unused_owner"`
+	UnusedTotalsKey  *ebpf.Variable `ebpf:"unused_totals_key"`
+	UnusedTotalsVal  *ebpf.Variable `ebpf:"unused_totals_val"`
 }
 
 // sendtracePrograms contains all programs after they have been loaded into the kernel.

@@ -7,15 +7,6 @@ import (
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
-// Counter indexes, from enum counter in bpf/sendtrace.bpf.c.
-const (
-	CounterLost         = 0
-	CounterTotalsFull   = 1
-	CounterUnowned      = 2
-	CounterPendingStale = 3
-	counterMax          = 4
-)
-
 // Counters are the kernel's loss and attribution counters, summed over CPUs.
 type Counters struct {
 	Lost         uint64 // ring buffer full
@@ -25,24 +16,28 @@ type Counters struct {
 }
 
 // Counters reads the per-CPU counters.
-func (t *Tracer) Counters() (Counters, error) {
+func (t *Programs) Counters() (Counters, error) {
 	var c Counters
 	vals := make([]uint64, 0, 8)
-	out := []*uint64{&c.Lost, &c.TotalsFull, &c.Unowned, &c.PendingStale}
-	for i := uint32(0); i < counterMax; i++ {
+	for i, dst := range map[sendtraceCounter]*uint64{
+		sendtraceCounterCOUNTER_LOST:          &c.Lost,
+		sendtraceCounterCOUNTER_TOTALS_FULL:   &c.TotalsFull,
+		sendtraceCounterCOUNTER_UNOWNED:       &c.Unowned,
+		sendtraceCounterCOUNTER_PENDING_STALE: &c.PendingStale,
+	} {
 		vals = vals[:0]
-		if err := t.maps.Counters.Lookup(i, &vals); err != nil {
+		if err := t.maps.Counters.Lookup(uint32(i), &vals); err != nil {
 			return c, fmt.Errorf("read counter %d: %w", i, err)
 		}
 		for _, v := range vals {
-			*out[i] += v
+			*dst += v
 		}
 	}
 	return c, nil
 }
 
 // Totals reads the exact per-(pid, kind, errno) totals.
-func (t *Tracer) Totals() (*events.Totals, error) {
+func (t *Programs) Totals() (*events.Totals, error) {
 	tot := &events.Totals{ByKey: make(map[events.TotalsKey]events.TotalsValue)}
 	var k sendtraceTotalsKey
 	var vs []sendtraceTotalsVal
@@ -83,7 +78,7 @@ type DstStat struct {
 
 // DstStats adds the counters of TCP sockets still open, then returns the
 // per-destination totals. Call it once, after Detach.
-func (t *Tracer) DstStats() ([]DstStat, error) {
+func (t *Programs) DstStats() ([]DstStat, error) {
 	if err := runIter(t.tcpLink); err != nil {
 		return nil, fmt.Errorf("count open TCP sockets: %w", err)
 	}
@@ -109,6 +104,25 @@ func (t *Tracer) DstStats() ([]DstStat, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read destination counters: %w", err)
+	}
+	return out, nil
+}
+
+// Traffic returns each destination's traffic, from DstStats. Sends and
+// bytes are only set when the session counted successful sends.
+func (t *Programs) Traffic(countSends bool) ([]events.Traffic, error) {
+	ds, err := t.DstStats()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]events.Traffic, 0, len(ds))
+	for _, d := range ds {
+		tr := events.Traffic{Dst: d.Dst, DataSegs: d.DataSegsOut, RetransSegs: d.RetransSegs}
+		if countSends {
+			sends, bytes := d.Sends, d.SendBytes
+			tr.Sends, tr.Bytes = &sends, &bytes
+		}
+		out = append(out, tr)
 	}
 	return out, nil
 }

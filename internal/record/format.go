@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 const (
@@ -29,87 +29,20 @@ const (
 
 	KindHeader = "header"
 	KindFooter = "footer"
+	// KindDiagnosis records are what the live session concluded, written
+	// after the event that concluded them.
+	KindDiagnosis = "diagnosis"
 )
 
 // Header is the first record of a recording. It holds everything needed to
 // interpret the events later on another machine: where and when they were
 // recorded, with which filters and hooks, and under which sysctls.
 type Header struct {
-	Kind             string `json:"kind"`
-	Format           string `json:"format"`
-	FormatVersion    int    `json:"format_version"`
-	SchemaVersion    int    `json:"schema_version"`
-	SendtraceVersion string `json:"sendtrace_version"`
-	Hostname         string `json:"hostname"`
-	KernelRelease    string `json:"kernel_release"`
-	// BootTime is the wall-clock time of CLOCK_MONOTONIC zero, so that any
-	// mono_ns in the file converts to wall time as BootTime + mono_ns.
-	BootTime    time.Time `json:"boot_time"`
-	StartTime   time.Time `json:"start_time"`
-	StartMonoNS uint64    `json:"start_mono_ns"`
-	// Duration is what --duration asked for; empty when the recording ran
-	// until it was stopped.
-	Duration string  `json:"duration,omitempty"`
-	Filters  Filters `json:"filters"`
-	Hooks    []Hook  `json:"hooks"`
-	Netns    Netns   `json:"netns"`
-	// Sysctls maps dotted names ("net.ipv4.tcp_retries2") to their values
-	// with runs of whitespace collapsed to one space ("4096 16384 4194304").
-	Sysctls map[string]string `json:"sysctls"`
-	// SysctlsMissing lists the names that could not be read, so that a
-	// sysctl absent on one kernel is not mistaken for a difference in diff.
-	SysctlsMissing []string `json:"sysctls_missing,omitempty"`
-}
-
-// Filters is tracer.Filters in a form that reads well in JSON.
-type Filters struct {
-	PIDs    []uint32 `json:"pids,omitempty"`
-	Comms   []string `json:"comms,omitempty"`
-	Cgroups []uint64 `json:"cgroups,omitempty"`
-	Dsts    []string `json:"dsts,omitempty"`
-	Ports   []uint16 `json:"ports,omitempty"`
-	Errnos  []string `json:"errnos,omitempty"`
-}
-
-// FiltersFrom converts the tracer's filters for the header.
-func FiltersFrom(f tracer.Filters) Filters {
-	out := Filters{PIDs: f.PIDs, Comms: f.Comms, Cgroups: f.Cgroups, Ports: f.Ports}
-	for _, p := range f.Dsts {
-		out.Dsts = append(out.Dsts, p.String())
-	}
-	for _, n := range f.Errnos {
-		out.Errnos = append(out.Errnos, events.ErrnoName(n))
-	}
-	return out
-}
-
-// Hook is the planner's choice for one layer, as tracer.Hook.
-type Hook struct {
-	Layer  string `json:"layer"`
-	Hook   string `json:"hook"`
-	Active bool   `json:"active"`
-	Off    bool   `json:"off,omitempty"` // not hooked by choice (--no-syscall-layer)
-	Why    string `json:"why,omitempty"`
-}
-
-// HooksFrom converts the session's hook plan for the header.
-func HooksFrom(hs []tracer.Hook) []Hook {
-	out := make([]Hook, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, Hook{Layer: h.Layer, Hook: h.Hook, Active: h.Active, Off: h.Off, Why: h.Why})
-	}
-	return out
-}
-
-// Netns says which network namespace the sysctls were read in.
-type Netns struct {
-	// PID is the process whose namespace was used; 0 means the recorder's
-	// own namespace.
-	PID   uint32 `json:"pid,omitempty"`
-	Inode uint64 `json:"inode,omitempty"`
-	// Note explains a choice the reader should know about, such as
-	// filtered processes living in different namespaces.
-	Note string `json:"note,omitempty"`
+	Kind          string `json:"kind"`
+	Format        string `json:"format"`
+	FormatVersion int    `json:"format_version"`
+	SchemaVersion int    `json:"schema_version"`
+	session.Description
 }
 
 // Footer is the last record of a recording that was stopped cleanly.
@@ -167,11 +100,12 @@ type Lost struct {
 }
 
 // NewFooter builds a footer from the kernel's totals. dests may be nil.
-func NewFooter(end time.Time, endMono uint64, h *Header, written uint64, t *events.Totals, dests []DestStats, destSource string) *Footer {
+func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, destSource string) *Footer {
+	t := end.Totals
 	f := &Footer{
 		Kind:               KindFooter,
-		EndTime:            end.UTC(),
-		EndMonoNS:          endMono,
+		EndTime:            end.Time.UTC(),
+		EndMonoNS:          end.MonoNS,
 		Events:             written,
 		ByKind:             map[string]uint64{},
 		ByErrno:            map[string]map[string]uint64{},
@@ -182,8 +116,8 @@ func NewFooter(end time.Time, endMono uint64, h *Header, written uint64, t *even
 	if f.Destinations == nil {
 		f.Destinations = []DestStats{}
 	}
-	if h != nil && endMono >= h.StartMonoNS {
-		f.DurationSec = float64(endMono-h.StartMonoNS) / 1e9
+	if h != nil && end.MonoNS >= h.StartMonoNS {
+		f.DurationSec = float64(end.MonoNS-h.StartMonoNS) / 1e9
 	}
 	if t == nil {
 		return f
@@ -235,11 +169,21 @@ func (f *Footer) EventsTotals() *events.Totals {
 	return t
 }
 
-// DestKey is how destinations are keyed throughout: the address and port
-// as the event schema prints them.
-func DestKey(ap netip.AddrPort) string {
-	if !ap.IsValid() {
-		return ""
+// Traffic turns the footer's destinations back into the kernel's
+// traffic counters; nil when the recording did not have the kernel's.
+func (f *Footer) Traffic() []events.Traffic {
+	if f.DestinationsSource != "kernel" {
+		return nil
 	}
-	return ap.String()
+	out := make([]events.Traffic, 0, len(f.Destinations))
+	for _, d := range f.Destinations {
+		ap, _ := netip.ParseAddrPort(d.Dst)
+		out = append(out, events.Traffic{Dst: ap, Sends: d.Sends, Bytes: d.Bytes, DataSegs: d.DataSegs, RetransSegs: d.RetransSegs})
+	}
+	return out
+}
+
+// End is how the recorded session ended, as its footer says.
+func (f *Footer) End() *session.End {
+	return &session.End{Time: f.EndTime, MonoNS: f.EndMonoNS, Totals: f.EventsTotals(), Traffic: f.Traffic(), Received: f.Events}
 }

@@ -226,6 +226,9 @@ func (r *Reader) Next(e *events.Event) (bool, error) {
 			}
 			r.Footer = &f
 			continue
+		case KindDiagnosis:
+			// Replays diagnose the events again, as a live session did.
+			continue
 		}
 		if _, ok := events.ParseKind(kind); !ok || kind == events.KindUnknown.String() {
 			r.Skipped++

@@ -15,17 +15,25 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/testutil"
-	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 func testHeader() *Header {
-	return NewHeader(HeaderOptions{
-		Version: "test",
-		Filters: tracer.Filters{Dsts: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}, Errnos: []int32{110}},
-		Session: &tracer.Session{Hooks: []tracer.Hook{{Layer: "send-return", Hook: "tp_btf/sock_send_length", Active: true}}},
-		Sysctls: &Snapshot{Values: map[string]string{"net.ipv4.tcp_retries2": "4"}},
-	})
+	return &Header{Description: session.Description{
+		SendtraceVersion: "test",
+		Hostname:         "host",
+		KernelRelease:    "6.18.0",
+		BootTime:         time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC),
+		StartTime:        time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		StartMonoNS:      1_000_000_000,
+		Filters:          session.Filters{Dsts: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}, Errnos: []int32{110}},
+		Hooks:            session.Plan{{Layer: "send-return", Hook: "tp_btf/sock_send_length", Active: true}},
+		Sysctls:          map[string]string{"net.ipv4.tcp_retries2": "4"},
+	}}
+}
+
+func testEnd(t *events.Totals) *session.End {
+	return &session.End{Time: time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC), MonoNS: 61_000_000_000, Totals: t}
 }
 
 func testEvent(i int) *events.Event {
@@ -85,7 +93,7 @@ func writeRecording(t *testing.T, path string, n int, footer bool) []byte {
 	}
 	var f *Footer
 	if footer {
-		f = NewFooter(time.Now(), MonoNow(), h, w.Events(), testTotals(), nil, "events")
+		f = NewFooter(testEnd(testTotals()), h, w.Events(), nil, "events")
 	}
 	if err := w.Close(f); err != nil {
 		t.Fatal(err)
@@ -148,7 +156,7 @@ func TestRoundTrip(t *testing.T) {
 			if got := rd.Footer.EventsTotals(); got.Sum(events.KindRetransmit) != 4 || got.LostKernel != 1 {
 				t.Errorf("footer totals round trip: %+v", got)
 			}
-			if rd.Header.Sysctls["net.ipv4.tcp_retries2"] != "4" || rd.Header.Filters.Errnos[0] != "ETIMEDOUT" {
+			if rd.Header.Sysctls["net.ipv4.tcp_retries2"] != "4" || rd.Header.Filters.Errnos[0] != events.ETIMEDOUT || rd.Header.Filters.Dsts[0].String() != "198.18.0.0/15" {
 				t.Errorf("header round trip: %+v", rd.Header)
 			}
 			want := testEvent(7)
@@ -301,7 +309,7 @@ func TestDiskFull(t *testing.T) {
 			if !errors.Is(werr, syscall.ENOSPC) || !strings.Contains(werr.Error(), "disk is full") {
 				t.Errorf("error %q does not say the disk is full", werr)
 			}
-			if err := w.Close(NewFooter(time.Now(), MonoNow(), nil, 0, nil, nil, "events")); err == nil {
+			if err := w.Close(NewFooter(testEnd(nil), nil, 0, nil, "events")); err == nil {
 				t.Error("Close after a full disk returned no error")
 			}
 			rd, evs, err := readAll(t, bytes.NewReader(ff.buf.Bytes()))
@@ -389,31 +397,3 @@ func TestBadInput(t *testing.T) {
 }
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-
-func TestSysctlsOwnNamespace(t *testing.T) {
-	s, err := ReadSysctls(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := s.Values["net.ipv4.tcp_retries2"]; !ok {
-		t.Skip("this kernel has no IPv4 sysctls (/proc/sys/net/ipv4): IPv4 is not built in")
-	}
-	if v := s.Values["net.ipv4.tcp_wmem"]; strings.Count(v, " ") != 2 {
-		t.Errorf("tcp_wmem %q: want three values separated by single spaces", v)
-	}
-}
-
-func TestSysctlsOfPID(t *testing.T) {
-	testutil.RequireRoot(t)
-	self, err := ReadSysctls(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ReadSysctls(uint32(os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Netns.Inode != self.Netns.Inode || s.Values["net.ipv4.tcp_retries2"] != self.Values["net.ipv4.tcp_retries2"] {
-		t.Errorf("own pid's namespace differs from own namespace: %+v vs %+v", s.Netns, self.Netns)
-	}
-}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
@@ -207,6 +208,22 @@ func (w *Writer) WriteEvent(e *events.Event) error {
 	}
 	w.events++
 	return nil
+}
+
+// WriteDiagnosis appends one diagnosis record. Readers replaying the
+// events diagnose them again; these records are for jq and for tools
+// that read the file without sendtrace.
+func (w *Writer) WriteDiagnosis(d *diagnose.Diagnosis) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return errors.New("write diagnosis: recording already closed")
+	}
+	w.line = diagnose.AppendJSON(w.line[:0], d)
+	return w.writeLineLocked(w.line)
 }
 
 func (w *Writer) writeLineLocked(b []byte) error {

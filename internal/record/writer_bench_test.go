@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 // discardFile is a recording file that keeps nothing, so the benchmark
@@ -33,7 +34,7 @@ func benchStormEvent() *events.Event {
 }
 
 func benchWriteEvent(b *testing.B, c Compression) {
-	h := &Header{Hostname: "bench", KernelRelease: "6.18", Sysctls: map[string]string{}}
+	h := &Header{Description: session.Description{Hostname: "bench", KernelRelease: "6.18", Sysctls: map[string]string{}}}
 	w, err := newWriter("bench.jsonl", discardFile{}, c, h)
 	if err != nil {
 		b.Fatal(err)

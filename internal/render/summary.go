@@ -10,11 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/renderer"
-	"github.com/olekukonko/tablewriter/tw"
-
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // numKinds bounds the per-kind arrays; kinds beyond it are counted as
@@ -33,10 +30,6 @@ type countBytes struct {
 	count, bytes uint64
 }
 
-type connCounts struct {
-	retrans, retransBytes, resetsRecv, resetsSent, errReports uint64
-}
-
 // Summary accumulates what the stream showed and, at the end, draws the
 // tables an on-call engineer reads first.
 type Summary struct {
@@ -46,7 +39,7 @@ type Summary struct {
 
 	observed   [numKinds]uint64
 	sends      map[sendKey]*countBytes
-	conns      map[netip.AddrPort]*connCounts
+	dests      events.Dests
 	sizes      [34]uint64 // [0]: 0 bytes; [i]: 2^(i-1) .. 2^i-1
 	byKey      map[events.TotalsKey]uint64
 	comms      map[uint32]string
@@ -69,7 +62,6 @@ func kindIndex(k events.Kind) int {
 func (s *Summary) Observe(e *events.Event) {
 	if s.sends == nil {
 		s.sends = make(map[sendKey]*countBytes)
-		s.conns = make(map[netip.AddrPort]*connCounts)
 		s.byKey = make(map[events.TotalsKey]uint64)
 		s.comms = make(map[uint32]string)
 	}
@@ -91,26 +83,8 @@ func (s *Summary) Observe(e *events.Event) {
 		c.count++
 		c.bytes += uint64(e.Bytes)
 		s.sizes[sizeBucket(e.Bytes)]++
-		return
 	case events.KindRetransmit, events.KindReceiveReset, events.KindSendReset, events.KindErrorReport:
-	default:
-		return
-	}
-	c := s.conns[e.Dst]
-	if c == nil {
-		c = new(connCounts)
-		s.conns[e.Dst] = c
-	}
-	switch e.Kind {
-	case events.KindRetransmit:
-		c.retrans++
-		c.retransBytes += uint64(e.Bytes)
-	case events.KindReceiveReset:
-		c.resetsRecv++
-	case events.KindSendReset:
-		c.resetsSent++
-	case events.KindErrorReport:
-		c.errReports++
+		s.dests.Observe(e)
 	}
 }
 
@@ -193,22 +167,7 @@ func (p *printer) table(title string, header []string, right []bool, rows [][]st
 	}
 	p.section()
 	p.line("%s", title)
-	align := make(tw.Alignment, len(header))
-	for i := range align {
-		align[i] = tw.AlignLeft
-		if i < len(right) && right[i] {
-			align[i] = tw.AlignRight
-		}
-	}
-	t := tablewriter.NewTable(p.w,
-		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-		tablewriter.WithAlignment(align),
-		tablewriter.WithTrimSpace(tw.Off),
-	)
-	t.Header(header)
+	t := format.Table(p.w, header, right)
 	if err := t.Bulk(rows); err != nil {
 		p.err = err
 		return
@@ -260,7 +219,7 @@ func (s *Summary) renderSends(p *printer) {
 	cells := make([][]string, 0, keep)
 	for _, r := range rows[:keep] {
 		cells = append(cells, []string{
-			errnoCell(r.k.errno), addrPort(r.k.dst), process(r.k.comm, r.k.pid, r.k.known),
+			errnoCell(r.k.errno), format.Addr(r.k.dst), format.Process(r.k.comm, r.k.pid, r.k.known),
 			u(r.v.count), u(r.v.bytes),
 		})
 	}
@@ -297,27 +256,18 @@ func (s *Summary) renderSizes(p *printer) {
 }
 
 func (s *Summary) renderConns(p *printer) {
-	type row struct {
-		dst netip.AddrPort
-		c   connCounts
-	}
-	rows := make([]row, 0, len(s.conns))
-	for k, v := range s.conns {
-		rows = append(rows, row{k, *v})
-	}
+	rows := s.dests.Sorted()
 	if len(rows) == 0 {
 		return
 	}
-	total := func(c connCounts) uint64 { return c.retrans + c.resetsRecv + c.resetsSent + c.errReports }
-	slices.SortFunc(rows, func(a, b row) int {
-		return cmp.Or(cmp.Compare(total(b.c), total(a.c)), a.dst.Compare(b.dst))
-	})
+	total := func(d *events.Dest) uint64 { return d.Retransmits + d.Resets() + d.ErrorReports }
+	slices.SortStableFunc(rows, func(a, b *events.Dest) int { return cmp.Compare(total(b), total(a)) })
 	keep, more := s.limit(len(rows))
 	cells := make([][]string, 0, keep)
-	for _, r := range rows[:keep] {
+	for _, d := range rows[:keep] {
 		cells = append(cells, []string{
-			addrPort(r.dst), u(r.c.retrans), u(r.c.retransBytes),
-			u(r.c.resetsRecv), u(r.c.resetsSent), u(r.c.errReports),
+			format.Addr(d.Dst), u(d.Retransmits), u(d.RetransBytes),
+			u(d.ResetsRecv), u(d.ResetsSent), u(d.ErrorReports),
 		})
 	}
 	p.table("Retransmits, resets and error reports by destination",
@@ -353,7 +303,7 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 	for _, r := range rows {
 		proc := "?"
 		if r.k.PID != 0 {
-			proc = process(s.comms[r.k.PID], r.k.PID, true)
+			proc = format.Process(s.comms[r.k.PID], r.k.PID, true)
 		}
 		cells = append(cells, []string{
 			proc, r.k.Kind.String(), errnoCell(r.k.Errno),

@@ -1,12 +1,15 @@
 package render
 
 import (
+	"bufio"
 	"io"
 	"strconv"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
-	"golang.org/x/sys/unix"
+	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 // Column widths. The aligned columns take 113 cells, so they fit any
@@ -24,11 +27,12 @@ const (
 	wBytes = 7
 )
 
-// Text writes one aligned line per event, for a person watching live.
-// Each line goes to the underlying writer in a single Write, so lines
-// appear as they happen and never interleave with other output.
+// Text is the sink a person watching live reads: one aligned line per
+// event, each diagnosis on the line after the event that concluded it.
+// Lines are buffered; the live session flushes them whenever the stream
+// goes quiet, and whole lines never interleave with other output.
 type Text struct {
-	w      io.Writer
+	w      *bufio.Writer
 	loc    *time.Location
 	buf    []byte
 	header bool
@@ -37,8 +41,27 @@ type Text struct {
 
 // NewText returns a Text writing to w in the local time zone.
 func NewText(w io.Writer) *Text {
-	return &Text{w: w, loc: time.Local, buf: make([]byte, 0, 256)}
+	return &Text{w: bufio.NewWriterSize(w, 64<<10), loc: time.Local, buf: make([]byte, 0, 256)}
 }
+
+// Begin writes the column header.
+func (t *Text) Begin(*session.Description) error { return t.WriteHeader() }
+
+// Event writes one event line.
+func (t *Text) Event(e *events.Event) error { return t.Write(e) }
+
+// Diagnosis writes the diagnosis line under the event that concluded it.
+func (t *Text) Diagnosis(d *diagnose.Diagnosis) error {
+	if t.err != nil {
+		return t.err
+	}
+	t.buf = append(diagnose.AppendText(t.buf[:0], d), '\n')
+	_, t.err = t.w.Write(t.buf)
+	return t.err
+}
+
+// End flushes what is buffered.
+func (t *Text) End(*session.End) error { return t.Flush() }
 
 // SetLocation changes the time zone times are shown in.
 func (t *Text) SetLocation(loc *time.Location) { t.loc = loc }
@@ -55,9 +78,9 @@ func HeaderLine() string {
 	} {
 		start := len(b)
 		b = append(b, c.name...)
-		b = padRight(b, start, c.width)
+		b = format.PadRight(b, start, c.width)
 	}
-	b = padLeft(b, []byte("BYTES"), wBytes)
+	b = format.PadLeft(b, []byte("BYTES"), wBytes)
 	b = append(b, "ERRNO / DETAILS"...)
 	return string(b)
 }
@@ -90,8 +113,13 @@ func (t *Text) Write(e *events.Event) error {
 	return t.err
 }
 
-// Flush exists to satisfy Stream; Text does not buffer.
-func (t *Text) Flush() error { return t.err }
+// Flush writes out buffered lines.
+func (t *Text) Flush() error {
+	if t.err == nil {
+		t.err = t.w.Flush()
+	}
+	return t.err
+}
 
 // AppendTextLine appends e's text line, without a newline.
 func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
@@ -100,15 +128,15 @@ func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
 	}
 	start := len(b)
 	b = e.Time.In(loc).AppendFormat(b, "15:04:05.000")
-	b = padRight(b, start, wTime)
+	b = format.PadRight(b, start, wTime)
 
 	start = len(b)
 	b = append(b, e.Kind.String()...)
-	b = padRight(b, start, wKind)
+	b = format.PadRight(b, start, wKind)
 
 	start = len(b)
-	b = append(b, process(e.Comm, e.PID, e.OwnerKnown)...)
-	b = padRight(b, start, wProc)
+	b = append(b, format.Process(e.Comm, e.PID, e.OwnerKnown)...)
+	b = format.PadRight(b, start, wProc)
 
 	start = len(b)
 	if p := events.ProtoName(e.Protocol); p != "" {
@@ -116,13 +144,13 @@ func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
 	} else {
 		b = append(b, '-')
 	}
-	b = padRight(b, start, wProto)
+	b = format.PadRight(b, start, wProto)
 
 	start = len(b)
-	b = append(b, addrPort(e.Src)...)
+	b = append(b, format.Addr(e.Src)...)
 	b = append(b, " -> "...)
-	b = append(b, addrPort(e.Dst)...)
-	b = padRight(b, start, wConn)
+	b = append(b, format.Addr(e.Dst)...)
+	b = format.PadRight(b, start, wConn)
 
 	start = len(b)
 	if s := events.StateName(e.State); s != "" {
@@ -130,94 +158,24 @@ func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
 	} else {
 		b = append(b, '-')
 	}
-	b = padRight(b, start, wState)
+	b = format.PadRight(b, start, wState)
 
 	var num [20]byte
 	switch {
 	case e.Bytes != 0 || e.Kind == events.KindSendError || e.Kind == events.KindRetransmit:
-		b = padLeft(b, strconv.AppendUint(num[:0], uint64(e.Bytes), 10), wBytes)
+		b = format.PadLeft(b, strconv.AppendUint(num[:0], uint64(e.Bytes), 10), wBytes)
 	default:
-		b = padLeft(b, []byte("-"), wBytes)
+		b = format.PadLeft(b, []byte("-"), wBytes)
 	}
 
 	detailStart := len(b)
 	if e.Errno != 0 {
 		b = append(b, events.ErrnoString(e.Errno)...)
 	}
-	b = appendDetails(b, e)
+	b = format.AppendDetails(b, e)
 	// Drop the separator space when a line has nothing after BYTES.
 	if len(b) == detailStart {
 		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func appendKV(b []byte, key string, val []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] != ' ' {
-		b = append(b, ' ')
-	}
-	b = append(b, key...)
-	b = append(b, '=')
-	return append(b, val...)
-}
-
-func appendKVu(b []byte, key string, v uint64) []byte {
-	var num [20]byte
-	return appendKV(b, key, strconv.AppendUint(num[:0], v, 10))
-}
-
-func appendKVd(b []byte, key string, d time.Duration) []byte {
-	var num [24]byte
-	return appendKV(b, key, appendDuration(num[:0], d))
-}
-
-func appendDetails(b []byte, e *events.Event) []byte {
-	tcp := e.Protocol == unix.IPPROTO_TCP
-	switch e.Kind {
-	case events.KindSendError:
-		if e.Syscall != "" {
-			b = appendKV(b, "syscall", []byte(printable(e.Syscall)))
-		}
-		// Both layers is the usual case; only the unusual ones are worth
-		// the width (layer=syscall: the error came from outside the
-		// TCP/IP stack).
-		if e.Layer != events.LayerNone && e.Layer != events.LayerBoth {
-			b = appendKV(b, "layer", []byte(e.Layer.String()))
-		}
-		if e.StackErrno != 0 && e.StackErrno != e.Errno {
-			b = appendKV(b, "stack_errno", []byte(events.ErrnoName(e.StackErrno)))
-		}
-	case events.KindRetransmit:
-		b = appendKVu(b, "retrans", uint64(e.Retransmits))
-		b = appendKVu(b, "backoff", uint64(e.Backoff))
-		b = appendKVd(b, "rto", e.RTO)
-		b = appendKVd(b, "srtt", e.SRTT)
-		b = appendKVu(b, "cwnd", uint64(e.Cwnd))
-		b = appendKVu(b, "send_q", uint64(e.SendQ))
-		if e.RetransErr != 0 {
-			b = appendKV(b, "err", []byte(events.ErrnoName(e.RetransErr)))
-		}
-		// The timing below matters less than the retransmit state and
-		// would push the line past one screen.
-		return b
-	case events.KindErrorReport:
-		if tcp && e.Retransmits != 0 {
-			b = appendKVu(b, "retrans", uint64(e.Retransmits))
-		}
-	case events.KindSendReset:
-		if e.ResetReason != 0 {
-			b = appendKVu(b, "reason", uint64(e.ResetReason))
-		}
-	case events.KindStateChange:
-		b = appendKV(b, "from", []byte(events.StateName(e.OldState)))
-	}
-	if tcp {
-		if e.SinceSend >= 0 {
-			b = appendKVd(b, "since_send", e.SinceSend)
-		}
-		if e.SinceRecv >= 0 {
-			b = appendKVd(b, "since_recv", e.SinceRecv)
-		}
 	}
 	return b
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 func textLines(t *testing.T, evs ...events.Event) []string {
@@ -61,7 +62,7 @@ func TestTextLines(t *testing.T) {
 	want := []string{
 		"TIME         KIND          COMM/PID           PROTO SRC -> DST                               STATE         BYTES ERRNO / DETAILS",
 		"02:14:45.123 send_error    curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 ECOMM (communication error on send) syscall=write since_send=12ms since_recv=3.2s",
-		"02:14:44.123 retransmit    curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 retrans=3 backoff=3 rto=1.6s srtt=23.5ms cwnd=1 send_q=65160",
+		"02:14:44.123 retransmit    curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 seq=3000000000 retrans=3 backoff=3 rto=1.6s srtt=23.5ms cwnd=1 send_q=65160",
 		"02:14:44.623 receive_reset curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED       - since_send=1ms since_recv=900ms",
 		"02:14:45.123 state_change  nginx/7            tcp   [2001:db8::1]:443 -> [2001:db8::2]:50000 CLOSE             - from=ESTABLISHED",
 		"02:14:45.124 send_error    dig/99             udp   ? -> 192.0.2.53:53                       -                 0 EPERM (operation not permitted) syscall=sendto layer=syscall",
@@ -117,10 +118,13 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestTextWriteError(t *testing.T) {
-	tx := NewText(&failWriter{n: 1})
+	tx := NewText(&failWriter{n: 0})
 	e := resetRecv("1.2.3.4:5")
-	if err := tx.Write(&e); err == nil {
-		t.Fatal("write after failure succeeded")
+	if err := tx.Write(&e); err != nil {
+		t.Fatalf("buffered write failed: %v", err)
+	}
+	if err := tx.Flush(); err == nil {
+		t.Fatal("flush to a failing writer succeeded")
 	}
 	if err := tx.Write(&e); err == nil || tx.Flush() == nil {
 		t.Fatal("error not sticky")
@@ -141,8 +145,8 @@ func TestDuration(t *testing.T) {
 		59 * time.Second:         "59s",
 		252 * time.Second:        "4m12s",
 	} {
-		if got := duration(d); got != want {
-			t.Errorf("duration(%v) = %q, want %q", d, got, want)
+		if got := format.Duration(d); got != want {
+			t.Errorf("format.Duration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

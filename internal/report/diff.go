@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // Diff compares two recordings: what was configured differently, then how
@@ -218,19 +219,20 @@ func side(r *Recording) Side {
 }
 
 func measures(d *Dest) DestMeasures {
-	m := DestMeasures{SendErrors: d.SendErrors, Retransmits: d.Retransmits, ErrorReports: d.ErrorReports, Sends: d.Sends, TTF: percentiles(d.TTF)}
-	if d.Sends != nil && *d.Sends > 0 {
-		v := round3(float64(d.SendErrors) / float64(*d.Sends) * 1000)
+	sends, bytes := d.Sends(), d.Bytes()
+	m := DestMeasures{SendErrors: d.SendErrors, Retransmits: d.Retransmits, ErrorReports: d.ErrorReports, Sends: sends, TTF: percentiles(d.TTF)}
+	if sends != nil && *sends > 0 {
+		v := round3(float64(d.SendErrors) / float64(*sends) * 1000)
 		m.FailedPer1000 = &v
 	}
-	if d.Bytes != nil && *d.Bytes > 0 {
+	if bytes != nil && *bytes > 0 {
 		// RetransSegs comes from the kernel with the byte count; the
 		// events may have lost some retransmits.
-		n := d.RetransSegs
+		n := d.RetransSegs()
 		if n == 0 {
 			n = d.Retransmits
 		}
-		v := round3(float64(n) / (float64(*d.Bytes) / 1e6))
+		v := round3(float64(n) / (float64(*bytes) / 1e6))
 		m.RetransPerMB = &v
 	}
 	return m
@@ -279,7 +281,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	fmt.Fprintf(tw, "host\t%s\t%s\n", orDash(d.Before.Hostname), orDash(d.After.Hostname))
 	fmt.Fprintf(tw, "kernel\t%s\t%s\n", orDash(d.Before.KernelRelease), orDash(d.After.KernelRelease))
 	fmt.Fprintf(tw, "started\t%s\t%s\n", shortTime(d.Before.Start), shortTime(d.After.Start))
-	fmt.Fprintf(tw, "ran\t%s\t%s\n", fmtDur(time.Duration(d.Before.DurationSec*1e9)), fmtDur(time.Duration(d.After.DurationSec*1e9)))
+	fmt.Fprintf(tw, "ran\t%s\t%s\n", format.Duration(time.Duration(d.Before.DurationSec*1e9)), format.Duration(time.Duration(d.After.DurationSec*1e9)))
 	fmt.Fprintf(tw, "counts\t%s\t%s\n", countsText(d.Before), countsText(d.After))
 	fmt.Fprintf(tw, "sends\t%s\t%s\n", optU(d.Before.Sends), optU(d.After.Sends))
 	ew.flush(tw)
@@ -411,7 +413,7 @@ func pctText(p *Percentiles, get func(*Percentiles) time.Duration) string {
 	if p == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%s (n=%d)", fmtDur(get(p)), p.N)
+	return fmt.Sprintf("%s (n=%d)", format.Duration(get(p)), p.N)
 }
 
 func optF(v *float64) string {

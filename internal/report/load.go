@@ -8,11 +8,13 @@ package report
 
 import (
 	"cmp"
-	"fmt"
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/session"
 
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/record"
@@ -60,7 +62,10 @@ type Recording struct {
 	// Diagnoses are the likely causes of the failures, found by running
 	// the live mode's diagnosis over the file's events in order.
 	Diagnoses []diagnose.Diagnosis
-	diag      *diagnose.Engine
+
+	opts  Options
+	dests events.Dests
+	ttf   map[netip.AddrPort][]time.Duration
 }
 
 type point struct {
@@ -68,20 +73,38 @@ type point struct {
 	kind events.Kind
 }
 
-// Dest is what happened to one destination.
+// Dest is what happened to one destination, with its connections'
+// times to failure.
 type Dest struct {
-	Dst          string
-	SendErrors   uint64
-	SendErrno    map[int32]uint64
-	Retransmits  uint64
-	RetransBytes uint64
-	ErrorReports uint64
-	Resets       uint64
-	// Sends, Bytes and RetransSegs come from the footer; Sends and Bytes
-	// are nil when the recording did not count them.
-	Sends, Bytes *uint64
-	RetransSegs  uint64
-	TTF          []time.Duration
+	*events.Dest
+	Key string // the destination as recordings key it; "" when unknown
+	TTF []time.Duration
+}
+
+// Sends is the successful send calls to the destination, nil when not
+// counted.
+func (d *Dest) Sends() *uint64 {
+	if d.Traffic == nil {
+		return nil
+	}
+	return d.Traffic.Sends
+}
+
+// Bytes is the bytes those sends handed to the kernel, nil when not
+// counted.
+func (d *Dest) Bytes() *uint64 {
+	if d.Traffic == nil {
+		return nil
+	}
+	return d.Traffic.Bytes
+}
+
+// RetransSegs is the kernel's count of retransmitted segments.
+func (d *Dest) RetransSegs() uint64 {
+	if d.Traffic == nil {
+		return 0
+	}
+	return d.Traffic.RetransSegs
 }
 
 // Proc identifies a socket owner.
@@ -119,65 +142,62 @@ type Conn struct {
 
 // Load reads a whole recording.
 func Load(path string, o Options) (*Recording, error) {
-	rd, err := record.Open(path)
+	rec := &Recording{
+		Path:          path,
+		Summary:       render.NewSummary(),
+		Observed:      map[events.Kind]uint64{},
+		ObservedErrno: map[events.Kind]map[int32]uint64{},
+		Procs:         map[Proc]*ProcStats{},
+		Conns:         map[uint64]*Conn{},
+		opts:          o,
+		ttf:           map[netip.AddrPort][]time.Duration{},
+	}
+	rd, err := record.Replay(path, pipeline.New(rec))
 	if err != nil {
 		return nil, err
 	}
-	defer rd.Close()
-	rec := &Recording{
-		Path:          path,
-		Header:        rd.Header,
-		Summary:       render.NewSummary(),
-		StartMono:     rd.Header.StartMonoNS,
-		Observed:      map[events.Kind]uint64{},
-		ObservedErrno: map[events.Kind]map[int32]uint64{},
-		Dests:         map[string]*Dest{},
-		Procs:         map[Proc]*ProcStats{},
-		Conns:         map[uint64]*Conn{},
-		diag:          diagnose.New(diagnose.Config{}),
-	}
-	var e events.Event
-	for {
-		ok, err := rd.Next(&e)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if !ok {
-			break
-		}
-		rec.observe(&e, o)
-	}
-	rec.Diagnoses = append(rec.Diagnoses, rec.diag.Finish()...)
-	rec.diag = nil
+	rec.Header = rd.Header
 	rec.Footer = rd.Footer
 	rec.Truncated = rd.Truncated
 	rec.Skipped = rd.Skipped
 	rec.Events = rd.EventsRead
-	if rec.Footer != nil && rec.Footer.EndMonoNS > rec.EndMono {
-		rec.EndMono = rec.Footer.EndMonoNS
-	}
-	if rec.Footer != nil {
-		for _, d := range rec.Footer.Destinations {
-			ds := rec.dest(d.Dst)
-			ds.Sends, ds.Bytes, ds.RetransSegs = d.Sends, d.Bytes, d.RetransSegs
-		}
+	rec.Dests = make(map[string]*Dest, rec.dests.Len())
+	for _, d := range rec.dests.Sorted() {
+		k := events.AddrString(d.Dst)
+		rec.Dests[k] = &Dest{Dest: d, Key: k, TTF: rec.ttf[d.Dst]}
 	}
 	slices.SortStableFunc(rec.Timeline, func(a, b events.Event) int { return cmp.Compare(a.Mono, b.Mono) })
 	return rec, nil
 }
 
-func (r *Recording) dest(key string) *Dest {
-	d := r.Dests[key]
-	if d == nil {
-		d = &Dest{Dst: key, SendErrno: map[int32]uint64{}}
-		r.Dests[key] = d
-	}
-	return d
+// Begin notes where the recording starts.
+func (r *Recording) Begin(d *session.Description) error {
+	r.StartMono = d.StartMonoNS
+	return nil
+}
+
+// Event counts one event.
+func (r *Recording) Event(e *events.Event) error {
+	r.observe(e, r.opts)
+	return nil
+}
+
+// Diagnosis keeps what the replayed events concluded.
+func (r *Recording) Diagnosis(d *diagnose.Diagnosis) error {
+	r.Diagnoses = append(r.Diagnoses, *d)
+	return nil
+}
+
+// End takes the footer's end time and the kernel's traffic counters.
+func (r *Recording) End(end *session.End) error {
+	r.EndMono = max(r.EndMono, end.MonoNS)
+	r.dests.AddTraffic(end.Traffic)
+	return nil
 }
 
 func (r *Recording) observe(e *events.Event, o Options) {
 	r.Summary.Observe(e)
-	r.Diagnoses = append(r.Diagnoses, r.diag.Observe(e)...)
+	r.dests.Observe(e)
 	r.Observed[e.Kind]++
 	if e.Errno != 0 {
 		m := r.ObservedErrno[e.Kind]
@@ -198,8 +218,7 @@ func (r *Recording) observe(e *events.Event, o Options) {
 		r.points = append(r.points, point{e.Mono, e.Kind})
 	}
 
-	dst := record.DestKey(e.Dst)
-	d := r.dest(dst)
+	dst := events.AddrString(e.Dst)
 	proc := Proc{PID: e.PID, Comm: e.Comm}
 	p := r.Procs[proc]
 	if p == nil {
@@ -227,8 +246,6 @@ func (r *Recording) observe(e *events.Event, o Options) {
 
 	switch e.Kind {
 	case events.KindSendError:
-		d.SendErrors++
-		d.SendErrno[e.Errno]++
 		p.SendErrors++
 		p.SendErrno[e.Errno]++
 		if c != nil {
@@ -239,8 +256,6 @@ func (r *Recording) observe(e *events.Event, o Options) {
 			}
 		}
 	case events.KindRetransmit:
-		d.Retransmits++
-		d.RetransBytes += uint64(e.Bytes)
 		p.Retransmits++
 		if c != nil {
 			c.Retransmits++
@@ -249,7 +264,6 @@ func (r *Recording) observe(e *events.Event, o Options) {
 			}
 		}
 	case events.KindErrorReport:
-		d.ErrorReports++
 		p.ErrorReports++
 		if c != nil && e.Errno != 0 && c.TTF < 0 {
 			// The error report is what the application's next send
@@ -259,11 +273,9 @@ func (r *Recording) observe(e *events.Event, o Options) {
 			c.FailedAt = e.Mono
 			if c.FirstRetrans != 0 && e.Mono >= c.FirstRetrans {
 				c.TTF = time.Duration(e.Mono - c.FirstRetrans)
-				d.TTF = append(d.TTF, c.TTF)
+				r.ttf[e.Dst] = append(r.ttf[e.Dst], c.TTF)
 			}
 		}
-	case events.KindReceiveReset, events.KindSendReset:
-		d.Resets++
 	}
 }
 
@@ -362,9 +374,7 @@ func (r *Recording) sortedConns() []*Conn {
 
 // Wall converts a monotonic timestamp to wall-clock time with the
 // header's boot time.
-func (r *Recording) Wall(mono uint64) time.Time {
-	return r.Header.BootTime.Add(time.Duration(mono))
-}
+func (r *Recording) Wall(mono uint64) time.Time { return r.Header.Wall(mono) }
 
 func dstLess(a, b string) int {
 	pa, ea := netip.ParseAddrPort(a)

@@ -4,13 +4,16 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/session"
 
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/record"
@@ -37,8 +40,8 @@ type Report struct {
 	ByErrno    map[string]map[string]uint64 `json:"by_errno"`
 	Lost       *record.Lost                 `json:"lost,omitempty"`
 
-	Filters record.Filters `json:"filters"`
-	Hooks   []record.Hook  `json:"hooks"`
+	Filters session.Filters `json:"filters"`
+	Hooks   session.Plan    `json:"hooks"`
 
 	Destinations []DestRow    `json:"destinations"`
 	Processes    []ProcRow    `json:"processes"`
@@ -158,13 +161,13 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 
 	for _, d := range r.Dests {
-		if d.Dst == "" && d.SendErrors+d.ErrorReports+d.Retransmits+d.Resets == 0 {
+		if d.Key == "" && d.SendErrors+d.ErrorReports+d.Retransmits+d.Resets() == 0 {
 			continue
 		}
 		rep.Destinations = append(rep.Destinations, DestRow{
-			Dst: d.Dst, SendErrors: d.SendErrors, Errnos: errnoMap(d.SendErrno),
-			ErrorReports: d.ErrorReports, Retransmits: d.Retransmits, Resets: d.Resets,
-			Sends: d.Sends, Bytes: d.Bytes, TTF: percentiles(d.TTF),
+			Dst: d.Key, SendErrors: d.SendErrors, Errnos: errnoMap(d.SendErrno),
+			ErrorReports: d.ErrorReports, Retransmits: d.Retransmits, Resets: d.Resets(),
+			Sends: d.Sends(), Bytes: d.Bytes(), TTF: percentiles(d.TTF),
 		})
 	}
 	slices.SortFunc(rep.Destinations, func(a, b DestRow) int {
@@ -322,15 +325,15 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	h := r.Header
 	ew.printf("recording %s\n", r.Path)
 	ew.printf("  host %s, kernel %s, sendtrace %s\n", orDash(h.Hostname), orDash(h.KernelRelease), orDash(h.SendtraceVersion))
-	ew.printf("  started %s, ran %s, %d events\n", h.StartTime.Local().Format("2006-01-02 15:04:05 MST"), fmtDur(r.Duration()), r.Events)
-	if f := filterText(h.Filters); f != "" {
+	ew.printf("  started %s, ran %s, %d events\n", h.StartTime.Local().Format("2006-01-02 15:04:05 MST"), format.Duration(r.Duration()), r.Events)
+	if f := h.Filters.String(); f != "" {
 		ew.printf("  filters: %s\n", f)
 	}
 	for _, hk := range h.Hooks {
-		switch {
-		case hk.Off:
+		switch hk.Status() {
+		case session.StatusOff:
 			ew.printf("  layer %s %s\n", hk.Layer, hk.Why)
-		case !hk.Active:
+		case session.StatusDegraded:
 			ew.printf("  degraded layer %s: %s\n", hk.Layer, hk.Why)
 		}
 	}
@@ -356,7 +359,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		for _, d := range rep.Destinations {
 			ttf := "-"
 			if d.TTF != nil {
-				ttf = fmtDur(d.TTF.P50)
+				ttf = format.Duration(d.TTF.P50)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, errnoList(d.Errnos),
 				d.ErrorReports, d.Retransmits, d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
@@ -385,9 +388,9 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		for _, c := range rows {
 			ttf := "-"
 			if c.TTFSec >= 0 {
-				ttf = fmtDur(time.Duration(c.TTFSec * 1e9))
+				ttf = format.Duration(time.Duration(c.TTFSec * 1e9))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), procText(c.Comm, c.PID),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), format.Process(c.Comm, c.PID, c.PID != 0),
 				c.Errno, c.Retransmits, c.SendErrors, fmtSec(c.StartSec), ttf)
 		}
 		ew.flush(tw)
@@ -397,7 +400,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	}
 	if rep.TTF != nil {
 		ew.printf("\nTime to failure, first retransmit to error report: n=%d p50=%s p95=%s max=%s\n",
-			rep.TTF.N, fmtDur(rep.TTF.P50), fmtDur(rep.TTF.P95), fmtDur(rep.TTF.Max))
+			rep.TTF.N, format.Duration(rep.TTF.P50), format.Duration(rep.TTF.P95), format.Duration(rep.TTF.Max))
 	}
 	writeBuckets(ew, rep.Buckets)
 	if len(rep.Diagnoses) > 0 {
@@ -429,7 +432,7 @@ func writeBuckets(ew *errWriter, b Buckets) {
 	if last < 0 {
 		return
 	}
-	ew.printf("\nFailures over time (buckets of %s from the start)\n", fmtDur(time.Duration(b.WidthSec*1e9)))
+	ew.printf("\nFailures over time (buckets of %s from the start)\n", format.Duration(time.Duration(b.WidthSec*1e9)))
 	tw := ew.table()
 	fmt.Fprintf(tw, "FROM\tSEND ERRORS\tERROR REPORTS\tRESETS\tRETRANSMITS\tFAILURES\n")
 	const barWidth = 30
@@ -495,13 +498,6 @@ func pidText(pid uint32) string {
 	return strconv.FormatUint(uint64(pid), 10)
 }
 
-func procText(comm string, pid uint32) string {
-	if pid == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%s/%d", orDash(comm), pid)
-}
-
 func errnoList(m map[string]uint64) string {
 	if len(m) == 0 {
 		return "-"
@@ -520,50 +516,6 @@ func errnoList(m map[string]uint64) string {
 		parts[i] = fmt.Sprintf("%s:%d", e.k, e.v)
 	}
 	return strings.Join(parts, " ")
-}
-
-func filterText(f record.Filters) string {
-	var parts []string
-	add := func(name string, vals []string) {
-		for _, v := range vals {
-			parts = append(parts, name+"="+v)
-		}
-	}
-	var s []string
-	for _, p := range f.PIDs {
-		s = append(s, strconv.FormatUint(uint64(p), 10))
-	}
-	add("pid", s)
-	add("comm", f.Comms)
-	s = nil
-	for _, c := range f.Cgroups {
-		s = append(s, strconv.FormatUint(c, 10))
-	}
-	add("cgroup", s)
-	add("dst", f.Dsts)
-	s = nil
-	for _, p := range f.Ports {
-		s = append(s, strconv.FormatUint(uint64(p), 10))
-	}
-	add("port", s)
-	add("errno", f.Errnos)
-	return strings.Join(parts, " ")
-}
-
-// fmtDur prints durations the way the timelines do: milliseconds below a
-// second, seconds with three significant decimals above.
-func fmtDur(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return d.String()
-	case d < time.Second:
-		return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + "ms"
-	case d < 100*time.Second:
-		return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
-	case d < 1000*time.Second:
-		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
-	}
-	return d.Round(time.Second).String()
 }
 
 func fmtSec(s float64) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 const sec = uint64(time.Second)
@@ -50,9 +51,9 @@ type recOpts struct {
 func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
-	h := record.NewHeader(record.HeaderOptions{Version: "test", Sysctls: &record.Snapshot{Values: o.sysctls}})
-	h.StartMonoNS = 1000 * sec
-	h.BootTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := &record.Header{Description: session.Description{SendtraceVersion: "test", Sysctls: o.sysctls,
+		StartMonoNS: 1000 * sec, BootTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	h.StartTime = h.Wall(h.StartMonoNS)
 	w, err := record.Create(path, h)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
 			dests = []record.DestStats{{Dst: "198.18.0.2:9000", Sends: &s, Bytes: &b}}
 			src = "kernel"
 		}
-		f = record.NewFooter(h.BootTime.Add(time.Duration(end+sec)), end+sec, h, w.Events(), tot, dests, src)
+		f = record.NewFooter(&session.End{Time: h.Wall(end + sec), MonoNS: end + sec, Totals: tot}, h, w.Events(), dests, src)
 	}
 	if err := w.Close(f); err != nil {
 		t.Fatal(err)

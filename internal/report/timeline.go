@@ -3,12 +3,14 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/format"
 
 	"github.com/sendtrace/sendtrace/internal/events"
 )
@@ -77,9 +79,9 @@ func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
 	}
 	who := "owner unknown"
 	if owner != nil {
-		who = fmt.Sprintf("%s/%d", owner.Comm, owner.PID)
+		who = format.Process(owner.Comm, owner.PID, true)
 	}
-	ew.printf("connection %d: %s %s -> %s, %s\n", cookie, events.ProtoName(first.Protocol), addr(src), addr(first.Dst), who)
+	ew.printf("connection %d: %s %s -> %s, %s\n", cookie, events.ProtoName(first.Protocol), format.Addr(src), format.Addr(first.Dst), who)
 	for _, d := range connDiagnoses(r, cookie) {
 		ew.printf("diagnosis: %s\n", d.String())
 	}
@@ -87,7 +89,7 @@ func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
 		first.Time.Local().Format("2006-01-02 15:04:05.000000 MST"), fmtSec(relSec(first.Mono, r.StartMono)))
 	for i := range tl {
 		e := &tl[i]
-		ew.printf("%s %s\n", relText(time.Duration(e.Mono-first.Mono)), timelineDetail(e))
+		ew.printf("%s %s\n", relText(time.Duration(e.Mono-first.Mono)), format.AppendEvent(nil, e))
 	}
 	return ew.err
 }
@@ -96,61 +98,6 @@ func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
 // the sign so that the columns line up.
 func relText(d time.Duration) string {
 	return fmt.Sprintf("+%-8s", strconv.FormatFloat(d.Seconds(), 'f', 3, 64))
-}
-
-func addr(a interface{ IsValid() bool }) string {
-	if !a.IsValid() {
-		return "?"
-	}
-	return fmt.Sprint(a)
-}
-
-func timelineDetail(e *events.Event) string {
-	var b strings.Builder
-	b.WriteString(e.Kind.String())
-	kv := func(k string, v any) { fmt.Fprintf(&b, " %s=%v", k, v) }
-	if e.Errno != 0 {
-		b.WriteString(" " + events.ErrnoName(e.Errno))
-	}
-	switch e.Kind {
-	case events.KindRetransmit:
-		kv("len", e.Bytes)
-		kv("seq", e.Seq)
-		kv("retrans", e.Retransmits)
-		if e.RTO > 0 {
-			kv("rto", e.RTO)
-		}
-		if e.RetransErr != 0 {
-			kv("err", events.ErrnoName(e.RetransErr))
-		}
-	case events.KindSendError:
-		kv("len", e.Bytes)
-		if e.Syscall != "" {
-			kv("syscall", e.Syscall)
-		}
-		if e.Layer != events.LayerNone {
-			kv("layer", e.Layer)
-		}
-	case events.KindStateChange:
-		fmt.Fprintf(&b, " %s -> %s", events.StateName(e.OldState), events.StateName(e.State))
-		return b.String()
-	case events.KindSendReset:
-		if e.ResetReason != 0 {
-			kv("reason", e.ResetReason)
-		}
-	}
-	if s := events.StateName(e.State); s != "" {
-		kv("state", s)
-	}
-	if e.Protocol == 6 && e.Kind != events.KindStateChange {
-		if e.SendQ > 0 {
-			kv("send_q", e.SendQ)
-		}
-		if e.TotalRetrans > 0 && e.Kind != events.KindRetransmit {
-			kv("total_retrans", e.TotalRetrans)
-		}
-	}
-	return b.String()
 }
 
 // TimelineEntry is one event of a timeline in JSON: its offset from the

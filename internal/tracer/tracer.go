@@ -1,6 +1,6 @@
-// Package tracer runs one tracing session: it plans and attaches the BPF
-// programs, streams decoded events to a handler, and returns the kernel's
-// exact totals when the session ends.
+// Package tracer runs one live session: it plans and attaches the BPF
+// programs, streams decoded events into a pipeline, and ends it with the
+// kernel's exact totals.
 package tracer
 
 import (
@@ -14,99 +14,45 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
-// Filters select which events the kernel emits (see loader.Filters).
-type Filters = loader.Filters
-
-// Options configure a session.
-type Options struct {
-	Filters   Filters
-	BTFPath   string        // kernel BTF to use instead of /sys/kernel/btf/vmlinux
-	ReadyFile string        // written once every program is attached
-	Duration  time.Duration // 0: until ctx is cancelled
-	// Disable names hooks the planner must not use (for example "fexit"),
-	// so fallbacks can be exercised on kernels that have the preferred hook.
-	Disable []string
-	// AllStateChanges streams connects and closes of every matching socket.
-	AllStateChanges bool
-	// CountSends counts successful sends per socket and destination, for
-	// rates (Session.Destinations). It costs a lookup on every successful
-	// send, so live mode leaves it off.
-	CountSends bool
-	// NoSyscallLayer leaves sys_exit unhooked (see loader.Config).
-	NoSyscallLayer bool
-	// RingMiB sizes the ring buffer in MiB (a power of two); 0 keeps 8.
-	RingMiB uint32
-}
-
-// Hook is the planner's choice for one layer.
-type Hook struct {
-	Layer  string   `json:"layer"`
-	Hook   string   `json:"hook"`
-	Active bool     `json:"active"`
-	Off    bool     `json:"off,omitempty"` // not hooked by choice (--no-syscall-layer)
-	Why    string   `json:"why"`
-	Tried  []string `json:"tried,omitempty"`
-}
-
-// Session describes a running session to the caller. Destinations and
-// Counters are filled when Run returns.
-type Session struct {
-	Hooks    []Hook
-	BootTime time.Time // wall-clock time of CLOCK_MONOTONIC zero
-	// StopReason says why the session ended: "signal", "duration",
-	// "targets exited".
-	StopReason   string
-	Destinations []loader.DstStat
-	Counters     loader.Counters
-	// Live reads the kernel's loss and attribution counters while the
-	// session runs (for status lines); it is valid until Run returns.
-	Live func() (loader.Counters, error)
-}
-
-// Handler receives each decoded event. The Event is only valid during the
-// call: copy it to keep it.
-type Handler func(*events.Event)
+// Live reads the kernel's loss and attribution counters while a session
+// runs (for status lines).
+type Live func() (loader.Counters, error)
 
 // Plan loads and attaches everything, reports the plan, and detaches: the
 // answer `sendtrace check` prints.
-func Plan(opts Options) ([]Hook, error) {
+func Plan(opts session.Options) (session.Plan, error) {
 	t, err := loader.Load(loaderConfig(opts))
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	return hooks(t.Plan), nil
+	return t.Plan, nil
 }
 
-func loaderConfig(opts Options) loader.Config {
-	return loader.Config{
-		Filters:         opts.Filters,
-		SelfPID:         uint32(os.Getpid()),
-		BTFPath:         opts.BTFPath,
-		Disable:         opts.Disable,
-		AllStateChanges: opts.AllStateChanges,
-		CountSends:      opts.CountSends,
-		NoSyscallLayer:  opts.NoSyscallLayer,
-		RingBytes:       opts.RingMiB << 20,
-	}
+func loaderConfig(opts session.Options) loader.Config {
+	return loader.Config{Options: opts, SelfPID: uint32(os.Getpid())}
 }
 
-func hooks(plan []loader.Choice) []Hook {
-	out := make([]Hook, len(plan))
-	for i, c := range plan {
-		out[i] = Hook{Layer: c.Layer, Hook: c.Hook, Active: c.Active, Off: c.Off, Why: c.Why, Tried: c.Tried}
-	}
-	return out
-}
+// StopOutputFailed is the stop reason when a sink could not write.
+const StopOutputFailed = "output failed"
 
-// Run plans, loads and attaches the programs, calls onStart once every
-// program is attached (after ReadyFile is written), then streams events to
-// h until ctx is done, Duration passes, or every --pid target has exited.
-// It returns the exact totals read from the kernel at the end.
-func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Handler) (*events.Totals, error) {
+// Describer completes the session's description once the plan is known
+// (the recorder adds sysctls); it may be nil.
+type Describer func(*session.Description) error
+
+// Run plans, loads and attaches the programs, begins the pipeline once
+// every program is attached (after ReadyFile is written), then streams
+// events into it until ctx is done, Duration passes, every --pid target
+// has exited, or a sink fails. It ends the pipeline with the kernel's
+// exact totals. live, when not nil, receives a function that reads the
+// kernel's counters while the session runs.
+func Run(ctx context.Context, opts session.Options, version string, describe Describer, p *pipeline.Pipeline, live func(Live)) (*session.End, error) {
 	for _, pid := range opts.Filters.PIDs {
 		if !pidAlive(pid) {
 			return nil, fmt.Errorf("no process with pid %d: give the pid of a running process", pid)
@@ -123,7 +69,7 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	debug.FreeOSMemory()
 
 	hz, _ := loader.KernelHZ()
-	sess := &Session{Hooks: hooks(t.Plan), BootTime: loader.BootWall(), Live: t.Counters}
+	boot := host.BootWall()
 	rd, err := ringbuf.NewReader(t.Events())
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
@@ -135,15 +81,22 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	if err := t.SeedOwners(); err != nil {
 		return nil, fmt.Errorf("seed socket owners: %w", err)
 	}
+	desc := host.Describe(version, opts, t.Plan, boot)
+	if describe != nil {
+		if err := describe(desc); err != nil {
+			return nil, err
+		}
+	}
 	if opts.ReadyFile != "" {
-		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(sess)), 0o644); err != nil {
+		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(t.Plan)), 0o644); err != nil {
 			return nil, fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	if onStart != nil {
-		if err := onStart(sess); err != nil {
-			return nil, err
-		}
+	if err := p.Begin(desc); err != nil {
+		return nil, err
+	}
+	if live != nil {
+		live(t.Counters)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -151,22 +104,27 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	stop := make(chan string, 4)
 	go watch(ctx, t, opts, stop)
 
-	dec := loader.NewDecoder(sess.BootTime, hz)
-	var lostUser uint64
+	dec := loader.NewDecoder(boot, hz)
+	var lostUser, received uint64
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- readLoop(rd, dec, h, &lostUser)
+		readErr <- readLoop(rd, dec, p, &lostUser, &received)
 	}()
 
 	var reason string
 	select {
 	case <-ctx.Done():
-		reason = "signal"
+		reason = session.StopSignal
 	case reason = <-stop:
 	case err := <-readErr:
-		return nil, fmt.Errorf("read events: %w", err)
+		if p.Err() == nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		// A sink failed (a full disk, a closed pipe): the session is
+		// over, but every sink still ends with the kernel's totals.
+		readErr <- nil
+		reason = StopOutputFailed
 	}
-	sess.StopReason = reason
 
 	// Stop the programs, then drain what they already wrote, so the
 	// stream ends complete.
@@ -174,46 +132,55 @@ func Run(ctx context.Context, opts Options, onStart func(*Session) error, h Hand
 	if err := rd.Flush(); err != nil {
 		return nil, fmt.Errorf("flush ring buffer: %w", err)
 	}
-	if err := <-readErr; err != nil {
+	if err := <-readErr; err != nil && p.Err() == nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 
-	tot, err := t.Totals()
-	if err != nil {
+	end := &session.End{Reason: reason, Time: time.Now(), MonoNS: host.MonoNow(), Received: received}
+	if end.Totals, err = t.Totals(); err != nil {
 		return nil, err
 	}
-	tot.LostUser = lostUser
-	if sess.Destinations, err = t.DstStats(); err != nil {
+	end.Totals.LostUser = lostUser
+	if end.Traffic, err = t.Traffic(opts.CountSends); err != nil {
 		return nil, err
 	}
-	if sess.Counters, err = t.Counters(); err != nil {
-		return nil, err
-	}
-	return tot, nil
+	return end, p.End(end)
 }
 
-func readyText(s *Session) string {
+func readyText(plan session.Plan) string {
 	var b strings.Builder
-	for _, h := range s.Hooks {
-		state := h.Hook
-		switch {
-		case h.Off:
-			state = "off"
-		case !h.Active:
-			state = "degraded"
-		}
-		fmt.Fprintf(&b, "%s\t%s\n", h.Layer, state)
+	for _, h := range plan {
+		fmt.Fprintf(&b, "%s\t%s\n", h.Layer, h.Shown())
 	}
 	return b.String()
 }
 
-// readLoop decodes until the reader is closed or its deadline passes.
-func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, h Handler, lostUser *uint64) error {
+// quietAfter is how long the stream may be silent before buffered output
+// is flushed for the person watching it.
+const quietAfter = 100 * time.Millisecond
+
+// readLoop decodes into the pipeline until the reader is closed or a
+// sink fails. When the ring buffer stays empty for quietAfter, it
+// flushes the sinks, so that a person sees each burst as it happens.
+func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, lostUser, received *uint64) error {
 	var rec ringbuf.Record
 	var ev events.Event
+	dirty := false
 	for {
+		if dirty {
+			rd.SetDeadline(time.Now().Add(quietAfter))
+		} else {
+			rd.SetDeadline(time.Time{})
+		}
 		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				dirty = false
+				if err := p.Flush(); err != nil {
+					return err
+				}
+				continue
+			case errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed):
 				return nil
 			}
 			return err
@@ -222,13 +189,17 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, h Handler, lostUser *uint
 			*lostUser++
 			continue
 		}
-		h(&ev)
+		*received++
+		if err := p.Event(&ev); err != nil {
+			return err
+		}
+		dirty = true
 	}
 }
 
 // watch ends the session on --duration or when every --pid target has
 // exited, and keeps owners seeded for sockets accepted during the session.
-func watch(ctx context.Context, t *loader.Tracer, opts Options, stop chan<- string) {
+func watch(ctx context.Context, t *loader.Programs, opts session.Options, stop chan<- string) {
 	var deadline <-chan time.Time
 	if opts.Duration > 0 {
 		timer := time.NewTimer(opts.Duration)
@@ -244,12 +215,12 @@ func watch(ctx context.Context, t *loader.Tracer, opts Options, stop chan<- stri
 		case <-ctx.Done():
 			return
 		case <-deadline:
-			stop <- "duration"
+			stop <- session.StopDuration
 			return
 		case <-tick.C:
 		}
 		if len(opts.Filters.PIDs) > 0 && !anyAlive(opts.Filters.PIDs) {
-			stop <- "targets exited"
+			stop <- session.StopTargetsExited
 			return
 		}
 		// Accepted sockets have no process-context hook of their own:
@@ -259,8 +230,7 @@ func watch(ctx context.Context, t *loader.Tracer, opts Options, stop chan<- stri
 		if err != nil {
 			continue
 		}
-		hasProcFilter := len(opts.Filters.PIDs)+len(opts.Filters.Comms)+len(opts.Filters.Cgroups) > 0
-		if c.Unowned != lastUnowned || (hasProcFilter && time.Since(lastSeed) >= time.Second) {
+		if c.Unowned != lastUnowned || (opts.Filters.ProcessFilter() && time.Since(lastSeed) >= time.Second) {
 			lastUnowned = c.Unowned
 			lastSeed = time.Now()
 			_ = t.SeedOwners()

@@ -1,4 +1,4 @@
-package record
+package host
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/session"
 )
 
 // SendSysctls are the sysctls that decide how and when a send fails: how
@@ -50,7 +52,14 @@ const conntrackTimeouts = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_*"
 type Snapshot struct {
 	Values  map[string]string
 	Missing []string
-	Netns   Netns
+	Netns   session.Netns
+}
+
+// AddTo records the snapshot in a session's description.
+func (s *Snapshot) AddTo(d *session.Description) {
+	d.Sysctls = s.Values
+	d.SysctlsMissing = s.Missing
+	d.Netns = s.Netns
 }
 
 // ReadSysctls reads SendSysctls in the network namespace of pid, or in the
@@ -164,4 +173,18 @@ func nsInode(path string) uint64 {
 // cannot be read.
 func NetnsInode(pid uint32) uint64 {
 	return nsInode(fmt.Sprintf("/proc/%d/ns/net", pid))
+}
+
+// NoteOtherNamespaces says in d when a filtered process lives in another
+// network namespace than the one whose sysctls d holds.
+func NoteOtherNamespaces(d *session.Description, pids []uint32) {
+	if d.Netns.PID == 0 {
+		return
+	}
+	for _, p := range pids {
+		if ino := NetnsInode(p); ino != 0 && ino != d.Netns.Inode {
+			d.Netns.Note = fmt.Sprintf("sysctls are from the namespace of pid %d; pid %d is in another namespace", d.Netns.PID, p)
+			return
+		}
+	}
 }

@@ -1,6 +1,8 @@
-// Package render turns events into what the person on call reads: a live
-// text stream, JSON Lines, and an end-of-run summary.
-package render
+// Package format is the one home of how sendtrace writes things for
+// people: owners, durations, addresses, escaped names, an event's
+// details and the style of its tables. The live stream, the summary,
+// diagnoses and reports all use it, so they agree.
+package format
 
 import (
 	"net/netip"
@@ -8,21 +10,13 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/sendtrace/sendtrace/internal/events"
 )
 
-// Stream is what the live writers have in common.
-type Stream interface {
-	Write(e *events.Event) error
-	Flush() error
-}
-
-// appendPrintable appends s with everything a terminal might act on
+// AppendPrintable appends s with everything a terminal might act on
 // escaped. Task names are chosen by the process, so a hostile or buggy one
 // could otherwise move the cursor or recolour the screen. Backslashes are
 // escaped too, so the escapes stay unambiguous.
-func appendPrintable(dst []byte, s string) []byte {
+func AppendPrintable(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
@@ -47,40 +41,43 @@ func appendHexByte(dst []byte, c byte) []byte {
 	return append(dst, '\\', 'x', hex[c>>4], hex[c&0xf])
 }
 
-func printable(s string) string {
+func Printable(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
-			return string(appendPrintable(nil, s))
+			return string(AppendPrintable(nil, s))
 		}
 	}
 	return s
 }
 
-// process names an owner the way both the stream and the summary show it.
-func process(comm string, pid uint32, known bool) string {
+// Process names a socket owner as "comm/pid", or "?" when sendtrace has
+// not seen the owner.
+func Process(comm string, pid uint32, known bool) string {
 	if !known && pid == 0 {
 		return "?"
 	}
 	if comm == "" {
 		comm = "?"
 	}
-	return printable(comm) + "/" + strconv.FormatUint(uint64(pid), 10)
+	return Printable(comm) + "/" + strconv.FormatUint(uint64(pid), 10)
 }
 
-func addrPort(a netip.AddrPort) string {
+// Addr is an address as people read it: "?" when unknown.
+func Addr(a netip.AddrPort) string {
 	if !a.IsValid() {
 		return "?"
 	}
 	return a.String()
 }
 
-// duration prints a compact, human form with about three significant
+// Duration prints a compact, human form with about three significant
 // digits: 850us, 12.3ms, 3.2s, 4m12s.
-func duration(d time.Duration) string {
-	return string(appendDuration(nil, d))
+func Duration(d time.Duration) string {
+	return string(AppendDuration(nil, d))
 }
 
-func appendDuration(dst []byte, d time.Duration) []byte {
+// AppendDuration appends Duration(d).
+func AppendDuration(dst []byte, d time.Duration) []byte {
 	if d < 0 {
 		return append(dst, '?')
 	}
@@ -117,9 +114,9 @@ func appendDuration(dst []byte, d time.Duration) []byte {
 	return append(b, unit...)
 }
 
-// padRight pads dst from start to width display cells, or by one space
+// PadRight pads dst from start to width display cells, or by one space
 // when the field is already wider, so columns never run together.
-func padRight(dst []byte, start, width int) []byte {
+func PadRight(dst []byte, start, width int) []byte {
 	n := utf8.RuneCount(dst[start:])
 	if n >= width {
 		return append(dst, ' ')
@@ -130,7 +127,8 @@ func padRight(dst []byte, start, width int) []byte {
 	return append(dst, ' ')
 }
 
-func padLeft(dst []byte, s []byte, width int) []byte {
+// PadLeft right-aligns s in width display cells, then adds a space.
+func PadLeft(dst []byte, s []byte, width int) []byte {
 	for n := utf8.RuneCount(s); n < width; n++ {
 		dst = append(dst, ' ')
 	}

@@ -1,0 +1,140 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/host"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/render"
+	"github.com/sendtrace/sendtrace/internal/session"
+	"github.com/sendtrace/sendtrace/internal/tracer"
+)
+
+// runRecord runs a live session into a recording and the exit summary.
+func runRecord(opts session.Options, path string, force bool, status time.Duration, stdout, stderr io.Writer) error {
+	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
+		return err
+	}
+	if err := preflight(); err != nil {
+		return err
+	}
+	// Fail before loading any BPF when the file cannot be written.
+	if err := unix.Access(filepath.Dir(path), unix.W_OK); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	snap, err := readSysctls(opts.Filters.PIDs, stderr)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := signalContext()
+	defer cancel()
+	rec := record.NewRecorder(path, force)
+	p := pipeline.New(rec, render.NewSummarySink(stdout))
+	describe := func(d *session.Description) error {
+		warnDegraded(stderr, d.Hooks)
+		snap.AddTo(d)
+		host.NoteOtherNamespaces(d, opts.Filters.PIDs)
+		return nil
+	}
+	var (
+		liveMu sync.Mutex
+		live   tracer.Live
+	)
+	done := make(chan struct{})
+	var statusWG sync.WaitGroup
+	if status > 0 {
+		statusWG.Add(1)
+		go func() {
+			defer statusWG.Done()
+			statusLoop(stderr, path, rec, status, done, func() tracer.Live {
+				liveMu.Lock()
+				defer liveMu.Unlock()
+				return live
+			})
+		}()
+	}
+	end, runErr := tracer.Run(ctx, opts, version, describe, p, func(l tracer.Live) {
+		liveMu.Lock()
+		live = l
+		liveMu.Unlock()
+	})
+	close(done)
+	statusWG.Wait()
+
+	st, began := rec.Stats()
+	switch {
+	case runErr != nil && end == nil && began:
+		return fmt.Errorf("%w (the recording in %s has no footer)", explain(runErr), path)
+	case runErr != nil:
+		return explain(runErr)
+	case !began:
+		return errors.New("the session ended before it started")
+	}
+	fmt.Fprintf(stderr, "sendtrace: recorded %d events to %s (%s)\n", st.Events, path, sizeText(st.FileBytes))
+	return nil
+}
+
+// readSysctls reads the send sysctls in the namespace of the first
+// --pid, or in sendtrace's own. Entering another namespace needs
+// CAP_SYS_ADMIN; without it the recording goes on without that
+// namespace's sysctls, and says so.
+func readSysctls(pids []uint32, stderr io.Writer) (*host.Snapshot, error) {
+	if len(pids) == 0 {
+		return host.ReadSysctls(0)
+	}
+	snap, err := host.ReadSysctls(pids[0])
+	if err == nil {
+		return snap, nil
+	}
+	if !errors.Is(err, unix.EPERM) {
+		return nil, fmt.Errorf("read sysctls: %w", err)
+	}
+	fmt.Fprintf(stderr, "sendtrace: recording without the sysctls of pid %d's network namespace: entering it needs CAP_SYS_ADMIN\n", pids[0])
+	return &host.Snapshot{Values: map[string]string{}, Netns: session.Netns{PID: pids[0],
+		Note: "sysctls not recorded: entering the namespace of pid " + strconv.FormatUint(uint64(pids[0]), 10) + " needs CAP_SYS_ADMIN"}}, nil
+}
+
+func statusLoop(stderr io.Writer, path string, rec *record.Recorder, every time.Duration, done <-chan struct{}, live func() tracer.Live) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		st, ok := rec.Stats()
+		l := live()
+		if !ok || l == nil {
+			continue
+		}
+		lost := "unknown"
+		if c, err := l(); err == nil {
+			lost = strconv.FormatUint(c.Lost, 10)
+		}
+		fmt.Fprintf(stderr, "sendtrace: recording %s: %s, %d events, %s lost, %s\n",
+			path, time.Since(start).Round(time.Second), st.Events, lost, sizeText(st.FileBytes))
+	}
+}
+func sizeText(n int64) string {
+	switch {
+	case n < 10<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 10<<20:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}

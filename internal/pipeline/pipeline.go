@@ -1,0 +1,107 @@
+// Package pipeline carries one session's events, live or replayed from a
+// recording, through diagnosis to every consumer. Each consumer (the text
+// and JSON streams, the summary, the recording writer, the report) is a
+// Sink; the source of events does not know which sinks listen.
+package pipeline
+
+import (
+	"errors"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
+)
+
+// Sink consumes one session. Begin comes first, then events, each
+// followed by the diagnoses it concluded, then End once. An error from a
+// sink ends the session: a stream or a recording that cannot be written
+// is over.
+type Sink interface {
+	Begin(*session.Description) error
+	Event(*events.Event) error
+	Diagnosis(*diagnose.Diagnosis) error
+	End(*session.End) error
+}
+
+// Flusher is a sink that buffers output a person is watching; the live
+// source flushes it when the stream goes quiet.
+type Flusher interface {
+	Flush() error
+}
+
+// Pipeline runs the diagnosis engine over the events and hands events and
+// diagnoses to every sink.
+type Pipeline struct {
+	sinks  []Sink
+	engine *diagnose.Engine
+	err    error
+}
+
+// New returns a pipeline into sinks.
+func New(sinks ...Sink) *Pipeline {
+	return &Pipeline{sinks: sinks, engine: diagnose.New(diagnose.Config{})}
+}
+
+// Err is the first error a sink returned.
+func (p *Pipeline) Err() error { return p.err }
+
+// Begin starts every sink.
+func (p *Pipeline) Begin(d *session.Description) error {
+	for _, s := range p.sinks {
+		p.keep(s.Begin(d))
+	}
+	return p.err
+}
+
+// Event hands one event, then what it concluded, to every sink. The
+// event is only valid during the call. After a sink has failed, events
+// are no longer delivered.
+func (p *Pipeline) Event(e *events.Event) error {
+	if p.err != nil {
+		return p.err
+	}
+	ds := p.engine.Observe(e)
+	for _, s := range p.sinks {
+		p.keep(s.Event(e))
+	}
+	p.diagnoses(ds)
+	return p.err
+}
+
+func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
+	for i := range ds {
+		for _, s := range p.sinks {
+			p.keep(s.Diagnosis(&ds[i]))
+		}
+	}
+}
+
+// Flush flushes every sink that buffers.
+func (p *Pipeline) Flush() error {
+	for _, s := range p.sinks {
+		if f, ok := s.(Flusher); ok {
+			p.keep(f.Flush())
+		}
+	}
+	return p.err
+}
+
+// End delivers the diagnoses still open (connections that were failing
+// when the session ended), then ends every sink, even after an error, so
+// that each can close what it holds.
+func (p *Pipeline) End(end *session.End) error {
+	if p.err == nil {
+		p.diagnoses(p.engine.Finish())
+	}
+	var errs []error
+	for _, s := range p.sinks {
+		errs = append(errs, s.End(end))
+	}
+	return errors.Join(append([]error{p.err}, errs...)...)
+}
+
+func (p *Pipeline) keep(err error) {
+	if p.err == nil && err != nil {
+		p.err = err
+	}
+}

@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
+)
+
+// recordingSink notes the order in which it is called.
+type recordingSink struct {
+	calls []string
+	fail  string
+}
+
+func (r *recordingSink) note(s string) error {
+	r.calls = append(r.calls, s)
+	if s == r.fail {
+		return errors.New("sink failed at " + s)
+	}
+	return nil
+}
+func (r *recordingSink) Begin(*session.Description) error { return r.note("begin") }
+func (r *recordingSink) Event(e *events.Event) error      { return r.note(e.Kind.String()) }
+func (r *recordingSink) Diagnosis(d *diagnose.Diagnosis) error {
+	return r.note("diagnosis " + d.Rule)
+}
+func (r *recordingSink) End(*session.End) error { return r.note("end") }
+
+func resetEvents() []events.Event {
+	base := events.Event{PID: 9, Comm: "app", OwnerKnown: true, Cookie: 5, Family: events.AFInet, Protocol: events.ProtoTCP,
+		Src: netip.MustParseAddrPort("198.18.0.1:4000"), Dst: netip.MustParseAddrPort("198.18.0.2:80"),
+		State: 1, SinceSend: 5 * time.Millisecond, SinceRecv: 5 * time.Millisecond}
+	rst, rep := base, base
+	rst.Kind, rst.Mono = events.KindReceiveReset, 1e9
+	rep.Kind, rep.Mono, rep.Errno, rep.State = events.KindErrorReport, 1e9+1, events.ECONNRESET, 7
+	return []events.Event{rst, rep}
+}
+
+// Every sink sees each event, then the diagnoses it concluded, in one
+// order; End reaches every sink even after one failed.
+func TestPipelineOrder(t *testing.T) {
+	a, b := &recordingSink{}, &recordingSink{}
+	p := New(a, b)
+	if err := p.Begin(&session.Description{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range resetEvents() {
+		if err := p.Event(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.End(&session.End{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*recordingSink{a, b} {
+		got := s.calls
+		if len(got) < 4 || got[0] != "begin" || got[1] != "receive_reset" || got[len(got)-1] != "end" {
+			t.Fatalf("calls %q", got)
+		}
+		diag := -1
+		for i, c := range got {
+			if c == "diagnosis peer-reset" {
+				diag = i
+			}
+		}
+		if diag < 2 {
+			t.Errorf("no peer-reset diagnosis after its event: %q", got)
+		}
+	}
+}
+
+func TestPipelineSinkFailure(t *testing.T) {
+	bad, good := &recordingSink{fail: "receive_reset"}, &recordingSink{}
+	p := New(bad, good)
+	_ = p.Begin(&session.Description{})
+	evs := resetEvents()
+	if err := p.Event(&evs[0]); err == nil {
+		t.Fatal("a failing sink's error was not returned")
+	}
+	if err := p.Event(&evs[1]); err == nil {
+		t.Error("events were delivered after a sink failed")
+	}
+	if err := p.End(&session.End{}); err == nil {
+		t.Error("End lost the sink's error")
+	}
+	if good.calls[len(good.calls)-1] != "end" || bad.calls[len(bad.calls)-1] != "end" {
+		t.Errorf("End did not reach every sink: %q, %q", good.calls, bad.calls)
+	}
+}
