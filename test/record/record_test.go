@@ -488,3 +488,33 @@ func shell(t *testing.T, script string) string {
 	}
 	return string(out)
 }
+
+// Re-running the same record command must not destroy the recording an
+// earlier run made: sendtrace refuses before it loads anything, and
+// --force is the explicit way to replace it.
+func TestRecordKeepsExistingFile(t *testing.T) {
+	testutil.RequireRoot(t)
+	path := filepath.Join(t.TempDir(), "incident.jsonl")
+	earlier := []byte("an earlier incident's recording\n")
+	if err := os.WriteFile(path, earlier, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sendtraceBin, "record", "-o", path, "--duration", "1s").CombinedOutput()
+	if err == nil {
+		t.Fatalf("record over an existing file succeeded: %s", out)
+	}
+	msg := strings.TrimSpace(string(out))
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "exists") || !strings.Contains(msg, "--force") {
+		t.Errorf("want one line naming the file and --force, got %q", msg)
+	}
+	if b, _ := os.ReadFile(path); string(b) != string(earlier) {
+		t.Fatalf("the existing file changed: %q", b)
+	}
+	out, err = exec.Command(sendtraceBin, "record", "-o", path, "--force", "--duration", "1s", "--port", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("record --force: %v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"kind":"header"`) {
+		t.Errorf("--force did not write a recording: %.80q", b)
+	}
+}
