@@ -49,6 +49,12 @@ cleanup() {
 trap cleanup EXIT
 cp -a "$base/." "$root/"
 cp /etc/resolv.conf /etc/hosts "$root/etc/"
+# Certificates this machine trusts locally (a TLS-inspecting proxy's CA):
+# the root's ca-certificates, once installed, trusts them too.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+	mkdir -p "$root/usr/local/share/ca-certificates"
+	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 for m in proc sys dev; do
 	mount --rbind "/$m" "$root/$m"
 	mount --make-rslave "$root/$m"
