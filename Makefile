@@ -5,8 +5,10 @@ SHELL := /bin/bash
 GO ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
 export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
 CLANG ?= clang-19
+# Both are expanded only when a build recipe runs, never when make reads
+# this file: on a fresh machine `make deps build` installs git first.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS = -s -w -X main.version=$(VERSION)
 VMBIN ?= $(CURDIR)/.vmbin
 
 .PHONY: help deps build build-static report-only-check docker-build-path generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean

@@ -43,6 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_sendto 44
 #define NR_sendmsg 46
 #define NR_sendmmsg 307
+#define NR_connect 42
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -55,6 +56,24 @@ struct {
 	__type(key, int);
 	__type(value, struct owner);
 } owners SEC(".maps");
+
+/* Owners of datagram sockets, recorded at connect()'s exit. A socket found
+ * from a file descriptor is not a BTF pointer, so it cannot reach socket
+ * local storage there: the first asynchronous event on the socket (an ICMP
+ * error report) looks it up here by address and moves it into storage.
+ * The socket's inode number guards against an address reused by a later
+ * socket. Bounded by LRU; only UDP connect() adds to it. */
+struct connected_owner {
+	__u64 ino;
+	struct owner o;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct connected_owner);
+} connected SEC(".maps");
 
 /* A stack-layer failure waiting for its syscall exit, per thread. */
 struct pending {
@@ -167,6 +186,41 @@ static __always_inline void remember_owner(struct sock *sk, const struct event *
 	o->interesting = 1;
 }
 
+/* sock_ino is the inode number of the socket's file, 0 when it has none. */
+static __always_inline __u64 sock_ino(struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+
+	if (!sock)
+		return 0;
+	return BPF_CORE_READ(sock, file, f_inode, i_ino);
+}
+
+/* connected_owner_of moves an owner recorded at connect() into the
+ * socket's local storage. */
+static __always_inline struct owner *connected_owner_of(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct connected_owner *c = bpf_map_lookup_elem(&connected, &key);
+	struct owner *o;
+
+	if (!c)
+		return NULL;
+	if (c->ino != sock_ino(sk)) {
+		bpf_map_delete_elem(&connected, &key);
+		return NULL;
+	}
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o && !o->pid) {
+		o->pid = c->o.pid;
+		o->tid = c->o.tid;
+		o->cgroup = c->o.cgroup;
+		__builtin_memcpy(o->comm, c->o.comm, sizeof(o->comm));
+	}
+	bpf_map_delete_elem(&connected, &key);
+	return o;
+}
+
 /* owner_of fills the event from the socket's recorded owner and reports
  * whether the process filters let it through. The on-CPU task is never
  * used: in softirq and timer context it is unrelated to the socket. */
@@ -174,6 +228,8 @@ static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark
 {
 	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
 
+	if (!o)
+		o = connected_owner_of(sk);
 	if (!o) {
 		count(COUNTER_UNOWNED);
 		return !has_process_filter();
@@ -559,14 +615,51 @@ static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
 	emit(e);
 }
 
+/* connect_exit records the owner of a datagram socket that connect()
+ * just connected: UDP has no state change in process context, and its
+ * first event may be an ICMP error report in softirq. TCP's owner is
+ * recorded at SYN_SENT. */
+static __always_inline void connect_exit(struct pt_regs *regs)
+{
+	struct connected_owner c = {};
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock *sk;
+	__u16 family;
+	__u64 key;
+
+	if ((id >> 32) == cfg.self_pid)
+		return;
+	sk = sock_from_fd(BPF_CORE_READ(regs, di));
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	c.ino = sock_ino(sk);
+	c.o.pid = id >> 32;
+	c.o.tid = (__u32)id;
+	c.o.cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(c.o.comm, sizeof(c.o.comm));
+	key = (__u64)sk;
+	bpf_map_update_elem(&connected, &key, &c, BPF_ANY);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 nr;
 
-	if (ret >= 0)
+	/* A successful send returns the bytes it sent: one compare. */
+	if (ret > 0)
 		return 0;
-	nr = BPF_CORE_READ(regs, orig_ax);
+	/* A BTF pointer: a plain load, no helper call, for every syscall
+	 * that returns 0. */
+	nr = regs->orig_ax;
+	if (ret == 0) {
+		if (nr == NR_connect)
+			connect_exit(regs);
+		return 0;
+	}
 	if (is_send_nr(nr))
 		send_exit(regs, nr, -ret);
 	return 0;

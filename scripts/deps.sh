@@ -11,6 +11,7 @@ packages=(
 	iproute2 nftables           # network-namespace fault lab
 	qemu-system-x86 busybox-static cpio xz-utils zstd   # kernel matrix in VMs
 	strace bpftrace             # benchmark peers
+	libcap2-bin                 # setcap: the least-privilege test
 	jq gzip git make ca-certificates curl unzip
 )
 missing=()

@@ -66,13 +66,19 @@ func warnDegraded(w io.Writer, plan session.Plan) {
 	}
 }
 
+// privilegeAdvice names the capabilities tracing needs and no more: a file
+// capability outside the machine's bounding set (CAP_SYS_RESOURCE, often)
+// stops the binary from starting at all, and since 5.11 BPF memory is
+// charged to the cgroup, not to RLIMIT_MEMLOCK.
+const privilegeAdvice = "run as root (sudo sendtrace ...) or grant CAP_BPF and CAP_PERFMON (sudo setcap cap_bpf,cap_perfmon+ep sendtrace)"
+
 // preflight turns the commonest set-up problems into one line that says
 // what to do, before any BPF is loaded.
 func preflight() error {
 	if os.Geteuid() != 0 {
 		caps, err := effectiveCaps()
 		if err == nil && !(caps.has(capBPF) && caps.has(capPerfmon)) && !caps.has(capSysAdmin) {
-			return &exitError{code: 2, err: errors.New("not enough privilege: run as root (sudo sendtrace ...) or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE (setcap cap_bpf,cap_perfmon,cap_sys_resource+ep sendtrace)")}
+			return &exitError{code: 2, err: errors.New("not enough privilege: " + privilegeAdvice)}
 		}
 	}
 	return nil
@@ -84,7 +90,7 @@ func explain(err error) error {
 	case errors.Is(err, loader.ErrNoBTF):
 		return &exitError{code: 2, err: fmt.Errorf("%w: this kernel was built without CONFIG_DEBUG_INFO_BTF; pass --btf FILE with BTF for exactly this kernel", err)}
 	case errors.Is(err, loader.ErrPermission):
-		return &exitError{code: 2, err: fmt.Errorf("%w: run as root or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE", err)}
+		return &exitError{code: 2, err: fmt.Errorf("%w: %s", err, privilegeAdvice)}
 	}
 	return err
 }

@@ -123,17 +123,21 @@ type maps struct {
 	DstStats *ebpf.Map `ebpf:"dst_stats"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	SendArgs *ebpf.Map `ebpf:"send_args"`
+	// Connected holds owners recorded at connect() by the syscall
+	// layer, read by the async programs: one map for all of them.
+	Connected *ebpf.Map `ebpf:"connected"`
 }
 
 func (m *maps) replacements() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
 		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
+		"connected": m.Connected,
 	}
 }
 
 func (m *maps) close() {
-	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs} {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected} {
 		if mp != nil {
 			mp.Close()
 		}

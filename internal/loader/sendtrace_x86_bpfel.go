@@ -51,6 +51,12 @@ type sendtraceConfig struct {
 	_                  [3]byte
 }
 
+type sendtraceConnectedOwner struct {
+	_   structs.HostLayout
+	Ino uint64
+	O   sendtraceOwner
+}
+
 type sendtraceCounter uint32
 
 const (
@@ -190,6 +196,7 @@ type sendtraceTotalsVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sendtraceMapConnected              = "connected"
 	sendtraceMapCounters               = "counters"
 	sendtraceMapDstStats               = "dst_stats"
 	sendtraceMapEvents                 = "events"
@@ -297,13 +304,14 @@ type sendtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	DstStats *ebpf.MapSpec `ebpf:"dst_stats"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Owners   *ebpf.MapSpec `ebpf:"owners"`
-	Pending  *ebpf.MapSpec `ebpf:"pending"`
-	SendArgs *ebpf.MapSpec `ebpf:"send_args"`
-	Totals   *ebpf.MapSpec `ebpf:"totals"`
+	Connected *ebpf.MapSpec `ebpf:"connected"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	DstStats  *ebpf.MapSpec `ebpf:"dst_stats"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Owners    *ebpf.MapSpec `ebpf:"owners"`
+	Pending   *ebpf.MapSpec `ebpf:"pending"`
+	SendArgs  *ebpf.MapSpec `ebpf:"send_args"`
+	Totals    *ebpf.MapSpec `ebpf:"totals"`
 }
 
 // sendtraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -344,17 +352,19 @@ func (o *sendtraceObjects) Close() error {
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	DstStats *ebpf.Map `ebpf:"dst_stats"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Owners   *ebpf.Map `ebpf:"owners"`
-	Pending  *ebpf.Map `ebpf:"pending"`
-	SendArgs *ebpf.Map `ebpf:"send_args"`
-	Totals   *ebpf.Map `ebpf:"totals"`
+	Connected *ebpf.Map `ebpf:"connected"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	DstStats  *ebpf.Map `ebpf:"dst_stats"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Owners    *ebpf.Map `ebpf:"owners"`
+	Pending   *ebpf.Map `ebpf:"pending"`
+	SendArgs  *ebpf.Map `ebpf:"send_args"`
+	Totals    *ebpf.Map `ebpf:"totals"`
 }
 
 func (m *sendtraceMaps) Close() error {
 	return _SendtraceClose(
+		m.Connected,
 		m.Counters,
 		m.DstStats,
 		m.Events,
