@@ -12,6 +12,7 @@ packages=(
 	qemu-system-x86 busybox-static cpio xz-utils zstd   # kernel matrix in VMs
 	strace bpftrace             # benchmark peers
 	libcap2-bin                 # setcap: the least-privilege test
+	nodejs                      # a Node.js keep-alive client in the diagnosis tests
 	jq gzip git make ca-certificates curl unzip
 )
 missing=()

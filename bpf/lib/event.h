@@ -65,7 +65,8 @@ struct event {
 	__s32 retrans_err;
 	__u32 reset_reason;
 	__u8 backoff;
-	__u8 _pad[7];
+	__u8 _pad[3];
+	__u32 data_segs_in; /* data segments received from the peer (RFC 4898) */
 };
 
 /* Exact totals, kept per CPU whatever happens to the ring buffer. */

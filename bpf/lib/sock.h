@@ -29,6 +29,7 @@ static __always_inline void fill_tcp(struct event *e, struct sock *sk)
 	e->send_q = BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
 	e->snd_wnd = BPF_CORE_READ(tp, snd_wnd);
 	e->mss = BPF_CORE_READ(tp, mss_cache);
+	e->data_segs_in = BPF_CORE_READ(tp, data_segs_in);
 }
 
 /* fill_sock fills addresses, protocol and TCP state. The cookie is left to

@@ -19,10 +19,13 @@ type chain struct {
 	cookie uint64
 	base   uint64
 	evs    []events.Event
+	// peerSegs is the data_segs_in of the events added from now on; -1
+	// (unknown, as in an older recording) until a test sets it.
+	peerSegs int64
 }
 
 func newChain(cookie uint64) *chain {
-	c := &chain{cookie: cookie, base: uint64(1000 * time.Second)}
+	c := &chain{cookie: cookie, base: uint64(1000 * time.Second), peerSegs: -1}
 	c.add(0, events.Event{Kind: events.KindStateChange, State: events.StateSynSent, OldState: events.StateClose})
 	return c
 }
@@ -40,6 +43,7 @@ func (c *chain) add(at time.Duration, e events.Event) *chain {
 	if e.SinceSend == 0 && e.SinceRecv == 0 {
 		e.SinceSend, e.SinceRecv = -1, -1
 	}
+	e.DataSegsIn = c.peerSegs
 	c.evs = append(c.evs, e)
 	return c
 }
@@ -108,6 +112,41 @@ func TestIdleReset(t *testing.T) {
 	ds := check(t, c.evs, RuleIdleReset)
 	if ds[0].Confidence != High || ds[0].Evidence.Idle != 39*time.Second {
 		t.Errorf("%+v", ds[0])
+	}
+}
+
+// A pooled HTTP connection: the response to request 1 came 2 ms after the
+// handshake, then 3.5 s of silence, then request 2 was answered with a
+// reset. lrcvtime alone cannot tell that answer from the handshake; the
+// kernel's count of data segments received can.
+func TestIdleResetAnswerRightAfterHandshake(t *testing.T) {
+	node := func(peerSegs int64) Diagnosis {
+		c := newChain(1).established()
+		c.peerSegs = peerSegs
+		c.add(3503*ms_, events.Event{Kind: events.KindReceiveReset, SinceSend: 0, SinceRecv: 3500 * ms_})
+		c.add(3503*ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNRESET), State: events.StateClose, SinceSend: 0, SinceRecv: 3500 * ms_})
+		return check(t, c.evs, RuleIdleReset)[0]
+	}
+	d := node(1)
+	if d.Confidence != Medium || strings.Contains(d.ConfidenceWhy, "never sent data") || !strings.Contains(d.ConfidenceWhy, "3.5s") {
+		t.Errorf("peer answered request 1: confidence %s, %q; want medium for a 3.5s silence", d.Confidence, d.ConfidenceWhy)
+	}
+	d = node(0)
+	if d.Confidence != Low || !strings.Contains(d.ConfidenceWhy, "never sent data") {
+		t.Errorf("peer sent nothing: confidence %s, %q; want low, saying so", d.Confidence, d.ConfidenceWhy)
+	}
+	// A recording without data_segs_in: the answer is indistinguishable
+	// from the handshake, and the reason must not claim more than that.
+	d = node(-1)
+	if d.Confidence != Low || strings.Contains(d.ConfidenceWhy, "never sent data") || !strings.Contains(d.ConfidenceWhy, "if it sent any") {
+		t.Errorf("unknown peer data: confidence %s, %q; want low, saying it is unknown", d.Confidence, d.ConfidenceWhy)
+	}
+	if !strings.Contains(d.String(), d.ConfidenceWhy) {
+		t.Errorf("the text form lacks the confidence's reason: %s", d.String())
+	}
+	// The socket is named by the number report --conn takes.
+	if !strings.Contains(d.String(), " cookie 1 ") {
+		t.Errorf("the text form does not name the socket's cookie: %s", d.String())
 	}
 }
 

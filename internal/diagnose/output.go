@@ -196,7 +196,8 @@ func (d *Diagnosis) String() string {
 		b.WriteString(d.Dst.String())
 	}
 	if d.Cookie != 0 {
-		b.WriteString(" sk ")
+		// The number --conn takes, and the cookie ss -e prints.
+		b.WriteString(" cookie ")
 		b.WriteString(strconv.FormatUint(d.Cookie, 10))
 	}
 	if d.Errno != 0 {
@@ -205,6 +206,12 @@ func (d *Diagnosis) String() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(format.Printable(d.Evidence.Text))
+	if d.ConfidenceWhy != "" {
+		b.WriteString(". Confidence ")
+		b.WriteString(d.Confidence)
+		b.WriteString(": ")
+		b.WriteString(d.ConfidenceWhy)
+	}
 	b.WriteString(". Next: ")
 	b.WriteString(d.NextStep)
 	return b.String()

@@ -187,7 +187,7 @@ func (e *Engine) idleReset(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	}
 	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s, then a %s %s after the first send that followed (%s)",
 		format.Duration(idle), what, format.Duration(ev.SinceSend), events.StateName(ev.State))
-	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, idle)
+	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev, idle)
 	if closedFirst {
 		d.Evidence.Text += "; the peer had already closed its side (FIN), so its own idle timeout ended the connection"
 		d.NextStep = "Set the client's idle limit for pooled connections below the server's keep-alive timeout (and the middlebox's), or check a pooled connection for a pending FIN before reusing it."
@@ -202,9 +202,28 @@ func (e *Engine) idleReset(s *sockState, ev *events.Event) (Diagnosis, bool) {
 // received was the handshake itself.
 const peerSlack = 10 * time.Millisecond
 
-func (e *Engine) idleConfidence(s *sockState, mono uint64, idle time.Duration) (string, string) {
-	if s.estMono != 0 && mono > s.estMono && idle >= time.Duration(mono-s.estMono)-peerSlack {
-		return Low, "the peer never sent data on this connection, so the silence may be one-sided; successful sends are not visible"
+// peerSentData says whether the peer sent data on the connection before ev:
+// the kernel's count of data segments received says it outright. Without
+// that count (a recording made before sendtrace read it), only a last
+// receive measurably later than the handshake shows that data came;
+// anything else is unknown, since an answer within a jiffy or two of the
+// handshake looks the same as none.
+func peerSentData(s *sockState, ev *events.Event, idle time.Duration) (sent, known bool) {
+	if ev.DataSegsIn >= 0 {
+		return ev.DataSegsIn > 0, true
+	}
+	if s.estMono != 0 && ev.Mono > s.estMono && idle < time.Duration(ev.Mono-s.estMono)-peerSlack {
+		return true, true
+	}
+	return false, false
+}
+
+func (e *Engine) idleConfidence(s *sockState, ev *events.Event, idle time.Duration) (string, string) {
+	switch sent, known := peerSentData(s, ev, idle); {
+	case known && !sent:
+		return Low, "the peer never sent data on this connection (no data segment received), so the silence may be one-sided; successful sends are not visible"
+	case !known && s.estMono != 0:
+		return Low, "the peer's last data came with the handshake or within " + format.Duration(peerSlack) + " of it, if it sent any, so the silence may be one-sided; successful sends are not visible"
 	}
 	if idle >= e.cfg.LongIdle {
 		return High, "a reset right after the first send following a long silence is the signature of a forgotten flow"
@@ -228,8 +247,9 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	if r.quietSince != 0 && r.startMono > r.quietSince && time.Duration(r.startMono-r.quietSince) < idle {
 		return Diagnosis{}, false
 	}
-	if s.estMono != 0 && r.startMono > s.estMono && idle >= time.Duration(r.startMono-s.estMono)-peerSlack {
-		// The peer never sent data: the silence is not known to be mutual.
+	if sent, _ := peerSentData(s, ev, time.Duration(ev.Mono-r.startMono)+idle); !sent {
+		// The peer never sent data, or that is unknown: the silence is
+		// not known to be mutual.
 		return Diagnosis{}, false
 	}
 	d := base(s, ev, RuleIdleReset, "Idle connection dropped by a middlebox")
@@ -237,7 +257,7 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	d.Evidence.Idle = quiet
 	d.Evidence.Text = fmt.Sprintf("no data from the peer for %s before a send; that send's segment was retransmitted %d times over %s and never acknowledged, then %s (%s)",
 		format.Duration(quiet), r.n, format.Duration(d.Evidence.Span), events.ErrnoName(ev.Errno), d.Evidence.Setting)
-	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev.Mono, quiet)
+	d.Confidence, d.ConfidenceWhy = e.idleConfidence(s, ev, quiet)
 	if d.Confidence == High {
 		d.ConfidenceWhy = "the first send after a long silence was never acknowledged: the flow was forgotten and its packets silently dropped"
 	}

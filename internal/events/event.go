@@ -137,7 +137,11 @@ type Event struct {
 	SndBuf       uint32 // sk_sndbuf
 	SndWnd       uint32 // peer's advertised window
 	MSS          uint32 // mss_cache
-	RetransErr   int32  // retransmit: the kernel's err argument (6.17+), positive errno
+	// DataSegsIn counts the data segments received from the peer
+	// (tcp_sock.data_segs_in): 0 means the peer never sent data. -1 when
+	// unknown (a recording made before sendtrace read it).
+	DataSegsIn int64
+	RetransErr int32 // retransmit: the kernel's err argument (6.17+), positive errno
 
 	// State changes and resets.
 	OldState    uint8

@@ -114,6 +114,8 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		dst = strconv.AppendUint(dst, uint64(e.SndWnd), 10)
 		dst = append(dst, `,"mss":`...)
 		dst = strconv.AppendUint(dst, uint64(e.MSS), 10)
+		dst = append(dst, `,"data_segs_in":`...)
+		dst = strconv.AppendInt(dst, max(e.DataSegsIn, -1), 10)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
@@ -275,6 +277,7 @@ type jsonTCP struct {
 	SndBuf       uint32      `json:"sndbuf"`
 	SndWnd       uint32      `json:"snd_wnd"`
 	MSS          uint32      `json:"mss"`
+	DataSegsIn   *int64      `json:"data_segs_in"`
 }
 
 // ErrNotEvent is returned (wrapped) by ParseJSON for a well-formed record
@@ -418,6 +421,10 @@ func ParseJSON(line []byte, e *Event) error {
 		out.SndBuf = tc.SndBuf
 		out.SndWnd = tc.SndWnd
 		out.MSS = tc.MSS
+		out.DataSegsIn = -1
+		if tc.DataSegsIn != nil {
+			out.DataSegsIn = max(*tc.DataSegsIn, -1)
+		}
 		for _, f := range [...]struct {
 			name string
 			num  json.Number

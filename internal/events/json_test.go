@@ -47,6 +47,7 @@ func fullTCP() Event {
 		SndBuf:       2626560,
 		SndWnd:       64256,
 		MSS:          1448,
+		DataSegsIn:   21,
 		RetransErr:   int32(unix.EHOSTUNREACH),
 		OldState:     StateEstablished,
 		ResetReason:  7,
@@ -94,6 +95,7 @@ func TestJSONRoundTripEveryField(t *testing.T) {
 	e.Src = netip.MustParseAddrPort("[fe80::1%eth0]:1")
 	e.Dst = netip.MustParseAddrPort("[2001:db8::1]:443")
 	e.SinceSend, e.SinceRecv = -1, -1
+	e.DataSegsIn = -1
 	e.Kind = KindRetransmit
 	roundTrip(t, e)
 
@@ -135,7 +137,7 @@ func TestAppendJSONFields(t *testing.T) {
 		`"stack_errno":32,"retrans_errno":113,"old_state":"ESTABLISHED","reset_reason":7,` +
 		`"tcp":{"since_send_ms":12.000345,"since_recv_ms":3200,"seq":3000000000,"retransmits":3,` +
 		`"total_retrans":17,"backoff":4,"rto_ms":1600,"srtt_us":23456.789,"cwnd":10,"send_q":65160,` +
-		`"sndbuf":2626560,"snd_wnd":64256,"mss":1448}}`
+		`"sndbuf":2626560,"snd_wnd":64256,"mss":1448,"data_segs_in":21}}`
 	if unix.ECOMM == 70 && line != want {
 		t.Errorf("AppendJSON:\n got %s\nwant %s", line, want)
 	}
@@ -303,5 +305,20 @@ func BenchmarkPeekKind(b *testing.B) {
 		if _, err := PeekKind(line); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A recording written before data_segs_in was read says nothing about the
+// peer's data: the field reads back as unknown (-1), never as 0, which
+// would claim the peer sent nothing.
+func TestParseJSONWithoutDataSegsIn(t *testing.T) {
+	e := fullTCP()
+	line := strings.Replace(string(AppendJSON(nil, &e)), `,"data_segs_in":21`, "", 1)
+	var out Event
+	if err := ParseJSON([]byte(line), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.DataSegsIn != -1 {
+		t.Errorf("data_segs_in absent: got %d, want -1 (unknown)", out.DataSegsIn)
 	}
 }

@@ -151,7 +151,7 @@ func (s *scanner) number() ([]byte, bool) {
 	return s.b[start:k], true
 }
 
-// unsigned and i32 scan a number that must be an integer that fits the
+// unsigned and signed scan a number that must be an integer that fits the
 // field, as encoding/json requires of an integer field.
 func unsigned[T uint8 | uint32 | uint64](s *scanner, dst *T) bool {
 	t, ok := s.number()
@@ -163,13 +163,13 @@ func unsigned[T uint8 | uint32 | uint64](s *scanner, dst *T) bool {
 	return err == nil
 }
 
-func (s *scanner) i32(dst *int32) bool {
+func signed[T int32 | int64](s *scanner, dst *T) bool {
 	t, ok := s.number()
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseInt(string(t), 10, 32)
-	*dst = int32(v)
+	v, err := strconv.ParseInt(string(t), 10, int(unsafe.Sizeof(*dst))*8)
+	*dst = T(v)
 	return err == nil
 }
 
@@ -228,7 +228,7 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "bytes":
 		return unsigned(s, &j.Bytes)
 	case "errno":
-		return s.i32(&j.Errno)
+		return signed(s, &j.Errno)
 	case "errno_name":
 		return s.strField(&j.ErrnoName)
 	case "errno_text":
@@ -240,9 +240,9 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 	case "syscall":
 		return s.strField(&j.Syscall)
 	case "stack_errno":
-		return s.i32(&j.StackErrno)
+		return signed(s, &j.StackErrno)
 	case "retrans_errno":
-		return s.i32(&j.RetransErrno)
+		return signed(s, &j.RetransErrno)
 	case "old_state":
 		return s.strField(&j.OldState)
 	case "reset_reason":
@@ -286,6 +286,9 @@ func (s *scanner) tcpField(key []byte, t *jsonTCP) bool {
 		return unsigned(s, &t.SndWnd)
 	case "mss":
 		return unsigned(s, &t.MSS)
+	case "data_segs_in":
+		t.DataSegsIn = new(int64)
+		return signed(s, t.DataSegsIn)
 	}
 	return false
 }

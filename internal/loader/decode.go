@@ -128,6 +128,7 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 	if r.Protocol == unix.IPPROTO_TCP && (r.Family == unix.AF_INET || r.Family == unix.AF_INET6) {
 		e.SinceSend = d.jiffies(r.SinceSendJ)
 		e.SinceRecv = d.jiffies(r.SinceRecvJ)
+		e.DataSegsIn = int64(r.DataSegsIn)
 		e.RTO = d.jiffies(r.RtoJ)
 	}
 	return nil

@@ -124,7 +124,8 @@ type sendtraceEvent struct {
 	RetransErr   int32
 	ResetReason  uint32
 	Backoff      uint8
-	Pad          [7]uint8
+	Pad          [3]uint8
+	DataSegsIn   uint32
 	_            [4]byte
 }
 

@@ -76,7 +76,7 @@ var alwaysPresent = []string{
 
 var tcpFields = []string{
 	"since_send_ms", "since_recv_ms", "seq", "retransmits", "total_retrans", "backoff",
-	"rto_ms", "srtt_us", "cwnd", "send_q", "sndbuf", "snd_wnd", "mss",
+	"rto_ms", "srtt_us", "cwnd", "send_q", "sndbuf", "snd_wnd", "mss", "data_segs_in",
 }
 
 var kinds = map[string]bool{
