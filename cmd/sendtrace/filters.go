@@ -37,6 +37,9 @@ func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 			if err != nil || n == 0 {
 				return f, fmt.Errorf("invalid --pid %q: give the pid of a running process", s)
 			}
+			if err := checkPID(uint32(n)); err != nil {
+				return f, err
+			}
 			f.PIDs = append(f.PIDs, uint32(n))
 		}
 		for _, s := range cgroups {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,11 +68,55 @@ func TestFilterFlagErrors(t *testing.T) {
 	}
 	cmd := &cobra.Command{}
 	get := addFilterFlags(cmd)
-	if err := cmd.ParseFlags([]string{"--pid", "12", "--pid", "13", "--errno", "ECOMM", "--errno", "104", "--dst", "fd00::/8"}); err != nil {
+	self := strconv.Itoa(os.Getpid())
+	if err := cmd.ParseFlags([]string{"--pid", self, "--pid", self, "--errno", "ECOMM", "--errno", "104", "--dst", "fd00::/8"}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := get()
 	if err != nil || len(f.PIDs) != 2 || f.Errnos[0] != 70 || f.Errnos[1] != 104 || len(f.Dsts) != 1 {
 		t.Errorf("repeatable flags: %+v %v", f, err)
+	}
+}
+
+// A --pid that can never match is refused with what to give instead.
+func TestPIDFlagRefusesThreads(t *testing.T) {
+	pidErr := func(pid int) error {
+		cmd := &cobra.Command{}
+		get := addFilterFlags(cmd)
+		if err := cmd.ParseFlags([]string{"--pid", strconv.Itoa(pid)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := get()
+		return err
+	}
+	// kthreadd is pid 2 on every Linux system.
+	if err := pidErr(2); err == nil || !strings.Contains(err.Error(), "kernel thread (kthreadd)") {
+		t.Errorf("--pid 2: %v, want a refusal naming the kernel thread", err)
+	}
+	if err := pidErr(os.Getpid()); err != nil {
+		t.Errorf("own pid: %v", err)
+	}
+	// The Go runtime always runs threads besides the main one (sysmon).
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := 0
+	for _, e := range tasks {
+		if n, _ := strconv.Atoi(e.Name()); n != os.Getpid() {
+			tid = n
+		}
+	}
+	if tid == 0 {
+		t.Fatal("this process has a single thread")
+	}
+	err = pidErr(tid)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("thread of process %d (", os.Getpid())) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("give --pid %d", os.Getpid())) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("--pid %d (a thread): %v, want one line giving the process's pid", tid, err)
+	}
+	// A pid with no process is the tracer's to report, once it starts.
+	if err := pidErr(1 << 30); err != nil {
+		t.Errorf("--pid of no process: %v", err)
 	}
 }
