@@ -31,7 +31,7 @@ or "within noise", never as a bare percentage. Rates per send need the
 kernel's per-destination send counters; a recording without them says so.`,
 		Example: `  sendtrace diff before.jsonl.zst after.jsonl.zst
   sendtrace diff -o json before.jsonl after.jsonl | jq .time_to_failure`,
-		Args: cobra.ExactArgs(2),
+		Args: recordingArgs("BEFORE", "AFTER"),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -35,7 +35,7 @@ footer is missing.`,
 		Example: `  sendtrace report incident.jsonl.zst
   sendtrace report --conn 16435 incident.jsonl.zst
   sendtrace report -o json incident.jsonl.zst | jq .time_to_failure`,
-		Args: cobra.ExactArgs(1),
+		Args: recordingArgs("FILE"),
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
