@@ -49,20 +49,50 @@ func writeCheckJSON(w io.Writer, hooks session.Plan) error {
 	}{host.KernelRelease(), hz, read, hooks})
 }
 
+// checkWidth is the widest line check prints: a terminal of 100 columns
+// shows it without wrapping.
+const checkWidth = 100
+
+// writeCheckTable prints the plan in checkWidth columns: the reasons wrap
+// inside their column, and the refused candidates, whose kernel messages
+// are long, follow the table one per paragraph.
 func writeCheckTable(w io.Writer, hooks session.Plan) error {
 	fmt.Fprintf(w, "kernel %s\n", host.KernelRelease())
-	tw := format.Table(w, []string{"LAYER", "HOOK", "STATUS", "WHY", "REFUSED"}, nil)
+	rows := make([][4]string, 0, len(hooks))
+	widths := [3]int{len("LAYER"), len("HOOK"), len("STATUS")}
 	for _, h := range hooks {
-		hook := h.Hook
+		hook := strings.ReplaceAll(h.Hook, ",", ",\n")
 		if h.Status() != session.StatusOn {
 			hook = "-"
 		}
-		if err := tw.Append(h.Layer, hook, statusText(h.Status()), h.Why, strings.Join(h.Tried, "; ")); err != nil {
+		r := [4]string{h.Layer, hook, statusText(h.Status()), h.Why}
+		for i := range widths {
+			for _, line := range strings.Split(r[i], "\n") {
+				widths[i] = max(widths[i], len(line))
+			}
+		}
+		rows = append(rows, r)
+	}
+	// Five borders and a space either side of each of the four cells.
+	whyWidth := max(checkWidth-widths[0]-widths[1]-widths[2]-5-8, 20)
+	tw := format.Table(w, []string{"LAYER", "HOOK", "STATUS", "WHY"}, nil)
+	for _, r := range rows {
+		if err := tw.Append(r[0], r[1], r[2], format.WrapWords(r[3], whyWidth, "")); err != nil {
 			return err
 		}
 	}
 	if err := tw.Render(); err != nil {
 		return err
+	}
+	refused := false
+	for _, h := range hooks {
+		for _, tried := range h.Tried {
+			if !refused {
+				fmt.Fprintln(w, "Refused candidates, with the kernel's answer:")
+				refused = true
+			}
+			fmt.Fprintf(w, "  %s\n", format.WrapWords(h.Layer+": "+tried, checkWidth-2, "    "))
+		}
 	}
 	hz, read := loader.KernelHZ()
 	src := "from the kernel config"
