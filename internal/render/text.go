@@ -12,7 +12,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
-// Column widths. The aligned columns take 113 cells, so they fit any
+// Column widths. The aligned columns take 118 cells, so they fit any
 // terminal that shows the details at all; the free-form tail (errno, then
 // the kind's details) follows. Wider values (IPv6 addresses, long task
 // names) push the rest of their line out rather than being cut, because a
@@ -20,7 +20,7 @@ import (
 const (
 	wTime  = 12 // 15:04:05.000
 	wKind  = 13 // receive_reset
-	wProc  = 18 // comm/pid; a 15-byte comm with a long pid overflows
+	wProc  = 23 // comm/pid: a 15-byte comm, "/", and a pid up to pid_max (4194304)
 	wProto = 5
 	wConn  = 40 // most IPv4 pairs; the longest take 46
 	wState = 11 // ESTABLISHED

@@ -60,13 +60,13 @@ func TestTextLines(t *testing.T) {
 		stateChange, udp, orphan,
 	)
 	want := []string{
-		"TIME         KIND          COMM/PID           PROTO SRC -> DST                               STATE         BYTES ERRNO / DETAILS",
-		"02:14:45.123 send_error    curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 ECOMM (communication error on send) syscall=write since_send=12ms since_recv=3.2s",
-		"02:14:44.123 retransmit    curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 seq=3000000000 retrans=3 backoff=3 rto=1.6s srtt=23.5ms cwnd=1 send_q=65160",
-		"02:14:44.623 receive_reset curl/4242          tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED       - since_send=1ms since_recv=900ms",
-		"02:14:45.123 state_change  nginx/7            tcp   [2001:db8::1]:443 -> [2001:db8::2]:50000 CLOSE             - from=ESTABLISHED",
-		"02:14:45.124 send_error    dig/99             udp   ? -> 192.0.2.53:53                       -                 0 EPERM (operation not permitted) syscall=sendto layer=syscall",
-		"02:14:45.123 send_reset    ?                  tcp   10.0.0.1:80 -> 10.0.0.2:1234             SYN_RECV          - reason=3",
+		"TIME         KIND          COMM/PID                PROTO SRC -> DST                               STATE         BYTES ERRNO / DETAILS",
+		"02:14:45.123 send_error    curl/4242               tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 ECOMM (communication error on send) syscall=write since_send=12ms since_recv=3.2s",
+		"02:14:44.123 retransmit    curl/4242               tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED    1448 seq=3000000000 retrans=3 backoff=3 rto=1.6s srtt=23.5ms cwnd=1 send_q=65160",
+		"02:14:44.623 receive_reset curl/4242               tcp   10.0.0.1:43210 -> 93.184.216.34:443      ESTABLISHED       - since_send=1ms since_recv=900ms",
+		"02:14:45.123 state_change  nginx/7                 tcp   [2001:db8::1]:443 -> [2001:db8::2]:50000 CLOSE             - from=ESTABLISHED",
+		"02:14:45.124 send_error    dig/99                  udp   ? -> 192.0.2.53:53                       -                 0 EPERM (operation not permitted) syscall=sendto layer=syscall",
+		"02:14:45.123 send_reset    ?                       tcp   10.0.0.1:80 -> 10.0.0.2:1234             SYN_RECV          - reason=3",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
@@ -186,5 +186,17 @@ func TestJSONStream(t *testing.T) {
 		if got != evs[i] {
 			t.Errorf("line %d:\n got %+v\nwant %+v", i, got, evs[i])
 		}
+	}
+}
+
+// The longest name the kernel keeps (15 bytes) with the largest pid
+// (pid_max 4194304) still leaves the PROTO column where the header has it.
+func TestTextLongCommAligned(t *testing.T) {
+	e := sendError(int32(unix.EPIPE), "198.18.0.2:9000", "abcdefghijklmno", 4194303, 1)
+	e.OwnerKnown = true
+	lines := textLines(t, e)
+	want := strings.Index(lines[0], "PROTO")
+	if got := strings.Index(lines[1], " tcp ") + 1; got != want {
+		t.Errorf("PROTO at column %d, the header's at %d:\n%s\n%s", got, want, lines[0], lines[1])
 	}
 }
