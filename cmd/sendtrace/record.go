@@ -23,9 +23,9 @@ func newRecordCmd() *cobra.Command {
 		Long: `record writes the event stream to FILE as JSON Lines: a header (host, kernel,
 boot time, filters, hooks and the sysctls that govern sends), the events in
 the same schema as -o json, and a footer with the kernel's exact totals.
-FILE is compressed when it ends in .gz or .zst. Records reach the disk at
-least once a second, so a recording cut short by kill -9 or a full disk
-stays readable up to its last complete record.`,
+FILE is compressed when it ends in .gz or .zst. Records are flushed to the
+file every 500 ms and fsynced at a clean stop, so a recording cut short by
+kill -9 or a full disk stays readable up to its last complete record.`,
 		Example: `  sudo sendtrace record -o incident.jsonl.zst --dst 198.18.0.0/15 --duration 10m
   sendtrace report incident.jsonl.zst
   zstdcat incident.jsonl.zst | jq 'select(.kind=="send_error")'`,
