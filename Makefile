@@ -10,8 +10,15 @@ CLANG ?= clang-19
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS = -s -w -X main.version=$(VERSION)
 VMBIN ?= $(CURDIR)/.vmbin
+# The guests' architectures; their binaries are cross-built, static.
+VMARCHS := amd64 arm64
+# The Dockerfile's platform (docker build --platform sets TARGETOS and
+# TARGETARCH; empty without BuildKit): this machine's by default.
+IMAGE_OS := $(or $(TARGETOS),linux)
+IMAGE_ARCH := $(or $(TARGETARCH),$(shell $(GO) env GOARCH))
+DIST ?= $(CURDIR)/dist
 
-.PHONY: help deps build build-static report-only-check docker-build-path generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean
+.PHONY: help deps build build-static report-only-check docker-build-path docker-build-paths release generate generate-check vmlinux test test-unit vmtest bench bench-quick lint test-all clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,12 +54,13 @@ test: ## Every Go test; as root the BPF and network-namespace scenario tests run
 	$(GO) test -count=1 -timeout 25m ./...
 	SENDTRACE_ARGS=--no-syscall-layer $(GO) test -count=1 -timeout 10m ./test/scenario
 
-vmtest: ## Run the hook-plan checks and scenarios in Debian 6.1 and 6.12 kernels under qemu
-	rm -rf $(VMBIN) && mkdir -p $(VMBIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/sendtrace ./cmd/sendtrace
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/actor ./internal/netlab/actor
-	CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/scenario.test ./test/scenario
-	vmtest/run.sh --kernel all --bin-dir $(VMBIN) --commands vmtest/matrix.txt --timeout 1500
+vmtest: ## Run the hook-plan checks and scenarios in Debian 6.1 and 6.12 kernels, amd64 and arm64, under qemu
+	rm -rf $(VMBIN)
+	$(foreach a,$(VMARCHS),\
+	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/sendtrace ./cmd/sendtrace && \
+	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/actor ./internal/netlab/actor && \
+	GOARCH=$(a) CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/$(a)/scenario.test ./test/scenario && ) true
+	vmtest/run.sh --kernel all $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --commands vmtest/matrix.txt --timeout 1500
 
 bench: ## Full benchmark run; writes docs/benchmarks.md
 	$(GO) run ./bench
@@ -65,10 +73,27 @@ report-only-check: ## The macOS build reads recordings and links no BPF code
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/sendtrace
 	@if GOOS=darwin GOARCH=arm64 $(GO) list -deps ./cmd/sendtrace | grep -q 'github.com/cilium/ebpf'; then echo "the darwin build links github.com/cilium/ebpf"; exit 1; fi
 
-docker-build-path: build-static ## The Dockerfile's build stage, without a Docker engine
-	./sendtrace --version
+# A binary for another architecture cannot run here; its build info must
+# name the architecture asked for.
+docker-build-path: ## The Dockerfile's build stage for TARGETARCH (default: this machine's), without a Docker engine
+	CGO_ENABLED=0 GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o sendtrace ./cmd/sendtrace
+	@if [ "$(IMAGE_OS)/$(IMAGE_ARCH)" = "$$($(GO) env GOHOSTOS)/$$($(GO) env GOHOSTARCH)" ]; then ./sendtrace --version; \
+	else $(GO) version -m sendtrace | grep -qx "[[:space:]]*build[[:space:]]*GOARCH=$(IMAGE_ARCH)" && echo "sendtrace: $(IMAGE_OS)/$(IMAGE_ARCH) build"; fi
 
-test-all: lint generate-check report-only-check docker-build-path test vmtest bench-quick ## Everything CI runs
+# This machine's architecture last, so ./sendtrace runs here afterwards.
+docker-build-paths: ## The Dockerfile's build stage for both platforms (linux/arm64, linux/amd64)
+	$(MAKE) --no-print-directory docker-build-path TARGETARCH=$(filter-out $(shell $(GO) env GOHOSTARCH),arm64 amd64)
+	$(MAKE) --no-print-directory docker-build-path TARGETARCH=$(shell $(GO) env GOHOSTARCH)
+
+# darwin/arm64 is report-only: report, diff and reading recordings
+# (tracing needs Linux).
+release: ## Static binaries for linux/amd64, linux/arm64 and report-only darwin/arm64, with SHA256SUMS, in dist/
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	$(foreach p,linux/amd64 linux/arm64 darwin/arm64,\
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(p))) GOARCH=$(word 2,$(subst /, ,$(p))) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/sendtrace-$(subst /,-,$(p)) ./cmd/sendtrace && ) true
+	cd $(DIST) && sha256sum sendtrace-* > SHA256SUMS && cat SHA256SUMS
+
+test-all: lint generate-check report-only-check docker-build-paths test vmtest bench-quick ## Everything CI runs
 
 clean: ## Remove build outputs
-	rm -rf sendtrace $(VMBIN)
+	rm -rf sendtrace $(VMBIN) $(DIST)

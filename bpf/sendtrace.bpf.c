@@ -29,6 +29,7 @@
 
 #include "lib/event.h"
 #include "lib/config.h"
+#include "lib/syscall.h"
 
 const volatile struct config cfg = {};
 
@@ -36,14 +37,6 @@ const volatile struct config cfg = {};
 #include "lib/filter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* x86-64 syscall numbers of the send family. */
-#define NR_write 1
-#define NR_writev 20
-#define NR_sendto 44
-#define NR_sendmsg 46
-#define NR_sendmmsg 307
-#define NR_connect 42
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -265,7 +258,7 @@ static __always_inline struct pt_regs *send_syscall_regs(__u64 *nr)
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	if (!regs)
 		return NULL;
-	*nr = BPF_CORE_READ(regs, orig_ax);
+	*nr = SYSCALL_NR(regs);
 	return is_send_nr(*nr) ? regs : NULL;
 }
 
@@ -340,20 +333,20 @@ static __always_inline void syscall_args(struct event *e, struct pt_regs *regs, 
 
 	switch (nr) {
 	case NR_write:
-		e->bytes = BPF_CORE_READ(regs, dx);
+		e->bytes = SYSCALL_ARG3(regs);
 		return;
 	case NR_sendto:
-		e->bytes = BPF_CORE_READ(regs, dx);
+		e->bytes = SYSCALL_ARG3(regs);
 		if (dst_empty(e))
-			dst_from_user(e, BPF_CORE_READ(regs, r8), BPF_CORE_READ(regs, r9));
+			dst_from_user(e, SYSCALL_ARG5(regs), SYSCALL_ARG6(regs));
 		return;
 	case NR_writev:
-		e->bytes = iov_size(BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+		e->bytes = iov_size(SYSCALL_ARG2(regs), SYSCALL_ARG3(regs));
 		return;
 	case NR_sendmsg:
 	case NR_sendmmsg:
 		/* sendmmsg: the first message is the one that failed. */
-		msg = BPF_CORE_READ(regs, si);
+		msg = SYSCALL_ARG2(regs);
 		if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
 			return;
 		e->bytes = iov_size(m.iov, m.iovlen);
@@ -577,7 +570,7 @@ static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
 
 	if ((id >> 32) == cfg.self_pid)
 		return;
-	sk = sock_from_fd(BPF_CORE_READ(regs, di));
+	sk = sock_from_fd(SYSCALL_ARG1(regs));
 	p = bpf_map_lookup_elem(&pending, &tid);
 	if (p) {
 		__builtin_memcpy(&p_local, p, sizeof(p_local));
@@ -629,7 +622,7 @@ static __always_inline void connect_exit(struct pt_regs *regs)
 
 	if ((id >> 32) == cfg.self_pid)
 		return;
-	sk = sock_from_fd(BPF_CORE_READ(regs, di));
+	sk = sock_from_fd(SYSCALL_ARG1(regs));
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -654,7 +647,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	/* A BTF pointer: a plain load, no helper call, for every syscall
 	 * that returns 0. */
-	nr = regs->orig_ax;
+	nr = SYSCALL_NR_BTF(regs);
 	if (ret == 0) {
 		if (nr == NR_connect)
 			connect_exit(regs);

@@ -5,11 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The arm64 guests of the kernel matrix boot Debian's arm64 kernels and run
+# arm64 busybox, dash, ip and nft: apt must know the architecture to
+# download them (vmtest/run.sh fetches them into its cache).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	dpkg --add-architecture arm64
+fi
+
 packages=(
 	clang-19 llvm-19            # make generate (pinned compiler)
 	bpftool                     # make vmlinux
 	iproute2 nftables           # network-namespace fault lab
-	qemu-system-x86 busybox-static cpio xz-utils zstd   # kernel matrix in VMs
+	qemu-system-x86 qemu-system-arm busybox-static cpio xz-utils zstd   # kernel matrix in VMs
 	strace bpftrace             # benchmark peers
 	libcap2-bin                 # setcap: the least-privilege test
 	nodejs                      # a Node.js keep-alive client in the diagnosis tests
@@ -20,9 +27,13 @@ for p in "${packages[@]}"; do
 	[[ $p == \#* ]] && continue
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if ((${#missing[@]})); then
+# apt-get update when packages are missing, or when no arm64 package list
+# has been fetched since the architecture was added.
+if ((${#missing[@]})) || ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+fi
+if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

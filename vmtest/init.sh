@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # Guest /init for sendtrace's VM tests (see vmtest/README.md).
 #
-# Protocol: everything the host reads goes to the second serial port
-# (/dev/ttyS1), one record per line, each starting with "@@VMTEST@@ ":
+# Protocol: everything the host reads goes to the results channel ($CHANNEL
+# in /vmtest/config: the second serial port /dev/ttyS1 on amd64, a virtio
+# console /dev/hvc0 on arm64), one record per line, each starting with
+# "@@VMTEST@@ ":
 #   BOOT release=R uptime=T      init started
 #   MODFAIL file message         insmod failed (the run goes on)
 #   READY uptime=T               modules loaded, about to run commands
@@ -12,7 +14,8 @@
 #                                command i finished with exit status N
 #                                (timeout=1: killed by its time limit)
 #   DONE uptime=T                all commands ran; powering off
-# The kernel's own console is ttyS0, so its messages never mix with these.
+# The kernel's own console is the first serial port, so its messages never
+# mix with these.
 
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /root /bin
 /bin/busybox --install -s /bin
@@ -32,13 +35,23 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # tracefs (and debugfs, which would mount it automatically) is left
 # unmounted on purpose: the product must work without it.
 
-stty -F /dev/ttyS1 raw -echo 2>/dev/null
-exec 3>/dev/ttyS1
+. /vmtest/config
+# The channel's own modules (a virtio console) come first; its device
+# appears once the driver has probed, which may take a moment.
+for m in $(cat /vmtest/early-modules.list); do
+	insmod /vmtest/modules/$m || echo "vmtest: insmod $m failed" >/dev/console
+done
+n=0
+while [ ! -e "$CHANNEL" ] && [ "$n" -lt 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+stty -F "$CHANNEL" raw -echo 2>/dev/null
+exec 3>"$CHANNEL"
 say() { echo "@@VMTEST@@ $*" >&3; }
 now() { read -r up _ </proc/uptime; echo "$up"; }
 
-. /vmtest/config
-export VMTEST_KERNEL="$KERNEL"
+export VMTEST_KERNEL="$KERNEL" VMTEST_ARCH="$ARCH"
 export VMTEST_KREL="$(uname -r)"
 export VMTEST_BTF=/btf/vmlinux
 say BOOT release=$VMTEST_KREL uptime=$(now)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ type kernel struct {
 	Package string // Debian package name
 	Version string // Debian package version
 	Release string // uname -r inside the guest
+	Arch    string // Debian architecture: amd64 or arm64
 	Dir     string // cache directory holding the unpacked package
 	Fetched bool   // true when this run downloaded it (cold cache)
 	PrepSec float64
@@ -31,17 +33,42 @@ type kernel struct {
 func (k *kernel) vmlinuz() string { return filepath.Join(k.Dir, "root", "boot", "vmlinuz-"+k.Release) }
 func (k *kernel) modDir() string  { return filepath.Join(k.Dir, "root", "lib", "modules", k.Release) }
 
-// kernelSeries matches a label like "6.1" or "6.12".
-var kernelSeries = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+// kernelSeries matches a label like "6.1" or "6.12" (amd64), or
+// "arm64-6.12": the series, optionally after an architecture.
+var kernelSeries = regexp.MustCompile(`^(?:(amd64|arm64)-)?([0-9]+\.[0-9]+)$`)
+
+// labelSeries splits a series label into its architecture and series; ok
+// is false for anything else (a package name).
+func labelSeries(label string) (arch, series string, ok bool) {
+	m := kernelSeries.FindStringSubmatch(label)
+	if m == nil {
+		return "", "", false
+	}
+	if m[1] == "" {
+		m[1] = "amd64"
+	}
+	return m[1], m[2], true
+}
 
 // flavour is the Debian kernel flavour used for every label.
-const flavour = "cloud-amd64-unsigned"
+func flavour(arch string) string { return "cloud-" + arch + "-unsigned" }
+
+// packageArch is the architecture a kernel package is built for, from its
+// flavour ("...-cloud-arm64-unsigned").
+var packageArchRE = regexp.MustCompile(`-(amd64|arm64)(?:-unsigned)?$`)
+
+func packageArch(pkg string) string {
+	if m := packageArchRE.FindStringSubmatch(pkg); m != nil {
+		return m[1]
+	}
+	return "amd64"
+}
 
 // packagePattern returns the regular expression that selects the packages of
 // one kernel series. "6.1" must not match "6.12": the series is followed by a
 // dot or a dash.
-func packagePattern(series string) *regexp.Regexp {
-	return regexp.MustCompile(`^linux-image-` + regexp.QuoteMeta(series) + `[.-][^ ]*-` + regexp.QuoteMeta(flavour) + `$`)
+func packagePattern(series, arch string) *regexp.Regexp {
+	return regexp.MustCompile(`^linux-image-` + regexp.QuoteMeta(series) + `[.-][^ ]*-` + regexp.QuoteMeta(flavour(arch)) + `$`)
 }
 
 // naturalLess compares strings treating digit runs as numbers, so that
@@ -77,9 +104,9 @@ func digitRun(s string) int {
 }
 
 // aptCandidates lists the package names apt knows for a series, newest last.
-func aptCandidates(series string) ([]string, error) {
-	re := packagePattern(series)
-	out, err := exec.Command("apt-cache", "search", "--names-only", "^linux-image-"+regexp.QuoteMeta(series)+"[.-].*-"+flavour+"$").Output()
+func aptCandidates(series, arch string) ([]string, error) {
+	re := packagePattern(series, arch)
+	out, err := exec.Command("apt-cache", "search", "--names-only", "^linux-image-"+regexp.QuoteMeta(series)+"[.-].*-"+flavour(arch)+"$").Output()
 	if err != nil {
 		return nil, fmt.Errorf("apt-cache search: %w", err)
 	}
@@ -94,9 +121,11 @@ func aptCandidates(series string) ([]string, error) {
 	return names, nil
 }
 
-// aptCandidateVersion returns the version apt would download for pkg.
-func aptCandidateVersion(pkg string) (string, error) {
-	out, err := exec.Command("apt-cache", "policy", pkg).Output()
+// aptCandidateVersion returns the version apt would download for pkg, a
+// package of architecture arch (named pkg:arch, which apt needs for a
+// foreign architecture).
+func aptCandidateVersion(pkg, arch string) (string, error) {
+	out, err := exec.Command("apt-cache", "policy", pkg+":"+arch).Output()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache policy %s: %w", pkg, err)
 	}
@@ -117,8 +146,8 @@ func aptCandidateVersion(pkg string) (string, error) {
 func cachedFor(cache, label string) []string {
 	ents, _ := os.ReadDir(filepath.Join(cache, "kernels"))
 	var re *regexp.Regexp
-	if kernelSeries.MatchString(label) {
-		re = packagePattern(label)
+	if arch, series, ok := labelSeries(label); ok {
+		re = packagePattern(series, arch)
 	}
 	var dirs []string
 	for _, e := range ents {
@@ -147,7 +176,14 @@ func resolveKernel(cache, label string, offline bool, logf func(string, ...any))
 	if !offline {
 		pkg, ver, aptErr = aptResolve(label)
 		if aptErr != nil && os.Geteuid() == 0 && len(cachedFor(cache, label)) == 0 {
-			// Fresh machine: the package lists may never have been fetched.
+			// Fresh machine: the package lists may never have been fetched,
+			// nor the guest's architecture added to dpkg.
+			if arch, _, ok := labelSeries(label); ok && !aptKnowsArch(arch) {
+				logf("adding the %s architecture to dpkg", arch)
+				if out, err := exec.Command("dpkg", "--add-architecture", arch).CombinedOutput(); err != nil {
+					logf("dpkg --add-architecture %s failed: %v\n%s", arch, err, out)
+				}
+			}
 			logf("apt could not resolve %s (%v); running apt-get update", label, aptErr)
 			if out, err := exec.Command("apt-get", "update").CombinedOutput(); err != nil {
 				logf("apt-get update failed: %v\n%s", err, out)
@@ -211,13 +247,17 @@ func resolveKernel(cache, label string, offline bool, logf func(string, ...any))
 }
 
 func aptResolve(label string) (pkg, ver string, err error) {
-	if kernelSeries.MatchString(label) {
-		names, err := aptCandidates(label)
+	if arch, series, ok := labelSeries(label); ok {
+		names, err := aptCandidates(series, arch)
 		if err != nil {
 			return "", "", err
 		}
 		if len(names) == 0 {
-			return "", "", fmt.Errorf("apt knows no package matching %s", packagePattern(label))
+			msg := fmt.Sprintf("apt knows no package matching %s", packagePattern(series, arch))
+			if !aptKnowsArch(arch) {
+				msg += fmt.Sprintf(" (apt has no %s packages: dpkg --add-architecture %s && apt-get update; scripts/deps.sh does it)", arch, arch)
+			}
+			return "", "", errors.New(msg)
 		}
 		pkg = names[len(names)-1]
 	} else if strings.HasPrefix(label, "linux-image-") {
@@ -225,7 +265,7 @@ func aptResolve(label string) (pkg, ver string, err error) {
 	} else {
 		return "", "", fmt.Errorf("kernel %q: want a series such as 6.1 or a linux-image-* package name", label)
 	}
-	ver, err = aptCandidateVersion(pkg)
+	ver, err = aptCandidateVersion(pkg, packageArch(pkg))
 	return pkg, ver, err
 }
 
@@ -255,7 +295,7 @@ func fetchPackage(dir, pkg, ver string) error {
 	defer os.RemoveAll(dl)
 	// apt drops privileges to _apt for downloads; let it write there.
 	os.Chmod(dl, 0o777)
-	cmd := exec.Command("apt-get", "download", "-q", pkg+"="+ver)
+	cmd := exec.Command("apt-get", "download", "-q", pkg+":"+packageArch(pkg)+"="+ver)
 	cmd.Dir = dl
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get download %s=%s: %v\n%s", pkg, ver, err, out)
@@ -295,7 +335,7 @@ func fetchPackage(dir, pkg, ver string) error {
 // pruneOld removes cached packages of the same series older than keep, so
 // that the cache holds one kernel per series.
 func pruneOld(cache, label, keep string, logf func(string, ...any)) {
-	if !kernelSeries.MatchString(label) {
+	if _, _, ok := labelSeries(label); !ok {
 		return
 	}
 	for _, d := range cachedFor(cache, label) {
@@ -326,7 +366,16 @@ func loadCached(dir, label string) (*kernel, error) {
 	if k.Package == "" || k.Release == "" {
 		return nil, fmt.Errorf("%s: incomplete meta file", dir)
 	}
+	k.Arch = packageArch(k.Package)
 	return k, nil
+}
+
+// aptKnowsArch reports whether dpkg is set up for packages of arch: the
+// native architecture, or a foreign one added with --add-architecture.
+func aptKnowsArch(arch string) bool {
+	native, _ := exec.Command("dpkg", "--print-architecture").Output()
+	foreign, _ := exec.Command("dpkg", "--print-foreign-architectures").Output()
+	return slices.Contains(strings.Fields(string(native)+" "+string(foreign)), arch)
 }
 
 // moduleIndex maps module names (dashes folded to underscores) to files.

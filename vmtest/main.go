@@ -14,8 +14,9 @@ import (
 	"strings"
 )
 
-// defaultKernels is what --kernel all means.
-var defaultKernels = []string{"6.1", "6.12"}
+// defaultKernels is what --kernel all means: Debian's 6.1 and 6.12 cloud
+// kernels for amd64 and for arm64.
+var defaultKernels = []string{"6.1", "6.12", "arm64-6.1", "arm64-6.12"}
 
 // defaultModules are loaded in every guest (with their dependencies) when
 // the kernel has them as modules. The scenarios need veth and nftables
@@ -45,6 +46,7 @@ type options struct {
 	accel      string
 	smp        int
 	memMiB     int
+	jobs       int
 	cache      string
 	offline    bool
 	keep       string
@@ -54,7 +56,7 @@ type options struct {
 // command is one shell command for the guest.
 type command struct {
 	Text    string
-	Kernels []string // run only on these labels/packages; empty: all
+	Kernels []string // run only on these labels/packages/architectures; empty: all
 	NoBTF   bool     // hide /sys/kernel/btf/vmlinux while it runs
 	Timeout int      // seconds, 0: the --cmd-timeout default
 }
@@ -64,7 +66,7 @@ func (c command) appliesTo(k *kernel) bool {
 		return true
 	}
 	for _, l := range c.Kernels {
-		if l == k.Label || l == k.Package || l == k.Release {
+		if l == k.Label || l == k.Package || l == k.Release || l == k.Arch {
 			return true
 		}
 	}
@@ -98,7 +100,7 @@ order: --commands first, then --cmd, then the one after "--".
 Command file lines: "[opts] shell command" (no space after "["; a line
 starting with "[ " is taken as the shell's test command). Blank lines and
 lines starting with # are ignored. opts is a comma-separated list of: kernel labels (6.1,
-6.12: run only there), nobtf (hide /sys/kernel/btf/vmlinux; the BTF is at
+6.12, arm64-6.12: run only there), architectures (amd64, arm64), nobtf (hide /sys/kernel/btf/vmlinux; the BTF is at
 /btf/vmlinux), timeout=N (seconds). In the guest, VMTEST_KERNEL holds the
 label, VMTEST_KREL the release and VMTEST_BTF the BTF copy's path.
 
@@ -127,11 +129,12 @@ func main() {
 	fs.Var(&cmdFlags, "cmd", "shell command to run in the guest (repeatable)")
 	fs.Var(&cmdFiles, "commands", "file with one command per line (repeatable)")
 	fs.Var(&addFlags, "add", "HOST_PATH:GUEST_PATH file or directory to copy into the guest (repeatable)")
-	fs.Var(&binDirs, "bin-dir", "copy every file of this directory into /vmtest/bin, which is first on PATH (repeatable)")
+	fs.Var(&binDirs, "bin-dir", "copy every file of this directory into /vmtest/bin, which is first on PATH (repeatable); ARCH=DIR: only into guests of that architecture (amd64, arm64)")
 	fs.Var(&modList, "modules", "extra kernel modules to load, comma-separated (repeatable)")
 	fs.BoolVar(&hideBTF, "hide-btf", false, "hide /sys/kernel/btf/vmlinux for the --cmd and \"--\" commands")
 	fs.StringVar(&o.accel, "accel", envOr("VMTEST_ACCEL", "tcg"), "tcg, kvm, or auto (try kvm, fall back to tcg if the guest does not boot)")
-	fs.IntVar(&o.smp, "smp", 1, "guest CPUs")
+	fs.IntVar(&o.smp, "smp", 0, "guest CPUs (0: 1 for amd64, 2 for arm64)")
+	fs.IntVar(&o.jobs, "jobs", 2, "guests run at the same time")
 	fs.IntVar(&o.memMiB, "mem", 1024, "guest memory in MiB")
 	fs.StringVar(&o.cache, "cache", defaultCache(), "cache directory for kernels (also $VMTEST_CACHE)")
 	fs.BoolVar(&o.offline, "offline", false, "do not ask apt; use the newest cached kernel of each series")
@@ -284,6 +287,9 @@ func fetch(o *options) error {
 		}
 		order, missing, err := mi.resolve(append(append([]string{}, defaultModules...), o.modules...))
 		if err != nil {
+			return err
+		}
+		if _, err := prepareUserland(o.cache, k.Arch, o.offline, logf); err != nil {
 			return err
 		}
 		state := "cached"

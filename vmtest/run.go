@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"debug/elf"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -12,8 +11,11 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
@@ -55,23 +57,66 @@ func (g *guestRun) ok() bool {
 	return true
 }
 
+// runAll prepares every kernel and user space first (apt runs one at a
+// time), then boots up to o.jobs guests at once, the longest first (by
+// the time each took last, kept in the cache, or else by how many
+// commands it runs), so that the short ones fill in behind.
 func runAll(o *options) (bool, error) {
-	busybox, err := findStaticBusybox()
-	if err != nil {
-		return false, err
-	}
-	var runs []*guestRun
+	var kernels []*kernel
+	lands := map[string]*userland{}
 	for _, label := range o.kernels {
 		k, err := resolveKernel(o.cache, label, o.offline, logf)
 		if err != nil {
 			return false, err
 		}
-		g, err := runKernel(o, k, busybox)
-		if err != nil {
-			return false, err
+		if _, ok := machines[k.Arch]; !ok {
+			return false, fmt.Errorf("kernel %s: no qemu machine for %s", label, k.Arch)
 		}
-		runs = append(runs, g)
+		if lands[k.Arch] == nil {
+			if lands[k.Arch], err = prepareUserland(o.cache, k.Arch, o.offline, logf); err != nil {
+				return false, fmt.Errorf("kernel %s: %w", label, err)
+			}
+		}
+		kernels = append(kernels, k)
 	}
+	order := make([]int, len(kernels))
+	for i := range order {
+		order[i] = i
+	}
+	last := readTimings(o.cache)
+	cost := func(k *kernel) float64 {
+		if t, ok := last[k.Label]; ok {
+			return t
+		}
+		n := 0
+		for _, c := range o.cmds {
+			if c.appliesTo(k) {
+				n++
+			}
+		}
+		return float64(n) * 30
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost(kernels[order[a]]) > cost(kernels[order[b]]) })
+	runs := make([]*guestRun, len(kernels))
+	errs := make([]error, len(kernels))
+	sem := make(chan struct{}, max(o.jobs, 1))
+	var wg sync.WaitGroup
+	for _, i := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			runs[i], errs[i] = runKernel(o, kernels[i], lands[kernels[i].Arch])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return false, err
+	}
+	for _, g := range runs {
+		last[g.k.Label] = g.total
+	}
+	writeTimings(o.cache, last)
 	printTable(os.Stdout, runs)
 	ok := true
 	for _, g := range runs {
@@ -80,59 +125,13 @@ func runAll(o *options) (bool, error) {
 	return ok, nil
 }
 
-func findStaticBusybox() (string, error) {
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		f, err := elf.Open(p)
-		if err != nil {
-			continue
-		}
-		static := true
-		for _, pr := range f.Progs {
-			if pr.Type == elf.PT_INTERP {
-				static = false
-			}
-		}
-		f.Close()
-		if static {
-			return p, nil
-		}
-	}
-	return "", errors.New("no static busybox: apt-get install busybox-static")
-}
-
 // buildInitramfs writes the guest's initramfs for kernel k and the
 // commands cmds into file.
-func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string) error {
+func buildInitramfs(o *options, k *kernel, cmds []command, u *userland, file string) error {
 	r := newInitramfs()
 	r.addData("init", initScript, 0o755)
-	if err := r.addFile(busybox, "bin/busybox"); err != nil {
+	if err := u.add(r); err != nil {
 		return err
-	}
-	// Commands run under the host's dash as /bin/sh when there is one:
-	// busybox's shell runs its own applets (ip among them) before anything
-	// on PATH, which would hide iproute2's ip.
-	if _, err := os.Stat("/usr/bin/dash"); err == nil {
-		if err := r.addFile("/usr/bin/dash", "usr/bin/dash"); err != nil {
-			return err
-		}
-		r.addSymlink("bin/sh", "/usr/bin/dash")
-	}
-	// iproute2 and nftables from the host, with their libraries.
-	for _, tool := range []string{"ip", "nft"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			for _, d := range []string{"/usr/sbin", "/sbin"} {
-				if _, e := os.Stat(filepath.Join(d, tool)); e == nil {
-					p, err = filepath.Join(d, tool), nil
-				}
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%s not found on the host (apt-get install iproute2 nftables)", tool)
-		}
-		if err := r.addFile(p, "usr/sbin/"+tool); err != nil {
-			return err
-		}
 	}
 	for _, f := range []string{"/etc/protocols", "/etc/services", "/etc/ethertypes", "/etc/iproute2"} {
 		if _, err := os.Stat(f); err == nil {
@@ -146,12 +145,18 @@ func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string)
 	r.addData("etc/hosts", []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644)
 	r.addData("etc/nsswitch.conf", []byte("passwd: files\ngroup: files\nhosts: files\n"), 0o644)
 
-	// Kernel modules, dependencies first.
+	// Kernel modules, dependencies first. The results channel's own
+	// modules are loaded before anything else, and listed apart.
 	mi, err := newModuleIndex(k)
 	if err != nil {
 		return err
 	}
-	order, missing, err := mi.resolve(append(append([]string{}, defaultModules...), o.modules...))
+	m := machines[k.Arch]
+	early, _, err := mi.resolve(m.channelModules)
+	if err != nil {
+		return err
+	}
+	order, missing, err := mi.resolve(append(append(append([]string{}, m.channelModules...), defaultModules...), o.modules...))
 	if err != nil {
 		return err
 	}
@@ -162,15 +167,20 @@ func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string)
 			}
 		}
 	}
-	var list []string
+	var list, earlyList []string
 	for i, p := range order {
 		name := fmt.Sprintf("%02d-%s", i, filepath.Base(p))
 		if err := r.addFile(p, "vmtest/modules/"+name); err != nil {
 			return err
 		}
-		list = append(list, name)
+		if slices.Contains(early, p) {
+			earlyList = append(earlyList, name)
+		} else {
+			list = append(list, name)
+		}
 	}
 	r.addData("vmtest/modules.list", []byte(strings.Join(list, "\n")+"\n"), 0o644)
+	r.addData("vmtest/early-modules.list", []byte(strings.Join(earlyList, "\n")+"\n"), 0o644)
 
 	// Files the caller passes in.
 	for _, a := range o.adds {
@@ -183,6 +193,12 @@ func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string)
 		}
 	}
 	for _, d := range o.binDirs {
+		if arch, dir, ok := strings.Cut(d, "="); ok {
+			if arch != k.Arch {
+				continue
+			}
+			d = dir
+		}
 		ents, err := os.ReadDir(d)
 		if err != nil {
 			return err
@@ -214,7 +230,7 @@ func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string)
 		}
 		r.addData(n+".opt", []byte(strings.Join(opts, " ")+"\n"), 0o644)
 	}
-	cfg := fmt.Sprintf("KERNEL=%s\nNCMDS=%d\n", shellJoin([]string{k.Label}), len(cmds))
+	cfg := fmt.Sprintf("KERNEL=%s\nARCH=%s\nCHANNEL=%s\nNCMDS=%d\n", shellJoin([]string{k.Label}), k.Arch, m.channel, len(cmds))
 	r.addData("vmtest/config", []byte(cfg), 0o644)
 
 	f, err := os.Create(file)
@@ -228,7 +244,7 @@ func buildInitramfs(o *options, k *kernel, cmds []command, busybox, file string)
 	return f.Close()
 }
 
-func runKernel(o *options, k *kernel, busybox string) (*guestRun, error) {
+func runKernel(o *options, k *kernel, u *userland) (*guestRun, error) {
 	var cmds []command
 	for _, c := range o.cmds {
 		if c.appliesTo(k) {
@@ -250,7 +266,7 @@ func runKernel(o *options, k *kernel, busybox string) (*guestRun, error) {
 	}
 	initrd := filepath.Join(work, "initramfs.cpio")
 	t0 := time.Now()
-	if err := buildInitramfs(o, k, cmds, busybox, initrd); err != nil {
+	if err := buildInitramfs(o, k, cmds, u, initrd); err != nil {
 		return nil, fmt.Errorf("kernel %s: initramfs: %w", k.Label, err)
 	}
 	st, _ := os.Stat(initrd)
@@ -258,7 +274,9 @@ func runKernel(o *options, k *kernel, busybox string) (*guestRun, error) {
 		k.Label, k.Package, k.Version, float64(st.Size())/(1<<20), time.Since(t0).Seconds(), len(cmds))
 
 	accel := o.accel
-	if accel == "auto" {
+	if k.Arch != hostArch() {
+		accel = "tcg" // KVM runs the host's architecture only
+	} else if accel == "auto" {
 		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
 			f.Close()
 			accel = "kvm"
@@ -267,7 +285,7 @@ func runKernel(o *options, k *kernel, busybox string) (*guestRun, error) {
 		}
 	}
 	g := boot(o, k, cmds, initrd, work, accel)
-	if o.accel == "auto" && accel == "kvm" && g.bootSecs == 0 {
+	if o.accel == "auto" && accel == "kvm" && g.bootSecs == 0 && k.Arch == hostArch() {
 		logf("kernel %s: no boot with KVM (%s); retrying with TCG", k.Label, strings.Join(g.problems, "; "))
 		g = boot(o, k, cmds, initrd, work, "tcg")
 	}
@@ -277,7 +295,7 @@ func runKernel(o *options, k *kernel, busybox string) (*guestRun, error) {
 	return g, nil
 }
 
-// boot runs one guest and collects the results from its second serial port.
+// boot runs one guest and collects the results from its channel.
 func boot(o *options, k *kernel, cmds []command, initrd, work, accel string) *guestRun {
 	g := &guestRun{k: k, accel: accel, console: filepath.Join(work, "console.log")}
 	for _, c := range cmds {
@@ -296,21 +314,26 @@ func boot(o *options, k *kernel, cmds []command, initrd, work, accel string) *gu
 			cancel()
 		})
 	}
+	m := machines[k.Arch]
+	smp := o.smp
+	if smp == 0 {
+		smp = m.smp
+	}
 	args := []string{
 		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
 		"-nic", "none",
-		"-smp", strconv.Itoa(o.smp), "-m", strconv.Itoa(o.memMiB),
+		"-smp", strconv.Itoa(smp), "-m", strconv.Itoa(o.memMiB),
 		"-kernel", k.vmlinuz(), "-initrd", initrd,
-		"-append", "console=ttyS0 rdinit=/init panic=-1 oops=panic loglevel=4 mitigations=off",
+		"-append", "console=" + m.console + " rdinit=/init panic=-1 oops=panic loglevel=4 mitigations=off",
 		"-serial", "file:" + g.console,
-		"-serial", "stdio",
 	}
+	args = append(args, m.channelArgs...)
 	if accel == "kvm" {
-		args = append(args, "-accel", "kvm", "-cpu", "host")
+		args = append(args, m.kvm...)
 	} else {
-		args = append(args, "-accel", "tcg", "-cpu", "max")
+		args = append(args, m.tcg...)
 	}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd := exec.CommandContext(ctx, m.qemu, args...)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -511,4 +534,29 @@ func short(s string, n int) string {
 		return s[:n-3] + "..."
 	}
 	return s
+}
+
+// readTimings returns how long each kernel's guest took in the last run,
+// by label; writeTimings keeps them for the next.
+func readTimings(cache string) map[string]float64 {
+	t := map[string]float64{}
+	b, err := os.ReadFile(filepath.Join(cache, "timings"))
+	if err != nil {
+		return t
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		label, secs, ok := strings.Cut(line, " ")
+		if v, err := strconv.ParseFloat(secs, 64); ok && err == nil {
+			t[label] = v
+		}
+	}
+	return t
+}
+
+func writeTimings(cache string, t map[string]float64) {
+	var b strings.Builder
+	for label, secs := range t {
+		fmt.Fprintf(&b, "%s %.1f\n", label, secs)
+	}
+	os.WriteFile(filepath.Join(cache, "timings"), []byte(b.String()), 0o644)
 }

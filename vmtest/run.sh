@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run commands inside Debian kernels under qemu. See vmtest/README.md.
-#   vmtest/run.sh [--kernel 6.1|6.12|all] [--timeout S] [--add HOST:GUEST]
+#   vmtest/run.sh [--kernel 6.1|6.12|arm64-6.1|arm64-6.12|all] [--timeout S] [--add HOST:GUEST]
 #                 [--bin-dir DIR] [--commands FILE] [--cmd CMD] [-- CMD ARGS...]
 #   vmtest/run.sh fetch [--kernel ...]
 set -euo pipefail
@@ -11,6 +11,7 @@ repo=$(cd "$here/.." && pwd)
 # start from a plain image.
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nft >/dev/null || [ -x /usr/sbin/nft ] || need+=(nftables)

@@ -28,15 +28,18 @@ func TestNaturalLess(t *testing.T) {
 }
 
 func TestPackagePattern(t *testing.T) {
-	p61, p612 := packagePattern("6.1"), packagePattern("6.12")
+	p61, p612 := packagePattern("6.1", "amd64"), packagePattern("6.12", "amd64")
+	a61 := packagePattern("6.1", "arm64")
 	for _, tc := range []struct {
-		name      string
-		m61, m612 bool
+		name           string
+		m61, m612, a61 bool
 	}{
-		{"linux-image-6.1.0-56-cloud-amd64-unsigned", true, false},
-		{"linux-image-6.12.117+deb12-cloud-amd64-unsigned", false, true},
-		{"linux-image-6.1.0-56-cloud-amd64", false, false},
-		{"linux-image-6.1.0-56-amd64-unsigned", false, false},
+		{"linux-image-6.1.0-56-cloud-amd64-unsigned", true, false, false},
+		{"linux-image-6.12.117+deb12-cloud-amd64-unsigned", false, true, false},
+		{"linux-image-6.1.0-56-cloud-amd64", false, false, false},
+		{"linux-image-6.1.0-56-amd64-unsigned", false, false, false},
+		{"linux-image-6.1.0-56-cloud-arm64-unsigned", false, false, true},
+		{"linux-image-6.12.117+deb12-cloud-arm64-unsigned", false, false, false},
 	} {
 		if got := p61.MatchString(tc.name); got != tc.m61 {
 			t.Errorf("6.1 %s: %v", tc.name, got)
@@ -44,6 +47,28 @@ func TestPackagePattern(t *testing.T) {
 		if got := p612.MatchString(tc.name); got != tc.m612 {
 			t.Errorf("6.12 %s: %v", tc.name, got)
 		}
+		if got := a61.MatchString(tc.name); got != tc.a61 {
+			t.Errorf("arm64-6.1 %s: %v", tc.name, got)
+		}
+	}
+}
+
+func TestLabels(t *testing.T) {
+	for _, tc := range []struct{ label, arch, series string }{
+		{"6.1", "amd64", "6.1"}, {"6.12", "amd64", "6.12"}, {"arm64-6.12", "arm64", "6.12"}, {"amd64-6.1", "amd64", "6.1"},
+	} {
+		if a, s, ok := labelSeries(tc.label); !ok || a != tc.arch || s != tc.series {
+			t.Errorf("%s: %s %s %v", tc.label, a, s, ok)
+		}
+	}
+	if _, _, ok := labelSeries("linux-image-6.1.0-56-cloud-arm64-unsigned"); ok {
+		t.Error("a package name is not a series")
+	}
+	if a := packageArch("linux-image-6.1.0-56-cloud-arm64-unsigned"); a != "arm64" {
+		t.Errorf("package arch %s", a)
+	}
+	if a := packageArch("linux-image-6.12.117+deb12-cloud-amd64-unsigned"); a != "amd64" {
+		t.Errorf("package arch %s", a)
 	}
 }
 

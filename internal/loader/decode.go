@@ -134,7 +134,9 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 	return nil
 }
 
-// x86-64 numbers of the send family, as bpf/sendtrace.bpf.c watches them.
+// The send family, numbered for the architecture this binary is built for
+// (unix.SYS_* differ between amd64 and arm64), which is the architecture of
+// the kernel it traces and of the BPF object it loads (bpf/lib/syscall.h).
 var syscallNames = map[uint32]string{
 	unix.SYS_WRITE: "write", unix.SYS_WRITEV: "writev", unix.SYS_SENDTO: "sendto",
 	unix.SYS_SENDMSG: "sendmsg", unix.SYS_SENDMMSG: "sendmmsg",

@@ -488,6 +488,49 @@ func TestUDPMessageTooBig(t *testing.T) {
 	checkSendErrors(t, evs, r, joinedLayer())
 }
 
+// Every send-family syscall, with the size and destination sendtrace
+// reads from its arguments: write and writev on a connected socket;
+// sendto, sendmsg and sendmmsg naming the destination on an unconnected
+// one, whose socket has none. Each fails with EMSGSIZE (UDP with DF over
+// the link MTU), so each syscall number and each argument register of the
+// architecture under test is checked against what the actor passed.
+func TestSendSyscalls(t *testing.T) {
+	ctx := scenarioContext(t)
+	lab := netlab.NewPair(t, netlab.LinkOpts{MTU: 1400})
+	type send struct {
+		syscall     string
+		v6          bool
+		unconnected bool
+	}
+	sends := []send{
+		{"write", false, false}, {"writev", false, false},
+		{"sendto", false, true}, {"sendmsg", false, true}, {"sendmmsg", false, true},
+		{"sendto", true, true}, {"sendmsg", true, true},
+	}
+	var clients []*netlab.Actor
+	for _, s := range sends {
+		args := []string{"-proto", "udp", "-to", lab.ServerAddr(s.v6, port).String(), "-pmtu-do",
+			"-size", "1400", "-count", "1", "-syscall", s.syscall}
+		if s.unconnected {
+			args = append(args, "-unconnected")
+		}
+		clients = append(clients, startClient(t, ctx, lab.Client, args...))
+	}
+	tr := StartTracer(t, ctx, "--dst="+lab.Link.V4Net.String(), "--dst="+lab.Link.V6Net.String())
+	var reps []*report.Report
+	for _, c := range clients {
+		release(t, c, "start")
+		reps = append(reps, finish(t, ctx, c))
+	}
+	evs := tr.Stop(t)
+	for i, r := range reps {
+		if got := errnoNamesOf(r.Sockets[0].Failed()); fmt.Sprint(got) != "[EMSGSIZE]" {
+			t.Fatalf("lab: %+v: the actor saw %v, want [EMSGSIZE]", sends[i], got)
+		}
+		checkSendErrors(t, evs, r, joinedLayer())
+	}
+}
+
 // 7: two actors fail the same way at the same time; --pid A must show all
 // of A's story, asynchronous events included, and nothing of B's.
 func TestPIDFilterTwoActors(t *testing.T) {

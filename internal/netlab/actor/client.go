@@ -30,6 +30,7 @@ type clientOpts struct {
 	recvErr        bool
 	seccompECOMM   bool
 	pauseConnected bool
+	unconnected    bool
 	hold           time.Duration
 }
 
@@ -48,11 +49,12 @@ func clientMain(args []string) func(context.Context, *report.Report) error {
 	fs.DurationVar(&o.awaitTimeout, "await-timeout", 10*time.Second, "bound for -await-error-before")
 	fs.BoolVar(&o.nonblock, "nonblock", false, "make the socket non-blocking after connect")
 	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF before connect; 0: kernel default")
-	fs.StringVar(&o.syscall, "syscall", "sendto", "sendto, write or sendmsg")
+	fs.StringVar(&o.syscall, "syscall", "sendto", "sendto, write, writev, sendmsg or sendmmsg")
 	fs.BoolVar(&o.pmtuDo, "pmtu-do", false, "set IP_MTU_DISCOVER (IPV6_MTU_DISCOVER) to PMTUDISC_DO: never fragment locally")
 	fs.BoolVar(&o.recvErr, "recverr", false, "set IP_RECVERR (IPV6_RECVERR): report every ICMP error, not only the ones the kernel deems fatal")
 	fs.BoolVar(&o.seccompECOMM, "seccomp-ecomm", false, "after connect, make sendto on this socket fail with ECOMM through a seccomp filter")
 	fs.BoolVar(&o.pauseConnected, "pause-connected", false, "stop at phase \"connected\" after connect")
+	fs.BoolVar(&o.unconnected, "unconnected", false, "UDP only: never connect; each send names -to in its arguments (sendto, sendmsg, sendmmsg)")
 	fs.DurationVar(&o.hold, "hold", 0, "keep the socket open this long after the last send")
 	_ = fs.Parse(args)
 
@@ -64,9 +66,12 @@ func clientMain(args []string) func(context.Context, *report.Report) error {
 		}
 		o.to = ap
 		switch o.syscall {
-		case "sendto", "write", "sendmsg":
+		case "sendto", "write", "writev", "sendmsg", "sendmmsg":
 		default:
-			return fmt.Errorf("-syscall %q: want sendto, write or sendmsg", o.syscall)
+			return fmt.Errorf("-syscall %q: want sendto, write, writev, sendmsg or sendmmsg", o.syscall)
+		}
+		if o.unconnected && (o.proto != "udp" || o.syscall == "write" || o.syscall == "writev") {
+			return errors.New("-unconnected needs -proto udp and a syscall that takes an address (sendto, sendmsg, sendmmsg)")
 		}
 		if o.seccompECOMM && o.syscall != "sendto" {
 			return errors.New("-seccomp-ecomm filters sendto only")
@@ -120,14 +125,23 @@ func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
 			return fmt.Errorf("RECVERR: %w", err)
 		}
 	}
-	if err := connect(ctx, fd, o.to); err != nil {
+	var sendTo netip.AddrPort
+	if o.unconnected {
+		sendTo = o.to
+	} else if err := connect(ctx, fd, o.to); err != nil {
 		return err
 	}
 	rep.Sockets = []report.Socket{describe(fd, o.proto)}
 	sock := &rep.Sockets[0]
 	if sock.Remote == "" {
 		// A reset can beat getpeername; the socket was connected to o.to.
+		// An unconnected socket has no peer: its sends go to o.to.
 		sock.Remote = o.to.String()
+	}
+	if o.unconnected {
+		// The first send binds the socket to a port; the tracer sees it
+		// bound, so the report does too.
+		defer func() { sock.Local = describe(fd, o.proto).Local }()
 	}
 	if o.nonblock {
 		if err := unix.SetNonblock(fd, true); err != nil {
@@ -165,7 +179,7 @@ func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("stopped after %d sends: %w", i-1, ctx.Err())
 		}
-		s := send(fd, o.syscall, buf)
+		s := send(fd, o.syscall, buf, sendTo)
 		sock.Sends = append(sock.Sends, s)
 		if s.Errno != 0 && o.untilError {
 			break

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -65,30 +67,52 @@ func errnoOf(err error) int {
 	return -1
 }
 
-// send makes exactly one send-family syscall. The raw syscall is used so
-// the Go runtime neither retries on EAGAIN nor picks the syscall itself:
-// the tracer is checked against the syscall named here.
-func send(fd int, sc string, buf []byte) report.Send {
+// send makes exactly one send-family syscall, to the socket's peer or, when
+// to is valid (an unconnected UDP socket), to that address. The raw syscall
+// is used so the Go runtime neither retries on EAGAIN nor picks the syscall
+// itself: the tracer is checked against the syscall named here, with the
+// size and destination found in its arguments.
+func send(fd int, sc string, buf []byte, to netip.AddrPort) report.Send {
 	s := report.Send{Syscall: sc, Size: len(buf), Time: time.Now()}
 	var p unsafe.Pointer
 	if len(buf) > 0 {
 		p = unsafe.Pointer(&buf[0])
 	}
+	name, namelen := rawSockaddr(to)
+	// writev and sendmsg split the buffer in two, so the size the tracer
+	// reports must be the sum of the iovecs, not the first one.
+	half := len(buf) / 2
+	iov := []unix.Iovec{{Base: (*byte)(p)}, {}}
+	iov[0].SetLen(half)
+	if len(buf) > half {
+		iov[1].Base = &buf[half]
+		iov[1].SetLen(len(buf) - half)
+	}
+	msg := unix.Msghdr{Name: (*byte)(name), Namelen: namelen, Iov: &iov[0]}
+	msg.SetIovlen(len(iov))
 	var n uintptr
 	var errno syscall.Errno
 	s.MonoBefore = monoNow()
 	switch sc {
 	case "write":
 		n, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(buf)))
+	case "writev":
+		n, _, errno = unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	case "sendmsg":
-		iov := unix.Iovec{Base: (*byte)(p)}
-		iov.SetLen(len(buf))
-		msg := unix.Msghdr{Iov: &iov, Iovlen: 1}
 		n, _, errno = unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
-	default: // sendto, with no address: the socket is connected
-		n, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(buf)), unix.MSG_NOSIGNAL, 0, 0)
+	case "sendmmsg":
+		// One message: the call fails with its errno when it is not sent.
+		mm := []unix.Mmsghdr{{Hdr: msg}}
+		n, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&mm[0])), 1, unix.MSG_NOSIGNAL, 0, 0)
+		runtime.KeepAlive(mm)
+	default: // sendto
+		n, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(buf)), unix.MSG_NOSIGNAL,
+			uintptr(name), uintptr(namelen))
 	}
 	s.MonoAfter = monoNow()
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(iov)
+	runtime.KeepAlive(name)
 	if errno != 0 {
 		s.N = -1
 		s.Errno = int(errno)
@@ -97,6 +121,24 @@ func send(fd int, sc string, buf []byte) report.Send {
 		s.N = int(n)
 	}
 	return s
+}
+
+// rawSockaddr is the sockaddr_in or sockaddr_in6 for ap, as the kernel
+// reads it from a syscall's arguments; nil when ap is not valid.
+func rawSockaddr(ap netip.AddrPort) (unsafe.Pointer, uint32) {
+	if !ap.IsValid() {
+		return nil, 0
+	}
+	var port [2]byte
+	binary.BigEndian.PutUint16(port[:], ap.Port())
+	if ap.Addr().Is4() {
+		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
+		sa.Port = *(*uint16)(unsafe.Pointer(&port))
+		return unsafe.Pointer(sa), unix.SizeofSockaddrInet4
+	}
+	sa := &unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ap.Addr().As16()}
+	sa.Port = *(*uint16)(unsafe.Pointer(&port))
+	return unsafe.Pointer(sa), unix.SizeofSockaddrInet6
 }
 
 // awaitError waits until the kernel flags an error on fd (POLLERR or
