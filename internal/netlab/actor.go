@@ -16,7 +16,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/testutil"
 
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 // ActorPackage is the import path of the actor command.
@@ -113,11 +113,11 @@ func (a *Actor) String() string {
 
 // WaitPhase waits until the actor announces phase name. It fails at once
 // if the actor exits first.
-func (a *Actor) WaitPhase(ctx context.Context, name string) (*report.Phase, error) {
+func (a *Actor) WaitPhase(ctx context.Context, name string) (*actorreport.Phase, error) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		p, err := report.ReadPhase(a.Ctl, name)
+		p, err := actorreport.ReadPhase(a.Ctl, name)
 		if err == nil {
 			return p, nil
 		}
@@ -127,7 +127,7 @@ func (a *Actor) WaitPhase(ctx context.Context, name string) (*report.Phase, erro
 		select {
 		case <-a.done:
 			// It may have written the phase just before exiting.
-			if p, err := report.ReadPhase(a.Ctl, name); err == nil {
+			if p, err := actorreport.ReadPhase(a.Ctl, name); err == nil {
 				return p, nil
 			}
 			out, errOut := a.Output()
@@ -141,10 +141,10 @@ func (a *Actor) WaitPhase(ctx context.Context, name string) (*report.Phase, erro
 }
 
 // Release lets the actor continue past phase name.
-func (a *Actor) Release(name string) error { return report.Release(a.Ctl, name) }
+func (a *Actor) Release(name string) error { return actorreport.Release(a.Ctl, name) }
 
 // Wait waits for the actor to exit and returns its report.
-func (a *Actor) Wait(ctx context.Context) (*report.Report, error) {
+func (a *Actor) Wait(ctx context.Context) (*actorreport.Report, error) {
 	select {
 	case <-a.done:
 	case <-ctx.Done():
@@ -155,7 +155,7 @@ func (a *Actor) Wait(ctx context.Context) (*report.Report, error) {
 	if a.err != nil {
 		return nil, fmt.Errorf("%v: %w\nstdout: %s\nstderr: %s", a, a.err, out, errOut)
 	}
-	var r report.Report
+	var r actorreport.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		return nil, fmt.Errorf("%v: report: %w\nstdout: %s\nstderr: %s", a, err, out, errOut)
 	}
@@ -164,7 +164,7 @@ func (a *Actor) Wait(ctx context.Context) (*report.Report, error) {
 
 // Stop asks the actor to end (SIGTERM), as a server is, and returns its
 // report.
-func (a *Actor) Stop(ctx context.Context) (*report.Report, error) {
+func (a *Actor) Stop(ctx context.Context) (*actorreport.Report, error) {
 	if err := a.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -40,7 +40,7 @@ func startServer(t *testing.T, ctx context.Context, ns *netlab.NS, mode string, 
 // runClient starts a client, checks its start phase, releases it and
 // returns its report. hook, when set, runs at phase "connected" (the
 // client must be given -pause-connected).
-func runClient(t *testing.T, ctx context.Context, ns *netlab.NS, hook func(*report.Phase), args ...string) *report.Report {
+func runClient(t *testing.T, ctx context.Context, ns *netlab.NS, hook func(*actorreport.Phase), args ...string) *actorreport.Report {
 	t.Helper()
 	cl := ns.StartActor(t, actorBin, append([]string{"client"}, args...)...)
 	p, err := cl.WaitPhase(ctx, "start")
@@ -77,7 +77,7 @@ func runClient(t *testing.T, ctx context.Context, ns *netlab.NS, hook func(*repo
 	return r
 }
 
-func wantErrnos(t *testing.T, s report.Socket, want ...unix.Errno) {
+func wantErrnos(t *testing.T, s actorreport.Socket, want ...unix.Errno) {
 	t.Helper()
 	failed := s.Failed()
 	if len(failed) != len(want) {
@@ -184,14 +184,14 @@ func TestReset(t *testing.T) {
 
 // blackHole runs the client against a server that stops answering once the
 // connection is up. rule is the nftables verdict for the client's packets.
-func blackHole(t *testing.T, verdict string) (*report.Report, int64) {
+func blackHole(t *testing.T, verdict string) (*actorreport.Report, int64) {
 	ctx := testutil.Context(t, 90*time.Second)
 	p := netlab.NewPair(t, netlab.LinkOpts{})
 	dst := p.ServerAddr(false, port)
 	startServer(t, ctx, p.Server, "discard", dst.String())
 	p.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
 	var before netlab.Counters
-	r := runClient(t, ctx, p.Client, func(*report.Phase) {
+	r := runClient(t, ctx, p.Client, func(*actorreport.Phase) {
 		p.Server.MustNft(fmt.Sprintf(`table inet lab {
 	chain in {
 		type filter hook input priority 0; policy accept;
@@ -339,7 +339,7 @@ func TestRoutedConntrackIdle(t *testing.T) {
 	// must be in force before the handshake.
 	r.Router.MustSetSysctl("net.netfilter.nf_conntrack_tcp_loose", "0")
 	r.Router.MustSetSysctl("net.netfilter.nf_conntrack_tcp_timeout_established", "1")
-	rep := runClient(t, ctx, r.Client, func(*report.Phase) {
+	rep := runClient(t, ctx, r.Client, func(*actorreport.Phase) {
 		// Let the entry expire; this waits for the middlebox, it asserts
 		// nothing about speed.
 		time.Sleep(2500 * time.Millisecond)

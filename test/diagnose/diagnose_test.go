@@ -10,7 +10,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 // idleLab is client — middlebox — server with a request/response server.
@@ -146,7 +146,7 @@ func TestBlackHole(t *testing.T) {
 
 // tracedActors runs an actor server and a traced actor client on a fresh
 // pair, and returns the client's report and the diagnoses sendtrace made.
-func tracedActors(t *testing.T, server []string, client ...string) (*report.Report, []diagnose.Diagnosis) {
+func tracedActors(t *testing.T, server []string, client ...string) (*actorreport.Report, []diagnose.Diagnosis) {
 	t.Helper()
 	ctx := scenario(t)
 	lab := netlab.NewPair(t, netlab.LinkOpts{})

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -61,7 +61,7 @@ func release(t *testing.T, a *netlab.Actor, phase string) {
 
 // finish waits for a client and returns its report; the report is the
 // kernel's truth the tracer's events are checked against.
-func finish(t *testing.T, ctx context.Context, a *netlab.Actor) *report.Report {
+func finish(t *testing.T, ctx context.Context, a *netlab.Actor) *actorreport.Report {
 	t.Helper()
 	r, err := a.Wait(ctx)
 	if err != nil {
@@ -88,7 +88,7 @@ func familyName(ap string) string {
 
 // checkOwner checks that e is attributed to the actor, asynchronous events
 // included.
-func checkOwner(t *testing.T, e *Event, r *report.Report) {
+func checkOwner(t *testing.T, e *Event, r *actorreport.Report) {
 	t.Helper()
 	if e.PID != uint32(r.PID) || !e.OwnerKnown || e.Comm != r.Comm {
 		t.Errorf("%s: want pid %d, comm %q, owner_known true", e, r.PID, r.Comm)
@@ -132,7 +132,7 @@ func joinedLayer() string {
 // checkSendErrors matches the actor's failed sends, one for one and in
 // order, with the tracer's send_error events for the socket. layer is the
 // layer the errno must be attributed to.
-func checkSendErrors(t *testing.T, evs []*Event, r *report.Report, layer string) []*Event {
+func checkSendErrors(t *testing.T, evs []*Event, r *actorreport.Report, layer string) []*Event {
 	t.Helper()
 	s := r.Sockets[0]
 	failed := s.Failed()
@@ -180,7 +180,7 @@ func checkSendErrors(t *testing.T, evs []*Event, r *report.Report, layer string)
 
 // checkOnly checks that every event belongs to the actor: what --pid
 // promises.
-func checkOnly(t *testing.T, evs []*Event, r *report.Report) {
+func checkOnly(t *testing.T, evs []*Event, r *actorreport.Report) {
 	t.Helper()
 	for _, e := range evs {
 		if e.PID != uint32(r.PID) || !e.OwnerKnown {
@@ -224,7 +224,7 @@ func peerReset(t *testing.T, v6 bool) {
 	}
 }
 
-func errnoNamesOf(sends []report.Send) []string {
+func errnoNamesOf(sends []actorreport.Send) []string {
 	var out []string
 	for _, s := range sends {
 		out = append(out, s.ErrnoName)
@@ -260,7 +260,7 @@ func newStalledPath(t *testing.T, ctx context.Context, n int) *stalledPath {
 // run releases the clients, applies verdict once all are connected, and
 // returns their reports and the client namespace's TcpRetransSegs delta
 // over the stalled phase.
-func (sp *stalledPath) run(t *testing.T, ctx context.Context, verdict string) ([]*report.Report, int64) {
+func (sp *stalledPath) run(t *testing.T, ctx context.Context, verdict string) ([]*actorreport.Report, int64) {
 	t.Helper()
 	sp.connect(t, ctx)
 	return sp.stall(t, ctx, verdict)
@@ -279,7 +279,7 @@ func (sp *stalledPath) connect(t *testing.T, ctx context.Context) {
 
 // stall applies verdict to the connected clients' segments and lets them
 // send until they fail.
-func (sp *stalledPath) stall(t *testing.T, ctx context.Context, verdict string) ([]*report.Report, int64) {
+func (sp *stalledPath) stall(t *testing.T, ctx context.Context, verdict string) ([]*actorreport.Report, int64) {
 	t.Helper()
 	sp.lab.Server.MustNft(fmt.Sprintf(`table inet lab {
 	chain in {
@@ -291,7 +291,7 @@ func (sp *stalledPath) stall(t *testing.T, ctx context.Context, verdict string) 
 	for _, c := range sp.clients {
 		release(t, c, "connected")
 	}
-	var reps []*report.Report
+	var reps []*actorreport.Report
 	for _, c := range sp.clients {
 		reps = append(reps, finish(t, ctx, c))
 	}
@@ -301,7 +301,7 @@ func (sp *stalledPath) stall(t *testing.T, ctx context.Context, verdict string) 
 
 // checkStalled checks one socket's story: retransmits, then error_report
 // with the socket's final error, then the send_error carrying it.
-func checkStalled(t *testing.T, evs []*Event, r *report.Report, want unix.Errno) (retrans int) {
+func checkStalled(t *testing.T, evs []*Event, r *actorreport.Report, want unix.Errno) (retrans int) {
 	t.Helper()
 	s := r.Sockets[0]
 	failed := s.Failed()
@@ -517,7 +517,7 @@ func TestSendSyscalls(t *testing.T) {
 		clients = append(clients, startClient(t, ctx, lab.Client, args...))
 	}
 	tr := StartTracer(t, ctx, "--dst="+lab.Link.V4Net.String(), "--dst="+lab.Link.V6Net.String())
-	var reps []*report.Report
+	var reps []*actorreport.Report
 	for _, c := range clients {
 		release(t, c, "start")
 		reps = append(reps, finish(t, ctx, c))
@@ -534,7 +534,7 @@ func TestSendSyscalls(t *testing.T) {
 // 7: two actors fail the same way at the same time; --pid A must show all
 // of A's story, asynchronous events included, and nothing of B's.
 func TestPIDFilterTwoActors(t *testing.T) {
-	checkAonly := func(t *testing.T, evs []*Event, a, b *report.Report) {
+	checkAonly := func(t *testing.T, evs []*Event, a, b *actorreport.Report) {
 		checkOnly(t, evs, a)
 		for _, e := range evs {
 			if e.Cookie == b.Sockets[0].Cookie || e.PID == uint32(b.PID) {

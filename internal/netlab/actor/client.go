@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 type clientOpts struct {
@@ -34,7 +34,7 @@ type clientOpts struct {
 	hold           time.Duration
 }
 
-func clientMain(args []string) func(context.Context, *report.Report) error {
+func clientMain(args []string) func(context.Context, *actorreport.Report) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	ctlDir = fs.String("ctl", "", "phase directory: write NAME.ready, wait for NAME.go")
 	timeout = fs.Duration("timeout", 60*time.Second, "give up after this long")
@@ -58,7 +58,7 @@ func clientMain(args []string) func(context.Context, *report.Report) error {
 	fs.DurationVar(&o.hold, "hold", 0, "keep the socket open this long after the last send")
 	_ = fs.Parse(args)
 
-	return func(ctx context.Context, rep *report.Report) error {
+	return func(ctx context.Context, rep *actorreport.Report) error {
 		rep.Mode = o.proto
 		ap, err := netip.ParseAddrPort(*to)
 		if err != nil {
@@ -88,7 +88,7 @@ func clientMain(args []string) func(context.Context, *report.Report) error {
 	}
 }
 
-func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
+func runClient(ctx context.Context, o clientOpts, rep *actorreport.Report) error {
 	typ, proto := unix.SOCK_STREAM, unix.IPPROTO_TCP
 	if o.proto == "udp" {
 		typ, proto = unix.SOCK_DGRAM, unix.IPPROTO_UDP
@@ -131,7 +131,7 @@ func runClient(ctx context.Context, o clientOpts, rep *report.Report) error {
 	} else if err := connect(ctx, fd, o.to); err != nil {
 		return err
 	}
-	rep.Sockets = []report.Socket{describe(fd, o.proto)}
+	rep.Sockets = []actorreport.Socket{describe(fd, o.proto)}
 	sock := &rep.Sockets[0]
 	if sock.Remote == "" {
 		// A reset can beat getpeername; the socket was connected to o.to.

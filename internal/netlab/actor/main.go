@@ -29,7 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 func main() {
@@ -37,8 +37,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: actor server|client [flags]")
 		os.Exit(2)
 	}
-	rep := &report.Report{Role: os.Args[1], PID: os.Getpid(), Comm: comm()}
-	var run func(ctx context.Context, rep *report.Report) error
+	rep := &actorreport.Report{Role: os.Args[1], PID: os.Getpid(), Comm: comm()}
+	var run func(ctx context.Context, rep *actorreport.Report) error
 	switch os.Args[1] {
 	case "server":
 		run = serverMain(os.Args[2:])
@@ -79,15 +79,15 @@ func comm() string {
 
 // phase announces name and, when wait is set, blocks until the test
 // releases it. Without -ctl the actor runs straight through.
-func phase(ctx context.Context, name string, wait bool, socks []report.Socket) error {
+func phase(ctx context.Context, name string, wait bool, socks []actorreport.Socket) error {
 	if *ctlDir == "" {
 		return nil
 	}
-	if err := report.WritePhase(*ctlDir, report.Phase{Name: name, PID: os.Getpid(), Sockets: socks}); err != nil {
+	if err := actorreport.WritePhase(*ctlDir, actorreport.Phase{Name: name, PID: os.Getpid(), Sockets: socks}); err != nil {
 		return err
 	}
 	if !wait {
 		return nil
 	}
-	return report.WaitGo(ctx, *ctlDir, name)
+	return actorreport.WaitGo(ctx, *ctlDir, name)
 }

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 // Server modes:
@@ -19,7 +19,7 @@ import (
 //	sink     accept and never read, so the peer's send buffer fills
 //	discard  accept and read everything until EOF or error
 //	udp      bind a UDP socket and read datagrams
-func serverMain(args []string) func(context.Context, *report.Report) error {
+func serverMain(args []string) func(context.Context, *actorreport.Report) error {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	ctlDir = fs.String("ctl", "", "phase directory: write listening.ready")
 	timeout = fs.Duration("timeout", 120*time.Second, "exit after this long")
@@ -30,7 +30,7 @@ func serverMain(args []string) func(context.Context, *report.Report) error {
 	resetAfter := fs.Duration("reset-after", 200*time.Millisecond, "reset mode: wait this long after accept, so a slow client's connect() returns before the reset")
 	_ = fs.Parse(args)
 
-	return func(ctx context.Context, rep *report.Report) error {
+	return func(ctx context.Context, rep *actorreport.Report) error {
 		rep.Mode = *mode
 		ap, err := netip.ParseAddrPort(*listen)
 		if err != nil {
@@ -47,11 +47,11 @@ type server struct {
 	resetAfter time.Duration
 	full       chan struct{} // closed once exitAfter bytes were read
 	mu         sync.Mutex
-	rep        *report.Report
+	rep        *actorreport.Report
 	read       int64
 }
 
-func (s *server) add(sock report.Socket) int {
+func (s *server) add(sock actorreport.Socket) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rep.Sockets = append(s.rep.Sockets, sock)
@@ -100,7 +100,7 @@ func (s *server) run(ctx context.Context, ap netip.AddrPort, rcvbuf int) error {
 	}
 	li := s.add(describe(fd, name))
 	s.mu.Lock()
-	listening := []report.Socket{s.rep.Sockets[li]}
+	listening := []actorreport.Socket{s.rep.Sockets[li]}
 	s.mu.Unlock()
 	if err := phase(ctx, "listening", false, listening); err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
 func monoNow() uint64 {
@@ -48,8 +48,8 @@ func family(ap netip.AddrPort) int {
 
 // describe fills in what the kernel says about fd now. It must run while
 // the socket is still connected: getpeername fails after a reset.
-func describe(fd int, proto string) report.Socket {
-	s := report.Socket{FD: fd, Proto: proto}
+func describe(fd int, proto string) actorreport.Socket {
+	s := actorreport.Socket{FD: fd, Proto: proto}
 	s.Cookie, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
 	if sa, err := unix.Getsockname(fd); err == nil {
 		s.Local = addrPort(sa)
@@ -72,8 +72,8 @@ func errnoOf(err error) int {
 // is used so the Go runtime neither retries on EAGAIN nor picks the syscall
 // itself: the tracer is checked against the syscall named here, with the
 // size and destination found in its arguments.
-func send(fd int, sc string, buf []byte, to netip.AddrPort) report.Send {
-	s := report.Send{Syscall: sc, Size: len(buf), Time: time.Now()}
+func send(fd int, sc string, buf []byte, to netip.AddrPort) actorreport.Send {
+	s := actorreport.Send{Syscall: sc, Size: len(buf), Time: time.Now()}
 	var p unsafe.Pointer
 	if len(buf) > 0 {
 		p = unsafe.Pointer(&buf[0])

@@ -4,7 +4,7 @@
 //
 // The actor prints its own observations, so tests can compare what
 // sendtrace claims with what the kernel told the application.
-package report
+package actorreport
 
 import (
 	"context"
