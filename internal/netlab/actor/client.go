@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
+	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
 )
 
 type clientOpts struct {
