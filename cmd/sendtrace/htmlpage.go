@@ -31,8 +31,8 @@ func (h *htmlFlags) register(fl *pflag.FlagSet, drawsConns bool) {
 
 // refuse checks the page's file and the flags before a recording is read:
 // a large recording takes seconds to load.
-func (h *htmlFlags) refuse() error {
-	if h.conns < 1 {
+func (h *htmlFlags) refuse(drawsConns bool) error {
+	if drawsConns && h.conns < 1 {
 		return fmt.Errorf("invalid --html-conns %d: give the number of failed connections to draw, 1 or more", h.conns)
 	}
 	if !h.force {
@@ -42,7 +42,7 @@ func (h *htmlFlags) refuse() error {
 }
 
 func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket time.Duration) error {
-	if err := h.refuse(); err != nil {
+	if err := h.refuse(true); err != nil {
 		return err
 	}
 	col := htmlreport.NewCollector()
@@ -58,7 +58,7 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 }
 
 func (h *htmlFlags) writeDiff(out io.Writer, before, after string) error {
-	if err := h.refuse(); err != nil {
+	if err := h.refuse(false); err != nil {
 		return err
 	}
 	a, err := report.Load(before, report.Options{})

@@ -1,6 +1,8 @@
 package htmlreport
 
 import (
+	"time"
+
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -17,14 +19,24 @@ const maxConnEvents = 400
 // runs on the same replay as the report's own sink.
 type Collector struct {
 	conns map[uint64]*connEvents
+	added int
 	ticks []tick
 }
 
 type connEvents struct {
-	events  []events.Event
-	omitted int
-	failed  bool
+	events   []events.Event
+	omitted  int
+	failed   bool
+	closedAt uint64 // mono of its CLOSE; 0 while open
 }
+
+// A socket that closed without failing is forgotten once it has been
+// closed this long: its error report, when there is one, follows the
+// CLOSE at once (tcp_done sets the state, then reports the error).
+const forgetAfter = uint64(time.Second)
+
+// sweepEvery is how many new sockets pass between sweeps.
+const sweepEvery = 4096
 
 // tick is one event the time charts count.
 type tick struct {
@@ -54,6 +66,9 @@ func (c *Collector) Event(e *events.Event) error {
 	if ce == nil {
 		ce = &connEvents{}
 		c.conns[e.Cookie] = ce
+		if c.added++; c.added%sweepEvery == 0 {
+			c.sweep(e.Mono)
+		}
 	}
 	failing := e.Errno != 0 || e.Kind == events.KindReceiveReset || e.Kind == events.KindSendReset
 	ce.failed = ce.failed || failing
@@ -66,11 +81,21 @@ func (c *Collector) Event(e *events.Event) error {
 	// name per event would only cost memory.
 	ev.Comm = ""
 	ce.events = append(ce.events, ev)
-	// A connection that closed without failing will not be drawn.
-	if e.Kind == events.KindStateChange && e.State == events.StateClose && !ce.failed {
-		delete(c.conns, e.Cookie)
+	if e.Kind == events.KindStateChange && e.State == events.StateClose {
+		ce.closedAt = e.Mono
 	}
 	return nil
+}
+
+// sweep forgets the sockets that closed without failing: they will not be
+// drawn, and a recording of many short connections would otherwise keep
+// all of them.
+func (c *Collector) sweep(now uint64) {
+	for cookie, ce := range c.conns {
+		if !ce.failed && ce.closedAt != 0 && now > ce.closedAt+forgetAfter {
+			delete(c.conns, cookie)
+		}
+	}
 }
 
 // Diagnosis does nothing: the report's sink keeps them in order.

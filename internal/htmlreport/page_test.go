@@ -46,7 +46,7 @@ func TestHostileProcessName(t *testing.T) {
 		t.Fatalf("the page holds the process name unescaped")
 	}
 	p := testutil.OpenPage(t, ctx, page, 1200)
-	checkSelfContained(t, p, page)
+	p.RequireSelfContained(page)
 	var got struct {
 		Scripts int
 		Procs   []string
@@ -68,23 +68,6 @@ func TestHostileProcessName(t *testing.T) {
 		t.Errorf("the process name does not show as text; process cells: %q", got.Procs)
 	}
 	t.Logf("process cells: %q; hover texts: %q", got.Procs, got.Title)
-}
-
-// checkSelfContained fails when the page asked for anything but itself,
-// or logged an error.
-func checkSelfContained(t *testing.T, p *testutil.Page, page string) {
-	t.Helper()
-	for _, u := range p.Requests {
-		if u != "file://"+page {
-			t.Errorf("the page requested %s", u)
-		}
-	}
-	if len(p.Requests) == 0 {
-		t.Error("no request seen at all: the browser did not report the page's own load")
-	}
-	for _, e := range p.Errors {
-		t.Errorf("browser error: %s", e)
-	}
 }
 
 // TestRefusesExistingPage: a page is never written over an existing file

@@ -135,6 +135,23 @@ func OpenPage(t testing.TB, ctx context.Context, path string, width int) *Page {
 	return p
 }
 
+// RequireSelfContained fails the test when the page at path asked for
+// anything but itself, or the browser logged an error.
+func (p *Page) RequireSelfContained(path string) {
+	p.t.Helper()
+	for _, u := range p.Requests {
+		if u != "file://"+path {
+			p.t.Errorf("the page requested %s", u)
+		}
+	}
+	if len(p.Requests) == 0 {
+		p.t.Error("no request seen at all: the browser did not report the page's own load")
+	}
+	for _, e := range p.Errors {
+		p.t.Errorf("browser error: %s", e)
+	}
+}
+
 // SetWidth sizes the page's window.
 func (p *Page) SetWidth(width, height int) {
 	p.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}, nil)
