@@ -36,11 +36,11 @@ type Options struct {
 
 // Limits that keep the page quick to open however large the recording.
 const (
-	DefaultConns = 40
-	defaultOpen  = 4
+	DefaultConns  = 40
+	defaultOpen   = 4
 	fullDiagnoses = 3   // per rule, shown in full
 	maxDiagnoses  = 200 // per rule, one line each
-	maxListed    = 1000
+	maxListed     = 1000
 )
 
 // reportPage is what the template renders for one recording.

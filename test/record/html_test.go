@@ -295,4 +295,3 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
-
