@@ -45,7 +45,7 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 	if err := h.refuse(true); err != nil {
 		return err
 	}
-	col := htmlreport.NewCollector()
+	col := htmlreport.NewCollector(h.conns)
 	rec, err := report.Load(recording, report.Options{}, col)
 	if err != nil {
 		return err

@@ -16,7 +16,7 @@ import (
 // and writes the page next to it.
 func writePage(t testing.TB, recording string, o Options) string {
 	t.Helper()
-	col := NewCollector()
+	col := NewCollector(o.Conns)
 	rec, err := report.Load(recording, report.Options{}, col)
 	if err != nil {
 		t.Fatal(err)

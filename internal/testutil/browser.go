@@ -32,6 +32,8 @@ type Page struct {
 	// Requests lists the URL of every request the page made, the page
 	// itself included.
 	Requests []string
+	// LoadTime is from the navigation to the page's load event.
+	LoadTime time.Duration
 	// Errors lists console errors, uncaught exceptions and browser log
 	// entries of level error (a refused load, a CSP violation).
 	Errors []string
@@ -128,8 +130,10 @@ func OpenPage(t testing.TB, ctx context.Context, path string, width int) *Page {
 		p.call(m, nil, nil)
 	}
 	p.SetWidth(width, 900)
+	start := time.Now()
 	p.call("Page.navigate", map[string]any{"url": "file://" + path}, nil)
 	p.wait("Page.loadEventFired")
+	p.LoadTime = time.Since(start)
 	// Let late console messages and requests arrive.
 	p.Eval("new Promise(r => setTimeout(r, 200))", nil)
 	return p
