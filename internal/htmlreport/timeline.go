@@ -137,7 +137,7 @@ func drawTimeline(cookie uint64, evs []events.Event) *timelineSVG {
 	xs := scale{d0: d0 - pad, d1: d1 + pad, lo: tlLeft, hi: tlWidth - tlRight}
 	x := func(mono uint64) px { return xs.at(rel(mono)) }
 
-	y := px(24)
+	y := px(32)
 	if len(rtx) > 0 {
 		v.seqPanel(rtx, origin, x, y)
 		y += seqHeight + panelGap
