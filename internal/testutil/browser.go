@@ -206,6 +206,20 @@ func (p *Page) Screenshot(path string) {
 	p.writePNG(res.Data, path)
 }
 
+// ScreenshotTop writes the top of the page, height pixels of it, as a
+// PNG: what a reader sees first.
+func (p *Page) ScreenshotTop(path string, height int) {
+	p.t.Helper()
+	var w int
+	p.Eval(`document.documentElement.clientWidth`, &w)
+	var res struct {
+		Data string `json:"data"`
+	}
+	p.call("Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true,
+		"clip": map[string]any{"x": 0, "y": 0, "width": w, "height": height, "scale": 1}}, &res)
+	p.writePNG(res.Data, path)
+}
+
 // ScreenshotOf writes, as a PNG, the part of the page that the first
 // element matching a CSS selector covers.
 func (p *Page) ScreenshotOf(selector, path string) {

@@ -40,9 +40,6 @@ func TestHTMLPages(t *testing.T) {
 	shots := os.Getenv("SENDTRACE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
-	} else {
-		// The recordings and pages stay with the screenshots.
-		dir = shots
 	}
 
 	run := func(retries2, name string) string {
@@ -54,7 +51,6 @@ func TestHTMLPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := filepath.Join(dir, name)
-		os.Remove(path)
 		rec := startRecorder(t, ctx, path, append(cs, rc))
 		if err := rc.Release("start"); err != nil {
 			t.Fatal(err)
@@ -69,13 +65,11 @@ func TestHTMLPages(t *testing.T) {
 	after := run("3", "retries3.jsonl.zst")
 
 	page := filepath.Join(dir, "report.html")
-	os.Remove(page)
 	sendtrace(t, "report", "--html", page, before)
 	checkRefusesOverwrite(t, page, "report", "--html", page, before)
 	checkReportPage(t, ctx, before, page, shots)
 
 	diffPage := filepath.Join(dir, "diff.html")
-	os.Remove(diffPage)
 	sendtrace(t, "diff", "--html", diffPage, before, after)
 	checkRefusesOverwrite(t, diffPage, "diff", "--html", diffPage, before, after)
 	checkDiffPage(t, ctx, before, after, diffPage, shots)
@@ -221,7 +215,7 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 	}
 	t.Logf("report page: %d diagnoses, timelines with retransmit marks %v (recording: %v)", len(dom.Diagnoses), dom.Marks, rtx)
 
-	p.Screenshot(filepath.Join(shots, "html-report.png"))
+	p.ScreenshotTop(filepath.Join(shots, "html-report.png"), 1500)
 	var first string
 	for _, d := range rec.Diagnoses {
 		if d.Rule == "black-hole" {
