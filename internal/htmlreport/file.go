@@ -23,7 +23,7 @@ func WriteFile(path string, force bool, write func(io.Writer) error) error {
 		return fmt.Errorf("%s exists: give a new file name, or --force to overwrite it", path)
 	}
 	if err != nil {
-		return fmt.Errorf("create page: %w", err)
+		return fmt.Errorf("create page: %w: give a file in a directory you can write to", err)
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
 	err = errors.Join(write(bw), bw.Flush(), f.Close())

@@ -361,7 +361,7 @@ func destBars(rows []report.DestRow) []barRow {
 	}
 	for _, d := range rows {
 		n := d.SendErrors + d.ErrorReports
-		out = append(out, barRow{Label: orUnknown(d.Dst), Value: n, Percent: pct(n, top), Errnos: errnoList(d.Errnos),
+		out = append(out, barRow{Label: orUnknown(d.Dst), Value: n, Percent: pct(n, top), Errnos: report.ErrnoList(d.Errnos),
 			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmits, %d resets", d.SendErrors, d.ErrorReports, d.Retransmits, d.Resets)})
 	}
 	return out
@@ -375,7 +375,7 @@ func procBars(rows []report.ProcRow) []barRow {
 	}
 	for _, p := range rows {
 		n := p.SendErrors + p.ErrorReports
-		out = append(out, barRow{Label: format.Process(p.Comm, p.PID, p.PID != 0), Value: n, Percent: pct(n, top), Errnos: errnoList(p.Errnos),
+		out = append(out, barRow{Label: format.Process(p.Comm, p.PID, p.PID != 0), Value: n, Percent: pct(n, top), Errnos: report.ErrnoList(p.Errnos),
 			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmits, %d connections", p.SendErrors, p.ErrorReports, p.Retransmits, p.Connections)})
 	}
 	return out
@@ -391,26 +391,6 @@ func pct(n, top uint64) px {
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
-	}
-	return s
-}
-
-func errnoList(m map[string]uint64) string {
-	type e struct {
-		k string
-		v uint64
-	}
-	var l []e
-	for k, v := range m {
-		l = append(l, e{k, v})
-	}
-	slices.SortFunc(l, func(a, b e) int { return cmp.Or(cmp.Compare(b.v, a.v), cmp.Compare(a.k, b.k)) })
-	s := ""
-	for i, x := range l {
-		if i > 0 {
-			s += " "
-		}
-		s += x.k + ":" + strconv.FormatUint(x.v, 10)
 	}
 	return s
 }

@@ -91,3 +91,19 @@ func TestRefusesExistingPage(t *testing.T) {
 		t.Fatalf("force did not replace the file: %q", b)
 	}
 }
+
+// TestQuietRecordingPage: a recording where nothing failed still makes a
+// page, which says so rather than drawing empty charts.
+func TestQuietRecordingPage(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "quiet.jsonl")
+	synthetic(t, rec, "idle", 0, 0)
+	b, err := os.ReadFile(writePage(t, rec, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"No failure was diagnosed.", "Nothing failed.", "Failed connections (0)", "yes: the footer is present"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the page of a quiet recording lacks %q", want)
+		}
+	}
+}
