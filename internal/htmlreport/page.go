@@ -309,7 +309,10 @@ func ruleOf(ds []*diagnose.Diagnosis) string {
 }
 
 func startOf(rec *report.Recording, c *report.Conn) string {
-	return signedDuration(time.Duration(int64(c.First - rec.StartMono)))
+	if c.First <= rec.StartMono {
+		return "+0s"
+	}
+	return signedDuration(time.Duration(c.First - rec.StartMono))
 }
 
 func ttfOf(c *report.Conn) string {

@@ -209,6 +209,18 @@ func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64
 	ys := scale{d0: lo, d1: hi, lo: float64(top + seqHeight), hi: float64(top)}
 	v.Panels = append(v.Panels, panel{Title: "sequence (bytes after " + strconv.FormatUint(uint64(base), 10) + ")",
 		Top: top, Height: seqHeight, YTicks: countTicks(ys, 4, "")})
+	// A legend for the kinds of retransmit this socket had.
+	kinds := map[string]bool{}
+	for _, e := range rtx {
+		kinds[rtxClass(e)] = true
+	}
+	lx := px(tlWidth - tlRight)
+	for _, k := range []struct{ class, text string }{{"rtx-failed", "not sent (err)"}, {"rtx-syn", "SYN retransmit"}, {"rtx-data", "data retransmit"}} {
+		if kinds[k.class] {
+			v.Labels = append(v.Labels, label{X: lx, Y: top - 3, Text: "● " + k.text, Class: "legend " + k.class, Anchor: "end"})
+			lx -= px(14 + 7*len(k.text))
+		}
+	}
 	for _, e := range rtx {
 		mx := x(e.Mono)
 		y0, y1 := ys.at(off(e.Seq)), ys.at(off(e.Seq)+float64(e.Bytes))
