@@ -2,6 +2,7 @@ package htmlreport
 
 import (
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,9 +170,18 @@ type ttfChartRow struct {
 	Which    string
 	Y        px
 	Dots     []mark
+	Bins     []bar // instead of dots when there are too many to draw
 	P50, P95 px
 	HasP     bool
 }
+
+// maxTTFDots is the most connections a side draws one dot each for;
+// above it the side is drawn as a histogram, so that a large recording's
+// diff stays small.
+const maxTTFDots = 500
+
+// ttfBins is the histogram's resolution.
+const ttfBins = 120
 
 func drawTTF(before, after []time.Duration, pb, pa *report.Percentiles) *ttfChart {
 	if len(before)+len(after) == 0 {
@@ -186,10 +196,14 @@ func drawTTF(before, after []time.Duration, pb, pa *report.Percentiles) *ttfChar
 	xs := scale{d0: 0, d1: hi.Seconds() * 1.05, lo: float64(c.Left), hi: float64(c.Right)}
 	for i, side := range [][]time.Duration{before, after} {
 		row := ttfChartRow{Which: []string{"before", "after"}[i], Y: px(34 + 50*i)}
-		for j, d := range side {
-			// A small vertical jitter keeps equal times apart.
-			row.Dots = append(row.Dots, mark{X: xs.at(d.Seconds()), Y: row.Y + px((j%5)-2)*3, Class: "ttf-" + row.Which,
-				Title: row.Which + ": time to failure " + format.Duration(d)})
+		if len(side) > maxTTFDots {
+			row.Bins = ttfHistogram(side, xs, row)
+		} else {
+			for j, d := range side {
+				// A small vertical jitter keeps equal times apart.
+				row.Dots = append(row.Dots, mark{X: xs.at(d.Seconds()), Y: row.Y + px((j%5)-2)*3, Class: "ttf-" + row.Which,
+					Title: row.Which + ": time to failure " + format.Duration(d)})
+			}
 		}
 		if p := []*report.Percentiles{pb, pa}[i]; p != nil {
 			row.HasP, row.P50, row.P95 = true, xs.at(p.P50.Seconds()), xs.at(p.P95.Seconds())
@@ -198,4 +212,27 @@ func drawTTF(before, after []time.Duration, pb, pa *report.Percentiles) *ttfChar
 	}
 	c.XTicks = timeTicks(xs, 8)
 	return c
+}
+
+// ttfHistogram counts one side's times to failure in equal bins across
+// the axis and draws each bin as a bar centred on the row.
+func ttfHistogram(side []time.Duration, xs scale, row ttfChartRow) []bar {
+	counts := make([]int, ttfBins)
+	width := (xs.d1 - xs.d0) / ttfBins
+	for _, d := range side {
+		counts[min(int((d.Seconds()-xs.d0)/width), ttfBins-1)]++
+	}
+	top := slices.Max(counts)
+	var out []bar
+	for i, n := range counts {
+		if n == 0 {
+			continue
+		}
+		h := max(px(float64(n)/float64(top)*36), 1)
+		lo := time.Duration((xs.d0 + float64(i)*width) * 1e9)
+		hi := time.Duration((xs.d0 + float64(i+1)*width) * 1e9)
+		out = append(out, bar{X: xs.at(xs.d0 + float64(i)*width), Y: row.Y - h/2, W: max(xs.at(width)-xs.at(0)-0.5, 1), H: h,
+			Class: "ttf-" + row.Which, Title: row.Which + ": " + strconv.Itoa(n) + " connections failed after " + format.Duration(lo) + " to " + format.Duration(hi)})
+	}
+	return out
 }

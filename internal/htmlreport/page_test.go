@@ -107,3 +107,64 @@ func TestQuietRecordingPage(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeDiffPage: the diff of two recordings with thousands of failed
+// connections draws their times to failure as histograms, not a dot
+// each, and calls the change real.
+func TestLargeDiffPage(t *testing.T) {
+	dir := t.TempDir()
+	before, after := filepath.Join(dir, "before.jsonl.zst"), filepath.Join(dir, "after.jsonl.zst")
+	synthetic(t, before, "client", 2000, 8)
+	synthetic(t, after, "client", 2000, 5)
+	a, err := report.Load(before, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := report.Load(after, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page strings.Builder
+	if err := WriteDiff(&page, a, b); err != nil {
+		t.Fatal(err)
+	}
+	s := page.String()
+	if n := strings.Count(s, `<circle class="ttf-`); n != 0 {
+		t.Errorf("%d dots for 4,000 connections", n)
+	}
+	if n := strings.Count(s, `<rect class="ttf-`); n == 0 || n > 2*ttfBins {
+		t.Errorf("%d histogram bars, want 1 to %d", n, 2*ttfBins)
+	}
+	if !strings.Contains(s, `Verdict: <span class="v-changed">changed</span>`) {
+		t.Error("the diff page does not call the shorter time to failure a change")
+	}
+	if len(s) > 200<<10 {
+		t.Errorf("diff page is %d bytes", len(s))
+	}
+	t.Logf("diff page of 2 x 2,000 failed connections: %d bytes", len(s))
+}
+
+// TestIncompleteRecordingPage: a recording whose recorder was killed has
+// no footer, and the page's header says so in words.
+func TestIncompleteRecordingPage(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "killed.jsonl")
+	synthetic(t, rec, "client", 2, 3)
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the footer, the last line, as kill -9 would have.
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	if err := os.WriteFile(rec, []byte(strings.Join(lines[:len(lines)-1], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(writePage(t, rec, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"no: the footer is missing", "events lost: unknown: no footer", "footer missing: the recording was not stopped cleanly"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the page of a recording without footer lacks %q", want)
+		}
+	}
+}

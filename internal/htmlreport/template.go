@@ -32,5 +32,6 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 		}
 		return a
 	},
-	"dur": func(d time.Duration) string { return format.Duration(d) },
+	"dur":        func(d time.Duration) string { return format.Duration(d) },
+	"maxTTFDots": func() int { return maxTTFDots },
 }).Parse(strings.Replace(pageSource, "/*STYLE*/", styleSource, 1)))
