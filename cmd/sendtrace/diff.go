@@ -30,9 +30,10 @@ A change is called real only when both recordings have at least 20 events of
 it and the rates differ by more than two standard errors (counts treated as
 Poisson); times to failure need at least 5 failed connections on each side
 whose ranges do not overlap. Smaller changes are shown as "too few to tell"
-or "within noise", never as a bare percentage. --html FILE writes the same
-as one self-contained page, with the times to failure drawn side by side. Rates per send need the
-kernel's per-destination send counters; a recording without them says so.`,
+or "within noise", never as a bare percentage. Rates per send need the
+kernel's per-destination send counters; a recording without them says so.
+--html FILE writes the same as one self-contained page, with the times to
+failure drawn side by side.`,
 		Example: `  sendtrace diff before.jsonl.zst after.jsonl.zst
   sendtrace diff --html diff.html before.jsonl.zst after.jsonl.zst
   sendtrace diff -o json before.jsonl after.jsonl | jq .time_to_failure`,

@@ -1,6 +1,7 @@
 package htmlreport
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -157,7 +158,7 @@ func drawTimeline(cookie uint64, evs []events.Event) *timelineSVG {
 		lastLabel := px(-1000)
 		for i := range evs {
 			e := &evs[i]
-			if !kindIn(e.Kind, ln.kinds) {
+			if !slices.Contains(ln.kinds, e.Kind) {
 				continue
 			}
 			mx := x(e.Mono)
@@ -242,25 +243,11 @@ func (v *timelineSVG) rtoPanel(rtx []*events.Event, x func(uint64) px, top px) {
 	ys := scale{d0: 0, d1: float64(max(hi, time.Millisecond)), lo: float64(top + rtoHeight), hi: float64(top + 4)}
 	v.Panels = append(v.Panels, panel{Title: "RTO", Top: top, Height: rtoHeight,
 		YTicks: []axisTick{{At: ys.at(float64(hi)), Label: format.Duration(hi)}, {At: ys.at(0), Label: "0"}}})
-	d := []byte{}
+	var d stepPath
 	lastLabel := px(-1000)
-	for i, e := range rtx {
-		mx, my := x(e.Mono), ys.at(float64(e.RTO))
-		if i == 0 {
-			d = append(d, 'M')
-		} else {
-			d = append(d, " H"...)
-			d = append(d, mx.String()...)
-			d = append(d, " V"...)
-			d = append(d, my.String()...)
-			continue
-		}
-		d = append(d, mx.String()...)
-		d = append(d, ',')
-		d = append(d, my.String()...)
-	}
 	for _, e := range rtx {
 		mx, my := x(e.Mono), ys.at(float64(e.RTO))
+		d = d.to(mx, my)
 		v.Marks = append(v.Marks, mark{Shape: "dot", Class: "rto", X: mx, Y: my,
 			Title: "RTO " + format.Duration(e.RTO) + ", backoff " + strconv.Itoa(int(e.Backoff)) + ", retransmits " + strconv.Itoa(int(e.Retransmits))})
 		if mx-lastLabel > 56 {
@@ -283,37 +270,17 @@ func (v *timelineSVG) sendQPanel(evs []events.Event, x func(uint64) px, top px) 
 	ys := scale{d0: 0, d1: float64(hi), lo: float64(top + sqHeight), hi: float64(top + 4)}
 	v.Panels = append(v.Panels, panel{Title: "Send-Q", Top: top, Height: sqHeight,
 		YTicks: []axisTick{{At: ys.at(float64(hi)), Label: humanCount(float64(hi)) + " B"}, {At: ys.at(0), Label: "0"}}})
-	var d []byte
+	var d stepPath
 	for i := range evs {
 		e := &evs[i]
 		if e.Protocol != events.ProtoTCP || e.Kind == events.KindStateChange {
 			continue
 		}
-		mx, my := x(e.Mono), ys.at(float64(e.SendQ))
-		if d == nil {
-			d = append(d, 'M')
-			d = append(d, mx.String()...)
-			d = append(d, ',')
-			d = append(d, my.String()...)
-		} else {
-			d = append(d, " H"...)
-			d = append(d, mx.String()...)
-			d = append(d, " V"...)
-			d = append(d, my.String()...)
-		}
+		d = d.to(x(e.Mono), ys.at(float64(e.SendQ)))
 	}
 	if d != nil {
 		v.Paths = append(v.Paths, path{D: string(d), Class: "sendq"})
 	}
-}
-
-func kindIn(k events.Kind, ks []events.Kind) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 func shapeOf(k events.Kind) string {
@@ -379,4 +346,21 @@ func laneText(e *events.Event) string {
 func hover(e *events.Event, origin uint64) string {
 	b := append([]byte(signedDuration(time.Duration(int64(e.Mono-origin)))), ' ')
 	return string(format.AppendEvent(b, e))
+}
+
+// stepPath is an SVG path that holds each value until the next one: what
+// a setting such as the RTO or a queue's length does between events.
+type stepPath []byte
+
+func (p stepPath) to(x, y px) stepPath {
+	if len(p) == 0 {
+		p = append(p, 'M')
+		p = append(p, x.String()...)
+		p = append(p, ',')
+		return append(p, y.String()...)
+	}
+	p = append(p, " H"...)
+	p = append(p, x.String()...)
+	p = append(p, " V"...)
+	return append(p, y.String()...)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,7 +173,7 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 		if !found {
 			t.Errorf("no %s diagnosis on the page linking to %s with its next step", d.Rule, want)
 		}
-		if !contains(dom.Anchors, want[1:]) {
+		if !slices.Contains(dom.Anchors, want[1:]) {
 			t.Errorf("the page has no element %s for the %s diagnosis to link to", want, d.Rule)
 		}
 	}
@@ -279,13 +280,4 @@ func checkDiffPage(t *testing.T, ctx context.Context, before, after, page, shots
 	}
 	t.Logf("diff page: sysctls %q, ttf %q", dom.Sysctls, dom.TTF)
 	p.Screenshot(filepath.Join(shots, "html-diff.png"))
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
