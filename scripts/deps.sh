@@ -20,6 +20,7 @@ packages=(
 	strace bpftrace             # benchmark peers
 	libcap2-bin                 # setcap: the least-privilege test
 	nodejs                      # a Node.js keep-alive client in the diagnosis tests
+	chromium                    # headless browser that opens the report --html pages in tests
 	jq gzip git make ca-certificates curl unzip
 )
 missing=()

@@ -13,7 +13,10 @@ import (
 func init() { subcommands = append(subcommands, newDiffCmd) }
 
 func newDiffCmd() *cobra.Command {
-	var output string
+	var (
+		output string
+		page   htmlFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "diff BEFORE AFTER",
 		Short: "Compare two recordings: sysctls that differ, and failure rates and time to failure normalised by traffic",
@@ -28,15 +31,25 @@ it and the rates differ by more than two standard errors (counts treated as
 Poisson); times to failure need at least 5 failed connections on each side
 whose ranges do not overlap. Smaller changes are shown as "too few to tell"
 or "within noise", never as a bare percentage. Rates per send need the
-kernel's per-destination send counters; a recording without them says so.`,
+kernel's per-destination send counters; a recording without them says so.
+--html FILE writes the same as one self-contained page, with the times to
+failure drawn side by side.`,
 		Example: `  sendtrace diff before.jsonl.zst after.jsonl.zst
+  sendtrace diff --html diff.html before.jsonl.zst after.jsonl.zst
   sendtrace diff -o json before.jsonl after.jsonl | jq .time_to_failure`,
 		Args: recordingArgs("BEFORE", "AFTER"),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	page.register(cmd.Flags(), false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
+		}
+		if page.path != "" {
+			if output != "text" {
+				return errors.New("--html writes the diff as a page: leave out -o")
+			}
+			return page.writeDiff(cmd.OutOrStdout(), args[0], args[1])
 		}
 		before, err := report.Load(args[0], report.Options{})
 		if err != nil {

@@ -20,6 +20,7 @@ func newReportCmd() *cobra.Command {
 		conn   string
 		top    int
 		bucket time.Duration
+		page   htmlFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "report FILE",
@@ -28,11 +29,15 @@ func newReportCmd() *cobra.Command {
 sendtrace record, then lists the top failing destinations and processes, the
 connections that failed with their time to failure, and failures over time
 in fixed buckets. --conn COOKIE shows every event of one socket in order.
+--html FILE writes all of it as one self-contained page instead, with each
+failed connection drawn (sequence, RTO, Send-Q, resets, errors on one time
+axis); the page loads nothing from anywhere, so it opens offline.
 
 Plain, .gz and .zst files are read alike. A recording whose recorder was
 killed is read up to its last complete record, and the report says that the
 footer is missing.`,
 		Example: `  sendtrace report incident.jsonl.zst
+  sendtrace report --html incident.html incident.jsonl.zst
   sendtrace report --conn 16435 incident.jsonl.zst
   sendtrace report -o json incident.jsonl.zst | jq .time_to_failure`,
 		Args: recordingArgs("FILE"),
@@ -42,12 +47,19 @@ footer is missing.`,
 	fl.StringVar(&conn, "conn", "", "show the timeline of the socket with this cookie (as in the failed connections table, or ss -e)")
 	fl.IntVar(&top, "top", 10, "rows in the destination and process tables")
 	fl.DurationVar(&bucket, "bucket", 0, "width of the failures-over-time buckets (default: chosen from the recording's length)")
+	page.register(fl, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
 		}
 		if bucket < 0 || (bucket > 0 && bucket < time.Millisecond) {
 			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
+		}
+		if page.path != "" {
+			if conn != "" || output != "text" {
+				return errors.New("--html writes the whole report as a page: leave out --conn and -o")
+			}
+			return page.writeReport(cmd.OutOrStdout(), args[0], top, bucket)
 		}
 		var cookie uint64
 		if conn != "" {

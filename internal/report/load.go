@@ -140,8 +140,9 @@ type Conn struct {
 	TTF time.Duration
 }
 
-// Load reads a whole recording.
-func Load(path string, o Options) (*Recording, error) {
+// Load reads a whole recording. Other sinks given here (the HTML page)
+// see the same replay, diagnoses included.
+func Load(path string, o Options, also ...pipeline.Sink) (*Recording, error) {
 	rec := &Recording{
 		Path:          path,
 		Summary:       render.NewSummary(),
@@ -152,7 +153,7 @@ func Load(path string, o Options) (*Recording, error) {
 		opts:          o,
 		ttf:           map[netip.AddrPort][]time.Duration{},
 	}
-	rd, err := record.Replay(path, pipeline.New(rec))
+	rd, err := record.Replay(path, pipeline.New(append([]pipeline.Sink{rec}, also...)...))
 	if err != nil {
 		return nil, err
 	}

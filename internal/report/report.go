@@ -361,7 +361,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			if d.TTF != nil {
 				ttf = format.Duration(d.TTF.P50)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, errnoList(d.Errnos),
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, ErrnoList(d.Errnos),
 				d.ErrorReports, d.Retransmits, d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
 		}
 		ew.flush(tw)
@@ -371,7 +371,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		tw := ew.table()
 		fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANSMITS\tCONNECTIONS\n")
 		for _, p := range rep.Processes {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, errnoList(p.Errnos),
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, ErrnoList(p.Errnos),
 				p.ErrorReports, p.Retransmits, p.Connections)
 		}
 		ew.flush(tw)
@@ -498,7 +498,9 @@ func pidText(pid uint32) string {
 	return strconv.FormatUint(uint64(pid), 10)
 }
 
-func errnoList(m map[string]uint64) string {
+// ErrnoList writes errno counts most frequent first ("ETIMEDOUT:3
+// EPIPE:1"), or "-" when there are none.
+func ErrnoList(m map[string]uint64) string {
 	if len(m) == 0 {
 		return "-"
 	}

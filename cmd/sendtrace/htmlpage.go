@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sendtrace/sendtrace/internal/htmlreport"
+	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/report"
+)
+
+// htmlFlags are report's and diff's --html, --force and (report only)
+// --html-conns.
+type htmlFlags struct {
+	path  string
+	force bool
+	conns int
+}
+
+func (h *htmlFlags) register(fl *pflag.FlagSet, drawsConns bool) {
+	fl.StringVar(&h.path, "html", "", "write one self-contained HTML page to this file instead of text")
+	fl.BoolVar(&h.force, "force", false, "with --html, overwrite the file if it exists")
+	if drawsConns {
+		fl.IntVar(&h.conns, "html-conns", htmlreport.DefaultConns, "with --html, how many failed connections to draw; the others are listed")
+	}
+}
+
+// refuse checks the page's file and the flags before a recording is read:
+// a large recording takes seconds to load.
+func (h *htmlFlags) refuse(drawsConns bool) error {
+	if drawsConns && h.conns < 1 {
+		return fmt.Errorf("invalid --html-conns %d: give the number of failed connections to draw, 1 or more", h.conns)
+	}
+	if !h.force {
+		return record.RefuseExisting(h.path)
+	}
+	return nil
+}
+
+func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket time.Duration) error {
+	if err := h.refuse(true); err != nil {
+		return err
+	}
+	col := htmlreport.NewCollector(h.conns)
+	rec, err := report.Load(recording, report.Options{}, col)
+	if err != nil {
+		return err
+	}
+	o := htmlreport.Options{Conns: h.conns, Top: top, Bucket: bucket}
+	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteReport(w, rec, col, o) }); err != nil {
+		return err
+	}
+	return h.wrote(out)
+}
+
+func (h *htmlFlags) writeDiff(out io.Writer, before, after string) error {
+	if err := h.refuse(false); err != nil {
+		return err
+	}
+	a, err := report.Load(before, report.Options{})
+	if err != nil {
+		return err
+	}
+	b, err := report.Load(after, report.Options{})
+	if err != nil {
+		return err
+	}
+	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteDiff(w, a, b) }); err != nil {
+		return err
+	}
+	return h.wrote(out)
+}
+
+func (h *htmlFlags) wrote(out io.Writer) error {
+	st, err := os.Stat(h.path)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "wrote %s (%d bytes)\n", h.path, st.Size())
+	return err
+}
