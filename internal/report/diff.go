@@ -145,21 +145,24 @@ func Compare(a, b *Recording) *Diff {
 		}
 		d.Metrics = append(d.Metrics, m)
 	}
-	minA, minB := a.Duration().Minutes(), b.Duration().Minutes()
+	// Rates are per unit of traffic, never per unit of time: two
+	// recordings of one fault that ran for different lengths would
+	// otherwise differ by their lengths alone.
+	connA, connB := float64(len(a.Conns)), float64(len(b.Conns))
 	failA, failB := a.Count(events.KindSendError), b.Count(events.KindSendError)
 	retA, retB := a.Count(events.KindRetransmit), b.Count(events.KindRetransmit)
 
 	rate("failed sends per 1,000 sends", failA, failB, float64(sa)/1000, float64(sb)/1000, traffic, noTraffic)
 	rate("retransmits per MB sent", retA, retB, float64(ba)/1e6, float64(bb)/1e6, traffic, noTraffic)
-	rate("failed sends per minute", failA, failB, minA, minB, true, "")
-	rate("retransmits per minute", retA, retB, minA, minB, true, "")
+	rate("failed sends per connection", failA, failB, connA, connB, true, "")
+	rate("retransmits per connection", retA, retB, connA, connB, true, "")
 	for _, k := range []events.Kind{events.KindSendError, events.KindErrorReport} {
 		for _, n := range union(a.Errnos(k), b.Errnos(k)) {
 			na, nb := a.CountErrno(k, n), b.CountErrno(k, n)
 			if traffic {
 				rate(fmt.Sprintf("%s %s per 1,000 sends", k, events.ErrnoName(n)), na, nb, float64(sa)/1000, float64(sb)/1000, true, "")
 			} else {
-				rate(fmt.Sprintf("%s %s per minute", k, events.ErrnoName(n)), na, nb, minA, minB, true, "")
+				rate(fmt.Sprintf("%s %s per connection", k, events.ErrnoName(n)), na, nb, connA, connB, true, "")
 			}
 		}
 	}
