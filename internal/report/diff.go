@@ -318,7 +318,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	ttfRow("time to failure p95", func(p *Percentiles) time.Duration { return p.P95 }, "")
 	ttfRow("time to failure max", func(p *Percentiles) time.Duration { return p.Max }, "")
 	ew.flush(tw)
-	ew.printf("(time to failure: first retransmit of a connection to its error report; n = connections)\n")
+	ew.printf("(time to failure: first sending of the data never acknowledged to the error report, as diagnosed; n = connections)\n")
 
 	if len(d.Destinations) > 0 {
 		ew.printf("\nPer destination (in both recordings)\n")
