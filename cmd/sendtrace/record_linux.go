@@ -65,6 +65,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 			})
 		}()
 	}
+	opts.Notices = stderr
 	end, runErr := tracer.Run(ctx, opts, version, describe, p, func(l tracer.Live) {
 		liveMu.Lock()
 		live = l
