@@ -65,6 +65,7 @@ type Recording struct {
 
 	opts  Options
 	dests events.Dests
+	netns map[uint32]*netnsSeen
 	ttf   map[netip.AddrPort][]time.Duration
 }
 
@@ -207,6 +208,7 @@ func (r *Recording) End(end *session.End) error {
 func (r *Recording) observe(e *events.Event, o Options) {
 	r.Summary.Observe(e)
 	r.dests.Observe(e)
+	r.observeNetns(e)
 	r.Observed[e.Kind]++
 	if e.Errno != 0 {
 		m := r.ObservedErrno[e.Kind]

@@ -51,6 +51,8 @@ type Report struct {
 	// Diagnoses name the likely cause of each failure (see
 	// docs/json-schema.md, "Diagnosis records").
 	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
+	// Namespaces are the recorded sysctls, per network namespace.
+	Namespaces []Namespace `json:"netns_sysctls"`
 }
 
 // DestRow is one destination in the report.
@@ -118,6 +120,7 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 	h := r.Header
 	rep := &Report{
+		Namespaces:       r.Namespaces(),
 		Diagnoses:        r.Diagnoses,
 		File:             r.Path,
 		Hostname:         h.Hostname,
@@ -416,6 +419,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			ew.printf("... %d more (see -o json)\n", more)
 		}
 	}
+	writeSysctls(ew, rep.Namespaces)
 	return ew.err
 }
 
