@@ -56,7 +56,9 @@ func (n *NetnsSysctls) read(e *events.Event) session.NetnsSysctls {
 		ns.Netns.Note = "sysctls not recorded: no process is known to own the socket that was seen in " + name
 		return ns
 	}
-	if NetnsInode(e.PID) != uint64(e.Netns) {
+	// 0: not allowed to look (another user's process), which entering
+	// will say.
+	if ino := NetnsInode(e.PID); ino != 0 && ino != uint64(e.Netns) {
 		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d had left %s (or exited) before it could be read", e.PID, name)
 		return ns
 	}
@@ -66,7 +68,7 @@ func (n *NetnsSysctls) read(e *events.Event) session.NetnsSysctls {
 		ns.Sysctls, ns.SysctlsMissing = snap.Values, snap.Missing
 	case err == nil:
 		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d left %s while it was read", e.PID, name)
-	case errors.Is(err, unix.EPERM):
+	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
 		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: entering %s (pid %d) needs CAP_SYS_ADMIN", name, e.PID)
 		if !n.warned && n.warn != nil {
 			n.warned = true
