@@ -241,7 +241,9 @@ func (s *Summary) renderConns(p *printer) {
 			u(d.ResetsRecv), u(d.ResetsSent), u(d.ErrorReports),
 		})
 	}
-	p.table("Retransmits, resets and error reports by destination",
+	// The kernel's totals do not key on the destination, so this table
+	// can only count what arrived; its title says so.
+	p.table("Retransmits, resets and error reports by destination (from the events received)",
 		[]string{"DESTINATION", "RETRANSMITS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
 		[]bool{false, true, true, true, true, true}, cells, more)
 }
