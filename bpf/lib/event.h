@@ -67,6 +67,7 @@ struct event {
 	__u8 backoff;
 	__u8 _pad[3];
 	__u32 data_segs_in; /* data segments received from the peer (RFC 4898) */
+	__u32 netns;        /* inode of the socket's network namespace: whose sysctls apply */
 };
 
 /* Exact totals, kept per CPU whatever happens to the ring buffer. */

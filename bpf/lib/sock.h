@@ -37,6 +37,10 @@ static __always_inline void fill_tcp(struct event *e, struct sock *sk)
 static __always_inline void fill_sock(struct event *e, struct sock *sk)
 {
 	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* Each network namespace has its own tcp_retries2, keepalive and
+	 * buffer sysctls: the recording reads those of the namespaces its
+	 * events come from. */
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);

@@ -22,9 +22,10 @@ func newDiffCmd() *cobra.Command {
 		Short: "Compare two recordings: sysctls that differ, and failure rates and time to failure normalised by traffic",
 		Long: `diff shows which sysctls differ between two recordings, then how the
 kernel behaved in each: failed sends per 1,000 sends, retransmits per MB
-sent, each errno's rate, and the time from a connection's first retransmit
-to its error report (p50, p95, max), overall and per destination found in
-both.
+sent, failed sends and retransmits per connection, each errno's rate, and
+the time from the first sending of the data a connection never got
+acknowledged to its error report, as its diagnosis gives it (p50, p95,
+max), overall and per destination found in both.
 
 A change is called real only when both recordings have at least 20 events of
 it and the rates differ by more than two standard errors (counts treated as

@@ -45,6 +45,7 @@ func runLive(opts session.Options, output string, stdout, stderr io.Writer) erro
 		warnDegraded(stderr, d.Hooks)
 		return nil
 	}
+	opts.Notices = stderr
 	end, err := tracer.Run(ctx, opts, version, describe, p, nil)
 	if err != nil {
 		return explain(err)

@@ -41,7 +41,9 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	ctx, cancel := signalContext()
 	defer cancel()
 	rec := record.NewRecorder(path, force)
-	p := pipeline.New(rec, render.NewSummarySink(stdout))
+	// The namespace sink comes before the recorder: its End gives the
+	// footer the namespaces it read.
+	p := pipeline.New(host.NewNetnsSysctls(stderr), rec, render.NewSummarySink(stdout))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)
@@ -65,6 +67,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 			})
 		}()
 	}
+	opts.Notices = stderr
 	end, runErr := tracer.Run(ctx, opts, version, describe, p, func(l tracer.Live) {
 		liveMu.Lock()
 		live = l

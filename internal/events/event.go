@@ -101,10 +101,13 @@ type Event struct {
 	Mono uint64    // CLOCK_MONOTONIC ns (bpf_ktime_get_ns), for ordering and deltas
 	Kind Kind
 
-	PID        uint32
-	TID        uint32
-	Comm       string
-	Cgroup     uint64
+	PID    uint32
+	TID    uint32
+	Comm   string
+	Cgroup uint64
+	// Netns is the inode of the socket's network namespace (whose
+	// sysctls apply to it); 0 when unknown (older recordings).
+	Netns      uint32
 	OwnerKnown bool
 
 	Cookie   uint64 // socket cookie, as `ss -e` prints it

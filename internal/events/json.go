@@ -37,6 +37,8 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendUint(dst, e.Cgroup, 10)
 	dst = append(dst, `,"cookie":`...)
 	dst = strconv.AppendUint(dst, e.Cookie, 10)
+	dst = append(dst, `,"netns":`...)
+	dst = strconv.AppendUint(dst, uint64(e.Netns), 10)
 
 	dst = append(dst, `,"family":"`...)
 	dst = append(dst, FamilyName(e.Family)...)
@@ -246,6 +248,7 @@ type jsonEvent struct {
 	OwnerKnown   bool     `json:"owner_known"`
 	Cgroup       uint64   `json:"cgroup"`
 	Cookie       uint64   `json:"cookie"`
+	Netns        uint32   `json:"netns"`
 	Family       string   `json:"family"`
 	Proto        string   `json:"proto"`
 	Src          string   `json:"src"`
@@ -373,6 +376,7 @@ func ParseJSON(line []byte, e *Event) error {
 		Cgroup:      j.Cgroup,
 		OwnerKnown:  j.OwnerKnown,
 		Cookie:      j.Cookie,
+		Netns:       j.Netns,
 		Bytes:       j.Bytes,
 		Errno:       j.Errno,
 		Syscall:     j.Syscall,

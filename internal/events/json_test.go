@@ -48,6 +48,7 @@ func fullTCP() Event {
 		SndWnd:       64256,
 		MSS:          1448,
 		DataSegsIn:   21,
+		Netns:        4026531840,
 		RetransErr:   int32(unix.EHOSTUNREACH),
 		OldState:     StateEstablished,
 		ResetReason:  7,
@@ -131,7 +132,7 @@ func TestAppendJSONFields(t *testing.T) {
 	line := string(AppendJSON(nil, &e))
 	want := `{"time":"2026-11-22T02:14:45.123456789Z","mono_ns":987654321012,"kind":"send_error",` +
 		`"pid":4242,"tid":4243,"comm":"curl","owner_known":true,"cgroup":1099511627776,` +
-		`"cookie":18446744073709551615,"family":"inet","proto":"tcp","src":"10.0.0.1:43210",` +
+		`"cookie":18446744073709551615,"netns":4026531840,"family":"inet","proto":"tcp","src":"10.0.0.1:43210",` +
 		`"dst":"93.184.216.34:443","state":"CLOSE_WAIT","bytes":1448,"errno":70,"errno_name":"ECOMM",` +
 		`"errno_text":"communication error on send","layer":"stack+syscall","syscall":"sendmsg",` +
 		`"stack_errno":32,"retrans_errno":113,"old_state":"ESTABLISHED","reset_reason":7,` +

@@ -215,6 +215,8 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 		return unsigned(s, &j.Cgroup)
 	case "cookie":
 		return unsigned(s, &j.Cookie)
+	case "netns":
+		return unsigned(s, &j.Netns)
 	case "family":
 		return s.strField(&j.Family)
 	case "proto":

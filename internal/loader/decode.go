@@ -96,6 +96,7 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 		Cgroup:       r.Cgroup,
 		OwnerKnown:   r.OwnerKnown != 0,
 		Cookie:       r.Cookie,
+		Netns:        r.Netns,
 		Family:       r.Family,
 		Protocol:     r.Protocol,
 		Src:          addrPort(r.Family, &r.Saddr, r.Sport),

@@ -126,7 +126,7 @@ type sendtraceEvent struct {
 	Backoff      uint8
 	Pad          [3]uint8
 	DataSegsIn   uint32
-	_            [4]byte
+	Netns        uint32
 }
 
 type sendtraceEventKind uint32

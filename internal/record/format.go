@@ -67,6 +67,10 @@ type Footer struct {
 	DestinationsSource string      `json:"destinations_source"`
 	Destinations       []DestStats `json:"destinations"`
 	Lost               Lost        `json:"lost"`
+	// Namespaces are the sysctls of the network namespaces that events
+	// came from, other than the header's, read when the first event from
+	// each was seen. Absent in older recordings.
+	Namespaces []session.NetnsSysctls `json:"netns_sysctls,omitempty"`
 }
 
 // TotalsRow is one entry of events.Totals.
@@ -112,6 +116,7 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 		Totals:             []TotalsRow{},
 		DestinationsSource: destSource,
 		Destinations:       dests,
+		Namespaces:         end.Namespaces,
 	}
 	if f.Destinations == nil {
 		f.Destinations = []DestStats{}

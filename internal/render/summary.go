@@ -44,6 +44,7 @@ type Summary struct {
 	byKey      map[events.TotalsKey]uint64
 	comms      map[uint32]string
 	sendErrors uint64
+	connFails  connFailures
 }
 
 // NewSummary returns a Summary showing at most 20 rows per table.
@@ -71,6 +72,7 @@ func (s *Summary) Observe(e *events.Event) {
 		s.comms[e.PID] = e.Comm
 	}
 
+	s.connFails.observe(e)
 	switch e.Kind {
 	case events.KindSendError:
 		s.sendErrors++
@@ -113,20 +115,20 @@ func (s *Summary) Render(w io.Writer, totals *events.Totals) error {
 	lost := totals != nil && totals.LostKernel+totals.LostUser > 0
 	counted := totals != nil && len(totals.ByKey) > 0
 
-	if s.sendErrors == 0 {
-		if totals != nil && totals.Sum(events.KindSendError) > 0 {
-			p.line("no failed sends were received, but the kernel counted %d (see the kernel totals below)",
-				totals.Sum(events.KindSendError))
-		} else {
-			p.line("no failed sends were seen")
-		}
+	sendErrors := s.sendErrors
+	if counted {
+		sendErrors = totals.Sum(events.KindSendError)
+	}
+	if sendErrors == 0 {
+		s.renderNoFailedSends(p, totals, counted)
 		if seen == 0 && !lost && !counted {
 			return p.err
 		}
 	} else {
-		s.renderSends(p)
+		s.renderSends(p, totals)
 		s.renderSizes(p)
 	}
+	s.renderConnFailures(p)
 	s.renderConns(p)
 	if totals != nil {
 		s.renderTotals(p, totals)
@@ -197,37 +199,6 @@ func errnoCell(n int32) string {
 	return events.ErrnoString(n)
 }
 
-func (s *Summary) renderSends(p *printer) {
-	type row struct {
-		k sendKey
-		v countBytes
-	}
-	rows := make([]row, 0, len(s.sends))
-	for k, v := range s.sends {
-		rows = append(rows, row{k, *v})
-	}
-	slices.SortFunc(rows, func(a, b row) int {
-		return cmp.Or(
-			cmp.Compare(b.v.count, a.v.count),
-			cmp.Compare(a.k.errno, b.k.errno),
-			a.k.dst.Compare(b.k.dst),
-			cmp.Compare(a.k.pid, b.k.pid),
-			strings.Compare(a.k.comm, b.k.comm),
-		)
-	})
-	keep, more := s.limit(len(rows))
-	cells := make([][]string, 0, keep)
-	for _, r := range rows[:keep] {
-		cells = append(cells, []string{
-			errnoCell(r.k.errno), format.Addr(r.k.dst), format.Process(r.k.comm, r.k.pid, r.k.known),
-			u(r.v.count), u(r.v.bytes),
-		})
-	}
-	p.table(fmt.Sprintf("Failed sends by errno, destination and process (%d received)", s.sendErrors),
-		[]string{"ERRNO", "DESTINATION", "COMM/PID", "COUNT", "BYTES"},
-		[]bool{false, false, false, true, true}, cells, more)
-}
-
 func (s *Summary) renderSizes(p *printer) {
 	lo, hi := -1, -1
 	var top uint64
@@ -251,7 +222,7 @@ func (s *Summary) renderSizes(p *printer) {
 		bar := int((n*barWidth + top - 1) / top) // round up: any count shows
 		cells = append(cells, []string{bucketLabel(i), u(n), strings.Repeat("#", bar)})
 	}
-	p.table("Failed send sizes (bytes requested)",
+	p.table(fmt.Sprintf("Failed send sizes (bytes requested, of the %d received)", s.sendErrors),
 		[]string{"BYTES", "COUNT", "DISTRIBUTION"}, []bool{true, true, false}, cells, 0)
 }
 
@@ -270,7 +241,9 @@ func (s *Summary) renderConns(p *printer) {
 			u(d.ResetsRecv), u(d.ResetsSent), u(d.ErrorReports),
 		})
 	}
-	p.table("Retransmits, resets and error reports by destination",
+	// The kernel's totals do not key on the destination, so this table
+	// can only count what arrived; its title says so.
+	p.table("Retransmits, resets and error reports by destination (from the events received)",
 		[]string{"DESTINATION", "RETRANSMITS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
 		[]bool{false, true, true, true, true, true}, cells, more)
 }

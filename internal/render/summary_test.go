@@ -117,11 +117,11 @@ func TestSummaryComplete(t *testing.T) {
 	out := render(t, s, sampleTotals())
 
 	rowsEqual(t, "failed sends", tableRows(out, "Failed sends by errno"), [][]string{
-		{commStr, webDst, "curl/4242", "2", "2896"},
-		{events.ErrnoString(epipe), dbDst, "postgres/901", "1", "0"},
-		{events.ErrnoString(ereset), webDst, "curl/4242", "1", "65536"},
+		{commStr, "curl/4242", "2", "2896", "2", webDst + " (2)"},
+		{events.ErrnoString(epipe), "postgres/901", "1", "0", "1", dbDst + " (1)"},
+		{events.ErrnoString(ereset), "curl/4242", "1", "65536", "1", webDst + " (1)"},
 	})
-	if !strings.Contains(out, "Failed sends by errno, destination and process (4 received)") {
+	if !strings.Contains(out, "Failed sends by errno and process (kernel counted 4, exact; 4 received)") {
 		t.Error("failed sends title missing the count")
 	}
 	// From the 0-byte bucket to 65536-131071, empty buckets between kept
@@ -166,7 +166,7 @@ func TestSummaryComplete(t *testing.T) {
 			t.Errorf("complete run mentions %q:\n%s", bad, out)
 		}
 	}
-	if unix.ECOMM == 70 && !strings.Contains(out, "| ECOMM (communication error on send)   | 93.184.216.34:443 | curl/4242    |     2 |  2896 |") {
+	if unix.ECOMM == 70 && !strings.Contains(out, "| ECOMM (communication error on send)   | curl/4242    |     2 |  2896 |        2 | 93.184.216.34:443 (2)   |") {
 		t.Errorf("failed sends table layout changed:\n%s", out)
 	}
 }
@@ -226,7 +226,7 @@ func TestSummaryOnlyKernelCounted(t *testing.T) {
 	tot.LostKernel = 7
 	out := render(t, NewSummary(), tot)
 	for _, want := range []string{
-		"no failed sends were received, but the kernel counted 4 (see the kernel totals below)",
+		"Failed sends by errno and process (kernel counted 4, exact; 0 received)",
 		"stream incomplete: 0 events received, kernel counted 7, 7 lost",
 	} {
 		if !strings.Contains(out, want) {
@@ -264,7 +264,7 @@ func TestSummaryMaxRows(t *testing.T) {
 	s := NewSummary()
 	s.MaxRows = 2
 	for i := range 5 {
-		e := sendError(epipe, fmt.Sprintf("10.0.0.%d:80", i+1), "app", 1, 10)
+		e := sendError(epipe, fmt.Sprintf("10.0.0.%d:80", i+1), "app", uint32(i+1), 10)
 		s.Observe(&e)
 	}
 	out := render(t, s, nil)

@@ -18,14 +18,18 @@ import (
 type Diff struct {
 	Before Side `json:"before"`
 	After  Side `json:"after"`
-	// Sysctls lists only the sysctls that differ.
+	// Sysctls lists only the sysctls that differ, in the first pair of
+	// Namespaces.
 	Sysctls         []SysctlDiff `json:"sysctls"`
 	SysctlsCompared int          `json:"sysctls_compared"`
-	Metrics         []Metric     `json:"metrics"`
-	TTF             TTFDiff      `json:"time_to_failure"`
-	Destinations    []DestDiff   `json:"destinations"`
-	Thresholds      Thresholds   `json:"thresholds"`
-	Notes           []string     `json:"notes,omitempty"`
+	// Namespaces pairs the network namespaces the recordings' events
+	// came from, and compares the sysctls of each pair.
+	Namespaces   []NetnsDiff `json:"netns"`
+	Metrics      []Metric    `json:"metrics"`
+	TTF          TTFDiff     `json:"time_to_failure"`
+	Destinations []DestDiff  `json:"destinations"`
+	Thresholds   Thresholds  `json:"thresholds"`
+	Notes        []string    `json:"notes,omitempty"`
 }
 
 // Side describes one recording.
@@ -39,6 +43,18 @@ type Side struct {
 	CountsFrom    string  `json:"counts_from"`
 	Sends         *uint64 `json:"sends"`
 	Bytes         *uint64 `json:"bytes"`
+}
+
+// NetnsDiff compares the sysctls of two namespaces matched between the
+// recordings.
+type NetnsDiff struct {
+	Before   string       `json:"before"`
+	After    string       `json:"after"`
+	Why      string       `json:"matched_because"`
+	Sysctls  []SysctlDiff `json:"sysctls"`
+	Compared int          `json:"sysctls_compared"`
+	// Unknown says why the values could not be compared.
+	Unknown string `json:"unknown,omitempty"`
 }
 
 // SysctlDiff is one sysctl that differs. A value absent on one side is "".
@@ -105,10 +121,25 @@ func Compare(a, b *Recording) *Diff {
 		After:        side(b),
 		Sysctls:      []SysctlDiff{},
 		Metrics:      []Metric{},
+		Namespaces:   []NetnsDiff{},
 		Destinations: []DestDiff{},
 		Thresholds:   Thresholds{MinCount: MinCount, MinTTFSamples: MinTTFSamples},
 	}
-	d.Sysctls, d.SysctlsCompared = sysctlDiff(a, b)
+	pairs, notes := matchNamespaces(a, b)
+	d.Notes = append(d.Notes, notes...)
+	for i, p := range pairs {
+		nd := NetnsDiff{Before: namespaceText(p.before), After: namespaceText(p.after), Why: p.why}
+		nd.Sysctls, nd.Compared = sysctlDiff(p.before.Sysctls, p.after.Sysctls)
+		for _, n := range []Namespace{p.before, p.after} {
+			if len(n.Sysctls) == 0 {
+				nd.Unknown = n.Name + ": " + orDash(n.Note)
+			}
+		}
+		d.Namespaces = append(d.Namespaces, nd)
+		if i == 0 {
+			d.Sysctls, d.SysctlsCompared = nd.Sysctls, nd.Compared
+		}
+	}
 	if a.Header.KernelRelease != b.Header.KernelRelease {
 		d.Notes = append(d.Notes, fmt.Sprintf("the kernels differ (%s, %s): behaviour may differ for that reason alone", a.Header.KernelRelease, b.Header.KernelRelease))
 	}
@@ -145,21 +176,24 @@ func Compare(a, b *Recording) *Diff {
 		}
 		d.Metrics = append(d.Metrics, m)
 	}
-	minA, minB := a.Duration().Minutes(), b.Duration().Minutes()
+	// Rates are per unit of traffic, never per unit of time: two
+	// recordings of one fault that ran for different lengths would
+	// otherwise differ by their lengths alone.
+	connA, connB := float64(len(a.Conns)), float64(len(b.Conns))
 	failA, failB := a.Count(events.KindSendError), b.Count(events.KindSendError)
 	retA, retB := a.Count(events.KindRetransmit), b.Count(events.KindRetransmit)
 
 	rate("failed sends per 1,000 sends", failA, failB, float64(sa)/1000, float64(sb)/1000, traffic, noTraffic)
 	rate("retransmits per MB sent", retA, retB, float64(ba)/1e6, float64(bb)/1e6, traffic, noTraffic)
-	rate("failed sends per minute", failA, failB, minA, minB, true, "")
-	rate("retransmits per minute", retA, retB, minA, minB, true, "")
+	rate("failed sends per connection", failA, failB, connA, connB, true, "")
+	rate("retransmits per connection", retA, retB, connA, connB, true, "")
 	for _, k := range []events.Kind{events.KindSendError, events.KindErrorReport} {
 		for _, n := range union(a.Errnos(k), b.Errnos(k)) {
 			na, nb := a.CountErrno(k, n), b.CountErrno(k, n)
 			if traffic {
 				rate(fmt.Sprintf("%s %s per 1,000 sends", k, events.ErrnoName(n)), na, nb, float64(sa)/1000, float64(sb)/1000, true, "")
 			} else {
-				rate(fmt.Sprintf("%s %s per minute", k, events.ErrnoName(n)), na, nb, minA, minB, true, "")
+				rate(fmt.Sprintf("%s %s per connection", k, events.ErrnoName(n)), na, nb, connA, connB, true, "")
 			}
 		}
 	}
@@ -238,12 +272,12 @@ func measures(d *Dest) DestMeasures {
 	return m
 }
 
-func sysctlDiff(a, b *Recording) ([]SysctlDiff, int) {
+func sysctlDiff(a, b map[string]string) ([]SysctlDiff, int) {
 	names := map[string]bool{}
-	for k := range a.Header.Sysctls {
+	for k := range a {
 		names[k] = true
 	}
-	for k := range b.Header.Sysctls {
+	for k := range b {
 		names[k] = true
 	}
 	sorted := make([]string, 0, len(names))
@@ -253,8 +287,8 @@ func sysctlDiff(a, b *Recording) ([]SysctlDiff, int) {
 	slices.Sort(sorted)
 	out := []SysctlDiff{}
 	for _, k := range sorted {
-		va, oka := a.Header.Sysctls[k]
-		vb, okb := b.Header.Sysctls[k]
+		va, oka := a[k]
+		vb, okb := b[k]
 		if oka && okb && va == vb {
 			continue
 		}
@@ -289,16 +323,22 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 		ew.printf("note: %s\n", n)
 	}
 
-	if len(d.Sysctls) == 0 {
-		ew.printf("\nSysctls: all %d the same\n", d.SysctlsCompared)
-	} else {
-		ew.printf("\nSysctls that differ (%d of %d)\n", len(d.Sysctls), d.SysctlsCompared)
-		tw = ew.table()
-		fmt.Fprintf(tw, "NAME\tBEFORE\tAFTER\n")
-		for _, s := range d.Sysctls {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, absent(s.Before), absent(s.After))
+	for _, nd := range d.Namespaces {
+		ew.printf("\nNetwork namespaces compared (%s):\n  before %s\n  after  %s\n", nd.Why, nd.Before, nd.After)
+		switch {
+		case nd.Unknown != "":
+			ew.printf("Sysctls: unknown, not recorded in %s\n", nd.Unknown)
+		case len(nd.Sysctls) == 0:
+			ew.printf("Sysctls: all %d the same\n", nd.Compared)
+		default:
+			ew.printf("Sysctls that differ (%d of %d)\n", len(nd.Sysctls), nd.Compared)
+			tw = ew.table()
+			fmt.Fprintf(tw, "NAME\tBEFORE\tAFTER\n")
+			for _, s := range nd.Sysctls {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, absent(s.Before), absent(s.After))
+			}
+			ew.flush(tw)
 		}
-		ew.flush(tw)
 	}
 
 	ew.printf("\nBehaviour\n")
@@ -315,7 +355,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	ttfRow("time to failure p95", func(p *Percentiles) time.Duration { return p.P95 }, "")
 	ttfRow("time to failure max", func(p *Percentiles) time.Duration { return p.Max }, "")
 	ew.flush(tw)
-	ew.printf("(time to failure: first retransmit of a connection to its error report; n = connections)\n")
+	ew.printf("(time to failure: first sending of the data never acknowledged to the error report, as diagnosed; n = connections)\n")
 
 	if len(d.Destinations) > 0 {
 		ew.printf("\nPer destination (in both recordings)\n")

@@ -65,6 +65,7 @@ type Recording struct {
 
 	opts  Options
 	dests events.Dests
+	netns map[uint32]*netnsSeen
 	ttf   map[netip.AddrPort][]time.Duration
 }
 
@@ -125,19 +126,20 @@ type ProcStats struct {
 // Conn is one socket's story, kept small: the timeline itself is only
 // kept for the connection asked for.
 type Conn struct {
-	Cookie       uint64
-	Dst          string
-	Proc         Proc
-	First, Last  uint64 // mono of first and last event
-	Events       uint64
-	Retransmits  uint64
-	FirstRetrans uint64 // mono; 0 when none
-	SendErrors   uint64
-	Errno        int32 // first error report's errno, else first send error's
-	FailedAt     uint64
-	// TTF is first retransmit to the first error report; -1 when the
-	// connection did not fail that way.
-	TTF time.Duration
+	Cookie      uint64
+	Dst         string
+	Proc        Proc
+	First, Last uint64 // mono of first and last event
+	Events      uint64
+	Retransmits uint64
+	SendErrors  uint64
+	Errno       int32 // first error report's errno, else first send error's
+	FailedAt    uint64
+	// TTF is the time from the first transmission of the data that was
+	// never acknowledged to the error report, as its diagnosis measured
+	// it; -1 when the connection did not fail that way.
+	TTF      time.Duration
+	reported bool // an error report with an errno was seen
 }
 
 // Load reads a whole recording. Other sinks given here (the HTML page)
@@ -183,9 +185,17 @@ func (r *Recording) Event(e *events.Event) error {
 	return nil
 }
 
-// Diagnosis keeps what the replayed events concluded.
+// Diagnosis keeps what the replayed events concluded. A connection's
+// time to failure is the one its diagnosis measured over the retransmits
+// of the data never acknowledged, so that report, diff and diagnosis
+// give one figure (an earlier, acknowledged retransmit is not part of
+// the failure).
 func (r *Recording) Diagnosis(d *diagnose.Diagnosis) error {
 	r.Diagnoses = append(r.Diagnoses, *d)
+	if c := r.Conns[d.Cookie]; c != nil && d.Errno != 0 && d.Evidence.Timeout > 0 && c.TTF < 0 {
+		c.TTF = d.Evidence.Timeout
+		r.ttf[d.Dst] = append(r.ttf[d.Dst], c.TTF)
+	}
 	return nil
 }
 
@@ -199,6 +209,7 @@ func (r *Recording) End(end *session.End) error {
 func (r *Recording) observe(e *events.Event, o Options) {
 	r.Summary.Observe(e)
 	r.dests.Observe(e)
+	r.observeNetns(e)
 	r.Observed[e.Kind]++
 	if e.Errno != 0 {
 		m := r.ObservedErrno[e.Kind]
@@ -260,22 +271,16 @@ func (r *Recording) observe(e *events.Event, o Options) {
 		p.Retransmits++
 		if c != nil {
 			c.Retransmits++
-			if c.FirstRetrans == 0 || e.Mono < c.FirstRetrans {
-				c.FirstRetrans = e.Mono
-			}
 		}
 	case events.KindErrorReport:
 		p.ErrorReports++
-		if c != nil && e.Errno != 0 && c.TTF < 0 {
+		if c != nil && e.Errno != 0 && !c.reported {
 			// The error report is what the application's next send
 			// returns, so it marks the failure even when a send error
 			// was seen first on a non-blocking socket.
+			c.reported = true
 			c.Errno = e.Errno
 			c.FailedAt = e.Mono
-			if c.FirstRetrans != 0 && e.Mono >= c.FirstRetrans {
-				c.TTF = time.Duration(e.Mono - c.FirstRetrans)
-				r.ttf[e.Dst] = append(r.ttf[e.Dst], c.TTF)
-			}
 		}
 	}
 }

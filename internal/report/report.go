@@ -51,6 +51,8 @@ type Report struct {
 	// Diagnoses name the likely cause of each failure (see
 	// docs/json-schema.md, "Diagnosis records").
 	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
+	// Namespaces are the recorded sysctls, per network namespace.
+	Namespaces []Namespace `json:"netns_sysctls"`
 }
 
 // DestRow is one destination in the report.
@@ -118,6 +120,7 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 	h := r.Header
 	rep := &Report{
+		Namespaces:       r.Namespaces(),
 		Diagnoses:        r.Diagnoses,
 		File:             r.Path,
 		Hostname:         h.Hostname,
@@ -399,7 +402,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		}
 	}
 	if rep.TTF != nil {
-		ew.printf("\nTime to failure, first retransmit to error report: n=%d p50=%s p95=%s max=%s\n",
+		ew.printf("\nTime to failure, first sending of the data never acknowledged to the error report: n=%d p50=%s p95=%s max=%s\n",
 			rep.TTF.N, format.Duration(rep.TTF.P50), format.Duration(rep.TTF.P95), format.Duration(rep.TTF.Max))
 	}
 	writeBuckets(ew, rep.Buckets)
@@ -416,6 +419,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			ew.printf("... %d more (see -o json)\n", more)
 		}
 	}
+	writeSysctls(ew, rep.Namespaces)
 	return ew.err
 }
 

@@ -46,6 +46,7 @@ type recOpts struct {
 	sysctls map[string]string
 	footer  bool
 	sends   uint64
+	netns   []session.NetnsSysctls // footer's namespaces
 }
 
 func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
@@ -81,7 +82,7 @@ func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
 			dests = []record.DestStats{{Dst: "198.18.0.2:9000", Sends: &s, Bytes: &b}}
 			src = "kernel"
 		}
-		f = record.NewFooter(&session.End{Time: h.Wall(end + sec), MonoNS: end + sec, Totals: tot}, h, w.Events(), dests, src)
+		f = record.NewFooter(&session.End{Time: h.Wall(end + sec), MonoNS: end + sec, Totals: tot, Namespaces: o.netns}, h, w.Events(), dests, src)
 	}
 	if err := w.Close(f); err != nil {
 		t.Fatal(err)

@@ -27,4 +27,7 @@ type End struct {
 	Traffic []events.Traffic
 	// Received is the number of events the stream delivered.
 	Received uint64
+	// Namespaces are the sysctls of the network namespaces the events
+	// came from, beyond the one the description holds.
+	Namespaces []NetnsSysctls
 }

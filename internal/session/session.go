@@ -5,7 +5,10 @@
 // It needs neither Linux nor BPF, so recordings can be read anywhere.
 package session
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // Options configure a live session.
 type Options struct {
@@ -32,6 +35,9 @@ type Options struct {
 	// object's default. It is how long a burst the reader may fall behind
 	// before events are counted lost.
 	RingMiB uint32
+	// Notices receives what a person should know while the session
+	// runs (events being lost); nil: nowhere.
+	Notices io.Writer
 }
 
 // Description is what a session was, as a recording's header keeps it:

@@ -210,6 +210,7 @@ func watch(ctx context.Context, t *loader.Programs, opts session.Options, stop c
 	defer tick.Stop()
 	var lastUnowned uint64
 	lastSeed := time.Now()
+	loss := lossNotice{w: opts.Notices}
 	for {
 		select {
 		case <-ctx.Done():
@@ -230,6 +231,7 @@ func watch(ctx context.Context, t *loader.Programs, opts session.Options, stop c
 		if err != nil {
 			continue
 		}
+		loss.check(time.Now(), c.Lost)
 		if c.Unowned != lastUnowned || (opts.Filters.ProcessFilter() && time.Since(lastSeed) >= time.Second) {
 			lastUnowned = c.Unowned
 			lastSeed = time.Now()

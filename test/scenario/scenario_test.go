@@ -618,7 +618,7 @@ func TestTextOutput(t *testing.T) {
 	}
 	find("Failures by diagnosis")
 	find("| peer-reset ", "ECONNRESET", pid)
-	find("Failed sends by errno, destination and process")
+	find("Failed sends by errno and process (kernel counted")
 	find("Kernel totals by process, kind and errno")
 	find("stream complete")
 }

@@ -28,6 +28,7 @@ type Event struct {
 	OwnerKnown bool   `json:"owner_known"`
 	Cgroup     uint64 `json:"cgroup"`
 	Cookie     uint64 `json:"cookie"`
+	Netns      uint32 `json:"netns"`
 	Family     string `json:"family"`
 	Proto      string `json:"proto"`
 	Src        string `json:"src"`
@@ -70,7 +71,7 @@ type TCPInfo struct {
 func (e *Event) String() string { return fmt.Sprintf("line %d: %s", e.Line, e.Raw) }
 
 var alwaysPresent = []string{
-	"time", "mono_ns", "kind", "pid", "tid", "comm", "owner_known", "cgroup", "cookie",
+	"time", "mono_ns", "kind", "pid", "tid", "comm", "owner_known", "cgroup", "cookie", "netns",
 	"family", "proto", "src", "dst", "state", "bytes", "errno", "errno_name",
 }
 
