@@ -19,6 +19,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/render"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/workload"
 )
 
 // runRecord runs a live session into a recording and the exit summary.
@@ -41,7 +42,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	ctx, cancel := signalContext()
 	defer cancel()
 	rec := record.NewRecorder(path, force)
-	p := pipeline.New(rec, render.NewSummarySink(stdout))
+	p := enrich(pipeline.New(rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)

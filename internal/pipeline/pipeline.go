@@ -29,9 +29,17 @@ type Flusher interface {
 	Flush() error
 }
 
+// Stage completes each event before diagnosis and the sinks see it (the
+// workload resolver names its owner). It runs on every event the source
+// delivers, so it must be cheap after its first sight of a key.
+type Stage interface {
+	Enrich(*events.Event)
+}
+
 // Pipeline runs the diagnosis engine over the events and hands events and
 // diagnoses to every sink.
 type Pipeline struct {
+	stages []Stage
 	sinks  []Sink
 	engine *diagnose.Engine
 	err    error
@@ -40,6 +48,12 @@ type Pipeline struct {
 // New returns a pipeline into sinks.
 func New(sinks ...Sink) *Pipeline {
 	return &Pipeline{sinks: sinks, engine: diagnose.New(diagnose.Config{})}
+}
+
+// Enrich adds a stage that completes every event before the sinks see it.
+func (p *Pipeline) Enrich(s Stage) *Pipeline {
+	p.stages = append(p.stages, s)
+	return p
 }
 
 // Err is the first error a sink returned.
@@ -59,6 +73,9 @@ func (p *Pipeline) Begin(d *session.Description) error {
 func (p *Pipeline) Event(e *events.Event) error {
 	if p.err != nil {
 		return p.err
+	}
+	for _, s := range p.stages {
+		s.Enrich(e)
 	}
 	ds := p.engine.Observe(e)
 	for _, s := range p.sinks {
