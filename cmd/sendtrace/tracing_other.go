@@ -23,3 +23,5 @@ func runRecord(session.Options, string, bool, time.Duration, io.Writer, io.Write
 }
 
 func runCheck(session.Options, string, []string, io.Writer) error { return errNeedsLinux }
+
+func runServe(session.Options, serveFlags, io.Writer, io.Writer) error { return errNeedsLinux }

@@ -29,6 +29,12 @@ type Flusher interface {
 	Flush() error
 }
 
+// TotalsWatcher is a sink that reads the kernel's exact totals while a
+// live session runs (the metrics), rather than only at its end.
+type TotalsWatcher interface {
+	WatchTotals(read func() (*events.Totals, error))
+}
+
 // Stage completes each event before diagnosis and the sinks see it (the
 // workload resolver names its owner). It runs on every event the source
 // delivers, so it must be cheap after its first sight of a key.
@@ -89,6 +95,16 @@ func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
 	for i := range ds {
 		for _, s := range p.sinks {
 			p.keep(s.Diagnosis(&ds[i]))
+		}
+	}
+}
+
+// WatchTotals hands the live source's totals reader to every sink that
+// reads them while the session runs.
+func (p *Pipeline) WatchTotals(read func() (*events.Totals, error)) {
+	for _, s := range p.sinks {
+		if w, ok := s.(TotalsWatcher); ok {
+			w.WatchTotals(read)
 		}
 	}
 }
