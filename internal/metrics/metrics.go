@@ -57,8 +57,8 @@ type Sink struct {
 	diags  map[[2]string]uint64 // rule, workload
 	// lostUser is what the reader lost, known once the session ends.
 	lostUser uint64
-	stop   chan struct{}
-	done   chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 type process struct {
