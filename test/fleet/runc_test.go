@@ -113,7 +113,7 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 	return c
 }
 
-// wait releases the actor and returns its report.
+// run releases the actor and returns its report.
 func (c *runcContainer) run(t *testing.T, ctx context.Context) *report.Report {
 	t.Helper()
 	if err := report.Release(c.ctl, "start"); err != nil {
@@ -121,6 +121,7 @@ func (c *runcContainer) run(t *testing.T, ctx context.Context) *report.Report {
 	}
 	select {
 	case err := <-c.done:
+		c.done <- err // for the cleanup
 		if err != nil {
 			t.Fatalf("runc run: %v\nstderr: %s", err, c.stderr.String())
 		}
