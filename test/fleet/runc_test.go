@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -104,7 +104,7 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = testutil.Poll(wctx, 10*time.Millisecond, func() (bool, error) {
-		_, err := report.ReadPhase(c.ctl, "start")
+		_, err := actorreport.ReadPhase(c.ctl, "start")
 		return err == nil, nil
 	})
 	if err != nil {
@@ -114,9 +114,9 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 }
 
 // run releases the actor and returns its report.
-func (c *runcContainer) run(t *testing.T, ctx context.Context) *report.Report {
+func (c *runcContainer) run(t *testing.T, ctx context.Context) *actorreport.Report {
 	t.Helper()
-	if err := report.Release(c.ctl, "start"); err != nil {
+	if err := actorreport.Release(c.ctl, "start"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -128,7 +128,7 @@ func (c *runcContainer) run(t *testing.T, ctx context.Context) *report.Report {
 	case <-ctx.Done():
 		t.Fatalf("container still running: %v", ctx.Err())
 	}
-	var r report.Report
+	var r actorreport.Report
 	if err := json.Unmarshal(c.stdout.Bytes(), &r); err != nil {
 		t.Fatalf("actor report: %v\nstdout: %s\nstderr: %s", err, c.stdout.String(), c.stderr.String())
 	}

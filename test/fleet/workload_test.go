@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -60,7 +60,7 @@ func (l *udpLab) client(t *testing.T, ctx context.Context, n int) *netlab.Actor 
 
 // failedSends waits for an actor and returns how many sends the kernel
 // failed, by errno name.
-func failedSends(t *testing.T, ctx context.Context, a *netlab.Actor) []report.Send {
+func failedSends(t *testing.T, ctx context.Context, a *netlab.Actor) []actorreport.Send {
 	t.Helper()
 	r, err := a.Wait(ctx)
 	if err != nil {
