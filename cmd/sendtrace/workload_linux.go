@@ -20,6 +20,7 @@ func workloads(stderr io.Writer, cfg workload.Config) *workload.Resolver {
 		fmt.Fprintln(stderr, "sendtrace: warning: no workload names:", err)
 		return nil
 	}
+	r.Prime()
 	return r
 }
 

@@ -43,8 +43,10 @@ type Resolver struct {
 }
 
 // walkEvery bounds how often a cgroup id that is not yet known makes the
-// resolver walk the whole cgroup tree.
-const walkEvery = time.Second
+// resolver walk the whole cgroup tree: often enough to name a container
+// that started a moment ago, rarely enough that events of cgroups already
+// gone cannot keep it walking.
+const walkEvery = 100 * time.Millisecond
 
 // NewResolver finds the cgroup v2 mount and returns a resolver.
 func NewResolver(cfg Config) (*Resolver, error) {
@@ -219,6 +221,13 @@ func (r *Resolver) walk(visit func(id uint64, p string)) {
 		visit(st.Ino, filepath.Clean("/"+rel))
 		return nil
 	})
+}
+
+// Prime names every cgroup that exists now, containers' pods included, so
+// that a container that exits (and whose runtime state goes with it)
+// before its first event is read is still named.
+func (r *Resolver) Prime() {
+	r.Matching(func(*events.Workload) bool { return false })
 }
 
 // Matching lists the ids of every cgroup whose workload match accepts,
