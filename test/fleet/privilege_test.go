@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,37 +26,6 @@ type nobodyServe struct {
 	addr           string
 	stdout, stderr testutil.LockedBuffer
 	done           chan error
-}
-
-// nobodyBinary copies sendtrace where uid 65534 can run it and write its
-// ready file.
-func nobodyBinary(t *testing.T) (dir, bin string) {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sendtrace-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(sendtraceBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	bin = filepath.Join(dir, "sendtrace")
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir, bin
 }
 
 // startServeAsNobody runs serve as uid 65534 holding caps (setpriv's
@@ -151,7 +119,7 @@ func TestServeLeastPrivilege(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
-	dir, bin := nobodyBinary(t)
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
 	lab := newUDPLab(t, ctx)
 	addr := freeAddr(t)
 	pod := kubePod{uid: "7c1e2d3f-" + randomHex(t, 4) + "-4b5a-8c9d-" + randomHex(t, 12), namespace: "payments", name: "ledger-0", container: "ledger"}
