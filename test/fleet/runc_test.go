@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/netlab"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
+	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -162,8 +164,12 @@ func TestRuncPodNames(t *testing.T) {
 	pod := kubePod{uid: "1f9d5c7e-" + randomHex(t, 4) + "-4a6b-9c2d-" + randomHex(t, 12), namespace: "shop", name: "cart-7d9f8b6c5-x2kqz", container: "cart"}
 	c := startRunc(t, ctx, lab.Client, pod, lab.failingArgs(3)...)
 	tr := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, "-o", "json", "--dst="+lab.Link.V4Net.String())
+	recording := filepath.Join(t.TempDir(), "pod.jsonl.zst")
+	rec := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, "record", "-o", recording, "--dst="+lab.Link.V4Net.String())
 	r := c.run(t, ctx)
 	stdout, stderr := tr.Stop(t, tracerStop)
+	rec.Stop(t, tracerStop)
+	defer checkRecordedWorkload(t, recording, c.id, pod.String(), 3)
 	t.Logf("sendtrace stderr:\n%s", stderr)
 	saw := r.Sockets[0].Failed()
 	if len(saw) != 3 {
@@ -189,4 +195,37 @@ func TestRuncPodNames(t *testing.T) {
 		}
 	}
 	t.Logf("failed send inside runc container: %s", got[0].raw)
+}
+
+// checkRecordedWorkload reads a recording back and wants n send errors of
+// container id, each still naming its workload.
+func checkRecordedWorkload(t *testing.T, path, id, want string, n int) {
+	t.Helper()
+	rd, err := record.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got := 0
+	var e events.Event
+	for {
+		ok, err := rd.Next(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if e.Kind == events.KindSendError && e.Workload != nil && e.Workload.ID == id {
+			got++
+			if e.Workload.String() != want {
+				t.Errorf("recorded workload %q, want %q", e.Workload, want)
+			}
+		}
+	}
+	if got != n {
+		t.Errorf("recording holds %d send errors of container %s, want %d", got, id[:12], n)
+	} else {
+		t.Logf("the recording keeps %d send errors of %s", got, want)
+	}
 }
