@@ -19,6 +19,7 @@ packages=(
 	qemu-system-x86 qemu-system-arm busybox-static cpio xz-utils zstd   # kernel matrix in VMs
 	strace bpftrace             # benchmark peers
 	libcap2-bin                 # setcap: the least-privilege test
+	runc prometheus systemd     # fleet tests: a real container, a real scraper, systemd-analyze verify
 	nodejs                      # a Node.js keep-alive client in the diagnosis tests
 	chromium                    # headless browser that opens the report --html pages in tests
 	jq gzip git make ca-certificates curl unzip

@@ -6,7 +6,7 @@
 
 #define MAX_PIDS 16
 #define MAX_COMMS 4
-#define MAX_CGROUPS 4
+#define MAX_CGROUPS 16 /* a pod is several containers, each its own cgroup */
 #define MAX_CIDRS 8
 #define MAX_PORTS 8
 #define MAX_ERRNOS 8

@@ -30,6 +30,7 @@ func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 	fl.StringSliceVar(&dsts, "dst", nil, "only destinations in this CIDR (v4 or v6; a bare address is a /32 or /128); repeatable")
 	fl.StringSliceVar(&ports, "port", nil, "only this destination port; repeatable")
 	fl.StringSliceVar(&errnos, "errno", nil, "only failures with this errno, a name (ECOMM) or number; repeatable")
+	wf := addWorkloadFilterFlags(fl)
 	return func() (session.Filters, error) {
 		f := session.Filters{Comms: comms}
 		for _, s := range pids {
@@ -69,6 +70,9 @@ func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 				return f, fmt.Errorf("invalid --errno: %w", err)
 			}
 			f.Errnos = append(f.Errnos, n)
+		}
+		if err := wf.resolve(&f); err != nil {
+			return f, err
 		}
 		if err := validateFilters(&f); err != nil {
 			return f, err

@@ -16,6 +16,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/render"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/workload"
 )
 
 // signalContext ends on SIGINT or SIGTERM.
@@ -40,7 +41,7 @@ func runLive(opts session.Options, output string, stdout, stderr io.Writer) erro
 	if output == "json" {
 		stream, summaryOut = render.NewJSON(stdout), stderr
 	}
-	p := pipeline.New(stream, render.NewSummarySink(summaryOut))
+	p := enrich(pipeline.New(stream, render.NewSummarySink(summaryOut)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/render"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/workload"
 )
 
 // runRecord runs a live session into a recording and the exit summary.
@@ -43,7 +44,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	rec := record.NewRecorder(path, force)
 	// The namespace sink comes before the recorder: its End gives the
 	// footer the namespaces it read.
-	p := pipeline.New(host.NewNetnsSysctls(stderr), rec, render.NewSummarySink(stdout))
+	p := enrich(pipeline.New(host.NewNetnsSysctls(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)

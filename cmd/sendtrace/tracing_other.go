@@ -23,3 +23,12 @@ func runRecord(session.Options, string, bool, time.Duration, io.Writer, io.Write
 }
 
 func runCheck(session.Options, string, []string, io.Writer) error { return errNeedsLinux }
+
+func runServe(session.Options, serveFlags, io.Writer, io.Writer) error { return errNeedsLinux }
+
+func (wf *workloadFilters) resolve(*session.Filters) error {
+	if wf.empty() {
+		return nil
+	}
+	return errNeedsLinux
+}

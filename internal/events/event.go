@@ -109,6 +109,9 @@ type Event struct {
 	// sysctls apply to it); 0 when unknown (older recordings).
 	Netns      uint32
 	OwnerKnown bool
+	// Workload is what owns the socket (a pod's container, a unit, ...),
+	// set by a pipeline stage; nil when not resolved.
+	Workload *Workload
 
 	Cookie   uint64 // socket cookie, as `ss -e` prints it
 	Family   uint16 // unix.AF_INET or unix.AF_INET6

@@ -35,6 +35,7 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendBool(dst, e.OwnerKnown)
 	dst = append(dst, `,"cgroup":`...)
 	dst = strconv.AppendUint(dst, e.Cgroup, 10)
+	dst = appendWorkloadJSON(dst, e.Workload)
 	dst = append(dst, `,"cookie":`...)
 	dst = strconv.AppendUint(dst, e.Cookie, 10)
 	dst = append(dst, `,"netns":`...)
@@ -239,31 +240,33 @@ func AppendJSONString(dst []byte, s string) []byte {
 
 // jsonEvent mirrors the schema for decoding.
 type jsonEvent struct {
-	Time         *string  `json:"time"`
-	Mono         uint64   `json:"mono_ns"`
-	Kind         *string  `json:"kind"`
-	PID          uint32   `json:"pid"`
-	TID          uint32   `json:"tid"`
-	Comm         string   `json:"comm"`
-	OwnerKnown   bool     `json:"owner_known"`
-	Cgroup       uint64   `json:"cgroup"`
-	Cookie       uint64   `json:"cookie"`
-	Netns        uint32   `json:"netns"`
-	Family       string   `json:"family"`
-	Proto        string   `json:"proto"`
-	Src          string   `json:"src"`
-	Dst          string   `json:"dst"`
-	State        string   `json:"state"`
-	Bytes        uint32   `json:"bytes"`
-	Errno        int32    `json:"errno"`
-	ErrnoName    string   `json:"errno_name"`
-	Layer        string   `json:"layer"`
-	Syscall      string   `json:"syscall"`
-	StackErrno   int32    `json:"stack_errno"`
-	RetransErrno int32    `json:"retrans_errno"`
-	OldState     string   `json:"old_state"`
-	ResetReason  uint32   `json:"reset_reason"`
-	TCP          *jsonTCP `json:"tcp"`
+	Time         *string       `json:"time"`
+	Mono         uint64        `json:"mono_ns"`
+	Kind         *string       `json:"kind"`
+	PID          uint32        `json:"pid"`
+	TID          uint32        `json:"tid"`
+	Comm         string        `json:"comm"`
+	OwnerKnown   bool          `json:"owner_known"`
+	Cgroup       uint64        `json:"cgroup"`
+	Workload     string        `json:"workload"`
+	WorkloadInfo *jsonWorkload `json:"workload_info"`
+	Cookie       uint64        `json:"cookie"`
+	Netns        uint32        `json:"netns"`
+	Family       string        `json:"family"`
+	Proto        string        `json:"proto"`
+	Src          string        `json:"src"`
+	Dst          string        `json:"dst"`
+	State        string        `json:"state"`
+	Bytes        uint32        `json:"bytes"`
+	Errno        int32         `json:"errno"`
+	ErrnoName    string        `json:"errno_name"`
+	Layer        string        `json:"layer"`
+	Syscall      string        `json:"syscall"`
+	StackErrno   int32         `json:"stack_errno"`
+	RetransErrno int32         `json:"retrans_errno"`
+	OldState     string        `json:"old_state"`
+	ResetReason  uint32        `json:"reset_reason"`
+	TCP          *jsonTCP      `json:"tcp"`
 }
 
 type jsonTCP struct {
@@ -374,6 +377,7 @@ func ParseJSON(line []byte, e *Event) error {
 		TID:         j.TID,
 		Comm:        j.Comm,
 		Cgroup:      j.Cgroup,
+		Workload:    j.WorkloadInfo.workload(),
 		OwnerKnown:  j.OwnerKnown,
 		Cookie:      j.Cookie,
 		Netns:       j.Netns,

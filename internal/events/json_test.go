@@ -15,14 +15,16 @@ import (
 // fullTCP sets every Event field to a distinct non-zero value.
 func fullTCP() Event {
 	return Event{
-		Time:         time.Date(2026, 11, 22, 2, 14, 45, 123456789, time.UTC),
-		Mono:         987654321012,
-		Kind:         KindSendError,
-		PID:          4242,
-		TID:          4243,
-		Comm:         "curl",
-		Cgroup:       1 << 40,
-		OwnerKnown:   true,
+		Time:       time.Date(2026, 11, 22, 2, 14, 45, 123456789, time.UTC),
+		Mono:       987654321012,
+		Kind:       KindSendError,
+		PID:        4242,
+		TID:        4243,
+		Comm:       "curl",
+		Cgroup:     1 << 40,
+		OwnerKnown: true,
+		Workload: (&Workload{Kind: WorkloadKubernetes, Name: "cart-7d9", ID: "3f2a9c1b7e44aa",
+			Pod: "cart-7d9", Namespace: "shop", Container: "cart", Unit: "cri-containerd-3f2a.scope"}).Finish(),
 		Cookie:       18446744073709551615,
 		Family:       unix.AF_INET,
 		Protocol:     unix.IPPROTO_TCP,
@@ -132,6 +134,8 @@ func TestAppendJSONFields(t *testing.T) {
 	line := string(AppendJSON(nil, &e))
 	want := `{"time":"2026-11-22T02:14:45.123456789Z","mono_ns":987654321012,"kind":"send_error",` +
 		`"pid":4242,"tid":4243,"comm":"curl","owner_known":true,"cgroup":1099511627776,` +
+		`"workload":"k8s/shop/cart-7d9/cart","workload_info":{"kind":"k8s","name":"cart-7d9","id":"3f2a9c1b7e44aa",` +
+		`"pod":"cart-7d9","namespace":"shop","container":"cart","unit":"cri-containerd-3f2a.scope"},` +
 		`"cookie":18446744073709551615,"netns":4026531840,"family":"inet","proto":"tcp","src":"10.0.0.1:43210",` +
 		`"dst":"93.184.216.34:443","state":"CLOSE_WAIT","bytes":1448,"errno":70,"errno_name":"ECOMM",` +
 		`"errno_text":"communication error on send","layer":"stack+syscall","syscall":"sendmsg",` +

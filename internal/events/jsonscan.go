@@ -217,6 +217,14 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 		return unsigned(s, &j.Cookie)
 	case "netns":
 		return unsigned(s, &j.Netns)
+	case "workload":
+		return s.strField(&j.Workload)
+	case "workload_info":
+		if j.WorkloadInfo == nil {
+			j.WorkloadInfo = &jsonWorkload{}
+		}
+		w := j.WorkloadInfo
+		return s.object(func(key []byte) bool { return s.workloadField(key, w) })
 	case "family":
 		return s.strField(&j.Family)
 	case "proto":

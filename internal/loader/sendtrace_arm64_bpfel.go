@@ -29,7 +29,7 @@ type sendtraceConfig struct {
 	Comms    [4][16]int8
 	Ncgroups uint32
 	_        [4]byte
-	Cgroups  [4]uint64
+	Cgroups  [16]uint64
 	Ncidrs   uint32
 	Cidrs    [8]struct {
 		_         structs.HostLayout

@@ -29,9 +29,23 @@ type Flusher interface {
 	Flush() error
 }
 
+// TotalsWatcher is a sink that reads the kernel's exact totals while a
+// live session runs (the metrics), rather than only at its end.
+type TotalsWatcher interface {
+	WatchTotals(read func() (*events.Totals, error))
+}
+
+// Stage completes each event before diagnosis and the sinks see it (the
+// workload resolver names its owner). It runs on every event the source
+// delivers, so it must be cheap after its first sight of a key.
+type Stage interface {
+	Enrich(*events.Event)
+}
+
 // Pipeline runs the diagnosis engine over the events and hands events and
 // diagnoses to every sink.
 type Pipeline struct {
+	stages []Stage
 	sinks  []Sink
 	engine *diagnose.Engine
 	err    error
@@ -40,6 +54,12 @@ type Pipeline struct {
 // New returns a pipeline into sinks.
 func New(sinks ...Sink) *Pipeline {
 	return &Pipeline{sinks: sinks, engine: diagnose.New(diagnose.Config{})}
+}
+
+// Enrich adds a stage that completes every event before the sinks see it.
+func (p *Pipeline) Enrich(s Stage) *Pipeline {
+	p.stages = append(p.stages, s)
+	return p
 }
 
 // Err is the first error a sink returned.
@@ -60,6 +80,9 @@ func (p *Pipeline) Event(e *events.Event) error {
 	if p.err != nil {
 		return p.err
 	}
+	for _, s := range p.stages {
+		s.Enrich(e)
+	}
 	ds := p.engine.Observe(e)
 	for _, s := range p.sinks {
 		p.keep(s.Event(e))
@@ -72,6 +95,16 @@ func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
 	for i := range ds {
 		for _, s := range p.sinks {
 			p.keep(s.Diagnosis(&ds[i]))
+		}
+	}
+}
+
+// WatchTotals hands the live source's totals reader to every sink that
+// reads them while the session runs.
+func (p *Pipeline) WatchTotals(read func() (*events.Totals, error)) {
+	for _, s := range p.sinks {
+		if w, ok := s.(TotalsWatcher); ok {
+			w.WatchTotals(read)
 		}
 	}
 }

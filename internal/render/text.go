@@ -173,9 +173,23 @@ func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
 		b = append(b, events.ErrnoString(e.Errno)...)
 	}
 	b = format.AppendDetails(b, e)
+	b = appendWorkload(b, e.Workload, len(b) > detailStart)
 	// Drop the separator space when a line has nothing after BYTES.
 	if len(b) == detailStart {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// appendWorkload names a container's or unit's workload at the end of the
+// line; a plain process is already named in the PROCESS column.
+func appendWorkload(b []byte, w *events.Workload, after bool) []byte {
+	if w == nil || w.Kind == events.WorkloadProcess {
+		return b
+	}
+	if after {
+		b = append(b, ' ')
+	}
+	b = append(b, "workload="...)
+	return format.AppendPrintable(b, w.String())
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -79,4 +80,29 @@ func WaitFile(ctx context.Context, path string) error {
 		}
 		return false, err
 	})
+}
+
+// NobodyCopy copies the binary at src into a fresh directory that user
+// 65534 can enter and write (a ready file goes there too), so tests can
+// run it unprivileged or set file capabilities on the copy without
+// touching the original.
+func NobodyCopy(t testing.TB, src string) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sendtrace-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
 }

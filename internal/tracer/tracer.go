@@ -98,6 +98,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if live != nil {
 		live(t.Counters)
 	}
+	p.WatchTotals(t.Totals)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -27,7 +27,7 @@ func TestRecordOtherNetnsWithoutSysAdmin(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
-	dir, bin := nobodyCopy(t)
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
 	lab := netlab.NewPair(t, netlab.LinkOpts{})
 	dst := lab.ServerAddr(false, port)
 	startServer(t, ctx, lab.Server, "reset", dst)

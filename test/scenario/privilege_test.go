@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,38 +29,6 @@ func asNobody(ctx context.Context, bin string, setprivCaps []string, args ...str
 	return exec.CommandContext(ctx, "setpriv", append(full, args...)...)
 }
 
-// nobodyCopy copies the sendtrace binary into a directory user 65534 can
-// enter and write (the ready file goes there too), so file capabilities
-// can be set on the copy without touching the test's own binary.
-func nobodyCopy(t *testing.T) (dir, bin string) {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sendtrace-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	bin = filepath.Join(dir, "sendtrace")
-	src, err := os.Open(sendtraceBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir, bin
-}
-
 var setcapAdvice = regexp.MustCompile(`setcap (\S+) sendtrace\)`)
 
 // TestLeastPrivilege follows the not-root message as a user would: the
@@ -73,7 +40,7 @@ func TestLeastPrivilege(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
-	dir, bin := nobodyCopy(t)
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
 
 	var stderr bytes.Buffer
 	cmd := asNobody(ctx, bin, []string{"--inh-caps=-all"}, "--duration", "1s")

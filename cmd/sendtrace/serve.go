@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// serveFlags are the flags of `sendtrace serve`.
+type serveFlags struct {
+	listen       string
+	events       bool
+	maxWorkloads int
+	seriesTTL    time.Duration
+	peer         string
+	hostRoot     string
+}
+
+const defaultListen = "127.0.0.1:9464"
+
+func init() { subcommands = append(subcommands, newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var sf serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve [filters] [--listen ADDR]",
+		Short: "Export failed sends, retransmits, resets and diagnoses per workload as Prometheus metrics",
+		Long: `serve traces until SIGTERM or SIGINT and serves /metrics (Prometheus
+exposition format) and /healthz. The counters are the kernel's exact totals,
+read on every scrape, so a full ring buffer loses events but never counts.
+Each count is labelled with its workload (a pod's container, a container, a
+systemd unit, or the process name). Events go to stdout as JSON Lines unless
+--events=false.
+
+The default --listen address is loopback only. Binding another address
+(0.0.0.0:9464 in a Kubernetes pod) lets anyone who can reach the port read
+the names of the workloads on this host and how their sends fail: put it
+behind a network policy or a firewall.`,
+		Example: `  sudo sendtrace serve
+  sudo sendtrace serve --listen 0.0.0.0:9464 --events=false`,
+		Args: cobra.NoArgs,
+	}
+	tf := addTraceFlags(cmd, 16)
+	fl := cmd.Flags()
+	fl.StringVar(&sf.listen, "listen", defaultListen, "address for /metrics and /healthz (see the risk of non-loopback addresses above)")
+	fl.BoolVar(&sf.events, "events", true, "write events to stdout as JSON Lines")
+	fl.IntVar(&sf.maxWorkloads, "max-workloads", 500, "at most this many workload label values; the rest are counted as workload=\"other\"")
+	fl.DurationVar(&sf.seriesTTL, "series-ttl", 10*time.Minute, "drop a workload's series this long after its last process exited")
+	fl.StringVar(&sf.peer, "metrics-peer", "none", "peer address in metric labels: none (the kernel's totals carry no peer)")
+	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := tf.options()
+		if err != nil {
+			return err
+		}
+		if sf.maxWorkloads < 1 {
+			return fmt.Errorf("invalid --max-workloads %d: give 1 or more", sf.maxWorkloads)
+		}
+		if sf.peer != "none" {
+			return fmt.Errorf("invalid --metrics-peer %q: only none is supported (the kernel's exact totals are kept per process, not per peer)", sf.peer)
+		}
+		return runServe(opts, sf, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	}
+	return cmd
+}

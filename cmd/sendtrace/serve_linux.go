@@ -1,0 +1,118 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/metrics"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/render"
+	"github.com/sendtrace/sendtrace/internal/session"
+	"github.com/sendtrace/sendtrace/internal/tracer"
+	"github.com/sendtrace/sendtrace/internal/workload"
+)
+
+// runServe traces into the metrics sink (and the JSON stream) and serves
+// /metrics and /healthz until SIGTERM or SIGINT.
+func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) error {
+	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
+		return err
+	}
+	if err := preflight(); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	names := workloads(stderr, hostWorkloadConfig(sf.hostRoot))
+	cfg := metrics.Config{Version: version, MaxWorkloads: sf.maxWorkloads, SeriesTTL: sf.seriesTTL}
+	if names != nil {
+		cfg.Names = names.PID
+	}
+	sink := metrics.New(cfg)
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(sink); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", sf.listen)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("listen on %s: %w: give a free address with --listen", sf.listen, err)}
+	}
+	var running atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !running.Load() {
+			http.Error(w, "not tracing yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	sinks := []pipeline.Sink{sink, &beganSink{running: &running}}
+	if sf.events {
+		sinks = append(sinks, render.NewJSON(stdout))
+	}
+	p := enrich(pipeline.New(sinks...), names)
+	describe := func(d *session.Description) error {
+		warnDegraded(stderr, d.Hooks)
+		return nil
+	}
+	_, runErr := tracer.Run(ctx, opts, version, describe, p, nil)
+	running.Store(false)
+
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return errors.Join(runErr, fmt.Errorf("stop serving metrics: %w", err))
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return errors.Join(runErr, fmt.Errorf("serve metrics: %w", err))
+	}
+	if runErr != nil {
+		return explain(runErr)
+	}
+	return nil
+}
+
+// hostWorkloadConfig points the resolver at the host's mounts under root.
+func hostWorkloadConfig(root string) workload.Config {
+	if root == "" || root == "/" {
+		return workload.Config{}
+	}
+	return workload.Config{
+		CgroupRoot: filepath.Join(root, "sys/fs/cgroup"),
+		RunDir:     filepath.Join(root, "run"),
+	}
+}
+
+// beganSink marks the session running for /healthz once every probe is
+// attached.
+type beganSink struct{ running *atomic.Bool }
+
+func (b *beganSink) Begin(*session.Description) error {
+	b.running.Store(true)
+	return nil
+}
+func (b *beganSink) Event(*events.Event) error           { return nil }
+func (b *beganSink) Diagnosis(*diagnose.Diagnosis) error { return nil }
+func (b *beganSink) End(*session.End) error {
+	b.running.Store(false)
+	return nil
+}

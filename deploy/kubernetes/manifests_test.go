@@ -1,0 +1,234 @@
+// Package kubernetes_test decodes the shipped manifests strictly into the
+// Kubernetes API types (an unknown or misspelt field is an error) and
+// checks the DaemonSet asks for no more privilege than sendtrace needs.
+package kubernetes_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// strict decodes one YAML manifest into v as the API server would in
+// strict mode: an unknown field, a field in the wrong case or a
+// duplicate key is an error (encoding/json would match "hostPid" to
+// hostPID).
+func strict(b []byte, v any) error {
+	j, err := yaml.YAMLToJSONStrict(b)
+	if err != nil {
+		return err
+	}
+	errs, err := kjson.UnmarshalStrict(j, v, kjson.DisallowUnknownFields)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%v", errs)
+	}
+	return nil
+}
+
+func decodeStrict(t *testing.T, file string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := strict(b, v); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
+	// The check itself must be able to fail.
+	for _, bad := range []string{"hostPid: true", "hostPIDs: true"} {
+		var ds appsv1.DaemonSet
+		err := strict([]byte("apiVersion: apps/v1\nkind: DaemonSet\nspec:\n  template:\n    spec:\n      "+bad+"\n"), &ds)
+		if err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decodeStrict(t, "daemonset.yaml", &ds)
+	if ds.APIVersion != "apps/v1" || ds.Kind != "DaemonSet" || ds.Namespace != "sendtrace" {
+		t.Errorf("apiVersion %q kind %q namespace %q", ds.APIVersion, ds.Kind, ds.Namespace)
+	}
+	spec := ds.Spec.Template.Spec
+	if !spec.HostPID {
+		t.Error("hostPID: the kernel reports host pids; /proc must be the host's to name their workloads")
+	}
+	if spec.HostNetwork || spec.HostIPC {
+		t.Error("hostNetwork and hostIPC are not needed")
+	}
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.Capabilities == nil {
+		t.Fatal("no securityContext with capabilities")
+	}
+	if sc.Privileged == nil || *sc.Privileged {
+		t.Error("privileged must be set to false")
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("allowPrivilegeEscalation must be false")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("readOnlyRootFilesystem must be true")
+	}
+	var add []string
+	for _, c := range sc.Capabilities.Add {
+		add = append(add, string(c))
+	}
+	slices.Sort(add)
+	if strings.Join(add, ",") != "BPF,PERFMON" {
+		t.Errorf("capabilities add %v, want exactly BPF and PERFMON", add)
+	}
+	if len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("capabilities drop %v, want ALL", sc.Capabilities.Drop)
+	}
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if _, ok := c.Resources.Requests[r]; !ok {
+			t.Errorf("no %s request", r)
+		}
+		if _, ok := c.Resources.Limits[r]; !ok {
+			t.Errorf("no %s limit", r)
+		}
+	}
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.Name] = m
+		if !m.ReadOnly {
+			t.Errorf("volume %s is mounted read-write", m.Name)
+		}
+		if !strings.HasPrefix(m.MountPath, "/host/") {
+			t.Errorf("volume %s at %s: host paths go under --host-root=/host", m.Name, m.MountPath)
+		}
+	}
+	for _, v := range spec.Volumes {
+		hp := v.HostPath
+		if hp == nil {
+			continue
+		}
+		m, ok := mounts[v.Name]
+		if !ok {
+			t.Errorf("host path %s is not mounted", hp.Path)
+			continue
+		}
+		if m.MountPath != "/host"+hp.Path {
+			t.Errorf("host path %s mounted at %s, want /host%s", hp.Path, m.MountPath, hp.Path)
+		}
+		if strings.HasSuffix(hp.Path, ".sock") || hp.Path == "/run" || hp.Path == "/run/containerd" || hp.Path == "/" {
+			t.Errorf("host path %s would expose a container runtime's socket", hp.Path)
+		}
+	}
+	if !slices.Contains(c.Args, "serve") || !slices.Contains(c.Args, "--host-root=/host") {
+		t.Errorf("args %v: want serve with --host-root=/host", c.Args)
+	}
+	var metricsPort int32
+	for _, p := range c.Ports {
+		if p.Name == "metrics" {
+			metricsPort = p.ContainerPort
+		}
+	}
+	if metricsPort != 9464 || !slices.Contains(c.Args, "--listen=0.0.0.0:9464") {
+		t.Errorf("metrics port %d, args %v: want 9464 served on every pod address", metricsPort, c.Args)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" {
+		t.Error("readiness probe should GET /healthz")
+	}
+	if sel := ds.Spec.Selector; sel == nil || sel.MatchLabels["app.kubernetes.io/name"] != ds.Spec.Template.Labels["app.kubernetes.io/name"] {
+		t.Error("selector does not match the template's labels")
+	}
+}
+
+func TestService(t *testing.T) {
+	var svc corev1.Service
+	decodeStrict(t, "service.yaml", &svc)
+	var ds appsv1.DaemonSet
+	decodeStrict(t, "daemonset.yaml", &ds)
+	a := svc.Annotations
+	if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != "9464" || a["prometheus.io/path"] != "/metrics" {
+		t.Errorf("scrape annotations %v", a)
+	}
+	for k, v := range svc.Spec.Selector {
+		if ds.Spec.Template.Labels[k] != v {
+			t.Errorf("service selector %s=%s does not select the DaemonSet's pods", k, v)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "metrics" || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
+		t.Errorf("ports %+v: want one named metrics targeting the container's metrics port", svc.Spec.Ports)
+	}
+}
+
+func TestNamespace(t *testing.T) {
+	var ns corev1.Namespace
+	decodeStrict(t, "namespace.yaml", &ns)
+	if ns.Name != "sendtrace" {
+		t.Errorf("namespace %q", ns.Name)
+	}
+}
+
+// The ServiceMonitor's CRD types are not in k8s.io/api: it is checked as
+// unstructured YAML for the keys the Prometheus Operator needs.
+func TestServiceMonitor(t *testing.T) {
+	b, err := os.ReadFile("servicemonitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sm map[string]any
+	if err := yaml.UnmarshalStrict(b, &sm); err != nil {
+		t.Fatal(err)
+	}
+	var svc corev1.Service
+	decodeStrict(t, "service.yaml", &svc)
+	get := func(path ...string) any {
+		var v any = sm
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil
+			}
+			v = m[p]
+		}
+		return v
+	}
+	if get("apiVersion") != "monitoring.coreos.com/v1" || get("kind") != "ServiceMonitor" {
+		t.Errorf("apiVersion %v kind %v", get("apiVersion"), get("kind"))
+	}
+	labels, _ := get("spec", "selector", "matchLabels").(map[string]any)
+	if len(labels) == 0 {
+		t.Fatal("spec.selector.matchLabels is required")
+	}
+	for k, v := range labels {
+		if svc.Labels[k] != v {
+			t.Errorf("selector %s=%v does not select the Service (labels %v)", k, v, svc.Labels)
+		}
+	}
+	eps, _ := get("spec", "endpoints").([]any)
+	if len(eps) == 0 {
+		t.Fatal("spec.endpoints is required")
+	}
+	for _, e := range eps {
+		m, _ := e.(map[string]any)
+		if m["port"] != svc.Spec.Ports[0].Name || m["path"] != "/metrics" {
+			t.Errorf("endpoint %v: want port %s path /metrics", m, svc.Spec.Ports[0].Name)
+		}
+		for k := range m {
+			if !slices.Contains([]string{"port", "path", "interval", "relabelings", "scrapeTimeout", "metricRelabelings"}, k) {
+				t.Errorf("endpoint key %q is not one this check knows", k)
+			}
+		}
+	}
+}

@@ -1,0 +1,321 @@
+// Package metrics exports a live session as Prometheus metrics. The
+// counters come from the kernel's exact totals, read while the session
+// runs, not from the event stream: a full ring buffer loses events, never
+// counts. Each process's counts are labelled with its workload; the number
+// of workload values is bounded and workloads that are gone expire.
+package metrics
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/session"
+)
+
+// Label values that are not a workload's name.
+const (
+	// LabelOther holds every workload past Config.MaxWorkloads.
+	LabelOther = "other"
+	// LabelUnknown holds counts of processes that exited before their
+	// workload was named.
+	LabelUnknown = "unknown"
+	// RetransmitKindUnknown is the kind of every retransmitted segment:
+	// the retransmit event does not yet say which kind it was.
+	RetransmitKindUnknown = "unknown"
+)
+
+// Config bounds the metrics and names their processes.
+type Config struct {
+	Version      string
+	MaxWorkloads int           // distinct workload label values; the rest are "other"
+	SeriesTTL    time.Duration // a workload with no live process for this long is dropped
+	// Names names a running process's workload; ok is false when the
+	// process is gone. Nil labels every count "unknown" unless an event
+	// of the process named it.
+	Names func(pid uint32) (w *events.Workload, ok bool)
+	// Poll is how often the kernel's totals are read to name new
+	// processes while they still run; scrapes read them too.
+	Poll time.Duration
+}
+
+// Sink is both a pipeline sink and a Prometheus collector.
+type Sink struct {
+	cfg Config
+
+	mu     sync.Mutex
+	read   func() (*events.Totals, error)
+	totals *events.Totals // the last totals read
+	pids   map[uint32]*process
+	seen   map[string]time.Time // admitted workload label -> last time it had a live process or a new count
+	counts map[events.TotalsKey]uint64
+	diags  map[[2]string]uint64 // rule, workload
+	// lostUser is what the reader lost, known once the session ends.
+	lostUser uint64
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type process struct {
+	label   string
+	expired bool
+}
+
+var (
+	descSendFailures = prometheus.NewDesc("sendtrace_send_failures_total",
+		"Failed send-family calls, by the errno the application got, counted by the kernel.", []string{"errno", "workload"}, nil)
+	descRetransmits = prometheus.NewDesc("sendtrace_retransmitted_segments_total",
+		"TCP retransmissions of the workload's sockets, counted by the kernel.", []string{"kind", "workload"}, nil)
+	descResets = prometheus.NewDesc("sendtrace_resets_total",
+		"TCP resets received from the peer or sent by this host, counted by the kernel.", []string{"direction", "workload"}, nil)
+	descDiagnoses = prometheus.NewDesc("sendtrace_diagnoses_total",
+		"Diagnoses concluded from the event stream, by rule.", []string{"rule", "workload"}, nil)
+	descLost = prometheus.NewDesc("sendtrace_events_lost_total",
+		"Events the ring buffer could not hold (their counts above are kept).", nil, nil)
+	descBuild = prometheus.NewDesc("sendtrace_build_info",
+		"sendtrace's version; always 1.", []string{"version", "goversion"}, nil)
+)
+
+// New returns a metrics sink.
+func New(cfg Config) *Sink {
+	if cfg.MaxWorkloads <= 0 {
+		cfg.MaxWorkloads = 500
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	return &Sink{
+		cfg:    cfg,
+		totals: &events.Totals{},
+		pids:   make(map[uint32]*process),
+		seen:   make(map[string]time.Time),
+		counts: make(map[events.TotalsKey]uint64),
+		diags:  make(map[[2]string]uint64),
+	}
+}
+
+// Begin implements pipeline.Sink.
+func (s *Sink) Begin(*session.Description) error { return nil }
+
+// WatchTotals implements pipeline.TotalsWatcher: from now on, the kernel's
+// totals are read every Poll and on every scrape.
+func (s *Sink) WatchTotals(read func() (*events.Totals, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.read = read
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.poll(s.stop, s.done)
+}
+
+func (s *Sink) poll(stop, done chan struct{}) {
+	defer close(done)
+	tick := time.NewTicker(s.cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		s.refresh()
+		s.mu.Unlock()
+	}
+}
+
+// Event names the event's process by the workload the pipeline resolved
+// from its cgroup, so a process that exits before the next poll keeps
+// its name.
+func (s *Sink) Event(e *events.Event) error {
+	if e.Workload == nil || e.PID == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	if p := s.pids[e.PID]; p == nil || p.label == LabelUnknown {
+		s.name(e.PID, e.Workload)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Diagnosis counts one diagnosis under its process's workload.
+func (s *Sink) Diagnosis(d *diagnose.Diagnosis) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.diags[[2]string{d.Rule, s.labelOf(d.PID)}]++
+	return nil
+}
+
+// End stops reading the kernel and keeps the session's final totals.
+func (s *Sink) End(end *session.End) error {
+	s.mu.Lock()
+	stop, done := s.stop, s.done
+	s.read = nil
+	if end != nil && end.Totals != nil {
+		s.totals = end.Totals
+		s.lostUser = end.Totals.LostUser
+	}
+	s.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	return nil
+}
+
+// refresh reads the kernel's totals and names processes it has not seen.
+// s.mu is held.
+func (s *Sink) refresh() {
+	if s.read != nil {
+		if t, err := s.read(); err == nil {
+			s.totals = t
+		}
+	}
+	now := time.Now()
+	for k, v := range s.totals.ByKey {
+		if s.counts[k] == v.Count {
+			continue
+		}
+		s.counts[k] = v.Count
+		p := s.labelProcess(k.PID)
+		if p.expired {
+			// The pid counts again: a process reusing it.
+			delete(s.pids, k.PID)
+			p = s.labelProcess(k.PID)
+		}
+		s.touch(p.label, now)
+	}
+	for pid, p := range s.pids {
+		if !p.expired && alive(pid) {
+			s.touch(p.label, now)
+		}
+	}
+	if s.cfg.SeriesTTL > 0 {
+		for label, t := range s.seen {
+			if now.Sub(t) > s.cfg.SeriesTTL {
+				delete(s.seen, label)
+				for _, p := range s.pids {
+					if p.label == label {
+						p.expired = true
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *Sink) touch(label string, now time.Time) {
+	if _, ok := s.seen[label]; ok {
+		s.seen[label] = now
+	}
+}
+
+// labelProcess returns the process of pid, naming it on first sight.
+func (s *Sink) labelProcess(pid uint32) *process {
+	if p := s.pids[pid]; p != nil {
+		return p
+	}
+	var w *events.Workload
+	if s.cfg.Names != nil {
+		w, _ = s.cfg.Names(pid)
+	}
+	return s.name(pid, w)
+}
+
+func (s *Sink) labelOf(pid uint32) string { return s.labelProcess(pid).label }
+
+// name gives pid its workload label, admitting the workload while there
+// is room. s.mu is held.
+func (s *Sink) name(pid uint32, w *events.Workload) *process {
+	label := LabelUnknown
+	if w != nil {
+		label = w.String()
+		if _, ok := s.seen[label]; !ok {
+			if len(s.seen) >= s.cfg.MaxWorkloads {
+				label = LabelOther
+			} else {
+				s.seen[label] = time.Now()
+			}
+		}
+	}
+	p := &process{label: label}
+	s.pids[pid] = p
+	return p
+}
+
+func alive(pid uint32) bool {
+	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
+}
+
+// Describe implements prometheus.Collector.
+func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSendFailures, descRetransmits, descResets, descDiagnoses, descLost, descBuild} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the kernel's totals
+// now, so a scrape sees every count up to this moment.
+func (s *Sink) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	s.refresh()
+	type pair [2]string
+	sends := map[pair]uint64{}
+	retrans := map[string]uint64{}
+	resets := map[pair]uint64{}
+	for k, v := range s.totals.ByKey {
+		p := s.pids[k.PID]
+		if p == nil || p.expired || v.Count == 0 {
+			continue
+		}
+		switch k.Kind {
+		case events.KindSendError:
+			sends[pair{events.ErrnoName(k.Errno), p.label}] += v.Count
+		case events.KindRetransmit:
+			retrans[p.label] += v.Count
+		case events.KindReceiveReset:
+			resets[pair{"received", p.label}] += v.Count
+		case events.KindSendReset:
+			resets[pair{"sent", p.label}] += v.Count
+		}
+	}
+	diags := make(map[pair]uint64, len(s.diags))
+	for k, n := range s.diags {
+		if s.liveLabel(k[1]) {
+			diags[k] = n
+		}
+	}
+	lost := s.totals.LostKernel + s.lostUser
+	s.mu.Unlock()
+
+	for k, n := range sends {
+		ch <- prometheus.MustNewConstMetric(descSendFailures, prometheus.CounterValue, float64(n), k[0], k[1])
+	}
+	for w, n := range retrans {
+		ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(n), RetransmitKindUnknown, w)
+	}
+	for k, n := range resets {
+		ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(n), k[0], k[1])
+	}
+	for k, n := range diags {
+		ch <- prometheus.MustNewConstMetric(descDiagnoses, prometheus.CounterValue, float64(n), k[0], k[1])
+	}
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(lost))
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, s.cfg.Version, runtime.Version())
+}
+
+// liveLabel reports whether a label's series are still exported. s.mu is
+// held.
+func (s *Sink) liveLabel(label string) bool {
+	if label == LabelOther || label == LabelUnknown {
+		return true
+	}
+	_, ok := s.seen[label]
+	return ok
+}

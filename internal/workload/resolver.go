@@ -1,0 +1,268 @@
+//go:build linux
+
+package workload
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+// Config says where the host's cgroups and runtime state are. The zero
+// value is right on the host itself; inside a container, point both at
+// the host's mounts.
+type Config struct {
+	CgroupRoot string // cgroup v2 mount; "" finds it in /proc/self/mountinfo
+	RunDir     string // the host's /run, where runtimes keep state; "" is /run
+	// Warn receives, once, why some names are less than they could be
+	// (a runtime's state that this user cannot read).
+	Warn func(string)
+}
+
+// Resolver names the workloads of cgroups and processes. It caches every
+// answer per cgroup, so the cost is paid once per cgroup, never per event.
+type Resolver struct {
+	cfg Config
+
+	mu       sync.Mutex
+	paths    map[uint64]string           // cgroup id -> path below CgroupRoot
+	byPath   map[string]*events.Workload // nil value: not a container or unit
+	procs    map[string]*events.Workload // process-named workloads by comm
+	lastWalk time.Time
+	warned   bool
+}
+
+// walkEvery bounds how often a cgroup id that is not yet known makes the
+// resolver walk the whole cgroup tree: often enough to name a container
+// that started a moment ago, rarely enough that events of cgroups already
+// gone cannot keep it walking.
+const walkEvery = 100 * time.Millisecond
+
+// NewResolver finds the cgroup v2 mount and returns a resolver.
+func NewResolver(cfg Config) (*Resolver, error) {
+	if cfg.CgroupRoot == "" {
+		root, err := CgroupV2Mount()
+		if err != nil {
+			return nil, err
+		}
+		cfg.CgroupRoot = root
+	}
+	if cfg.RunDir == "" {
+		cfg.RunDir = "/run"
+	}
+	return &Resolver{
+		cfg:    cfg,
+		paths:  make(map[uint64]string),
+		byPath: make(map[string]*events.Workload),
+		procs:  make(map[string]*events.Workload),
+	}, nil
+}
+
+// CgroupRoot is the cgroup v2 mount the resolver reads.
+func (r *Resolver) CgroupRoot() string { return r.cfg.CgroupRoot }
+
+// CgroupV2Mount finds where cgroup v2 is mounted (/sys/fs/cgroup, or
+// /sys/fs/cgroup/unified beside v1 controllers).
+func CgroupV2Mount() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("find the cgroup v2 mount: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields := strings.Fields(pre)
+		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 {
+			return fields[4], nil
+		}
+	}
+	return "", errors.New("no cgroup v2 mount in /proc/self/mountinfo: workload names need cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)")
+}
+
+// Enrich sets the event's workload: its cgroup's container or unit, or
+// else its process. It is the pipeline stage.
+func (r *Resolver) Enrich(e *events.Event) {
+	w := r.Cgroup(e.Cgroup, e.PID)
+	if w == nil && e.Comm != "" {
+		w = r.process(e.Comm)
+	}
+	e.Workload = w
+}
+
+// Cgroup names the container or unit of a cgroup id (pid, when not zero,
+// is a process that was in it, to find it without walking the tree). It
+// returns nil for cgroups that are neither.
+func (r *Resolver) Cgroup(id uint64, pid uint32) *events.Workload {
+	if id == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.paths[id]
+	if !ok {
+		if p, ok = r.pidPath(pid, id); !ok {
+			p, ok = r.walkFor(id)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	return r.path(p)
+}
+
+// PID names a running process's workload, from /proc/PID/cgroup and
+// /proc/PID/comm (both world-readable). ok is false when the process is
+// gone.
+func (r *Resolver) PID(pid uint32) (w *events.Workload, ok bool) {
+	p, err := procCgroup(pid)
+	if err != nil {
+		return nil, false
+	}
+	r.mu.Lock()
+	w = r.path(p)
+	r.mu.Unlock()
+	if w != nil {
+		return w, true
+	}
+	comm, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	if err != nil {
+		return nil, false
+	}
+	return r.process(strings.TrimSpace(string(comm))), true
+}
+
+func (r *Resolver) process(comm string) *events.Workload {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, ok := r.procs[comm]
+	if !ok {
+		w = (&events.Workload{Kind: events.WorkloadProcess, Name: comm}).Finish()
+		r.procs[comm] = w
+	}
+	return w
+}
+
+// path names the workload of a cgroup path, once per path. r.mu is held.
+func (r *Resolver) path(p string) *events.Workload {
+	if w, ok := r.byPath[p]; ok {
+		return w
+	}
+	w := FromPath(p)
+	if w != nil && w.ID != "" {
+		a, err := annotations(r.cfg.RunDir, w.ID)
+		if err != nil {
+			r.warn(err)
+		}
+		w = withPod(w, a)
+	}
+	r.byPath[p] = w
+	return w
+}
+
+func (r *Resolver) warn(err error) {
+	if r.warned || r.cfg.Warn == nil {
+		return
+	}
+	r.warned = true
+	r.cfg.Warn(fmt.Sprintf("workload names: %v: Kubernetes pod and container names need read access to the container runtime's state (grant CAP_DAC_READ_SEARCH); showing container ids instead", err))
+}
+
+// pidPath finds a cgroup through a process that was in it. r.mu is held.
+func (r *Resolver) pidPath(pid uint32, id uint64) (string, bool) {
+	if pid == 0 {
+		return "", false
+	}
+	p, err := procCgroup(pid)
+	if err != nil || inode(filepath.Join(r.cfg.CgroupRoot, p)) != id {
+		return "", false
+	}
+	r.paths[id] = p
+	return p, true
+}
+
+// walkFor maps every cgroup below the root to its id, at most once per
+// walkEvery. r.mu is held.
+func (r *Resolver) walkFor(id uint64) (string, bool) {
+	if time.Since(r.lastWalk) < walkEvery {
+		return "", false
+	}
+	r.lastWalk = time.Now()
+	r.walk(func(ino uint64, p string) { r.paths[ino] = p })
+	p, ok := r.paths[id]
+	return p, ok
+}
+
+func (r *Resolver) walk(visit func(id uint64, p string)) {
+	root := r.cfg.CgroupRoot
+	_ = filepath.WalkDir(root, func(full string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, full)
+		visit(st.Ino, filepath.Clean("/"+rel))
+		return nil
+	})
+}
+
+// Prime names every cgroup that exists now, containers' pods included, so
+// that a container that exits (and whose runtime state goes with it)
+// before its first event is read is still named.
+func (r *Resolver) Prime() {
+	r.Matching(func(*events.Workload) bool { return false })
+}
+
+// Matching lists the ids of every cgroup whose workload match accepts,
+// for filters that select workloads by name.
+func (r *Resolver) Matching(match func(*events.Workload) bool) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []uint64
+	r.walk(func(ino uint64, p string) {
+		r.paths[ino] = p
+		if w := r.path(p); w != nil && match(w) {
+			ids = append(ids, ino)
+		}
+	})
+	return ids
+}
+
+// procCgroup reads a process's cgroup v2 path.
+func procCgroup(pid uint32) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p, nil
+		}
+	}
+	return "", errors.New("no cgroup v2 line")
+}
+
+func inode(p string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(p, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}

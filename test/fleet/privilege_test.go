@@ -1,0 +1,163 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// nobody is the unprivileged user the least-privilege runs use.
+const nobody = "65534"
+
+// nobodyServe is `sendtrace serve` running as uid 65534 with only the
+// capabilities given.
+type nobodyServe struct {
+	cmd            *exec.Cmd
+	addr           string
+	stdout, stderr testutil.LockedBuffer
+	done           chan error
+}
+
+// startServeAsNobody runs serve as uid 65534 holding caps (setpriv's
+// names, such as "bpf,perfmon") as ambient capabilities, and waits until
+// /healthz answers.
+func startServeAsNobody(t *testing.T, ctx context.Context, dir, bin, caps, addr string, args ...string) *nobodyServe {
+	t.Helper()
+	ready := filepath.Join(dir, "ready")
+	os.Remove(ready)
+	set := "-all," + strings.ReplaceAll("+"+caps, ",", ",+")
+	full := []string{"--reuid=" + nobody, "--regid=" + nobody, "--clear-groups",
+		"--inh-caps=" + set, "--ambient-caps=" + set, bin,
+		"serve", "--listen", addr, "--ready-file", ready}
+	s := &nobodyServe{addr: addr, done: make(chan error, 1)}
+	s.cmd = exec.Command("setpriv", append(full, args...)...)
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	wctx, cancel := context.WithTimeout(ctx, tracerReady)
+	defer cancel()
+	err := testutil.Poll(wctx, 20*time.Millisecond, func() (bool, error) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return false, fmt.Errorf("exited before it was ready: %v", err)
+		default:
+		}
+		if _, err := os.Stat(ready); err != nil {
+			return false, nil
+		}
+		code, _, err := httpGet(wctx, "http://"+addr+"/healthz")
+		return err == nil && code == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("serve as uid %s with %s: %v\nstderr: %s", nobody, caps, err, s.stderr.Bytes())
+	}
+	t.Logf("serve as uid %s holding only %s: ready", nobody, caps)
+	return s
+}
+
+// sigterm stops serve as a service manager does and wants exit status 0.
+func (s *nobodyServe) sigterm(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v\nstderr: %s", err, s.stderr.Bytes())
+		}
+	case <-time.After(tracerStop):
+		t.Fatalf("serve did not exit within %v of SIGTERM", tracerStop)
+	}
+	t.Logf("serve exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+func metricValue(t *testing.T, ctx context.Context, addr string, series *regexp.Regexp) string {
+	t.Helper()
+	code, body, err := httpGet(ctx, "http://"+addr+"/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", code, err)
+	}
+	m := series.FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// TestServeLeastPrivilege runs serve as an ordinary user holding only
+// CAP_BPF and CAP_PERFMON, fails real sends in a pod's runc container, and
+// checks /metrics counts them exactly under the container's id, with one
+// warning that pod names need CAP_DAC_READ_SEARCH. Stopped with SIGTERM,
+// it is restarted on the same address with that capability added, and
+// then names the pod. Both runs read the same kernel counts afresh.
+func TestServeLeastPrivilege(t *testing.T) {
+	ctx := fleetContext(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed: %v", err)
+	}
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
+	lab := newUDPLab(t, ctx)
+	addr := freeAddr(t)
+	pod := kubePod{uid: "7c1e2d3f-" + randomHex(t, 4) + "-4b5a-8c9d-" + randomHex(t, 12), namespace: "payments", name: "ledger-0", container: "ledger"}
+
+	for _, run := range []struct {
+		caps, label string
+		warn        bool
+	}{
+		{"bpf,perfmon", "container/", true},
+		{"bpf,perfmon,dac_read_search", pod.String(), false},
+	} {
+		s := startServeAsNobody(t, ctx, dir, bin, run.caps, addr, "--events=false", "--dst="+lab.Link.V4Net.String())
+		c := startRunc(t, ctx, lab.Client, pod, lab.failingArgs(3)...)
+		label := run.label
+		if run.warn {
+			label += c.id[:12]
+		}
+		r := c.run(t, ctx)
+		saw := len(r.Sockets[0].Failed())
+		series := regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EMSGSIZE",workload="` + regexp.QuoteMeta(label) + `"\} (\S+)$`)
+		var got string
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = testutil.Poll(wctx, 100*time.Millisecond, func() (bool, error) {
+			got = metricValue(t, ctx, addr, series)
+			return got == fmt.Sprint(saw), nil
+		})
+		cancel()
+		if saw != 3 || got != "3" {
+			t.Errorf("with %s: the container's actor saw %d failed sends, /metrics says %q for workload %s", run.caps, saw, got, label)
+		} else {
+			t.Logf("with %s: sendtrace_send_failures_total{errno=\"EMSGSIZE\",workload=%q} %s", run.caps, label, got)
+		}
+		s.sigterm(t)
+		stderr := string(s.stderr.Bytes())
+		warned := strings.Contains(stderr, "CAP_DAC_READ_SEARCH")
+		if warned != run.warn {
+			t.Errorf("with %s: warning about CAP_DAC_READ_SEARCH %v, want %v; stderr:\n%s", run.caps, warned, run.warn, stderr)
+		}
+		t.Logf("with %s, stderr:\n%s", run.caps, stderr)
+	}
+}
