@@ -43,9 +43,12 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/* BPF_F_CLONE: a socket accepted from an owned listener is born owned by
+ * the listener's process, so its handshake (ESTABLISHED, with the ISNs that
+ * join the two ends of a connection) is attributed before accept() runs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct owner);
 } owners SEC(".maps");
@@ -826,6 +829,13 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 	e.state = newstate;
 	e.old_state = oldstate;
 	e.cookie = bpf_get_socket_cookie(sk);
+	/* tcp_sock keeps no ISN. Entering ESTABLISHED, from SYN_SENT or
+	 * SYN_RECV, the handshake's ACK has been taken and no data yet: each
+	 * side's first byte is its ISN + 1 (the SYN takes one number). */
+	if (newstate == TCP_ESTABLISHED) {
+		e.snd_isn = e.snd_una - 1;
+		e.rcv_isn = e.rcv_nxt - 1;
+	}
 	emit(&e);
 	return 0;
 }

@@ -127,6 +127,10 @@ type sendtraceEvent struct {
 	Pad          [3]uint8
 	DataSegsIn   uint32
 	Netns        uint32
+	SndUna       uint32
+	RcvNxt       uint32
+	SndIsn       uint32
+	RcvIsn       uint32
 }
 
 type sendtraceEventKind uint32
