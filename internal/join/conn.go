@@ -160,8 +160,8 @@ func (c *Conn) resetOrigin() {
 			return
 		}
 		c.ResetOrigin = ResetMiddlebox
-		c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent none (%s)",
-			c.name(i), stamp(recv.Time), c.name(j), c.lastState(j))
+		c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
+			c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
 		return
 	}
 	for i := range 2 {
@@ -181,6 +181,33 @@ func (c *Conn) lastState(i int) string {
 	s := fmt.Sprintf("last event %s at %s, state %s", last.Kind, stamp(last.Time), events.StateName(last.State))
 	if last.State != events.StateClose {
 		s += ", still open when its recording ended at " + stamp(e.Rec.End)
+	}
+	return s
+}
+
+// stateAt says where end i's socket was at time t of its own clock, and
+// what became of it afterwards.
+func (c *Conn) stateAt(i int, t time.Time) string {
+	e := c.Ends[i]
+	before := e.First()
+	var after *events.Event
+	for k := range e.Events {
+		ev := &e.Events[k]
+		if ev.Time.After(t) {
+			after = ev
+			break
+		}
+		before = ev
+	}
+	s := fmt.Sprintf("its socket was %s then (last event before: %s at %s)", events.StateName(before.State), before.Kind, stamp(before.Time))
+	switch {
+	case after == nil && before.State != events.StateClose:
+		s += ", and still open when its recording ended at " + stamp(e.Rec.End)
+	case after != nil:
+		s += fmt.Sprintf(", next event %s at %s", after.Kind, stamp(after.Time))
+		if after.Kind == events.KindStateChange {
+			s += " to " + events.StateName(after.State)
+		}
 	}
 	return s
 }
@@ -249,8 +276,9 @@ func (c *Conn) reconcile() string {
 	switch c.ResetOrigin {
 	case ResetMiddlebox:
 		i := c.index(c.ResetReceiver)
-		return fmt.Sprintf("a middlebox between the ends forgot the flow%s and reset the %s; the %s never saw a reset: %s",
-			c.idleText(i), c.Ends[i].Role(), c.Ends[1-i].Role(), c.lastState(1-i))
+		recv := find(c.Ends[i], events.KindReceiveReset)
+		return fmt.Sprintf("a middlebox between the ends forgot the flow%s and reset the %s; the %s never sent that reset: %s",
+			c.idleText(i), c.Ends[i].Role(), c.Ends[1-i].Role(), c.stateAt(1-i, c.on(recv.Time, i, 1-i)))
 	case ResetPeer:
 		i := c.index(c.ResetReceiver)
 		sent := find(c.Ends[1-i], events.KindSendReset)

@@ -16,8 +16,8 @@ func WriteText(w io.Writer, r *Result) error {
 	var b strings.Builder
 	b.WriteString("Both ends\n")
 	for _, rec := range r.Recordings {
-		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %d handshakes\n", rec.Path, rec.Host, rec.Netns,
-			stamp(rec.Start), stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), len(rec.Ends))
+		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %s\n", rec.Path, rec.Host, rec.Netns,
+			stamp(rec.Start), stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), plural(len(rec.Ends), "handshake"))
 		if !rec.Footer {
 			b.WriteString("    no footer: the recorder did not stop cleanly; it ends at its last event\n")
 		}
@@ -30,11 +30,11 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 	}
 	for _, o := range r.Offsets {
-		fmt.Fprintf(&b, "  clock offset: %s is %s of %s", o.B.Path, signed(o.Estimate), o.A.Path)
+		fmt.Fprintf(&b, "  clock offset: %s's clock is %s %s's", o.B.Path, signed(o.Estimate), o.A.Path)
 		if o.Inconsistent {
 			fmt.Fprintf(&b, " (median of %d handshakes whose bounds disagree: a clock stepped or drifts)\n", o.Pairs)
 		} else {
-			fmt.Fprintf(&b, " ± %s (from %d handshakes; the bound is the one-way delay)\n", format.Duration(o.Within), o.Pairs)
+			fmt.Fprintf(&b, " ± %s (from %s; the bound is the one-way delay)\n", format.Duration(o.Within), plural(o.Pairs, "handshake"))
 		}
 	}
 	failed := 0
@@ -92,11 +92,18 @@ func WriteText(w io.Writer, r *Result) error {
 	return err
 }
 
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 func signed(d time.Duration) string {
 	if d < 0 {
 		return format.Duration(-d) + " behind"
 	}
-	return format.Duration(d) + " ahead"
+	return format.Duration(d) + " ahead of"
 }
 
 type jsonEnd struct {
