@@ -245,6 +245,9 @@ func (c *Conn) dataStopped() {
 		var after *events.Event // the peer's last event after the last retransmit
 		for k := range peer.Events {
 			ev := &peer.Events[k]
+			if ev.Protocol != events.ProtoTCP {
+				continue
+			}
 			got := ev.RcvNxt - peer.RcvISN
 			if int32(got-off) > 0 {
 				yes := true
