@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	actorreport "github.com/sendtrace/sendtrace/internal/netlab/report"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
