@@ -43,8 +43,8 @@ func WriteText(w io.Writer, r *Result) error {
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "  %d connections joined by their ISNs, %d of them failed; %d seen at one end only; %d ambiguous\n",
-		len(r.Joined), failed, len(r.OneEnd), len(r.Ambiguous))
+	fmt.Fprintf(&b, "  %s joined by their ISNs, %d of them failed; %d seen at one end only; %d ambiguous\n",
+		plural(len(r.Joined), "connection"), failed, len(r.OneEnd), len(r.Ambiguous))
 	for _, c := range r.Joined {
 		if !c.Failed {
 			continue
