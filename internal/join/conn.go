@@ -135,7 +135,7 @@ func (c *Conn) covers(i int, t time.Time) bool {
 
 func (c *Conn) name(i int) string {
 	e := c.Ends[i]
-	return e.Role() + " (" + e.Rec.Host + ")"
+	return e.Role() + " on " + e.Rec.Host
 }
 
 func (c *Conn) resetOrigin() {
