@@ -120,5 +120,8 @@ struct owner {
 	char comm[TASK_COMM_LEN];
 	__u8 interesting; /* an event was emitted for this socket */
 	__u8 dst_counted; /* its counters already went to dst_stats */
-	__u8 _pad[6];
+	/* Seeded to a listener, or cloned from one into an accepted socket
+	 * (BPF_F_CLONE): the task holding the socket, once seen, replaces it. */
+	__u8 inherited;
+	__u8 _pad[5];
 };

@@ -168,7 +168,8 @@ type sendtraceOwner struct {
 	Comm        [16]int8
 	Interesting uint8
 	DstCounted  uint8
-	Pad         [6]uint8
+	Inherited   uint8
+	Pad         [5]uint8
 }
 
 type sendtracePending struct {
