@@ -110,7 +110,9 @@ func Join(recs []*Recording) *Result {
 // client's ACK arrives: after the client entered it, by one one-way
 // delay, which is at most the handshake's round trip. Each handshake
 // therefore bounds the offset to [t_srv - t_cli - rtt, t_srv - t_cli];
-// the estimate is the middle of the intersection of those bounds.
+// the estimate is the middle of the intersection of those bounds. The
+// upper bound is firm; the lower one assumes the ACK's transit took no
+// longer than the round trip of SYN and SYN-ACK, which queueing can break.
 type Offset struct {
 	A, B     *Recording // B's clock minus A's
 	Estimate time.Duration

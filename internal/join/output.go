@@ -34,7 +34,7 @@ func WriteText(w io.Writer, r *Result) error {
 		if o.Inconsistent {
 			fmt.Fprintf(&b, " (median of %d handshakes whose bounds disagree: a clock stepped or drifts)\n", o.Pairs)
 		} else {
-			fmt.Fprintf(&b, " ± %s (from %s; the bound is the one-way delay)\n", format.Duration(o.Within), plural(o.Pairs, "handshake"))
+			fmt.Fprintf(&b, " ± %s (from %s; the upper bound is firm, the lower one assumes the client's ACK took no longer than the handshake's round trip)\n", format.Duration(o.Within), plural(o.Pairs, "handshake"))
 		}
 	}
 	failed := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -165,10 +166,12 @@ func joinOf(t *testing.T, b *bothEnds) *joinReport {
 			}
 		}
 	}
-	// Both recordings ran on this host: its one clock, so the estimate
-	// must bracket zero within the handshake's round trip.
-	if len(j.Offsets) != 1 || j.Offsets[0].OffsetMs-j.Offsets[0].WithinMs > 0.001 || j.Offsets[0].OffsetMs+j.Offsets[0].WithinMs < -0.001 {
-		t.Errorf("clock offsets %+v: the recordings share one clock, the bounds must contain 0", j.Offsets)
+	// Both recordings ran on this host: one clock. The upper bound (the
+	// server entered ESTABLISHED after the client) holds whatever the
+	// ACK's transit; the lower one assumes that transit was within the
+	// handshake's round trip, which a loaded machine can exceed.
+	if len(j.Offsets) != 1 || j.Offsets[0].OffsetMs+j.Offsets[0].WithinMs < -0.001 || math.Abs(j.Offsets[0].OffsetMs) > 20 {
+		t.Errorf("clock offsets %+v: the recordings share one clock: the upper bound must be at least 0 and the estimate within 20 ms of it", j.Offsets)
 	}
 	t.Logf("joined: %s", out)
 	return &j
