@@ -43,9 +43,12 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/* BPF_F_CLONE: a socket accepted from an owned listener is born owned by
+ * the listener's process, so its handshake (ESTABLISHED, with the ISNs that
+ * join the two ends of a connection) is attributed before accept() runs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct owner);
 } owners SEC(".maps");
@@ -798,6 +801,7 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		o->pid = e.pid;
 		o->tid = e.tid;
 		o->cgroup = e.cgroup;
+		o->inherited = 0;
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
 		if (e.pid == cfg.self_pid || !cfg.all_state_changes ||
 		    !match_process(e.pid, e.comm, e.cgroup))
@@ -826,6 +830,13 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 	e.state = newstate;
 	e.old_state = oldstate;
 	e.cookie = bpf_get_socket_cookie(sk);
+	/* tcp_sock keeps no ISN. Entering ESTABLISHED, from SYN_SENT or
+	 * SYN_RECV, the handshake's ACK has been taken and no data yet: each
+	 * side's first byte is its ISN + 1 (the SYN takes one number). */
+	if (newstate == TCP_ESTABLISHED) {
+		e.snd_isn = e.snd_una - 1;
+		e.rcv_isn = e.rcv_nxt - 1;
+	}
 	emit(&e);
 	return 0;
 }
@@ -834,7 +845,9 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 
 /* seed_owners attributes sockets that existed before the session, or were
  * accepted since, to a task that holds them. An owner already seen in
- * process context is kept. */
+ * process context is kept; one inherited from the listener gives way to the
+ * task that holds the accepted socket (a pre-forked worker, not the master
+ * that the listener was seeded to). */
 SEC("iter/task_file")
 int seed_owners(struct bpf_iter__task_file *ctx)
 {
@@ -844,6 +857,7 @@ int seed_owners(struct bpf_iter__task_file *ctx)
 	struct sock *sk;
 	struct owner *o;
 	__u16 family;
+	bool listener;
 
 	if (!task || !file)
 		return 0;
@@ -856,9 +870,12 @@ int seed_owners(struct bpf_iter__task_file *ctx)
 	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
+	listener = sk->__sk_common.skc_state == TCP_LISTEN;
 	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!o || o->pid)
+	if (!o || (o->pid && (!o->inherited || listener)))
 		return 0;
+	/* Cloned into every socket accepted from this listener. */
+	o->inherited = listener;
 	o->pid = task->tgid;
 	o->tid = task->pid;
 	o->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);

@@ -68,6 +68,13 @@ struct event {
 	__u8 _pad[3];
 	__u32 data_segs_in; /* data segments received from the peer (RFC 4898) */
 	__u32 netns;        /* inode of the socket's network namespace: whose sysctls apply */
+	/* Sequence state, which survives NAT: the two ends of one connection
+	 * are joined by their initial sequence numbers, and a retransmitted
+	 * seq is compared with the other end's rcv_nxt. */
+	__u32 snd_una;
+	__u32 rcv_nxt;
+	__u32 snd_isn; /* our ISN: in the ESTABLISHED state change only */
+	__u32 rcv_isn; /* the peer's ISN, likewise */
 };
 
 /* Exact totals, kept per CPU whatever happens to the ring buffer. */
@@ -113,5 +120,8 @@ struct owner {
 	char comm[TASK_COMM_LEN];
 	__u8 interesting; /* an event was emitted for this socket */
 	__u8 dst_counted; /* its counters already went to dst_stats */
-	__u8 _pad[6];
+	/* Seeded to a listener, or cloned from one into an accepted socket
+	 * (BPF_F_CLONE): the task holding the socket, once seen, replaces it. */
+	__u8 inherited;
+	__u8 _pad[5];
 };

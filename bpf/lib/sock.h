@@ -30,6 +30,8 @@ static __always_inline void fill_tcp(struct event *e, struct sock *sk)
 	e->snd_wnd = BPF_CORE_READ(tp, snd_wnd);
 	e->mss = BPF_CORE_READ(tp, mss_cache);
 	e->data_segs_in = BPF_CORE_READ(tp, data_segs_in);
+	e->snd_una = BPF_CORE_READ(tp, snd_una);
+	e->rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
 }
 
 /* fill_sock fills addresses, protocol and TCP state. The cookie is left to

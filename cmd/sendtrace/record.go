@@ -55,6 +55,10 @@ kill -9 or a full disk stays readable up to its last complete record.`,
 		// Rates in the footer (failed sends per 1,000 sends) need every
 		// successful send counted.
 		opts.CountSends = true
+		// Joining recordings from the two ends of a connection needs
+		// each handshake (its ISNs) even when nothing failed on it. A
+		// state change is per connection, never per send.
+		opts.AllStateChanges = true
 		return runRecord(opts, out, force, status, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	return cmd

@@ -23,7 +23,7 @@ func newReportCmd() *cobra.Command {
 		page   htmlFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "report FILE",
+		Use:   "report FILE [FILE...]",
 		Short: "Summarise a recording: failing destinations and processes, failures over time, one connection's timeline",
 		Long: `report rebuilds the live summary tables from a recording made with
 sendtrace record, then lists the top failing destinations and processes, the
@@ -35,12 +35,19 @@ axis); the page loads nothing from anywhere, so it opens offline.
 
 Plain, .gz and .zst files are read alike. A recording whose recorder was
 killed is read up to its last complete record, and the report says that the
-footer is missing.`,
+footer is missing.
+
+Given recordings made at the same time on different hosts (or network
+namespaces), report joins the two ends of each TCP connection by their
+initial sequence numbers, which survive NAT, and says in its "Both ends"
+section who reset each failed connection (the peer, a middlebox, this
+host) and whether retransmitted data reached the other end.`,
 		Example: `  sendtrace report incident.jsonl.zst
   sendtrace report --html incident.html incident.jsonl.zst
   sendtrace report --conn 16435 incident.jsonl.zst
-  sendtrace report -o json incident.jsonl.zst | jq .time_to_failure`,
-		Args: recordingArgs("FILE"),
+  sendtrace report -o json incident.jsonl.zst | jq .time_to_failure
+  sendtrace report client.jsonl.zst server.jsonl.zst`,
+		Args: reportArgs,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
@@ -54,6 +61,12 @@ footer is missing.`,
 		}
 		if bucket < 0 || (bucket > 0 && bucket < time.Millisecond) {
 			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
+		}
+		if len(args) > 1 {
+			if conn != "" || page.path != "" {
+				return fmt.Errorf("--conn and --html take one recording, got %d: give one file, or leave them out to join the ends of the connections", len(args))
+			}
+			return reportBothEnds(cmd.OutOrStdout(), args, output)
 		}
 		if page.path != "" {
 			if conn != "" || output != "text" {

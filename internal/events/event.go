@@ -148,6 +148,14 @@ type Event struct {
 	// unknown (a recording made before sendtrace read it).
 	DataSegsIn int64
 	RetransErr int32 // retransmit: the kernel's err argument (6.17+), positive errno
+	// Sequence state, which survives NAT. SndUna is the oldest byte not
+	// yet acknowledged by the peer, RcvNxt the next byte expected from it.
+	SndUna, RcvNxt uint32
+	// SndISN and RcvISN are this end's and the peer's initial sequence
+	// numbers, known (HasISN) in the state change to ESTABLISHED. The peer
+	// sees the same two numbers the other way round.
+	SndISN, RcvISN uint32
+	HasISN         bool
 
 	// State changes and resets.
 	OldState    uint8

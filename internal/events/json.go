@@ -119,6 +119,16 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		dst = strconv.AppendUint(dst, uint64(e.MSS), 10)
 		dst = append(dst, `,"data_segs_in":`...)
 		dst = strconv.AppendInt(dst, max(e.DataSegsIn, -1), 10)
+		dst = append(dst, `,"snd_una":`...)
+		dst = strconv.AppendUint(dst, uint64(e.SndUna), 10)
+		dst = append(dst, `,"rcv_nxt":`...)
+		dst = strconv.AppendUint(dst, uint64(e.RcvNxt), 10)
+		if e.HasISN {
+			dst = append(dst, `,"snd_isn":`...)
+			dst = strconv.AppendUint(dst, uint64(e.SndISN), 10)
+			dst = append(dst, `,"rcv_isn":`...)
+			dst = strconv.AppendUint(dst, uint64(e.RcvISN), 10)
+		}
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
@@ -284,6 +294,10 @@ type jsonTCP struct {
 	SndWnd       uint32      `json:"snd_wnd"`
 	MSS          uint32      `json:"mss"`
 	DataSegsIn   *int64      `json:"data_segs_in"`
+	SndUna       uint32      `json:"snd_una"`
+	RcvNxt       uint32      `json:"rcv_nxt"`
+	SndISN       *uint32     `json:"snd_isn"`
+	RcvISN       *uint32     `json:"rcv_isn"`
 }
 
 // ErrNotEvent is returned (wrapped) by ParseJSON for a well-formed record
@@ -429,6 +443,11 @@ func ParseJSON(line []byte, e *Event) error {
 		out.SndBuf = tc.SndBuf
 		out.SndWnd = tc.SndWnd
 		out.MSS = tc.MSS
+		out.SndUna = tc.SndUna
+		out.RcvNxt = tc.RcvNxt
+		if tc.SndISN != nil && tc.RcvISN != nil {
+			out.SndISN, out.RcvISN, out.HasISN = *tc.SndISN, *tc.RcvISN, true
+		}
 		out.DataSegsIn = -1
 		if tc.DataSegsIn != nil {
 			out.DataSegsIn = max(*tc.DataSegsIn, -1)

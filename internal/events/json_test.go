@@ -51,6 +51,11 @@ func fullTCP() Event {
 		MSS:          1448,
 		DataSegsIn:   21,
 		Netns:        4026531840,
+		SndUna:       4000000001,
+		RcvNxt:       17,
+		SndISN:       3999999000,
+		RcvISN:       4294967295,
+		HasISN:       true,
 		RetransErr:   int32(unix.EHOSTUNREACH),
 		OldState:     StateEstablished,
 		ResetReason:  7,
@@ -142,7 +147,8 @@ func TestAppendJSONFields(t *testing.T) {
 		`"stack_errno":32,"retrans_errno":113,"old_state":"ESTABLISHED","reset_reason":7,` +
 		`"tcp":{"since_send_ms":12.000345,"since_recv_ms":3200,"seq":3000000000,"retransmits":3,` +
 		`"total_retrans":17,"backoff":4,"rto_ms":1600,"srtt_us":23456.789,"cwnd":10,"send_q":65160,` +
-		`"sndbuf":2626560,"snd_wnd":64256,"mss":1448,"data_segs_in":21}}`
+		`"sndbuf":2626560,"snd_wnd":64256,"mss":1448,"data_segs_in":21,"snd_una":4000000001,` +
+		`"rcv_nxt":17,"snd_isn":3999999000,"rcv_isn":4294967295}}`
 	if unix.ECOMM == 70 && line != want {
 		t.Errorf("AppendJSON:\n got %s\nwant %s", line, want)
 	}

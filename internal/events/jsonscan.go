@@ -299,6 +299,16 @@ func (s *scanner) tcpField(key []byte, t *jsonTCP) bool {
 	case "data_segs_in":
 		t.DataSegsIn = new(int64)
 		return signed(s, t.DataSegsIn)
+	case "snd_una":
+		return unsigned(s, &t.SndUna)
+	case "rcv_nxt":
+		return unsigned(s, &t.RcvNxt)
+	case "snd_isn":
+		t.SndISN = new(uint32)
+		return unsigned(s, t.SndISN)
+	case "rcv_isn":
+		t.RcvISN = new(uint32)
+		return unsigned(s, t.RcvISN)
 	}
 	return false
 }

@@ -130,6 +130,10 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 		e.SinceSend = d.jiffies(r.SinceSendJ)
 		e.SinceRecv = d.jiffies(r.SinceRecvJ)
 		e.DataSegsIn = int64(r.DataSegsIn)
+		e.SndUna, e.RcvNxt = r.SndUna, r.RcvNxt
+		if e.Kind == events.KindStateChange && e.State == events.StateEstablished {
+			e.SndISN, e.RcvISN, e.HasISN = r.SndIsn, r.RcvIsn, true
+		}
 		e.RTO = d.jiffies(r.RtoJ)
 	}
 	return nil

@@ -127,6 +127,10 @@ type sendtraceEvent struct {
 	Pad          [3]uint8
 	DataSegsIn   uint32
 	Netns        uint32
+	SndUna       uint32
+	RcvNxt       uint32
+	SndIsn       uint32
+	RcvIsn       uint32
 }
 
 type sendtraceEventKind uint32
@@ -164,7 +168,8 @@ type sendtraceOwner struct {
 	Comm        [16]int8
 	Interesting uint8
 	DstCounted  uint8
-	Pad         [6]uint8
+	Inherited   uint8
+	Pad         [5]uint8
 }
 
 type sendtracePending struct {

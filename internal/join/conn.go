@@ -1,0 +1,355 @@
+package join
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
+)
+
+// Who reset a connection, as the join can tell from both ends.
+const (
+	ResetPeer      = "peer"      // the other end's kernel sent it
+	ResetMiddlebox = "middlebox" // one end received a reset the other, recording at the time, never sent
+	ResetLocal     = "local"     // an end sent a reset the other end never received
+	ResetUnknown   = "unknown"   // the other end's recording does not cover the time
+)
+
+// Conn is one connection with both of its ends, client first when known.
+type Conn struct {
+	Ends [2]*End
+	// Failed is set when either end saw a reset, an error or a diagnosis.
+	Failed bool
+
+	ResetOrigin   string // one of the Reset* constants; "" when no reset
+	ResetReceiver *End   // the end that received the reset; nil for local
+	ResetEvidence string
+
+	// DataStopped says where retransmitted data stopped; "" when neither
+	// end retransmitted.
+	DataStopped string
+	// Reached is set when the retransmitted data advanced the other end's
+	// receive sequence, clear when the other end shows it did not, and
+	// nil when the other end's events cannot tell.
+	Reached *bool
+
+	Idle      [2]time.Duration // per end: no data received for this long at the failure; -1 unknown
+	Diagnosis string           // one line that reconciles both ends
+
+	offset  time.Duration // Ends[1]'s clock minus Ends[0]'s
+	failure [2]time.Time  // the failure's time on each end's clock
+}
+
+func newConn(a, b *End) *Conn {
+	if !a.Client && b.Client {
+		a, b = b, a
+	}
+	return &Conn{Ends: [2]*End{a, b}}
+}
+
+// on converts time t of end i's clock to end j's clock.
+func (c *Conn) on(t time.Time, i, j int) time.Time {
+	switch {
+	case i == j:
+		return t
+	case i == 0:
+		return t.Add(c.offset)
+	default:
+		return t.Add(-c.offset)
+	}
+}
+
+func (c *Conn) analyse() {
+	var first [2]*events.Event
+	for i, e := range c.Ends {
+		for k := range e.Events {
+			ev := &e.Events[k]
+			if failure(ev) {
+				first[i] = ev
+				break
+			}
+		}
+		if first[i] != nil || len(e.Diagnoses) > 0 {
+			c.Failed = true
+		}
+	}
+	if !c.Failed {
+		return
+	}
+	// The failure's moment: the earliest failure seen at either end.
+	var at time.Time
+	from := -1
+	for i := range 2 {
+		if first[i] != nil {
+			t := c.on(first[i].Time, i, 0)
+			if from < 0 || t.Before(at) {
+				at, from = t, i
+			}
+		}
+	}
+	if from < 0 {
+		at = c.on(c.Ends[0].Diagnoses[0].Time, 0, 0)
+	}
+	c.failure = [2]time.Time{at, c.on(at, 0, 1)}
+	for i := range 2 {
+		c.Idle[i] = c.idle(i)
+	}
+	c.resetOrigin()
+	c.dataStopped()
+	c.Diagnosis = c.reconcile()
+}
+
+func failure(ev *events.Event) bool {
+	switch ev.Kind {
+	case events.KindReceiveReset, events.KindSendReset, events.KindErrorReport, events.KindSendError:
+		return true
+	}
+	return false
+}
+
+// idle is how long end i had received no data at the failure: the
+// since_recv of its last event before it, plus the time since that event.
+func (c *Conn) idle(i int) time.Duration {
+	e := c.Ends[i]
+	var last *events.Event
+	for k := range e.Events {
+		if e.Events[k].Time.After(c.failure[i]) {
+			break
+		}
+		last = &e.Events[k]
+	}
+	if last == nil || last.SinceRecv < 0 {
+		return -1
+	}
+	return last.SinceRecv + c.failure[i].Sub(last.Time)
+}
+
+// covers reports whether end i's recording was running at time t of its
+// own clock.
+func (c *Conn) covers(i int, t time.Time) bool {
+	r := c.Ends[i].Rec
+	return !t.Before(r.Start) && !t.After(r.End)
+}
+
+func (c *Conn) name(i int) string {
+	e := c.Ends[i]
+	return e.Role() + " on " + e.Rec.Host
+}
+
+func (c *Conn) resetOrigin() {
+	for i := range 2 {
+		recv := find(c.Ends[i], events.KindReceiveReset)
+		if recv == nil {
+			continue
+		}
+		j := 1 - i
+		c.ResetReceiver = c.Ends[i]
+		if sent := find(c.Ends[j], events.KindSendReset); sent != nil {
+			c.ResetOrigin = ResetPeer
+			c.ResetEvidence = fmt.Sprintf("the %s's kernel sent a reset at %s (%s); the %s received one at %s",
+				c.name(j), stamp(sent.Time), reasonText(sent.ResetReason), c.name(i), stamp(recv.Time))
+			return
+		}
+		t := c.on(recv.Time, i, j)
+		if !c.covers(j, t) {
+			c.ResetOrigin = ResetUnknown
+			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s, when the %s's recording was not running (it covers %s to %s)",
+				c.name(i), stamp(recv.Time), c.name(j), stamp(c.Ends[j].Rec.Start), stamp(c.Ends[j].Rec.End))
+			return
+		}
+		c.ResetOrigin = ResetMiddlebox
+		c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
+			c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
+		return
+	}
+	for i := range 2 {
+		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
+			c.ResetOrigin = ResetLocal
+			c.ResetEvidence = fmt.Sprintf("the %s sent a reset at %s (%s); the %s's recording has no reset received",
+				c.name(i), stamp(sent.Time), reasonText(sent.ResetReason), c.name(1-i))
+			return
+		}
+	}
+}
+
+// lastState says where end i's socket was at its last event.
+func (c *Conn) lastState(i int) string {
+	e := c.Ends[i]
+	last := e.Last()
+	s := fmt.Sprintf("last event %s at %s, state %s", last.Kind, stamp(last.Time), events.StateName(last.State))
+	if last.State != events.StateClose {
+		s += ", still open when its recording ended at " + stamp(e.Rec.End)
+	}
+	return s
+}
+
+// stateAt says where end i's socket was at time t of its own clock, and
+// what became of it afterwards.
+func (c *Conn) stateAt(i int, t time.Time) string {
+	e := c.Ends[i]
+	before := e.First()
+	var after *events.Event
+	for k := range e.Events {
+		ev := &e.Events[k]
+		if ev.Time.After(t) {
+			after = ev
+			break
+		}
+		before = ev
+	}
+	s := fmt.Sprintf("its socket was %s then (last event before: %s at %s)", events.StateName(before.State), before.Kind, stamp(before.Time))
+	switch {
+	case after == nil && before.State != events.StateClose:
+		s += ", and still open when its recording ended at " + stamp(e.Rec.End)
+	case after != nil:
+		s += fmt.Sprintf(", next event %s at %s", after.Kind, stamp(after.Time))
+		if after.Kind == events.KindStateChange {
+			s += " to " + events.StateName(after.State)
+		}
+	}
+	return s
+}
+
+func find(e *End, k events.Kind) *events.Event {
+	for i := range e.Events {
+		if e.Events[i].Kind == k {
+			return &e.Events[i]
+		}
+	}
+	return nil
+}
+
+// dataStopped compares the first segment an end retransmitted with the
+// other end's receive sequence after it. Offsets are bytes from the ISN,
+// which are the same number at both ends.
+func (c *Conn) dataStopped() {
+	for i := range 2 {
+		e, peer := c.Ends[i], c.Ends[1-i]
+		var firstRe, lastRe *events.Event
+		n := 0
+		for k := range e.Events {
+			if ev := &e.Events[k]; ev.Kind == events.KindRetransmit {
+				if firstRe == nil {
+					firstRe = ev
+				}
+				lastRe = ev
+				n++
+			}
+		}
+		if firstRe == nil {
+			continue
+		}
+		off := firstRe.Seq - e.SndISN
+		var after *events.Event // the peer's last event after the last retransmit
+		for k := range peer.Events {
+			ev := &peer.Events[k]
+			if ev.Protocol != events.ProtoTCP {
+				continue
+			}
+			got := ev.RcvNxt - peer.RcvISN
+			if int32(got-off) > 0 {
+				yes := true
+				c.Reached = &yes
+				c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s's kernel received it: its rcv_nxt was at byte %d at %s. The data crossed the path; the %s never saw it acknowledged",
+					c.name(i), n, off, c.name(1-i), got, stamp(ev.Time), c.name(i))
+				return
+			}
+			if !c.on(ev.Time, 1-i, i).Before(lastRe.Time) {
+				after = ev
+			}
+		}
+		if after != nil {
+			no := false
+			c.Reached = &no
+			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. The data stopped before the %s's TCP: lost on the path or dropped at its host",
+				c.name(i), n, off, stamp(firstRe.Time), stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, stamp(after.Time), c.name(1-i))
+			return
+		}
+		last := peer.Last()
+		c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s has no event after the retransmits, so its recording cannot tell whether they arrived (its rcv_nxt was at byte %d at %s)",
+			c.name(i), n, off, c.name(1-i), last.RcvNxt-peer.RcvISN, stamp(last.Time))
+		return
+	}
+}
+
+// reconcile turns both ends' views into one line.
+func (c *Conn) reconcile() string {
+	switch c.ResetOrigin {
+	case ResetMiddlebox:
+		i := c.index(c.ResetReceiver)
+		recv := find(c.Ends[i], events.KindReceiveReset)
+		return fmt.Sprintf("a middlebox between the ends forgot the flow%s and reset the %s; the %s never sent that reset: %s",
+			c.idleText(i), c.Ends[i].Role(), c.Ends[1-i].Role(), c.stateAt(1-i, c.on(recv.Time, i, 1-i)))
+	case ResetPeer:
+		i := c.index(c.ResetReceiver)
+		sent := find(c.Ends[1-i], events.KindSendReset)
+		return fmt.Sprintf("the %s's kernel reset the connection (%s) and the %s received that reset: look at the %s application (an abortive close, SO_LINGER 0, unread data at close), not at the network",
+			c.Ends[1-i].Role(), reasonText(sent.ResetReason), c.Ends[i].Role(), c.Ends[1-i].Role())
+	case ResetLocal:
+		return "an end reset the connection and the other end never received the reset: " + c.ResetEvidence
+	}
+	if c.Reached != nil {
+		if *c.Reached {
+			return "the retransmitted data reached the other end's TCP, whose acknowledgements never came back: look at the return path or at the receiving end"
+		}
+		return "the retransmitted data never reached the other end's TCP: a loss on the path or a drop at the receiving host (a firewall there); the receiving end saw nothing wrong"
+	}
+	var parts []string
+	for i, e := range c.Ends {
+		if len(e.Diagnoses) > 0 {
+			parts = append(parts, e.Role()+": "+e.Diagnoses[0].Rule)
+		} else {
+			parts = append(parts, e.Role()+": "+c.lastState(i))
+		}
+	}
+	if c.ResetOrigin == ResetUnknown {
+		parts = append(parts, "who sent the reset is unknown: "+c.ResetEvidence)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (c *Conn) index(e *End) int {
+	if c.Ends[0] == e {
+		return 0
+	}
+	return 1
+}
+
+func (c *Conn) idleText(i int) string {
+	if c.Idle[i] < 0 {
+		return ""
+	}
+	return " after " + format.Duration(c.Idle[i]) + " of idle"
+}
+
+// stamp is a time as the text shows it: this host's clock, to the
+// microsecond.
+func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
+
+// resetReasons are enum sk_rst_reason (include/net/rstreason.h, 6.10+).
+var resetReasons = [...]string{
+	"NOT_SPECIFIED", "NO_SOCKET", "TCP_INVALID_ACK_SEQUENCE", "TCP_RFC7323_PAWS",
+	"TCP_TOO_OLD_ACK", "TCP_ACK_UNSENT_DATA", "TCP_FLAGS", "TCP_OLD_ACK",
+	"TCP_ABORT_ON_DATA", "TCP_TIMEWAIT_SOCKET", "INVALID_SYN", "TCP_ABORT_ON_CLOSE",
+	"TCP_ABORT_ON_LINGER", "TCP_ABORT_ON_MEMORY", "TCP_STATE", "TCP_KEEPALIVE_TIMEOUT",
+	"TCP_DISCONNECT_WITH_DATA", "MPTCP_RST_EUNSPEC", "MPTCP_RST_EMPTCP", "MPTCP_RST_ERESOURCE",
+	"MPTCP_RST_EPROHIBIT", "MPTCP_RST_EWQ2BIG", "MPTCP_RST_EBADPERF", "MPTCP_RST_EMIDDLEBOX", "ERROR",
+}
+
+// ResetReason names a reset reason; on kernels before 6.10 the kernel
+// gives none and the event carries 0.
+func ResetReason(r uint32) string {
+	if int(r) < len(resetReasons) {
+		return resetReasons[r]
+	}
+	return fmt.Sprintf("reason %d", r)
+}
+
+func reasonText(r uint32) string {
+	if r == 0 {
+		return "no reason given: NOT_SPECIFIED, or a kernel before 6.10"
+	}
+	return "reason " + ResetReason(r)
+}

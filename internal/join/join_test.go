@@ -1,0 +1,143 @@
+package join
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+)
+
+var t0 = time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)
+
+func rec(path string, from, to time.Duration) *Recording {
+	return &Recording{Path: path, Host: path, Start: t0.Add(from), End: t0.Add(to), Footer: true}
+}
+
+// handshake adds one end to r: established at est, having sent SYN at syn
+// (a client) or not (a server).
+func handshake(r *Recording, cookie uint64, snd, rcv uint32, syn, est time.Duration, client bool) *End {
+	e := &End{Rec: r, Cookie: cookie, SndISN: snd, RcvISN: rcv, Client: client, Established: t0.Add(est)}
+	if client {
+		e.SynSent = t0.Add(syn)
+	}
+	e.Events = []events.Event{{Kind: events.KindStateChange, State: events.StateEstablished, Time: e.Established,
+		Protocol: events.ProtoTCP, Cookie: cookie, SndISN: snd, RcvISN: rcv, HasISN: true, SinceRecv: -1,
+		SndUna: snd + 1, RcvNxt: rcv + 1}}
+	r.Ends = append(r.Ends, e)
+	return e
+}
+
+func TestJoinBySequenceNumbers(t *testing.T) {
+	a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+	// b's clock is 2 s ahead; one-way delays of 1 ms, round trips of 2
+	// and 4 ms.
+	handshake(a, 1, 100, 200, time.Second, time.Second+2*time.Millisecond, true)
+	handshake(b, 9, 200, 100, 0, 3*time.Second+3*time.Millisecond, false)
+	handshake(a, 2, 300, 400, 2*time.Second, 2*time.Second+4*time.Millisecond, true)
+	handshake(b, 8, 400, 300, 0, 4*time.Second+5*time.Millisecond, false)
+	handshake(a, 3, 500, 600, 3*time.Second, 3*time.Second+2*time.Millisecond, true)
+	r := Join([]*Recording{a, b})
+	if len(r.Joined) != 2 || len(r.OneEnd) != 1 || r.OneEnd[0].Cookie != 3 {
+		t.Fatalf("joined %d, one end %v: want 2 joined and cookie 3 alone", len(r.Joined), r.OneEnd)
+	}
+	for _, c := range r.Joined {
+		if !c.Ends[0].Client || c.Ends[0].SndISN != c.Ends[1].RcvISN || c.Ends[0].RcvISN != c.Ends[1].SndISN {
+			t.Errorf("joined %d with %d: ISNs do not cross", c.Ends[0].Cookie, c.Ends[1].Cookie)
+		}
+	}
+	if len(r.Offsets) != 1 {
+		t.Fatalf("offsets %+v", r.Offsets)
+	}
+	// Bounds [2s-1ms, 2s+1ms] and [2s-3ms, 2s+1ms] meet in [2s-1ms, 2s+1ms].
+	o := r.Offsets[0]
+	if o.A != a || o.B != b || o.Estimate != 2*time.Second || o.Within != time.Millisecond || o.Inconsistent {
+		t.Errorf("offset %+v, want b 2s ahead of a ± 1ms", o)
+	}
+}
+
+func TestJoinRefusesTwoCandidates(t *testing.T) {
+	a, b, c := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second), rec("c", 0, 10*time.Second)
+	handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+	handshake(b, 2, 200, 100, 0, time.Second+2*time.Millisecond, false)
+	handshake(c, 3, 200, 100, 0, time.Second+2*time.Millisecond, false)
+	r := Join([]*Recording{a, b, c})
+	if len(r.Joined) != 0 || len(r.Ambiguous) != 1 || len(r.Ambiguous[0].Candidates) != 2 {
+		t.Fatalf("joined %d, ambiguous %+v: two candidates must be no join", len(r.Joined), r.Ambiguous)
+	}
+}
+
+func TestJoinOnlyWithinOverlap(t *testing.T) {
+	a, b := rec("a", 0, 5*time.Second), rec("b", 6*time.Second, 10*time.Second)
+	handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+	handshake(b, 2, 200, 100, 0, 7*time.Second, false)
+	r := Join([]*Recording{a, b})
+	if len(r.Joined) != 0 || len(r.OneEnd) != 0 || len(r.Overlaps) != 1 || r.Overlaps[0].OK {
+		t.Fatalf("recordings apart in time: joined %d, one end %d, overlaps %+v", len(r.Joined), len(r.OneEnd), r.Overlaps)
+	}
+}
+
+// A reset one end received, while the other end's recording ran and its
+// socket sent none, came from the path; outside that recording, nobody
+// can tell.
+func TestResetOrigin(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		bEnd    time.Duration
+		bSent   bool
+		want    string
+		receive bool
+	}{
+		{"peer", 10 * time.Second, true, ResetPeer, true},
+		{"middlebox", 10 * time.Second, false, ResetMiddlebox, true},
+		{"unknown", 4 * time.Second, false, ResetUnknown, true},
+		{"local", 10 * time.Second, true, ResetLocal, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := rec("a", 0, 10*time.Second), rec("b", 0, tc.bEnd)
+			ca := handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+			cb := handshake(b, 2, 200, 100, 0, time.Second+2*time.Millisecond, false)
+			if tc.receive {
+				ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, Time: t0.Add(5 * time.Second), SinceRecv: time.Second})
+			}
+			if tc.bSent {
+				cb.Events = append(cb.Events, events.Event{Kind: events.KindSendReset, Time: t0.Add(5 * time.Second), ResetReason: 12})
+			}
+			r := Join([]*Recording{a, b})
+			if len(r.Joined) != 1 {
+				t.Fatalf("joined %d", len(r.Joined))
+			}
+			c := r.Joined[0]
+			if c.ResetOrigin != tc.want || !c.Failed {
+				t.Errorf("reset origin %q (failed %v), want %q: %s", c.ResetOrigin, c.Failed, tc.want, c.ResetEvidence)
+			}
+		})
+	}
+}
+
+// Retransmitted bytes are compared with the other end's rcv_nxt, both as
+// offsets from the ISN.
+func TestDataStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rcvNxt uint32 // the server's, as an offset from its rcv ISN
+		want   bool
+	}{{"reached", 1001, true}, {"stopped", 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+			// ISNs near the wrap, so offsets must be taken modulo 2^32.
+			ca := handshake(a, 1, 0xffffff00, 0xfffffff0, time.Second, time.Second+time.Millisecond, true)
+			cb := handshake(b, 2, 0xfffffff0, 0xffffff00, 0, time.Second+2*time.Millisecond, false)
+			for i := range 3 {
+				ca.Events = append(ca.Events, events.Event{Kind: events.KindRetransmit, Seq: 0xffffff00 + 1,
+					Time: t0.Add(2*time.Second + time.Duration(i)*time.Second)})
+			}
+			ca.Events = append(ca.Events, events.Event{Kind: events.KindErrorReport, Errno: 110, Time: t0.Add(6 * time.Second)})
+			cb.Events = append(cb.Events, events.Event{Kind: events.KindStateChange, State: 4, Time: t0.Add(8 * time.Second), Protocol: events.ProtoTCP,
+				RcvNxt: 0xffffff00 + tc.rcvNxt})
+			c := Join([]*Recording{a, b}).Joined[0]
+			if c.Reached == nil || *c.Reached != tc.want {
+				t.Errorf("reached %v, want %v: %s", c.Reached, tc.want, c.DataStopped)
+			}
+		})
+	}
+}

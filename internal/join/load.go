@@ -1,0 +1,129 @@
+// Package join puts together the two ends of TCP connections recorded on
+// different hosts (or network namespaces) over the same period. Addresses
+// and ports may all differ between the ends when a load balancer rewrites
+// them, so ends are joined by what survives NAT: the initial sequence
+// numbers, which one end sends and the other receives.
+package join
+
+import (
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/session"
+)
+
+// Recording is what the join keeps of one file: its span and the TCP
+// sockets whose handshake it saw.
+type Recording struct {
+	Path   string
+	Host   string
+	Netns  uint64
+	Start  time.Time // this host's clock
+	End    time.Time
+	Footer bool // false: the recorder did not stop cleanly; End is the last event's time
+	Ends   []*End
+}
+
+// End is one socket as one recording saw it, from its handshake on.
+type End struct {
+	Rec            *Recording
+	Cookie         uint64
+	SndISN, RcvISN uint32
+	// Client is set when this end connected (SYN_SENT), clear when it
+	// accepted (SYN_RECV).
+	Client      bool
+	SynSent     time.Time // zero when not seen
+	Established time.Time
+	Events      []events.Event // ESTABLISHED first, in the order recorded
+	Diagnoses   []diagnose.Diagnosis
+}
+
+// First is the handshake's event, which names the process and addresses.
+func (e *End) First() *events.Event { return &e.Events[0] }
+
+// Last is the socket's last event in its recording.
+func (e *End) Last() *events.Event { return &e.Events[len(e.Events)-1] }
+
+// Role is "client" for the end that connected, "server" for the one that
+// accepted.
+func (e *End) Role() string {
+	if e.Client {
+		return "client"
+	}
+	return "server"
+}
+
+// Load replays each recording through the pipeline (so each end gets the
+// diagnoses a report would give it) and keeps its handshaken sockets.
+func Load(paths []string) ([]*Recording, error) {
+	recs := make([]*Recording, 0, len(paths))
+	for _, p := range paths {
+		c := &collector{rec: &Recording{Path: p}, ends: map[uint64]*End{}, syn: map[uint64]time.Time{}}
+		rd, err := record.Replay(p, pipeline.New(c))
+		if err != nil {
+			return nil, err
+		}
+		c.rec.Footer = rd.Footer != nil
+		recs = append(recs, c.rec)
+	}
+	return recs, nil
+}
+
+// collector is the sink that gathers one recording's ends.
+type collector struct {
+	rec  *Recording
+	desc *session.Description
+	ends map[uint64]*End
+	syn  map[uint64]time.Time
+	last uint64
+}
+
+func (c *collector) Begin(d *session.Description) error {
+	c.desc = d
+	c.rec.Host = d.Hostname
+	c.rec.Netns = d.Netns.Inode
+	c.rec.Start = d.StartTime
+	return nil
+}
+
+func (c *collector) Event(e *events.Event) error {
+	c.last = max(c.last, e.Mono)
+	if e.Protocol != events.ProtoTCP || e.Cookie == 0 {
+		return nil
+	}
+	if e.Kind == events.KindStateChange && e.State == events.StateSynSent {
+		c.syn[e.Cookie] = e.Time
+		return nil
+	}
+	if e.HasISN {
+		end := &End{Rec: c.rec, Cookie: e.Cookie, SndISN: e.SndISN, RcvISN: e.RcvISN,
+			Client: e.OldState == events.StateSynSent, SynSent: c.syn[e.Cookie], Established: e.Time}
+		delete(c.syn, e.Cookie)
+		end.Events = append(end.Events, *e)
+		c.ends[e.Cookie] = end
+		c.rec.Ends = append(c.rec.Ends, end)
+		return nil
+	}
+	if end := c.ends[e.Cookie]; end != nil {
+		end.Events = append(end.Events, *e)
+	}
+	return nil
+}
+
+func (c *collector) Diagnosis(d *diagnose.Diagnosis) error {
+	if end := c.ends[d.Cookie]; end != nil && d.Cookie != 0 {
+		end.Diagnoses = append(end.Diagnoses, *d)
+	}
+	return nil
+}
+
+func (c *collector) End(end *session.End) error {
+	mono := max(end.MonoNS, c.last)
+	if c.desc != nil && mono != 0 {
+		c.rec.End = c.desc.Wall(mono)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package join
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/format"
+)
+
+// WriteText writes the "Both ends" section.
+func WriteText(w io.Writer, r *Result) error {
+	var b strings.Builder
+	b.WriteString("Both ends\n")
+	for _, rec := range r.Recordings {
+		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %s\n", rec.Path, rec.Host, rec.Netns,
+			stamp(rec.Start), stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), plural(len(rec.Ends), "handshake"))
+		if !rec.Footer {
+			b.WriteString("    no footer: the recorder did not stop cleanly; it ends at its last event\n")
+		}
+	}
+	for _, o := range r.Overlaps {
+		if !o.OK {
+			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", o.A.Path, o.B.Path)
+		} else {
+			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s\n", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), stamp(o.Start), stamp(o.End))
+		}
+	}
+	for _, o := range r.Offsets {
+		fmt.Fprintf(&b, "  clock offset: %s's clock is %s %s's", o.B.Path, signed(o.Estimate), o.A.Path)
+		if o.Inconsistent {
+			fmt.Fprintf(&b, " (median of %d handshakes whose bounds disagree: a clock stepped or drifts)\n", o.Pairs)
+		} else {
+			fmt.Fprintf(&b, " ± %s (from %s; the upper bound is firm, the lower one assumes the client's ACK took no longer than the handshake's round trip)\n", format.Duration(o.Within), plural(o.Pairs, "handshake"))
+		}
+	}
+	failed := 0
+	for _, c := range r.Joined {
+		if c.Failed {
+			failed++
+		}
+	}
+	fmt.Fprintf(&b, "  %s joined by their ISNs, %d of them failed; %d seen at one end only; %d ambiguous\n",
+		plural(len(r.Joined), "connection"), failed, len(r.OneEnd), len(r.Ambiguous))
+	for _, c := range r.Joined {
+		if !c.Failed {
+			continue
+		}
+		b.WriteString("\n")
+		for i, e := range c.Ends {
+			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
+				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
+				format.Addr(e.First().Src), format.Addr(e.First().Dst), stamp(e.Established))
+			if len(e.Diagnoses) > 0 {
+				fmt.Fprintf(&b, ", diagnosis %s", e.Diagnoses[0].Rule)
+			}
+			if c.Idle[i] >= 0 {
+				fmt.Fprintf(&b, ", idle %s at the failure", format.Duration(c.Idle[i]))
+			}
+			b.WriteString("\n")
+		}
+		if c.ResetOrigin != "" {
+			fmt.Fprintf(&b, "    reset by: %s: %s\n", c.ResetOrigin, c.ResetEvidence)
+		}
+		if c.DataStopped != "" {
+			fmt.Fprintf(&b, "    data: %s\n", c.DataStopped)
+		}
+		fmt.Fprintf(&b, "    => %s\n", c.Diagnosis)
+	}
+	if len(r.Ambiguous) > 0 {
+		b.WriteString("\n  Not joined, ambiguous (the ISNs match more than one socket at the other end):\n")
+		for _, a := range r.Ambiguous {
+			var cs []string
+			for _, c := range a.Candidates {
+				cs = append(cs, fmt.Sprintf("%s cookie %d", c.Rec.Path, c.Cookie))
+			}
+			fmt.Fprintf(&b, "  %s cookie %d: %s\n", a.End.Rec.Path, a.End.Cookie, strings.Join(cs, ", "))
+		}
+	}
+	if len(r.OneEnd) > 0 {
+		b.WriteString("\n  Seen at one end only (no socket with the same ISNs in the other recordings):\n")
+		for _, e := range r.OneEnd {
+			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s\n", e.Role(), e.Rec.Path,
+				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
+				format.Addr(e.First().Src), format.Addr(e.First().Dst), stamp(e.Established))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func signed(d time.Duration) string {
+	if d < 0 {
+		return format.Duration(-d) + " behind"
+	}
+	return format.Duration(d) + " ahead of"
+}
+
+type jsonEnd struct {
+	Role        string         `json:"role"`
+	Recording   string         `json:"recording"`
+	Host        string         `json:"host"`
+	Netns       uint64         `json:"netns,omitempty"`
+	PID         uint32         `json:"pid"`
+	Comm        string         `json:"comm"`
+	Cookie      uint64         `json:"cookie"`
+	Src         netip.AddrPort `json:"src"`
+	Dst         netip.AddrPort `json:"dst"`
+	SndISN      uint32         `json:"snd_isn"`
+	RcvISN      uint32         `json:"rcv_isn"`
+	Established time.Time      `json:"established"`
+	Diagnosis   string         `json:"diagnosis,omitempty"`
+	IdleMs      *float64       `json:"idle_ms,omitempty"`
+}
+
+type jsonConn struct {
+	Ends          [2]jsonEnd `json:"ends"`
+	Failed        bool       `json:"failed"`
+	ResetOrigin   string     `json:"reset_origin,omitempty"`
+	ResetEvidence string     `json:"reset_evidence,omitempty"`
+	DataStopped   string     `json:"data_stopped,omitempty"`
+	DataReached   *bool      `json:"data_reached_peer,omitempty"`
+	Diagnosis     string     `json:"diagnosis,omitempty"`
+}
+
+type jsonRecording struct {
+	Path  string    `json:"path"`
+	Host  string    `json:"host"`
+	Netns uint64    `json:"netns,omitempty"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+type jsonOverlap struct {
+	Pair     [2]string `json:"recordings"`
+	Overlaps bool      `json:"overlaps"`
+	Start    time.Time `json:"start,omitzero"`
+	End      time.Time `json:"end,omitzero"`
+}
+
+type jsonOffset struct {
+	Pair         [2]string `json:"recordings"` // second's clock minus first's
+	OffsetMs     float64   `json:"offset_ms"`
+	WithinMs     float64   `json:"within_ms"`
+	Handshakes   int       `json:"handshakes"`
+	Inconsistent bool      `json:"inconsistent,omitempty"`
+}
+
+type jsonResult struct {
+	Recordings []jsonRecording `json:"recordings"`
+	Overlaps   []jsonOverlap   `json:"overlaps"`
+	Offsets    []jsonOffset    `json:"clock_offsets"`
+	Joined     []jsonConn      `json:"joined"`
+	OneEnd     []jsonEnd       `json:"one_end_only"`
+	Ambiguous  []jsonAmbiguous `json:"ambiguous"`
+}
+
+type jsonAmbiguous struct {
+	End        jsonEnd   `json:"end"`
+	Candidates []jsonEnd `json:"candidates"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func endJSON(e *End, idle time.Duration, withIdle bool) jsonEnd {
+	f := e.First()
+	j := jsonEnd{Role: e.Role(), Recording: e.Rec.Path, Host: e.Rec.Host, Netns: e.Rec.Netns, PID: f.PID,
+		Comm: f.Comm, Cookie: e.Cookie, Src: f.Src, Dst: f.Dst, SndISN: e.SndISN, RcvISN: e.RcvISN, Established: e.Established}
+	if len(e.Diagnoses) > 0 {
+		j.Diagnosis = e.Diagnoses[0].Rule
+	}
+	if withIdle && idle >= 0 {
+		v := ms(idle)
+		j.IdleMs = &v
+	}
+	return j
+}
+
+// WriteJSON writes the result as one JSON object.
+func WriteJSON(w io.Writer, r *Result) error {
+	out := jsonResult{Recordings: []jsonRecording{}, Overlaps: []jsonOverlap{}, Offsets: []jsonOffset{},
+		Joined: []jsonConn{}, OneEnd: []jsonEnd{}, Ambiguous: []jsonAmbiguous{}}
+	for _, rec := range r.Recordings {
+		out.Recordings = append(out.Recordings, jsonRecording{rec.Path, rec.Host, rec.Netns, rec.Start, rec.End})
+	}
+	for _, o := range r.Overlaps {
+		j := jsonOverlap{Pair: [2]string{o.A.Path, o.B.Path}, Overlaps: o.OK}
+		if o.OK {
+			j.Start, j.End = o.Start, o.End
+		}
+		out.Overlaps = append(out.Overlaps, j)
+	}
+	for _, o := range r.Offsets {
+		out.Offsets = append(out.Offsets, jsonOffset{[2]string{o.A.Path, o.B.Path}, ms(o.Estimate), ms(o.Within), o.Pairs, o.Inconsistent})
+	}
+	for _, c := range r.Joined {
+		j := jsonConn{Failed: c.Failed, ResetOrigin: c.ResetOrigin, ResetEvidence: c.ResetEvidence,
+			DataStopped: c.DataStopped, DataReached: c.Reached, Diagnosis: c.Diagnosis}
+		for i, e := range c.Ends {
+			j.Ends[i] = endJSON(e, c.Idle[i], c.Failed)
+		}
+		out.Joined = append(out.Joined, j)
+	}
+	for _, e := range r.OneEnd {
+		out.OneEnd = append(out.OneEnd, endJSON(e, 0, false))
+	}
+	for _, a := range r.Ambiguous {
+		j := jsonAmbiguous{End: endJSON(a.End, 0, false)}
+		for _, c := range a.Candidates {
+			j.Candidates = append(j.Candidates, endJSON(c, 0, false))
+		}
+		out.Ambiguous = append(out.Ambiguous, j)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

@@ -1,0 +1,287 @@
+package record_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/netlab"
+	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// vip is the load balancer's virtual address. Lab subnets are numbered
+// from 1, so nothing in a lab has an address in 198.18.0.0/24.
+var vip = netip.MustParseAddrPort("198.18.0.80:80")
+
+// balanced is client — load balancer — server. The balancer DNATs the
+// virtual address to the server and SNATs the client's address and port
+// into its own range, so no address or port matches across the ends: only
+// the sequence numbers do.
+func balanced(t *testing.T) (*netlab.Routed, netip.AddrPort) {
+	t.Helper()
+	r := netlab.NewRouted(t, netlab.LinkOpts{}, netlab.LinkOpts{})
+	dst := r.ServerAddr(false, port)
+	r.Router.MustNft(fmt.Sprintf(`table ip lb {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %s tcp dport %d dnat to %s
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip daddr %s tcp dport %d snat to %s:40000-49999 random
+	}
+}`, vip.Addr(), vip.Port(), dst, dst.Addr(), dst.Port(), r.Right.A.V4))
+	// A segment of a forgotten flow is not translated; it must still be
+	// routed on, to the middlebox's reject rule.
+	if _, err := r.Router.IP("route", "add", vip.Addr().String()+"/32", "via", r.Right.B.V4.String()); err != nil {
+		t.Fatal(err)
+	}
+	r.Client.MustSetSysctl("net.ipv4.ip_local_port_range", "20000 29999")
+	return r, dst
+}
+
+// bothEnds is one fault recorded at both ends.
+type bothEnds struct {
+	client, server *actorreport.Report
+	clientRec      string
+	serverRec      string
+	other          string // a recording of the same period that saw neither end
+}
+
+// recordBothEnds runs a client through the balancer against a server in
+// mode, recording each end by its actor's pid. fault runs while the
+// client is connected and paused.
+func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func()) *bothEnds {
+	t.Helper()
+	dir := t.TempDir()
+	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl")}
+	srv := r.Server.StartActor(t, actorBin, "server", "-mode", mode, "-listen", dst.String(), "-reset-after", "100ms")
+	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
+		t.Fatal(err)
+	}
+	cl := r.Client.StartActor(t, actorBin, "client", "-to", vip.String(), "-pause-connected",
+		"-until-error", "-count", "0", "-interval", "100ms", "-size", "100", "-timeout", "60s")
+	if _, err := cl.WaitPhase(ctx, "start"); err != nil {
+		t.Fatal(err)
+	}
+	srvRec := startRecorder(t, ctx, b.serverRec, []*netlab.Actor{srv})
+	cliRec := startRecorder(t, ctx, b.clientRec, []*netlab.Actor{cl})
+	other := startRecorder(t, ctx, b.other, nil, "--port", "1")
+	if err := cl.Release("start"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.WaitPhase(ctx, "connected"); err != nil {
+		t.Fatal(err)
+	}
+	fault()
+	if err := cl.Release("connected"); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if b.client, err = cl.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cliRec.wait(t, ctx)
+	if b.server, err = srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srvRec.wait(t, ctx)
+	_ = other.cmd.Process.Signal(syscall.SIGINT)
+	other.wait(t, ctx)
+	return b
+}
+
+type joinedEnd struct {
+	Role      string         `json:"role"`
+	Host      string         `json:"host"`
+	PID       int            `json:"pid"`
+	Cookie    uint64         `json:"cookie"`
+	Src       netip.AddrPort `json:"src"`
+	Dst       netip.AddrPort `json:"dst"`
+	Diagnosis string         `json:"diagnosis"`
+	IdleMs    *float64       `json:"idle_ms"`
+}
+
+type joinReport struct {
+	Overlaps []struct {
+		Overlaps bool `json:"overlaps"`
+	} `json:"overlaps"`
+	Offsets []struct {
+		OffsetMs float64 `json:"offset_ms"`
+		WithinMs float64 `json:"within_ms"`
+	} `json:"clock_offsets"`
+	Joined []struct {
+		Ends        [2]joinedEnd `json:"ends"`
+		Failed      bool         `json:"failed"`
+		ResetOrigin string       `json:"reset_origin"`
+		DataReached *bool        `json:"data_reached_peer"`
+		Diagnosis   string       `json:"diagnosis"`
+	} `json:"joined"`
+	OneEnd    []joinedEnd       `json:"one_end_only"`
+	Ambiguous []json.RawMessage `json:"ambiguous"`
+}
+
+// joinOf reports the two recordings and checks that the one connection
+// was joined to the sockets the actors themselves name by SO_COOKIE.
+func joinOf(t *testing.T, b *bothEnds) *joinReport {
+	t.Helper()
+	t.Logf("report %s %s:\n%s", b.clientRec, b.serverRec, sendtrace(t, "report", b.clientRec, b.serverRec))
+	out := sendtrace(t, "report", "-o", "json", b.clientRec, b.serverRec)
+	var j joinReport
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(j.Joined) != 1 {
+		t.Fatalf("%d joined connections, want 1:\n%s", len(j.Joined), out)
+	}
+	c := j.Joined[0]
+	cli, srv := c.Ends[0], c.Ends[1]
+	var accepted []actorreport.Socket
+	for _, s := range b.server.Sockets {
+		if s.Remote != "" {
+			accepted = append(accepted, s)
+		}
+	}
+	if len(b.client.Sockets) != 1 || len(accepted) != 1 {
+		t.Fatalf("client sockets %+v, server's accepted sockets %+v: want one each", b.client.Sockets, accepted)
+	}
+	if cli.Role != "client" || cli.Cookie != b.client.Sockets[0].Cookie || cli.PID != b.client.PID {
+		t.Errorf("client end %+v, want the client actor's socket %+v (pid %d)", cli, b.client.Sockets[0], b.client.PID)
+	}
+	if srv.Role != "server" || srv.Cookie != accepted[0].Cookie || srv.PID != b.server.PID {
+		t.Errorf("server end %+v, want the server actor's socket %+v (pid %d)", srv, accepted[0], b.server.PID)
+	}
+	for _, a := range []netip.AddrPort{cli.Src, cli.Dst} {
+		for _, s := range []netip.AddrPort{srv.Src, srv.Dst} {
+			if a.Addr() == s.Addr() || a.Port() == s.Port() {
+				t.Errorf("client end %v -> %v and server end %v -> %v share %v / %v: the balancer did not translate", cli.Src, cli.Dst, srv.Src, srv.Dst, a, s)
+			}
+		}
+	}
+	// Both recordings ran on this host: one clock. The upper bound (the
+	// server entered ESTABLISHED after the client) holds whatever the
+	// ACK's transit; the lower one assumes that transit was within the
+	// handshake's round trip, which a loaded machine can exceed.
+	if len(j.Offsets) != 1 || j.Offsets[0].OffsetMs+j.Offsets[0].WithinMs < -0.001 || math.Abs(j.Offsets[0].OffsetMs) > 20 {
+		t.Errorf("clock offsets %+v: the recordings share one clock: the upper bound must be at least 0 and the estimate within 20 ms of it", j.Offsets)
+	}
+	t.Logf("joined: %s", out)
+	return &j
+}
+
+func TestBothEndsMiddleboxReset(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
+	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+		// Let the balancer's conntrack entry expire: this waits for the
+		// middlebox, it asserts nothing about speed.
+		time.Sleep(2500 * time.Millisecond)
+	})
+	wantFirstErrno(t, b.client, syscall.ECONNRESET, syscall.EPIPE)
+	j := joinOf(t, b)
+	c := j.Joined[0]
+	if !c.Failed || c.ResetOrigin != "middlebox" {
+		t.Errorf("reset origin %q (failed %v), want middlebox", c.ResetOrigin, c.Failed)
+	}
+	if c.Ends[0].IdleMs == nil || *c.Ends[0].IdleMs < 2000 {
+		t.Errorf("client idle %v, want at least the 2.5 s the client waited", c.Ends[0].IdleMs)
+	}
+	if !strings.Contains(c.Diagnosis, "forgot the flow") || !strings.Contains(c.Diagnosis, "socket was ESTABLISHED then") {
+		t.Errorf("diagnosis %q: want a forgotten flow and the server's socket still ESTABLISHED at the reset", c.Diagnosis)
+	}
+
+	// The same client recording with one from the same period that saw
+	// neither end: listed at one end only, never joined.
+	out := sendtrace(t, "report", "-o", "json", b.clientRec, b.other)
+	var one joinReport
+	if err := json.Unmarshal([]byte(out), &one); err != nil {
+		t.Fatal(err)
+	}
+	if len(one.Joined) != 0 || len(one.OneEnd) != 1 || one.OneEnd[0].Cookie != b.client.Sockets[0].Cookie {
+		t.Errorf("client recording with an unrelated one: want no join and the client's socket at one end only:\n%s", out)
+	}
+	t.Logf("one end only:\n%s", sendtrace(t, "report", b.clientRec, b.other))
+
+	// Two recordings that do not overlap in time join nothing, and say so.
+	r2, dst2 := balanced(t)
+	later := recordBothEnds(t, ctx, r2, dst2, "reset", func() { time.Sleep(300 * time.Millisecond) })
+	out = sendtrace(t, "report", "-o", "json", b.clientRec, later.serverRec)
+	var apart joinReport
+	if err := json.Unmarshal([]byte(out), &apart); err != nil {
+		t.Fatal(err)
+	}
+	if len(apart.Overlaps) != 1 || apart.Overlaps[0].Overlaps || len(apart.Joined) != 0 || len(apart.OneEnd) != 0 {
+		t.Errorf("recordings apart in time: want no overlap, no join, nothing at one end:\n%s", out)
+	}
+	text := sendtrace(t, "report", b.clientRec, later.serverRec)
+	if !strings.Contains(text, "do not overlap in time") {
+		t.Errorf("text does not say the recordings do not overlap:\n%s", text)
+	}
+	t.Logf("apart:\n%s", text)
+}
+
+func TestBothEndsPeerReset(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	b := recordBothEnds(t, ctx, r, dst, "reset", func() {
+		// The server resets 100 ms after accept; the client sends after.
+		time.Sleep(500 * time.Millisecond)
+	})
+	c := joinOf(t, b).Joined[0]
+	if !c.Failed || c.ResetOrigin != "peer" {
+		t.Errorf("reset origin %q (failed %v), want peer", c.ResetOrigin, c.Failed)
+	}
+}
+
+func TestBothEndsServerFirewall(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
+	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+		r.Server.MustNft(fmt.Sprintf(`table inet fw {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport %d drop
+	}
+}`, dst.Port()))
+	})
+	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
+	c := joinOf(t, b).Joined[0]
+	if !c.Failed || c.DataReached == nil || *c.DataReached {
+		t.Errorf("data reached the server: %v, want false (its firewall dropped every segment)", c.DataReached)
+	}
+	if c.ResetOrigin != "" {
+		t.Errorf("reset origin %q: nobody sent a reset", c.ResetOrigin)
+	}
+}
+
+// wantFirstErrno checks the errno the client's first failed send got, as
+// the kernel returned it to the client.
+func wantFirstErrno(t *testing.T, client *actorreport.Report, want ...syscall.Errno) {
+	t.Helper()
+	if len(client.Sockets) != 1 {
+		t.Fatalf("client sockets %+v, want one", client.Sockets)
+	}
+	failed := client.Sockets[0].Failed()
+	if len(failed) == 0 {
+		t.Fatalf("no failed send: %+v", client.Sockets[0])
+	}
+	for _, w := range want {
+		if failed[0].Errno == int(w) {
+			return
+		}
+	}
+	t.Errorf("first failed send got %s, want one of %v", failed[0].ErrnoName, want)
+}
