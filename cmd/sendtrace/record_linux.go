@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -102,12 +103,16 @@ func readSysctls(pids []uint32, stderr io.Writer) (*host.Snapshot, error) {
 	if err == nil {
 		return snap, nil
 	}
-	if !errors.Is(err, unix.EPERM) {
+	if !errors.Is(err, fs.ErrPermission) {
 		return nil, fmt.Errorf("read sysctls: %w", err)
 	}
-	fmt.Fprintf(stderr, "sendtrace: recording without the sysctls of pid %d's network namespace: entering it needs CAP_SYS_ADMIN\n", pids[0])
+	// Opening another user's /proc/PID/ns/net needs CAP_SYS_PTRACE, and
+	// entering a namespace CAP_SYS_ADMIN.
+	why := "entering the network namespace of pid " + strconv.FormatUint(uint64(pids[0]), 10) +
+		" needs CAP_SYS_ADMIN (and CAP_SYS_PTRACE for another user's process)"
+	fmt.Fprintf(stderr, "sendtrace: recording without that namespace's sysctls: %s\n", why)
 	return &host.Snapshot{Values: map[string]string{}, Netns: session.Netns{PID: pids[0],
-		Note: "sysctls not recorded: entering the namespace of pid " + strconv.FormatUint(uint64(pids[0]), 10) + " needs CAP_SYS_ADMIN"}}, nil
+		Note: "sysctls not recorded: " + why}}, nil
 }
 
 func statusLoop(stderr io.Writer, path string, rec *record.Recorder, every time.Duration, done <-chan struct{}, live func() tracer.Live) {

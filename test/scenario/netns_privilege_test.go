@@ -95,3 +95,42 @@ func TestRecordOtherNetnsWithoutSysAdmin(t *testing.T) {
 		t.Errorf("client namespace %d not listed: %s", st.Ino, out)
 	}
 }
+
+// TestRecordPIDWithoutSysAdmin is the --pid form: the target's namespace
+// cannot be opened by user 65534, and record goes on without its sysctls,
+// saying which capabilities would add them, instead of failing.
+func TestRecordPIDWithoutSysAdmin(t *testing.T) {
+	ctx := scenarioContext(t)
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
+	lab := netlab.NewPair(t, netlab.LinkOpts{})
+	dst := lab.ServerAddr(false, port)
+	startServer(t, ctx, lab.Server, "reset", dst)
+	cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-await-error-before", "1", "-count", "2", "-size", "100")
+	defer func() { release(t, cl, "start"); finish(t, ctx, cl) }()
+
+	path := filepath.Join(dir, "pid.jsonl")
+	caps := []string{"--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=-all,+bpf,+perfmon"}
+	out, err := asNobody(ctx, bin, caps, "record", "-o", path, "--pid", strconv.Itoa(cl.PID()), "--duration", "1s", "--status-interval", "0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("record --pid as nobody failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "needs CAP_SYS_ADMIN") {
+		t.Errorf("record did not say which capability would add the sysctls:\n%s", out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Netns struct {
+			PID  int    `json:"pid"`
+			Note string `json:"note"`
+		} `json:"netns"`
+	}
+	if err := json.Unmarshal(b[:strings.IndexByte(string(b), '\n')], &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Netns.PID != cl.PID() || !strings.Contains(h.Netns.Note, "CAP_SYS_ADMIN") {
+		t.Errorf("header netns %+v: want pid %d and a note naming CAP_SYS_ADMIN", h.Netns, cl.PID())
+	}
+}
