@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
@@ -42,7 +40,7 @@ func TestSummaryNoFailedSendsButFailedConnections(t *testing.T) {
 	s := NewSummary()
 	rst := resetRecv(webDst)
 	rst.Cookie = 1
-	etimedout := int32(unix.ETIMEDOUT)
+	etimedout := events.ETIMEDOUT
 	observeAll(s, retransmit(dbDst), errorReport(2, etimedout, dbDst), rst, errorReport(1, ereset, webDst))
 	out := render(t, s, &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{
 		{PID: 4242, Kind: events.KindRetransmit}:                    {Count: 1, Bytes: 1448},

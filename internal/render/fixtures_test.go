@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
@@ -15,7 +13,7 @@ func sendError(errno int32, dst string, comm string, pid, bytes uint32) events.E
 	return events.Event{
 		Time: t0, Kind: events.KindSendError,
 		PID: pid, TID: pid, Comm: comm, OwnerKnown: true,
-		Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
+		Family: events.AFInet, Protocol: events.ProtoTCP,
 		Src:   netip.MustParseAddrPort("10.0.0.1:43210"),
 		Dst:   netip.MustParseAddrPort(dst),
 		State: events.StateEstablished, Bytes: bytes, Errno: errno,
@@ -28,7 +26,7 @@ func retransmit(dst string) events.Event {
 	return events.Event{
 		Time: t0.Add(-time.Second), Kind: events.KindRetransmit,
 		PID: 4242, Comm: "curl", OwnerKnown: true,
-		Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
+		Family: events.AFInet, Protocol: events.ProtoTCP,
 		Src:   netip.MustParseAddrPort("10.0.0.1:43210"),
 		Dst:   netip.MustParseAddrPort(dst),
 		State: events.StateEstablished, Bytes: 1448,
@@ -42,7 +40,7 @@ func resetRecv(dst string) events.Event {
 	return events.Event{
 		Time: t0.Add(-500 * time.Millisecond), Kind: events.KindReceiveReset,
 		PID: 4242, Comm: "curl", OwnerKnown: true,
-		Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
+		Family: events.AFInet, Protocol: events.ProtoTCP,
 		Src:   netip.MustParseAddrPort("10.0.0.1:43210"),
 		Dst:   netip.MustParseAddrPort(dst),
 		State: events.StateEstablished, SinceSend: time.Millisecond, SinceRecv: 900 * time.Millisecond,

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/sendtrace/sendtrace/internal/events"
 )
 
@@ -81,9 +79,9 @@ func TestSummaryEmpty(t *testing.T) {
 }
 
 var (
-	ecomm   = int32(unix.ECOMM)
-	ereset  = int32(unix.ECONNRESET)
-	epipe   = int32(unix.EPIPE)
+	ecomm   = events.ECOMM
+	ereset  = events.ECONNRESET
+	epipe   = events.EPIPE
 	webDst  = "93.184.216.34:443"
 	dbDst   = "10.0.0.9:5432"
 	commStr = events.ErrnoString(ecomm)
@@ -166,7 +164,7 @@ func TestSummaryComplete(t *testing.T) {
 			t.Errorf("complete run mentions %q:\n%s", bad, out)
 		}
 	}
-	if unix.ECOMM == 70 && !strings.Contains(out, "| ECOMM (communication error on send)   | curl/4242    |     2 |  2896 |        2 | 93.184.216.34:443 (2)   |") {
+	if !strings.Contains(out, "| ECOMM (communication error on send)   | curl/4242    |     2 |  2896 |        2 | 93.184.216.34:443 (2)   |") {
 		t.Errorf("failed sends table layout changed:\n%s", out)
 	}
 }
