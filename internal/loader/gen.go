@@ -1,3 +1,8 @@
 package loader
 
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type event -type totals_key -type totals_val -type dst_key -type dst_val -type owner -type cidr -type event_kind -type event_layer -type counter -type limits sendtrace ../../bpf/sendtrace.bpf.c -- -I../../bpf/headers -I../../bpf
+// -ffile-compilation-dir=. keeps the checkout's path out of clang's
+// arguments: with the absolute path there, clang 19 orders some BTF types
+// differently in checkouts at different paths, and the committed objects
+// would look stale wherever they were not generated.
+//
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror -ffile-compilation-dir=." -target amd64,arm64 -type event -type totals_key -type totals_val -type dst_key -type dst_val -type owner -type cidr -type event_kind -type event_layer -type counter -type limits sendtrace ../../bpf/sendtrace.bpf.c -- -I../../bpf/headers -I../../bpf
