@@ -27,6 +27,15 @@ type Config struct {
 	SelfPID uint32
 }
 
+// DefaultDropEvents is how many drop events a socket streams per second
+// before the rest are only counted: enough to see where its packets die,
+// few enough that a drop storm cannot crowd out the other events.
+// NoDropLimit streams them all.
+const (
+	DefaultDropEvents = 1000
+	NoDropLimit       = ^uint32(0)
+)
+
 // candidate is one way to serve a layer: a set of programs that must all
 // load and attach.
 type candidate struct {
@@ -80,7 +89,14 @@ func plan() []layerPlan {
 				[]attachment{tracing("sys_exit")}},
 		}},
 		{session.LayerRetransmit, []candidate{
-			{"tp_btf/tcp_retransmit_skb", "every TCP retransmission", []attachment{tracing("retransmit")}},
+			{"tp_btf/tcp_retransmit_skb,tcp_retransmit_synack", "every TCP retransmission, in segments, and a listener's SYN-ACK retransmits",
+				[]attachment{tracing("retransmit"), tracing("retransmit_synack")}},
+		}},
+		{session.LayerDrop, []candidate{
+			{"tp_btf/kfree_skb:rx_sk", "packets of traced sockets dropped on this host, with the kernel's reason, both ways (6.12+: the receiving socket is named)",
+				[]attachment{tracing("drop_rx_sk")}},
+			{"tp_btf/kfree_skb", "packets of traced sockets dropped on their way out, with the kernel's reason (5.17+); on their way in only when still tied to the socket",
+				[]attachment{tracing("drop_skb_sk")}},
 		}},
 		{session.LayerErrorReport, []candidate{
 			{"tp_btf/inet_sk_error_report", "sk_err being reported (5.14+)", []attachment{tracing("error_report")}},
@@ -103,6 +119,8 @@ type Programs struct {
 	// found in kernel BTF.
 	RetransmitHasErr   bool
 	SendResetHasReason bool
+	// DropNames names drop reasons and locations for this kernel.
+	DropNames *DropNames
 
 	maps     maps
 	links    []link.Link
@@ -168,6 +186,7 @@ func Load(cfg Config) (*Programs, error) {
 	t := &Programs{}
 	t.RetransmitHasErr = tracepointArgs(kernelTypes, "tcp_retransmit_skb") >= 3
 	t.SendResetHasReason = tracepointArgs(kernelTypes, "tcp_send_reset") >= 3
+	t.DropNames = newDropNames(kernelTypes)
 
 	c, err := buildConfig(cfg, t)
 	if err != nil {
@@ -331,6 +350,12 @@ func (t *Programs) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOption
 		return choice
 	}
 	choice.Why = "no hook for this layer on this kernel"
+	if l.layer == session.LayerDrop {
+		choice.Why = "drops on this host are not seen: kfree_skb has carried a reason only since 5.17"
+		if !t.DropNames.Known() {
+			choice.Why += " (this kernel's BTF has no enum skb_drop_reason)"
+		}
+	}
 	return choice
 }
 

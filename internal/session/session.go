@@ -35,6 +35,10 @@ type Options struct {
 	// object's default. It is how long a burst the reader may fall behind
 	// before events are counted lost.
 	RingMiB uint32
+	// DropEventsPerSocket limits the drop events a socket streams per
+	// second (the kernel's totals count every drop); 0 keeps the loader's
+	// default.
+	DropEventsPerSocket uint32
 	// Notices receives what a person should know while the session
 	// runs (events being lost); nil: nowhere.
 	Notices io.Writer
