@@ -264,7 +264,7 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 	}
 	rows := make([]row, 0, len(byKey))
 	for k, v := range byKey {
-		if v.Count == 0 && v.Bytes == 0 {
+		if v.Count == 0 && v.Bytes == 0 && v.Segs == 0 {
 			continue
 		}
 		rows = append(rows, row{k, v})
@@ -292,14 +292,20 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 		if r.k.Detail != "" {
 			kind += "/" + r.k.Detail
 		}
+		segs := "-"
+		if r.v.Segs != 0 {
+			segs = u(r.v.Segs)
+		}
 		cells = append(cells, []string{
 			proc, kind, errnoCell(r.k.Errno),
-			u(r.v.Count), u(r.v.Bytes), u(s.byKey[r.k]),
+			u(r.v.Count), segs, u(r.v.Bytes), u(s.byKey[r.k]),
 		})
 	}
+	// SEGS is the unit of the kernel's own retransmit counter
+	// (TcpRetransSegs); COUNT is events.
 	p.table("Kernel totals by process, kind and errno (exact, even when events were lost)",
-		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "BYTES", "RECEIVED"},
-		[]bool{false, false, false, true, true, true}, cells, 0)
+		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "SEGS", "BYTES", "RECEIVED"},
+		[]bool{false, false, false, true, true, true, true}, cells, 0)
 }
 
 // tableKey is the grain of the kernel totals table: process, kind,
