@@ -81,7 +81,7 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	c.DropConsumed = t.DropNames.consumedReason()
 	c.DropLimit = cfg.DropEventsPerSocket
 	if c.DropLimit == 0 {
-		c.DropLimit = DefaultDropEvents
+		c.DropLimit = session.DefaultDropEvents
 	}
 	c.SendResetHasReason = b2u(t.SendResetHasReason)
 	c.CountSends = b2u(cfg.CountSends)

@@ -27,14 +27,6 @@ type Config struct {
 	SelfPID uint32
 }
 
-// DefaultDropEvents is how many drop events a socket streams per second
-// before the rest are only counted: enough to see where its packets die,
-// few enough that a drop storm cannot crowd out the other events.
-// NoDropLimit streams them all.
-const (
-	DefaultDropEvents = 1000
-	NoDropLimit       = ^uint32(0)
-)
 
 // candidate is one way to serve a layer: a set of programs that must all
 // load and attach.
