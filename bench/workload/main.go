@@ -287,35 +287,52 @@ func storm(args []string) error {
 	ready()
 	waitLine()
 
+	r, err := paced(*rate, *dur, 64, func() (bool, error) {
+		err := unix.Sendto(fd, buf, unix.MSG_NOSIGNAL, nil)
+		if err != nil && err != want {
+			return false, fmt.Errorf("send: unexpected %w", err)
+		}
+		return err == want, nil
+	})
+	r.Errno = *mode
+	if err != nil {
+		return err
+	}
+	return result(r)
+}
+
+// paced calls send in batches until dur has passed, keeping to rate calls
+// per second (0: as fast as it can) by sleeping when ahead of schedule,
+// which leaves the CPU to the consumer. send reports whether the call
+// failed as the workload intends; an error ends the loop.
+func paced(rate float64, dur time.Duration, batch int, send func() (bool, error)) (Result, error) {
 	var attempts, failed uint64
 	start := time.Now()
-	end := start.Add(*dur)
-	const batch = 64
+	end := start.Add(dur)
 	for {
 		for i := 0; i < batch; i++ {
-			err := unix.Sendto(fd, buf, unix.MSG_NOSIGNAL, nil)
-			if err == want {
+			f, err := send()
+			if err != nil {
+				return Result{}, err
+			}
+			if f {
 				failed++
-			} else if err != nil {
-				return fmt.Errorf("send: unexpected %w", err)
 			}
 		}
-		attempts += batch
+		attempts += uint64(batch)
 		now := time.Now()
 		if now.After(end) {
 			break
 		}
-		if *rate > 0 {
-			// Pace by sleeping when ahead of schedule, which leaves the
-			// CPU to the consumer.
-			due := start.Add(time.Duration(float64(attempts) / *rate * 1e9))
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(attempts) / rate * 1e9))
 			if d := due.Sub(now); d > 200*time.Microsecond {
 				time.Sleep(d)
 			}
 		}
 	}
 	secs := time.Since(start).Seconds()
-	return result(Result{Attempts: attempts, Failed: failed, Errno: *mode, Seconds: secs, Rate: float64(attempts) / secs})
+	return Result{Attempts: attempts, Failed: failed, Seconds: secs, Rate: float64(attempts) / secs}, nil
 }
 
 // hold accepts loopback connections and keeps them open, without
@@ -432,28 +449,11 @@ func udpBlast(args []string) error {
 	waitLine()
 
 	buf := make([]byte, 64)
-	var attempts, failed uint64
-	start := time.Now()
-	end := start.Add(*dur)
-	const batch = 16
-	for {
-		for i := 0; i < batch; i++ {
-			if err := unix.Sendto(fd, buf, 0, nil); err != nil {
-				failed++
-			}
-		}
-		attempts += batch
-		now := time.Now()
-		if now.After(end) {
-			break
-		}
-		if *rate > 0 {
-			due := start.Add(time.Duration(float64(attempts) / *rate * 1e9))
-			if d := due.Sub(now); d > 200*time.Microsecond {
-				time.Sleep(d)
-			}
-		}
+	r, err := paced(*rate, *dur, 16, func() (bool, error) {
+		return unix.Sendto(fd, buf, 0, nil) != nil, nil
+	})
+	if err != nil {
+		return err
 	}
-	secs := time.Since(start).Seconds()
-	return result(Result{Attempts: attempts, Failed: failed, Seconds: secs, Rate: float64(attempts) / secs})
+	return result(r)
 }

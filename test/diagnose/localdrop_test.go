@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/netlab"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
@@ -15,8 +16,9 @@ import (
 // gives up (tcp_retries2=3 in the client's namespace); block applies the
 // fault after the connection has carried data for healthy (or, when that
 // is 0, before it sends anything). It returns the client's report,
-// sendtrace's events, and what the client saw followed by the diagnosis.
-func stalledClient(t *testing.T, client, server *netlab.NS, dst string, size int, healthy time.Duration, block func()) (*actorreport.Report, []events.Event, []string) {
+// sendtrace's events and diagnoses, and what the client saw followed by
+// the rule of its socket's diagnosis.
+func stalledClient(t *testing.T, client, server *netlab.NS, dst string, size int, healthy time.Duration, block func()) (*actorreport.Report, []events.Event, []diagnose.Diagnosis, []string) {
 	t.Helper()
 	ctx := scenario(t)
 	client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
@@ -51,20 +53,16 @@ func stalledClient(t *testing.T, client, server *netlab.NS, dst string, size int
 		t.Fatal(err)
 	}
 	evs, ds := tr.stop(t)
-	var errnos []string
+	var got []string
 	for _, f := range r.Sockets[0].Failed() {
-		errnos = append(errnos, f.ErrnoName)
+		got = append(got, f.ErrnoName)
 	}
 	for _, d := range ds {
-		t.Logf("diagnosis: %s", d.String())
-		if d.Rule == "local-drop" && d.Cookie == r.Sockets[0].Cookie {
-			return r, evs, append(errnos, "local-drop")
+		if d.Cookie == r.Sockets[0].Cookie {
+			got = append(got, d.Rule)
 		}
 	}
-	if len(ds) > 0 {
-		return r, evs, append(errnos, ds[0].Rule)
-	}
-	return r, evs, errnos
+	return r, evs, ds, got
 }
 
 func drops(evs []events.Event, cookie uint64) []events.Event {
@@ -84,7 +82,7 @@ func drops(evs []events.Event, cookie uint64) []events.Event {
 func TestLocalDropFirewall(t *testing.T) {
 	lab := netlab.NewPair(t, netlab.LinkOpts{})
 	dst := lab.ServerAddr(false, port)
-	r, evs, got := stalledClient(t, lab.Client, lab.Server, dst.String(), 100, 0, func() {
+	r, evs, _, got := stalledClient(t, lab.Client, lab.Server, dst.String(), 100, 0, func() {
 		lab.Client.MustNft(fmt.Sprintf(`table inet lab {
 	chain out {
 		type filter hook output priority 0; policy accept;
@@ -114,7 +112,7 @@ func TestLocalDropFirewall(t *testing.T) {
 func TestBlackHoleBulkIsNotLocalDrop(t *testing.T) {
 	lab := netlab.NewRouted(t, netlab.LinkOpts{}, netlab.LinkOpts{})
 	dst := lab.ServerAddr(false, port)
-	r, evs, got := stalledClient(t, lab.Client, lab.Server, dst.String(), 65536, 1500*time.Millisecond, func() {
+	r, evs, _, got := stalledClient(t, lab.Client, lab.Server, dst.String(), 65536, 1500*time.Millisecond, func() {
 		lab.Router.MustNft(fmt.Sprintf(`table inet lab {
 	chain forward_filter {
 		type filter hook forward priority 0; policy accept;
