@@ -410,8 +410,12 @@ func short(err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
 		msg := ve.Cause.Error()
-		if n := len(ve.Log); n > 0 {
-			msg += ": " + ve.Log[n-1]
+		// The log ends with statistics; the reason is the line before.
+		for i := len(ve.Log) - 1; i >= 0; i-- {
+			if l := strings.TrimSpace(ve.Log[i]); l != "" && !strings.HasPrefix(l, "processed ") {
+				msg += ": " + l
+				break
+			}
 		}
 		return errors.New(msg)
 	}
