@@ -27,7 +27,6 @@ type Config struct {
 	SelfPID uint32
 }
 
-
 // candidate is one way to serve a layer: a set of programs that must all
 // load and attach.
 type candidate struct {
