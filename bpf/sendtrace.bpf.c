@@ -1001,6 +1001,11 @@ static __always_inline int drop(struct sk_buff *skb, void *location, __u32 reaso
 
 	if (reason == 0 || reason == cfg.drop_consumed)
 		return 0;
+	/* A packet with no bytes left has had its headers consumed: TCP
+	 * already took it in (a FIN or ACK purged from a closing socket's
+	 * queue). Freeing it loses nothing. */
+	if (!BPF_CORE_READ(skb, len))
+		return 0;
 	e.drop_dir = DROP_IN;
 	sk = rx_sk;
 	if (!sk) {
