@@ -1151,6 +1151,17 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 			return 0;
 	} else {
 		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		/* An accepted socket is born with a copy of its listener's
+		 * record (BPF_F_CLONE): it starts its own cookie, retransmit
+		 * baseline (its total_retrans counts the SYN-ACK retransmits,
+		 * already the listener's events) and drop budget. */
+		if (o && o->inherited && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+			o->cookie = bpf_get_socket_cookie(sk);
+			o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+			o->rtx_known = 1;
+			o->drop_window = 0;
+			o->drop_streamed = 0;
+		}
 		if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT) {
 			if (!o) {
 				if (!has_process_filter())
@@ -1224,7 +1235,7 @@ int seed_owners(struct bpf_iter__task_file *ctx)
 	o->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->comm);
 	o->cookie = bpf_get_socket_cookie(sk);
-	if (sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM) {
+	if (!o->rtx_known && sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM) {
 		/* Retransmits from here on are the session's to count. */
 		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 		o->rtx_known = 1;
