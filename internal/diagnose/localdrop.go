@@ -25,7 +25,14 @@ type localDrops struct {
 	nseq          int
 }
 
+// add keeps a drop as evidence, unless it is TCP's own bookkeeping on
+// the way in: a duplicate or stale segment from the peer (TCP_OLD_DATA,
+// TCP_OLD_ACK, ...) or unread data purged at close. Those are normal
+// protocol work and say nothing about where this socket's packets die.
 func (d *localDrops) add(ev *events.Event) {
+	if ev.DropDir == events.DropIn && (strings.HasPrefix(ev.DropReason, "TCP_") || ev.DropReason == "QUEUE_PURGE") {
+		return
+	}
 	if d.n == 0 {
 		d.firstMono = ev.Mono
 	}

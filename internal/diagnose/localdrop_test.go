@@ -92,3 +92,13 @@ func TestLocalDropStillDropping(t *testing.T) {
 		t.Errorf("%+v", d)
 	}
 }
+
+// TCP discarding a duplicate of the peer's data on the way in is protocol
+// work, not a local drop: a black hole stays a black hole.
+func TestTCPOwnDiscardIsNotLocalDrop(t *testing.T) {
+	c := newChain(1).established()
+	c.drop(900*ms_, "TCP_OLD_DATA", events.DropIn, 5)
+	end := c.retransmits(ms_*300, 4, 7, 100, 1448, func(at time.Duration) time.Duration { return at })
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: events.ETIMEDOUT, State: events.StateClose, SinceRecv: end, SinceSend: end})
+	check(t, c.evs, RuleBlackHole)
+}
