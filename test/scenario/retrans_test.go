@@ -298,6 +298,15 @@ func TestRetransSynAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := finish(t, ctx, cl)
+	// The client may be done before the server's handshake is: until no
+	// request sock is left, the listener may retransmit its SYN-ACK again.
+	err = testutil.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		out, err := lab.Server.Run("ss", "-Htan", "state", "syn-recv")
+		return strings.TrimSpace(out) == "", err
+	})
+	if err != nil {
+		t.Fatalf("the server's handshake never completed: %v", err)
+	}
 	after := lab.Server.MustSNMP()
 	evs := tr.Stop(t)
 
