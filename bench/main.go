@@ -5,6 +5,7 @@
 //	go run ./bench                      # full run, about 6 minutes; writes docs/benchmarks.md
 //	go run ./bench -quick               # seconds per workload: proves it runs, writes nothing
 //	go run ./bench -workloads success,startup -pairs 7
+//	go run ./bench -workloads dropstorm -out /dev/null
 //
 // Every comparison interleaves its runs (untraced, traced, untraced, ...)
 // and reports the median ratio with its min and max, because the machine
@@ -32,6 +33,7 @@ type config struct {
 	stormDur     time.Duration
 	stormReps    int
 	stormRate    float64
+	dropRate     float64
 	conns        int
 	startupRuns  int
 	workloads    map[string]bool
@@ -53,6 +55,7 @@ type harness struct {
 
 	success *successResult
 	storm   *stormResult
+	drops   *dropResult
 	many    *manyResult
 	startup *startupResult
 	gobench string
@@ -67,9 +70,10 @@ func main() {
 	flag.DurationVar(&c.stormDur, "storm-duration", 3*time.Second, "length of one failure-storm run")
 	flag.IntVar(&c.stormReps, "storm-reps", 3, "repetitions of each failure-storm configuration")
 	flag.Float64Var(&c.stormRate, "storm-rate", 500000, "paced failure rate (events/s) that must record with zero loss")
+	flag.Float64Var(&c.dropRate, "drop-rate", 100000, "packets per second the drop storm has the kernel drop")
 	flag.IntVar(&c.conns, "conns", 10000, "connections in the many-sockets workload")
 	flag.IntVar(&c.startupRuns, "startup-runs", 9, "start-up measurements")
-	flag.StringVar(&workloads, "workloads", "success,storm,many,startup,gobench", "comma-separated workloads to run")
+	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,gobench", "comma-separated workloads to run")
 	flag.StringVar(&c.out, "out", "", "markdown file to write (default docs/benchmarks.md; none with -quick)")
 	flag.StringVar(&c.recordDir, "record-dir", "/dev/shm", "directory for the recordings of the failure storm")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime for the go test benchmarks")
@@ -141,6 +145,7 @@ func run(c config) error {
 		{"startup", h.runStartup},
 		{"success", h.runSuccess},
 		{"storm", h.runStorm},
+		{"dropstorm", h.runDropStorm},
 		{"many", h.runMany},
 		{"gobench", h.runGoBench},
 	}

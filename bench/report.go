@@ -79,6 +79,9 @@ func (h *harness) markdown(took time.Duration) string {
 		p("```\n%s\n```\n\n", h.gobench)
 		p("Run it with `go test -run '^$' -bench . -benchmem ./internal/loader ./internal/record ./internal/events`.\n\n")
 	}
+	if h.drops != nil {
+		h.dropSection(p)
+	}
 	p("%s\n", strings.TrimSpace(lessons))
 	if len(h.notes) > 0 {
 		p("\n## Notes from this run\n\n")
@@ -92,6 +95,16 @@ func (h *harness) markdown(took time.Duration) string {
 func (h *harness) summaryTable(p func(string, ...any)) {
 	p("## Targets\n\n")
 	p("| workload | target | result | |\n|---|---|---|---|\n")
+	if d := h.drops; d != nil && len(d.runs) > 0 {
+		balanced := 0
+		for _, r := range d.runs {
+			if r.balanced() {
+				balanced++
+			}
+		}
+		p("| drop storm, %s drops/s under `sendtrace record` | every drop counted, recorded + held back + lost = kernel total | %d of %d runs balance exactly | %s |\n",
+			rate(d.rate), balanced, len(d.runs), verdict(balanced == len(d.runs)))
+	}
 	if s := h.success; s != nil {
 		for _, load := range successLoads {
 			r := spreadOf(s.ratios[peerSendtrace][load.name])

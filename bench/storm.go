@@ -218,8 +218,9 @@ type footer struct {
 		Count uint64 `json:"count"`
 	} `json:"totals"`
 	Lost struct {
-		Kernel uint64 `json:"kernel"`
-		User   uint64 `json:"user"`
+		Kernel     uint64 `json:"kernel"`
+		User       uint64 `json:"user"`
+		Unstreamed uint64 `json:"unstreamed"`
 	} `json:"lost"`
 }
 

@@ -104,7 +104,8 @@ enum counter {
 	COUNTER_TOTALS_FULL = 1,   /* totals map full: totals inexact */
 	COUNTER_UNOWNED = 2,       /* async event on a socket with no owner yet */
 	COUNTER_PENDING_STALE = 3, /* stack record never joined by a syscall exit */
-	COUNTER_MAX = 4,
+	COUNTER_DROPS_UNSTREAMED = 4, /* drop counted in the totals, not streamed (rate limit) */
+	COUNTER_MAX = 5,
 };
 
 struct {
@@ -127,6 +128,8 @@ const enum event_kind *unused_event_kind __attribute__((unused));
 const enum event_layer *unused_event_layer __attribute__((unused));
 const enum counter *unused_counter __attribute__((unused));
 const enum limits *unused_limits __attribute__((unused));
+const enum retrans_kind *unused_retrans_kind __attribute__((unused));
+const enum drop_dir *unused_drop_dir __attribute__((unused));
 
 static __always_inline void count(__u32 which)
 {
@@ -136,24 +139,104 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
+#define NET_XMIT_DROP 1
+#define NET_XMIT_CN 2
+#define ENOBUFS 105
+
+/* totals_errno is the errno an event is counted under. A retransmit that
+ * failed is counted under its failure: the kernel's -errno, or for a qdisc
+ * drop (NET_XMIT_DROP) the ENOBUFS the kernel makes of it for senders. */
+static __always_inline __s32 totals_errno(const struct event *e)
+{
+	if (e->kind != KIND_RETRANSMIT)
+		return e->err;
+	if (e->retrans_err < 0)
+		return -e->retrans_err;
+	if (e->retrans_err == NET_XMIT_DROP || e->retrans_err == NET_XMIT_CN)
+		return ENOBUFS;
+	return e->retrans_err;
+}
+
+static __always_inline void totals_add(struct totals_key *k, __u64 events, __u64 bytes, __u64 segs)
+{
+	struct totals_val *v = bpf_map_lookup_elem(&totals, k);
+
+	if (v) {
+		v->count += events;
+		v->bytes += bytes;
+		v->segs += segs;
+	} else {
+		struct totals_val nv = {.count = events, .bytes = bytes, .segs = segs};
+
+		if (bpf_map_update_elem(&totals, k, &nv, BPF_NOEXIST))
+			count(COUNTER_TOTALS_FULL);
+	}
+}
+
+/* count_totals adds the event to the exact totals. */
+static __always_inline void count_totals(const struct event *e)
+{
+	struct totals_key k = {
+		.pid = e->pid,
+		.kind = e->kind,
+		.err = totals_errno(e),
+		.family = e->family,
+		.dport = e->dport,
+	};
+
+	__builtin_memcpy(k.daddr, e->daddr, sizeof(k.daddr));
+	if (e->kind == KIND_RETRANSMIT)
+		k.detail = e->retrans_kind;
+	else if (e->kind == KIND_DROP)
+		k.detail = e->drop_reason;
+	totals_add(&k, 1, e->bytes, e->segs);
+}
+
+/* count_untraced adds retransmitted segments the kernel counted for a
+ * socket (tcp_sock.total_retrans moves with TcpRetransSegs) that no
+ * retransmit event carried, so the totals stay equal to the kernel's
+ * counter: before 6.17 a retransmit that failed after it was counted
+ * fires no event, and some kernels count a retransmit without firing the
+ * tracepoint at all. They have no event of their own (count 0). */
+static __always_inline void count_untraced(__u32 pid, struct sock *sk, __u32 segs)
+{
+	struct totals_key k = {.pid = pid, .kind = KIND_RETRANSMIT, .detail = RETRANS_UNTRACED};
+
+	k.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (k.family == AF_INET)
+		bpf_core_read(k.daddr, 4, &sk->__sk_common.skc_daddr);
+	else
+		bpf_core_read(k.daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	totals_add(&k, 0, 0, segs);
+}
+
+/* settle_untraced counts what total_retrans gained since the socket's
+ * last retransmit event and moves the mark. */
+static __always_inline void settle_untraced(struct sock *sk, struct owner *o)
+{
+	__u32 total;
+
+	if (!o || !o->rtx_known)
+		return;
+	total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	if (total != o->rtx_seen && (__s32)(total - o->rtx_seen) > 0)
+		count_untraced(o->pid, sk, total - o->rtx_seen);
+	o->rtx_seen = total;
+}
+
+static __always_inline void stream(const struct event *e)
+{
+	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), 0))
+		count(COUNTER_LOST);
+}
+
 /* emit counts the event in the exact totals first, then streams it. A full
  * ring buffer loses the event but never the count. */
 static __always_inline void emit(struct event *e)
 {
-	struct totals_key k = {.pid = e->pid, .kind = e->kind, .err = e->err};
-	struct totals_val *v = bpf_map_lookup_elem(&totals, &k);
-
-	if (v) {
-		v->count++;
-		v->bytes += e->bytes;
-	} else {
-		struct totals_val nv = {.count = 1, .bytes = e->bytes};
-
-		if (bpf_map_update_elem(&totals, &k, &nv, BPF_NOEXIST))
-			count(COUNTER_TOTALS_FULL);
-	}
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
-		count(COUNTER_LOST);
+	count_totals(e);
+	stream(e);
 }
 
 static __always_inline void owner_from_current(struct event *e)
@@ -179,6 +262,7 @@ static __always_inline void remember_owner(struct sock *sk, const struct event *
 	o->tid = e->tid;
 	o->cgroup = e->cgroup;
 	__builtin_memcpy(o->comm, e->comm, sizeof(o->comm));
+	o->cookie = e->cookie;
 	o->interesting = 1;
 }
 
@@ -236,6 +320,7 @@ static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark
 	e->tid = o->tid;
 	e->cgroup = o->cgroup;
 	e->owner_known = 1;
+	e->cookie = o->cookie;
 	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 	if (mark)
 		o->interesting = 1;
@@ -385,6 +470,7 @@ static __always_inline void count_send(struct sock *sk, __u32 bytes)
 		o->tid = e.tid;
 		o->cgroup = e.cgroup;
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
+		o->cookie = bpf_get_socket_cookie(sk);
 	}
 	o->sends++;
 	o->send_bytes += bytes;
@@ -682,11 +768,88 @@ static __always_inline int async_event(struct sock *sk, __u8 kind, __s32 err)
 	return 0;
 }
 
+/* Retransmits. */
+
+#define TCP_CA_Open 0
+#define TCP_CA_CWR 2
+#define TCP_CA_Loss 4
+#define ICSK_TIME_LOSS_PROBE 5
+#define TCPHDR_SYN 0x02
+
+#define EINVAL 22
+#define EAGAIN 11
+#define ENOMEM 12
+#define EBUSY 16
+#define EHOSTUNREACH 113
+
+/* retrans_kind_of tells the kinds apart the way the kernel's counters do:
+ * a SYN (TCPSynRetrans) by its flag; CA_Loss is the recovery a timeout
+ * started (TCPTimeouts, then TCPSlowStartRetrans); a tail loss probe runs
+ * from its own timer, armed only in Open or CWR (a fast retransmit can
+ * run while that timer is still pending, so the timer alone is not
+ * enough); everything else is recovery from ACKs (TCPFastRetrans). */
+static __always_inline __u8 retrans_kind_of(struct sock *sk, const char *cb)
+{
+	struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+	__u16 flags = 0;
+	__u8 ca, pending;
+
+	/* tcp_flags is a __u8 before 6.18 and a __u16 since: read what the
+	 * running kernel has. */
+	bpf_probe_read_kernel(&flags, bpf_core_field_size(struct tcp_skb_cb, tcp_flags) & 3,
+			      cb + bpf_core_field_offset(struct tcp_skb_cb, tcp_flags));
+	if (flags & TCPHDR_SYN)
+		return RETRANS_SYN;
+	ca = BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
+	if (ca == TCP_CA_Loss)
+		return RETRANS_RTO;
+	pending = BPF_CORE_READ(icsk, icsk_pending);
+	if (pending == ICSK_TIME_LOSS_PROBE && (ca == TCP_CA_Open || ca == TCP_CA_CWR))
+		return RETRANS_TLP;
+	return RETRANS_FAST;
+}
+
+/* counted_segs says how many of this retransmit's segments the kernel
+ * added to TcpRetransSegs, and counts the ones it added since the last
+ * event without one (count_untraced). From 6.17 the tracepoint also fires
+ * for attempts that failed. __tcp_retransmit_skb counts after its early
+ * exits (-EBUSY: the previous copy is still in a host queue; -EAGAIN:
+ * outside the window; -ENOMEM; -EINVAL; -EHOSTUNREACH from rebuild_header)
+ * and before it hands the segment to IP, whose failures (a netfilter
+ * -EPERM, a qdisc's NET_XMIT_DROP, -ENOBUFS, no route) were counted.
+ * -ENOMEM, -EINVAL and -EHOSTUNREACH can come from either side: the
+ * socket's own total_retrans, which moves with the counter, settles them. */
+static __always_inline __u32 counted_segs(struct sock *sk, struct owner *o, __s32 err, __u32 segs)
+{
+	bool either = err == -ENOMEM || err == -EINVAL || err == -EHOSTUNREACH;
+	bool counted = !err || (err != -EBUSY && err != -EAGAIN && !either);
+	__u32 total, added;
+
+	if (!o)
+		return counted ? segs : 0;
+	total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	if (!o->rtx_known) {
+		o->rtx_seen = total;
+		o->rtx_known = 1;
+		return counted ? segs : 0;
+	}
+	added = total - o->rtx_seen;
+	if (either)
+		counted = added >= segs;
+	if (!counted)
+		segs = 0;
+	o->rtx_seen = total;
+	if ((__s32)added > (__s32)segs)
+		count_untraced(o->pid, sk, added - segs);
+	return segs;
+}
+
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(retransmit, struct sock *sk, struct sk_buff *skb)
 {
 	struct event e = {};
 	const char *cb;
+	__u16 segs = 0;
 	__s32 err = 0;
 
 	if (cfg.retransmit_has_err)
@@ -702,7 +865,50 @@ int BPF_PROG(retransmit, struct sock *sk, struct sk_buff *skb)
 	e.bytes = BPF_CORE_READ(skb, len);
 	cb = (const char *)skb + bpf_core_field_offset(struct sk_buff, cb);
 	bpf_probe_read_kernel(&e.seq, sizeof(e.seq), cb + bpf_core_field_offset(struct tcp_skb_cb, seq));
-	e.retrans_err = err < 0 ? -err : err;
+	/* TCP_SKB_CB(skb)->tcp_gso_segs is what the kernel added to the
+	 * counters; skb_shinfo(skb)->gso_segs can be stale here. */
+	bpf_probe_read_kernel(&segs, sizeof(segs), cb + bpf_core_field_offset(struct tcp_skb_cb, tcp_gso_segs));
+	e.retrans_kind = retrans_kind_of(sk, cb);
+	e.retrans_err = err;
+	e.segs = counted_segs(sk, bpf_sk_storage_get(&owners, sk, 0, 0), err, segs);
+	emit(&e);
+	return 0;
+}
+
+/* A listener's SYN-ACK retransmit goes through tcp_rtx_synack, never
+ * tcp_retransmit_skb. The tracepoint fires only when it was sent, which is
+ * when the kernel adds 1 to TcpRetransSegs and TCPSynRetrans. The
+ * connection has no socket of its own yet: the event belongs to the
+ * listener (its owner and cookie) and carries the request's addresses. */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(retransmit_synack, struct sock *sk, struct request_sock *req)
+{
+	struct event e = {};
+
+	if (!owner_of(sk, &e, true))
+		return 0;
+	if (!fill_addrs(&e, &req->__req_common))
+		return 0;
+	if (!match_dst(&e))
+		return 0;
+	e.state = TCP_SYN_RECV;
+	e.protocol = IPPROTO_TCP;
+	e.since_send_j = JIFFIES_UNKNOWN;
+	e.since_recv_j = JIFFIES_UNKNOWN;
+	e.retransmits = BPF_CORE_READ(req, num_retrans);
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = KIND_RETRANSMIT;
+	e.cookie = bpf_get_socket_cookie(sk);
+	e.retrans_kind = RETRANS_SYNACK;
+	e.segs = 1;
+	/* A passive Fast Open socket's SYN-ACK also adds to its own
+	 * total_retrans: already counted here, not untraced. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+		struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+
+		if (o)
+			o->rtx_seen++;
+	}
 	emit(&e);
 	return 0;
 }
@@ -742,6 +948,136 @@ int BPF_PROG(send_reset, struct sock *sk, struct sk_buff *skb)
 	return 0;
 }
 
+/* Drops on this host. kfree_skb fires only when a packet is dropped
+ * (normal frees go to consume_skb), so nothing here runs for a packet that
+ * was delivered. A packet on its way out carries its sending socket in
+ * skb->sk up to the device, which makes a drop in netfilter, a qdisc, the
+ * routing or the neighbour layer attributable to the socket's owner. From
+ * 6.12 the kernel also names the receiving socket (rx_sk) of a packet
+ * dropped on its way in. */
+
+#define TCP_TIME_WAIT 6
+#define TCP_NEW_SYN_RECV 12
+#define SKB_DROP_WINDOW_NS 1000000000ULL
+
+/* drop_budget limits the drop events streamed per socket and second, so a
+ * drop storm cannot crowd the other events out of the ring buffer; the
+ * totals count every drop. */
+static __always_inline bool drop_budget(struct sock *sk, __u64 now)
+{
+	struct owner *o;
+
+	if (!cfg.drop_limit)
+		return true;
+	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	if (!o)
+		return true;
+	if (now - o->drop_window >= SKB_DROP_WINDOW_NS) {
+		o->drop_window = now;
+		o->drop_streamed = 0;
+	}
+	if (o->drop_streamed >= cfg.drop_limit)
+		return false;
+	o->drop_streamed++;
+	return true;
+}
+
+struct l4_ports {
+	__be16 source;
+	__be16 dest;
+	__be32 seq; /* TCP only */
+};
+
+static __always_inline int drop(struct sk_buff *skb, void *location, __u32 reason, struct sock *rx_sk)
+{
+	struct skb_shared_info *shinfo;
+	struct event e = {};
+	struct l4_ports l4 = {};
+	struct net_device *dev;
+	struct sock *sk;
+	__u16 th, segs;
+	__u8 state;
+	unsigned char *head;
+
+	if (reason == 0 || reason == cfg.drop_consumed)
+		return 0;
+	/* A packet with no bytes left has had its headers consumed: TCP
+	 * already took it in (a FIN or ACK purged from a closing socket's
+	 * queue). Freeing it loses nothing. */
+	if (!BPF_CORE_READ(skb, len))
+		return 0;
+	e.drop_dir = DROP_IN;
+	sk = rx_sk;
+	if (!sk) {
+		sk = skb->sk;
+		e.drop_dir = DROP_OUT;
+	}
+	if (!sk)
+		return 0;
+	/* Request and time-wait socks (SYN-ACKs, their resets) have no owner
+	 * and none of a full socket's fields. */
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT)
+		return 0;
+	e.protocol = BPF_CORE_READ(sk, sk_protocol);
+	if (e.protocol != IPPROTO_TCP && e.protocol != IPPROTO_UDP)
+		return 0;
+	if (!owner_of(sk, &e, true))
+		return 0;
+	fill_sock(&e, sk);
+	if (e.family != AF_INET && e.family != AF_INET6)
+		return 0;
+	if (!match_dst(&e))
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.kind = KIND_DROP;
+	/* skb->sk is an RCU pointer the cookie helper refuses: the cookie
+	 * comes from the owner record, or from the socket when an earlier
+	 * event already made one. */
+	if (!e.cookie)
+		e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	e.drop_reason = reason;
+	e.drop_location = (__u64)location;
+	e.bytes = BPF_CORE_READ(skb, len);
+	head = BPF_CORE_READ(skb, head);
+	shinfo = (struct skb_shared_info *)(head + BPF_CORE_READ(skb, end));
+	segs = BPF_CORE_READ(shinfo, gso_segs);
+	e.segs = segs ? segs : 1;
+	dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		bpf_probe_read_kernel_str(e.drop_dev, sizeof(e.drop_dev), &dev->name);
+	/* The transport header says which way the packet went (skb->sk can
+	 * also be the receiving socket, after early demux) and, for TCP,
+	 * which segment it was. */
+	th = BPF_CORE_READ(skb, transport_header);
+	if (th != 0xffff && !bpf_probe_read_kernel(&l4, sizeof(l4), head + th)) {
+		if (bpf_ntohs(l4.dest) == e.sport && bpf_ntohs(l4.source) == e.dport)
+			e.drop_dir = DROP_IN;
+		if (e.protocol == IPPROTO_TCP)
+			e.seq = bpf_ntohl(l4.seq);
+	}
+	count_totals(&e);
+	if (drop_budget(sk, e.ts_ns))
+		stream(&e);
+	else
+		count(COUNTER_DROPS_UNSTREAMED);
+	return 0;
+}
+
+/* 6.12+: the receiving socket is named. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(drop_rx_sk, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	return drop(skb, location, reason, rx_sk);
+}
+
+/* 5.17 to 6.11: drops of packets that still carry their socket. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(drop_skb_sk, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return drop(skb, location, reason, NULL);
+}
+
 static __always_inline void count_dst(struct sock *sk, __u32 pid, struct owner *o, bool tcp)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
@@ -764,6 +1100,7 @@ static __always_inline void count_dst(struct sock *sk, __u32 pid, struct owner *
 		nv.send_bytes = o->send_bytes;
 	}
 	if (tcp) {
+		settle_untraced(sk, o);
 		nv.bytes_sent = BPF_CORE_READ(tp, bytes_sent);
 		nv.data_segs_out = BPF_CORE_READ(tp, data_segs_out);
 		nv.retrans_segs = BPF_CORE_READ(tp, total_retrans);
@@ -803,11 +1140,28 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		o->cgroup = e.cgroup;
 		o->inherited = 0;
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
+		/* Kept for hooks that reach the socket through a pointer the
+		 * cookie helper refuses (skb->sk in kfree_skb). */
+		o->cookie = bpf_get_socket_cookie(sk);
+		/* A socket that connects has retransmitted nothing yet. */
+		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+		o->rtx_known = 1;
 		if (e.pid == cfg.self_pid || !cfg.all_state_changes ||
 		    !match_process(e.pid, e.comm, e.cgroup))
 			return 0;
 	} else {
 		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		/* An accepted socket is born with a copy of its listener's
+		 * record (BPF_F_CLONE): it starts its own cookie, retransmit
+		 * baseline (its total_retrans counts the SYN-ACK retransmits,
+		 * already the listener's events) and drop budget. */
+		if (o && o->inherited && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+			o->cookie = bpf_get_socket_cookie(sk);
+			o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+			o->rtx_known = 1;
+			o->drop_window = 0;
+			o->drop_streamed = 0;
+		}
 		if (newstate == TCP_CLOSE && oldstate != TCP_SYN_SENT) {
 			if (!o) {
 				if (!has_process_filter())
@@ -880,6 +1234,12 @@ int seed_owners(struct bpf_iter__task_file *ctx)
 	o->tid = task->pid;
 	o->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->comm);
+	o->cookie = bpf_get_socket_cookie(sk);
+	if (!o->rtx_known && sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM) {
+		/* Retransmits from here on are the session's to count. */
+		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+		o->rtx_known = 1;
+	}
 	return 0;
 }
 

@@ -22,6 +22,7 @@ packages=(
 	runc prometheus systemd     # fleet tests: a real container, a real scraper, systemd-analyze verify
 	nodejs                      # a Node.js keep-alive client in the diagnosis tests
 	chromium                    # headless browser that opens the report --html pages in tests
+	iperf3                      # a real bulk sender for the retransmit scenario
 	jq gzip git make ca-certificates curl unzip
 )
 missing=()

@@ -7,6 +7,7 @@
 //	workload sink  [-cpu N]           accept on 127.0.0.1 and drain; prints "port N"
 //	workload send  -port P -size B -duration D [-nodelay] [-cpu N]
 //	workload storm -mode eagain|epipe -rate R -duration D
+//	workload udpblast -port P -rate R -duration D   UDP to 127.0.0.1:P (for a drop storm)
 //	workload hold  -n 10000           accept and hold connections; prints "port N"
 //	workload many  -n 10000 -port P
 //	workload idle                     a process to point --pid at
@@ -43,6 +44,8 @@ func main() {
 		err = send(args)
 	case "storm":
 		err = storm(args)
+	case "udpblast":
+		err = udpBlast(args)
 	case "many":
 		err = many(args)
 	case "hold":
@@ -284,35 +287,52 @@ func storm(args []string) error {
 	ready()
 	waitLine()
 
+	r, err := paced(*rate, *dur, 64, func() (bool, error) {
+		err := unix.Sendto(fd, buf, unix.MSG_NOSIGNAL, nil)
+		if err != nil && err != want {
+			return false, fmt.Errorf("send: unexpected %w", err)
+		}
+		return err == want, nil
+	})
+	r.Errno = *mode
+	if err != nil {
+		return err
+	}
+	return result(r)
+}
+
+// paced calls send in batches until dur has passed, keeping to rate calls
+// per second (0: as fast as it can) by sleeping when ahead of schedule,
+// which leaves the CPU to the consumer. send reports whether the call
+// failed as the workload intends; an error ends the loop.
+func paced(rate float64, dur time.Duration, batch int, send func() (bool, error)) (Result, error) {
 	var attempts, failed uint64
 	start := time.Now()
-	end := start.Add(*dur)
-	const batch = 64
+	end := start.Add(dur)
 	for {
 		for i := 0; i < batch; i++ {
-			err := unix.Sendto(fd, buf, unix.MSG_NOSIGNAL, nil)
-			if err == want {
+			f, err := send()
+			if err != nil {
+				return Result{}, err
+			}
+			if f {
 				failed++
-			} else if err != nil {
-				return fmt.Errorf("send: unexpected %w", err)
 			}
 		}
-		attempts += batch
+		attempts += uint64(batch)
 		now := time.Now()
 		if now.After(end) {
 			break
 		}
-		if *rate > 0 {
-			// Pace by sleeping when ahead of schedule, which leaves the
-			// CPU to the consumer.
-			due := start.Add(time.Duration(float64(attempts) / *rate * 1e9))
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(attempts) / rate * 1e9))
 			if d := due.Sub(now); d > 200*time.Microsecond {
 				time.Sleep(d)
 			}
 		}
 	}
 	secs := time.Since(start).Seconds()
-	return result(Result{Attempts: attempts, Failed: failed, Errno: *mode, Seconds: secs, Rate: float64(attempts) / secs})
+	return Result{Attempts: attempts, Failed: failed, Seconds: secs, Rate: float64(attempts) / secs}, nil
 }
 
 // hold accepts loopback connections and keeps them open, without
@@ -405,4 +425,35 @@ func many(args []string) error {
 	}
 	_, _ = io.WriteString(os.Stdout, "closed\n")
 	return nil
+}
+
+// udpBlast sends 64-byte datagrams to 127.0.0.1:port at a paced rate. Run
+// in a network namespace whose loopback qdisc drops almost everything, it
+// is a drop storm: the sends succeed, the kernel drops the packets.
+func udpBlast(args []string) error {
+	fs := flag.NewFlagSet("udpblast", flag.ExitOnError)
+	port := fs.Int("port", 9, "destination port on 127.0.0.1")
+	rate := fs.Float64("rate", 100000, "datagrams per second; 0: unlimited")
+	dur := fs.Duration("duration", 2*time.Second, "how long to send")
+	_ = fs.Parse(args)
+
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, loopback(*port)); err != nil {
+		return err
+	}
+	ready()
+	waitLine()
+
+	buf := make([]byte, 64)
+	r, err := paced(*rate, *dur, 16, func() (bool, error) {
+		return unix.Sendto(fd, buf, 0, nil) != nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	return result(r)
 }

@@ -45,4 +45,10 @@ struct config {
 	/* sys_exit is attached: a stack failure inside a send syscall waits
 	 * for the syscall's exit to be joined with the errno the caller got. */
 	__u8 syscall_layer;
+	/* The running kernel's SKB_CONSUMED, a free that is not a drop
+	 * (0xffffffff where it has none). */
+	__u32 drop_consumed;
+	/* Drop events streamed per socket and second; the rest are counted
+	 * only. 0: no limit. */
+	__u32 drop_limit;
 };

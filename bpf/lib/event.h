@@ -12,6 +12,26 @@ enum event_kind {
 	KIND_RECEIVE_RESET = 4,
 	KIND_SEND_RESET = 5,
 	KIND_STATE_CHANGE = 6,
+	KIND_DROP = 7,
+};
+
+/* Why a segment was retransmitted, told apart inside the tracepoint the way
+ * the kernel's own counters tell them apart (see retrans_kind_of). */
+enum retrans_kind {
+	RETRANS_RTO = 1,    /* in CA_Loss: the timer's retransmit and the loss recovery after it */
+	RETRANS_FAST = 2,   /* recovery from duplicate ACKs, SACK or RACK (TCPFastRetrans) */
+	RETRANS_TLP = 3,    /* tail loss probe (TCPLossProbes) */
+	RETRANS_SYN = 4,    /* a SYN (TCPSynRetrans) */
+	RETRANS_SYNACK = 5, /* a listener's SYN-ACK (TCPSynRetrans) */
+	/* Totals only: segments the kernel counted for a socket with no
+	 * retransmit event (see count_untraced). */
+	RETRANS_UNTRACED = 6,
+};
+
+/* Which way a dropped packet was going, seen from the socket. */
+enum drop_dir {
+	DROP_OUT = 1,
+	DROP_IN = 2,
 };
 
 enum event_layer {
@@ -31,6 +51,7 @@ struct event {
 	__u64 ts_ns;
 	__u64 cookie;
 	__u64 cgroup;
+	__u64 drop_location; /* kernel address of the code that dropped the packet */
 	__u32 pid;
 	__u32 tid;
 	char comm[TASK_COMM_LEN];
@@ -62,10 +83,18 @@ struct event {
 	__u32 sndbuf;
 	__u32 snd_wnd;
 	__u32 mss;
-	__s32 retrans_err;
+	__s32 retrans_err; /* the kernel's err: -errno, or a NET_XMIT_* code (1: dropped by a qdisc) */
 	__u32 reset_reason;
+	/* retransmit: segments the kernel added to TcpRetransSegs (0 for an
+	 * attempt that failed before it counted); drop: segments the packet
+	 * carried. */
+	__u32 segs;
+	__u32 drop_reason;   /* enum skb_drop_reason, as the running kernel numbers it */
+	char drop_dev[16];   /* the packet's device, when it had one */
 	__u8 backoff;
-	__u8 _pad[3];
+	__u8 retrans_kind;
+	__u8 drop_dir;
+	__u8 _pad;
 	__u32 data_segs_in; /* data segments received from the peer (RFC 4898) */
 	__u32 netns;        /* inode of the socket's network namespace: whose sysctls apply */
 	/* Sequence state, which survives NAT: the two ends of one connection
@@ -77,17 +106,25 @@ struct event {
 	__u32 rcv_isn; /* the peer's ISN, likewise */
 };
 
-/* Exact totals, kept per CPU whatever happens to the ring buffer. */
+/* Exact totals, kept per CPU whatever happens to the ring buffer, per
+ * process, destination, kind and errno. For a retransmit, err is the
+ * failure's errno (0 when it went out) and detail its enum retrans_kind;
+ * for a drop, detail is the drop reason. */
 struct totals_key {
 	__u32 pid;
-	__u32 kind;
 	__s32 err;
-	__u32 _pad;
+	__u32 detail;
+	__u16 family;
+	__u16 dport;
+	__u8 daddr[16];
+	__u8 kind;
+	__u8 _pad[7];
 };
 
 struct totals_val {
-	__u64 count;
+	__u64 count; /* events */
 	__u64 bytes;
+	__u64 segs;  /* retransmits: segments counted in TcpRetransSegs; drops: segments dropped */
 };
 
 /* Per-destination traffic, read from tcp_sock when a socket closes and, for
@@ -118,10 +155,17 @@ struct owner {
 	__u32 pid;
 	__u32 tid;
 	char comm[TASK_COMM_LEN];
+	__u64 cookie;
+	__u64 drop_window; /* start of the current second of streamed drops */
+	__u32 drop_streamed; /* drop events streamed in that second */
+	/* tcp_sock.total_retrans at the socket's last retransmit event, to
+	 * tell whether a failed retransmit was counted (rtx_known: valid). */
+	__u32 rtx_seen;
 	__u8 interesting; /* an event was emitted for this socket */
 	__u8 dst_counted; /* its counters already went to dst_stats */
 	/* Seeded to a listener, or cloned from one into an accepted socket
 	 * (BPF_F_CLONE): the task holding the socket, once seen, replaces it. */
 	__u8 inherited;
-	__u8 _pad[5];
+	__u8 rtx_known;
+	__u8 _pad[4];
 };

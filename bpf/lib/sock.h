@@ -34,34 +34,43 @@ static __always_inline void fill_tcp(struct event *e, struct sock *sk)
 	e->rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
 }
 
+/* fill_addrs fills family, state and the addresses from the part every
+ * kind of socket shares: full sockets, request socks and time-wait socks. */
+static __always_inline bool fill_addrs(struct event *e, struct sock_common *skc)
+{
+	e->family = BPF_CORE_READ(skc, skc_family);
+	/* Each network namespace has its own tcp_retries2, keepalive and
+	 * buffer sysctls: the recording reads those of the namespaces its
+	 * events come from. */
+	e->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	e->state = BPF_CORE_READ(skc, skc_state);
+	e->sport = BPF_CORE_READ(skc, skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	if (e->family == AF_INET) {
+		bpf_core_read(e->saddr, 4, &skc->skc_rcv_saddr);
+		bpf_core_read(e->daddr, 4, &skc->skc_daddr);
+	} else if (e->family == AF_INET6) {
+		bpf_core_read(e->saddr, 16, &skc->skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &skc->skc_v6_daddr);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* fill_sock fills addresses, protocol and TCP state. The cookie is left to
  * the caller: only BTF pointers can ask the kernel to generate one. */
 static __always_inline void fill_sock(struct event *e, struct sock *sk)
 {
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	/* Each network namespace has its own tcp_retries2, keepalive and
-	 * buffer sysctls: the recording reads those of the namespaces its
-	 * events come from. */
-	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	bool inet = fill_addrs(e, &sk->__sk_common);
+
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
-	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	/* A closed TCP socket has given its local port back (skc_num is 0),
 	 * but inet_sport still says which port it used. */
 	if (!e->sport)
 		e->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	e->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
-	if (e->family == AF_INET) {
-		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
-	} else if (e->family == AF_INET6) {
-		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
-	} else {
-		return;
-	}
-	if (e->protocol == IPPROTO_TCP)
+	if (inet && e->protocol == IPPROTO_TCP)
 		fill_tcp(e, sk);
 }
 

@@ -107,13 +107,14 @@ func parseCIDR(s string) (netip.Prefix, error) {
 
 // traceFlags are the session flags shared by live mode and record.
 type traceFlags struct {
-	btf       string
-	readyFile string
-	duration  string
-	disable   []string
-	noSyscall bool
-	ringMiB   uint32
-	filters   func() (session.Filters, error)
+	btf        string
+	readyFile  string
+	duration   string
+	disable    []string
+	noSyscall  bool
+	ringMiB    uint32
+	dropEvents uint32
+	filters    func() (session.Filters, error)
 }
 
 // addTraceFlags adds the session flags; ringMiB is the command's default
@@ -128,6 +129,7 @@ func addTraceFlags(cmd *cobra.Command, ringMiB uint32) *traceFlags {
 	fl.Uint32Var(&tf.ringMiB, "ring-mib", ringMiB, "ring buffer size in MiB (a power of two): how far the reader may fall behind in a burst before events are lost (their counts never are)")
 	fl.StringSliceVar(&tf.disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length), to test fallbacks")
 	fl.BoolVar(&tf.noSyscall, "no-syscall-layer", false, "do not hook every system call's exit: about half the cost on the success path, but errors made before the socket layer (seccomp or LSM denials, an injected ECOMM, bad arguments) are not seen")
+	fl.Uint32Var(&tf.dropEvents, "drop-events", session.DefaultDropEvents, "drop events streamed per socket and second in a drop storm (0: all); the kernel totals count every drop")
 	return tf
 }
 
@@ -146,6 +148,10 @@ func (tf *traceFlags) options() (session.Options, error) {
 		return o, fmt.Errorf("invalid --ring-mib %d: give a power of two from 1 to 1024", tf.ringMiB)
 	}
 	o.RingMiB = tf.ringMiB
+	o.DropEventsPerSocket = tf.dropEvents
+	if tf.dropEvents == 0 {
+		o.DropEventsPerSocket = session.NoDropLimit
+	}
 	if tf.duration != "" {
 		d, err := parseDuration(tf.duration)
 		if err != nil {

@@ -26,11 +26,12 @@ const (
 	RuleLocalShutdown = "local-shutdown"
 	RuleOutsideStack  = "outside-stack"
 	RuleRetryStorm    = "retry-storm"
+	RuleLocalDrop     = "local-drop"
 )
 
 // Rules lists every rule id in the order the summary shows them.
 var Rules = []string{
-	RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleBackpressure,
+	RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleLocalDrop, RuleBackpressure,
 	RuleRefused, RuleLocalShutdown, RuleOutsideStack, RuleRetryStorm,
 }
 
@@ -100,6 +101,11 @@ type Evidence struct {
 	Failures     int           // retry storm: failures among them
 	Window       time.Duration // retry storm: span of those connections
 	Rate         float64       // retry storm: connections per second
+	Drops        int           // local drop: packets this host dropped
+	DropReason   string        // local drop: the kernel's reason for the latest
+	DropLocation string        // local drop: the kernel function that dropped it
+	DropDev      string        // local drop: its device, when known
+	DropDir      string        // local drop: out or in
 }
 
 // Config holds the engine's thresholds. The zero value of a field means

@@ -59,8 +59,9 @@ type sockState struct {
 	failed       bool // a failure was seen, diagnosed or not
 	countedStorm bool
 
-	run  retransRun
-	nRTX int // all retransmits on the socket
+	run   retransRun
+	nRTX  int // all retransmits on the socket
+	drops localDrops
 }
 
 // retransRun is the current loss episode: the retransmits of one stuck
@@ -185,6 +186,8 @@ func (e *Engine) Observe(ev *events.Event) []Diagnosis {
 		out = e.stateChange(s, ev)
 	case events.KindRetransmit:
 		s.retransmit(ev)
+	case events.KindDrop:
+		s.drops.add(ev)
 	case events.KindReceiveReset:
 		s.resets++
 		out = e.conclude(s, ev)
@@ -370,7 +373,14 @@ func (e *Engine) storm(k stormKey, c *stormState, s *sockState, ev *events.Event
 func (e *Engine) Finish() []Diagnosis {
 	var out []Diagnosis
 	for _, s := range e.socks {
-		if s.closed || len(s.concluded) > 0 || s.run.n < 3 || s.run.maxBackoff < 2 {
+		if s.closed || len(s.concluded) > 0 {
+			continue
+		}
+		if s.run.n < 3 || s.run.maxBackoff < 2 {
+			if d, ok := stuckDropping(s, e.last); ok {
+				s.concluded = append(s.concluded, d.Rule)
+				out = append(out, d)
+			}
 			continue
 		}
 		if d, ok := stuck(s, e.last); ok {

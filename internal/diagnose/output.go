@@ -70,6 +70,11 @@ type jsonEvidence struct {
 	Failures     int      `json:"failures,omitempty"`
 	WindowMs     float64  `json:"window_ms,omitempty"`
 	RatePerSec   float64  `json:"rate_per_sec,omitempty"`
+	Drops        int      `json:"drops,omitempty"`
+	DropReason   string   `json:"drop_reason,omitempty"`
+	DropLocation string   `json:"drop_location,omitempty"`
+	DropDev      string   `json:"drop_dev,omitempty"`
+	DropDir      string   `json:"drop_dir,omitempty"`
 }
 
 func ms(d time.Duration) float64 {
@@ -106,6 +111,7 @@ func AppendJSON(dst []byte, d *Diagnosis) []byte {
 		SendQ: e.SendQ, SndBuf: e.SndBuf, Layer: e.Layer.String(), Syscall: e.Syscall,
 		TimeoutMs: ms(e.Timeout), Setting: e.Setting, Connections: e.Connections, Failures: e.Failures,
 		WindowMs: ms(e.Window), RatePerSec: math.Round(e.Rate*100) / 100,
+		Drops: e.Drops, DropReason: e.DropReason, DropLocation: e.DropLocation, DropDev: e.DropDev, DropDir: e.DropDir,
 	}
 	if d.Rule == RuleBackpressure && e.SndBuf > 0 {
 		// A zero window is the point of this diagnosis, so 0 is written.
@@ -169,6 +175,7 @@ func ParseJSON(line []byte, d *Diagnosis) error {
 		Resets: e.Resets, ErrorReports: e.ErrorReports, SendQ: e.SendQ, SndBuf: e.SndBuf,
 		Layer: events.ParseLayer(e.Layer), Syscall: e.Syscall, Timeout: fromMs(e.TimeoutMs), Setting: e.Setting,
 		Connections: e.Connections, Failures: e.Failures, Window: fromMs(e.WindowMs), Rate: e.RatePerSec,
+		Drops: e.Drops, DropReason: e.DropReason, DropLocation: e.DropLocation, DropDev: e.DropDev, DropDir: e.DropDir,
 	}
 	if e.SndWnd != nil {
 		out.Evidence.SndWnd = *e.SndWnd

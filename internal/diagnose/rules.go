@@ -19,11 +19,12 @@ var (
 	ePIPE        = events.EPIPE
 	eAGAIN       = events.EAGAIN
 	eNOBUFS      = events.ENOBUFS
+	ePERM        = events.EPERM
 )
 
 // terminal rules end the connection: once one is concluded, the rest of
 // the socket's events belong to the same failure.
-var terminal = []string{RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleRefused, RuleLocalShutdown}
+var terminal = []string{RuleIdleReset, RulePeerReset, RuleBlackHole, RulePMTUBlackHole, RuleLocalDrop, RuleRefused, RuleLocalShutdown}
 
 func (s *sockState) ended() bool {
 	for _, r := range terminal {
@@ -78,6 +79,9 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 			return e.resetOf(s, ev)
 		case ePIPE:
 			return localShutdown(s, ev), true
+		case ePERM:
+			// A local firewall's verdict, as a datagram send reports it.
+			return localDrop(s, ev)
 		}
 		return e.ended(s, ev, syn)
 	}
@@ -87,6 +91,14 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 // ended classifies a connection ended by the kernel: a timeout, or an
 // ICMP error that was fatal or stored as the soft error.
 func (e *Engine) ended(s *sockState, ev *events.Event, syn bool) (Diagnosis, bool) {
+	switch ev.Errno {
+	case eTIMEDOUT, eHOSTUNREACH, eNETUNREACH:
+		// This host dropping the packets itself is not the path's fault,
+		// whatever the timeout or the stored soft error says.
+		if d, ok := localDrop(s, ev); ok {
+			return d, true
+		}
+	}
 	switch ev.Errno {
 	case eCONNREFUSED:
 		return refused(s, ev, ev.Errno, false), true
@@ -419,12 +431,36 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 	return d
 }
 
+// stuckDropping concludes, at the end of a stream, a connection whose
+// packets this host kept dropping with no retransmit chain to show for it
+// (the data never left, so TCP only probes).
+func stuckDropping(s *sockState, now uint64) (Diagnosis, bool) {
+	d := &s.drops
+	// Still dropping at the end, probes spread over a second or more:
+	// a connection that only lost a burst to a queue is not stuck.
+	if s.run.n > 0 || d.out < 3 || s.lastMono != d.lastMono || time.Duration(d.lastMono-d.firstMono) < time.Second {
+		return Diagnosis{}, false
+	}
+	ev := events.Event{Mono: max(now, d.lastMono), Protocol: s.proto, State: s.state, SinceSend: -1, SinceRecv: -1}
+	dg, ok := localDrop(s, &ev)
+	if ok {
+		dg.Confidence = Medium
+		dg.ConfidenceWhy = "the connection had not failed yet when the trace ended; " + dg.ConfidenceWhy
+	}
+	return dg, ok
+}
+
 // stuck concludes, at the end of a stream, a connection still
 // retransmitting one segment with growing backoff.
 func stuck(s *sockState, now uint64) (Diagnosis, bool) {
 	ev := s.run.lastEv
 	ev.Mono = max(now, ev.Mono)
 	ev.Errno = 0
+	if d, ok := localDrop(s, &ev); ok {
+		d.Confidence = Medium
+		d.ConfidenceWhy = "the connection had not failed yet when the trace ended; " + d.ConfidenceWhy
+		return d, true
+	}
 	if d, ok := pmtu(s, &ev, true); ok {
 		d.Confidence = Medium
 		d.ConfidenceWhy = "the connection had not failed yet when the trace ended; " + d.ConfidenceWhy

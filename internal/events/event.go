@@ -27,6 +27,9 @@ const (
 	KindSendReset
 	// KindStateChange is inet_sock_set_state for a socket that has an owner.
 	KindStateChange
+	// KindDrop is a packet of a traced socket dropped on this host
+	// (skb:kfree_skb), with the kernel's reason.
+	KindDrop
 )
 
 var kindNames = [...]string{
@@ -37,6 +40,7 @@ var kindNames = [...]string{
 	KindReceiveReset: "receive_reset",
 	KindSendReset:    "send_reset",
 	KindStateChange:  "state_change",
+	KindDrop:         "drop",
 }
 
 func (k Kind) String() string {
@@ -120,8 +124,12 @@ type Event struct {
 	Dst      netip.AddrPort
 	State    uint8 // TCP state (1 = ESTABLISHED ... as in include/net/tcp_states.h)
 
-	Bytes uint32 // send-family: requested size; retransmit: segment length
+	Bytes uint32 // send-family: requested size; retransmit: segment length; drop: packet length
 	Errno int32  // positive errno, 0 when none
+	// Segs is, for a retransmit, the segments the kernel added to
+	// TcpRetransSegs (0 for an attempt that failed before it counted), and
+	// for a drop the segments the packet carried (GSO).
+	Segs uint32
 
 	// Send errors.
 	Layer      Layer
@@ -147,7 +155,6 @@ type Event struct {
 	// (tcp_sock.data_segs_in): 0 means the peer never sent data. -1 when
 	// unknown (a recording made before sendtrace read it).
 	DataSegsIn int64
-	RetransErr int32 // retransmit: the kernel's err argument (6.17+), positive errno
 	// Sequence state, which survives NAT. SndUna is the oldest byte not
 	// yet acknowledged by the peer, RcvNxt the next byte expected from it.
 	SndUna, RcvNxt uint32
@@ -156,6 +163,17 @@ type Event struct {
 	// sees the same two numbers the other way round.
 	SndISN, RcvISN uint32
 	HasISN         bool
+	// RetransErr is the kernel's err argument (6.17+) as it passed it: a
+	// negative errno, or a positive NET_XMIT_* code (RetransErrno and
+	// RetransErrName read it).
+	RetransErr  int32
+	RetransKind RetransKind
+
+	// Drops.
+	DropReason   string // enum skb_drop_reason without its prefix: NETFILTER_DROP
+	DropLocation string // the kernel function that dropped the packet
+	DropDev      string // the packet's device, when it had one
+	DropDir      DropDir
 
 	// State changes and resets.
 	OldState    uint8
@@ -175,19 +193,44 @@ type Totals struct {
 	// room in the kernel's totals map: when it is not zero, ByKey is short
 	// by that many.
 	Uncounted uint64
+	// Unstreamed is the number of drop events counted in ByKey but not
+	// streamed, under the per-socket rate limit of a drop storm.
+	Unstreamed uint64
 }
 
-// TotalsKey groups the kernel's exact counters.
+// TotalsKey groups the kernel's exact counters. A failed retransmit is
+// counted under its errno (ENOBUFS for a qdisc drop, as the kernel tells
+// senders).
 type TotalsKey struct {
 	PID   uint32
 	Kind  Kind
 	Errno int32
+	Dst   netip.AddrPort
+	// Detail is a retransmit's kind (rto, fast, tlp, syn, synack) or a
+	// drop's reason (NETFILTER_DROP); empty for the other kinds.
+	Detail string
 }
 
-// TotalsValue is one group's count and bytes.
+// TotalsValue is one group's count and bytes, and for retransmits and
+// drops its segments.
 type TotalsValue struct {
-	Count uint64
+	Count uint64 // events
 	Bytes uint64
+	// Segs: retransmits: segments counted in TcpRetransSegs, the unit of
+	// the kernel's own counters; drops: segments dropped.
+	Segs uint64
+}
+
+// SumSegs returns the segments of a kind: for retransmits, what the
+// kernel added to TcpRetransSegs.
+func (t *Totals) SumSegs(k Kind) uint64 {
+	var n uint64
+	for key, v := range t.ByKey {
+		if key.Kind == k {
+			n += v.Segs
+		}
+	}
+	return n
 }
 
 // Sum returns the total count of events of a kind (all kinds when k is

@@ -76,9 +76,35 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		dst = append(dst, `,"stack_errno":`...)
 		dst = strconv.AppendInt(dst, int64(e.StackErrno), 10)
 	}
+	if e.Segs != 0 {
+		dst = append(dst, `,"segs":`...)
+		dst = strconv.AppendUint(dst, uint64(e.Segs), 10)
+	}
+	if e.RetransKind != RetransNone {
+		dst = append(dst, `,"retrans_kind":`...)
+		dst = AppendJSONString(dst, e.RetransKind.String())
+	}
 	if e.RetransErr != 0 {
 		dst = append(dst, `,"retrans_errno":`...)
-		dst = strconv.AppendInt(dst, int64(e.RetransErr), 10)
+		dst = strconv.AppendInt(dst, int64(RetransErrno(e.RetransErr)), 10)
+		dst = append(dst, `,"retrans_error":`...)
+		dst = AppendJSONString(dst, RetransErrName(e.RetransErr))
+	}
+	if e.DropReason != "" {
+		dst = append(dst, `,"drop_reason":`...)
+		dst = AppendJSONString(dst, e.DropReason)
+	}
+	if e.DropLocation != "" {
+		dst = append(dst, `,"drop_location":`...)
+		dst = AppendJSONString(dst, e.DropLocation)
+	}
+	if e.DropDev != "" {
+		dst = append(dst, `,"drop_dev":`...)
+		dst = AppendJSONString(dst, e.DropDev)
+	}
+	if e.DropDir != DropNone {
+		dst = append(dst, `,"drop_dir":`...)
+		dst = AppendJSONString(dst, e.DropDir.String())
 	}
 	if e.Kind == KindStateChange || e.OldState != 0 {
 		dst = append(dst, `,"old_state":"`...)
@@ -274,6 +300,13 @@ type jsonEvent struct {
 	Syscall      string        `json:"syscall"`
 	StackErrno   int32         `json:"stack_errno"`
 	RetransErrno int32         `json:"retrans_errno"`
+	RetransError string        `json:"retrans_error"`
+	Segs         uint32        `json:"segs"`
+	RetransKind  string        `json:"retrans_kind"`
+	DropReason   string        `json:"drop_reason"`
+	DropLocation string        `json:"drop_location"`
+	DropDev      string        `json:"drop_dev"`
+	DropDir      string        `json:"drop_dir"`
 	OldState     string        `json:"old_state"`
 	ResetReason  uint32        `json:"reset_reason"`
 	TCP          *jsonTCP      `json:"tcp"`
@@ -384,25 +417,28 @@ func ParseJSON(line []byte, e *Event) error {
 	}
 
 	out := Event{
-		Time:        t,
-		Mono:        j.Mono,
-		Kind:        kind,
-		PID:         j.PID,
-		TID:         j.TID,
-		Comm:        j.Comm,
-		Cgroup:      j.Cgroup,
-		Workload:    j.WorkloadInfo.workload(),
-		OwnerKnown:  j.OwnerKnown,
-		Cookie:      j.Cookie,
-		Netns:       j.Netns,
-		Bytes:       j.Bytes,
-		Errno:       j.Errno,
-		Syscall:     j.Syscall,
-		StackErrno:  j.StackErrno,
-		RetransErr:  j.RetransErrno,
-		ResetReason: j.ResetReason,
-		SinceSend:   -1,
-		SinceRecv:   -1,
+		Time:         t,
+		Mono:         j.Mono,
+		Kind:         kind,
+		PID:          j.PID,
+		TID:          j.TID,
+		Comm:         j.Comm,
+		Cgroup:       j.Cgroup,
+		Workload:     j.WorkloadInfo.workload(),
+		OwnerKnown:   j.OwnerKnown,
+		Cookie:       j.Cookie,
+		Netns:        j.Netns,
+		Bytes:        j.Bytes,
+		Errno:        j.Errno,
+		Syscall:      j.Syscall,
+		StackErrno:   j.StackErrno,
+		ResetReason:  j.ResetReason,
+		Segs:         j.Segs,
+		DropReason:   j.DropReason,
+		DropLocation: j.DropLocation,
+		DropDev:      j.DropDev,
+		SinceSend:    -1,
+		SinceRecv:    -1,
 	}
 	if out.Family, err = ParseFamily(j.Family); err != nil {
 		return fmt.Errorf("decoding event: %w", err)
@@ -426,6 +462,19 @@ func ParseJSON(line []byte, e *Event) error {
 		// A hand-written record may give only the name.
 		if out.Errno, err = ParseErrno(j.ErrnoName); err != nil {
 			return fmt.Errorf("decoding event: errno_name: %w", err)
+		}
+	}
+	if j.RetransErrno != 0 || j.RetransError != "" {
+		out.RetransErr = parseRetransErr(j.RetransErrno, j.RetransError)
+	}
+	if j.RetransKind != "" {
+		if out.RetransKind, ok = ParseRetransKind(j.RetransKind); !ok {
+			return fmt.Errorf("decoding event: unknown retrans_kind %q (want rto, fast, tlp, syn or synack)", j.RetransKind)
+		}
+	}
+	if j.DropDir != "" {
+		if out.DropDir, ok = ParseDropDir(j.DropDir); !ok {
+			return fmt.Errorf("decoding event: unknown drop_dir %q (want out or in)", j.DropDir)
 		}
 	}
 	if j.Layer != "" {

@@ -56,7 +56,13 @@ func fullTCP() Event {
 		SndISN:       3999999000,
 		RcvISN:       4294967295,
 		HasISN:       true,
-		RetransErr:   int32(unix.EHOSTUNREACH),
+		RetransErr:   -int32(unix.EHOSTUNREACH),
+		RetransKind:  RetransTLP,
+		Segs:         45,
+		DropReason:   "NETFILTER_DROP",
+		DropLocation: "nf_hook_slow",
+		DropDev:      "veth0",
+		DropDir:      DropOut,
 		OldState:     StateEstablished,
 		ResetReason:  7,
 	}
@@ -144,7 +150,9 @@ func TestAppendJSONFields(t *testing.T) {
 		`"cookie":18446744073709551615,"netns":4026531840,"family":"inet","proto":"tcp","src":"10.0.0.1:43210",` +
 		`"dst":"93.184.216.34:443","state":"CLOSE_WAIT","bytes":1448,"errno":70,"errno_name":"ECOMM",` +
 		`"errno_text":"communication error on send","layer":"stack+syscall","syscall":"sendmsg",` +
-		`"stack_errno":32,"retrans_errno":113,"old_state":"ESTABLISHED","reset_reason":7,` +
+		`"stack_errno":32,"segs":45,"retrans_kind":"tlp","retrans_errno":113,"retrans_error":"EHOSTUNREACH",` +
+		`"drop_reason":"NETFILTER_DROP","drop_location":"nf_hook_slow","drop_dev":"veth0","drop_dir":"out",` +
+		`"old_state":"ESTABLISHED","reset_reason":7,` +
 		`"tcp":{"since_send_ms":12.000345,"since_recv_ms":3200,"seq":3000000000,"retransmits":3,` +
 		`"total_retrans":17,"backoff":4,"rto_ms":1600,"srtt_us":23456.789,"cwnd":10,"send_q":65160,` +
 		`"sndbuf":2626560,"snd_wnd":64256,"mss":1448,"data_segs_in":21,"snd_una":4000000001,` +

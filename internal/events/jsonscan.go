@@ -253,6 +253,20 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 		return signed(s, &j.StackErrno)
 	case "retrans_errno":
 		return signed(s, &j.RetransErrno)
+	case "retrans_error":
+		return s.strField(&j.RetransError)
+	case "segs":
+		return unsigned(s, &j.Segs)
+	case "retrans_kind":
+		return s.strField(&j.RetransKind)
+	case "drop_reason":
+		return s.strField(&j.DropReason)
+	case "drop_location":
+		return s.strField(&j.DropLocation)
+	case "drop_dev":
+		return s.strField(&j.DropDev)
+	case "drop_dir":
+		return s.strField(&j.DropDir)
 	case "old_state":
 		return s.strField(&j.OldState)
 	case "reset_reason":

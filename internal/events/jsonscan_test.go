@@ -33,7 +33,7 @@ func TestScanTakesWhatAppendJSONWrites(t *testing.T) {
 	var lines [][]byte
 	e := fullTCP()
 	lines = append(lines, AppendJSON(nil, &e))
-	for _, k := range []Kind{KindRetransmit, KindErrorReport, KindStateChange, KindReceiveReset, KindSendReset} {
+	for _, k := range []Kind{KindRetransmit, KindErrorReport, KindStateChange, KindReceiveReset, KindSendReset, KindDrop} {
 		e := fullTCP()
 		e.Kind = k
 		e.Layer = LayerNone
@@ -93,6 +93,7 @@ func FuzzScanAgrees(f *testing.F) {
 	f.Add(AppendJSON(nil, &e))
 	f.Add([]byte(`{"kind":"send_error","pid":1,"tcp":{"rto_ms":-0.5E+2}}`))
 	f.Add([]byte(`{"time":"x","kind":"y","owner_known":false,"cookie":18446744073709551615}`))
+	f.Add([]byte(`{"kind":"drop","segs":3,"drop_reason":"QDISC_DROP","drop_dir":"out","retrans_error":"NET_XMIT_DROP"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		scanAgrees(t, line)
 	})

@@ -46,6 +46,10 @@ func AppendDetails(b []byte, e *events.Event) []byte {
 			b = appendKV(b, "stack_errno", []byte(events.ErrnoName(e.StackErrno)))
 		}
 	case events.KindRetransmit:
+		if e.RetransKind != events.RetransNone {
+			b = appendKV(b, "kind", []byte(e.RetransKind.String()))
+			b = appendKVu(b, "segs", uint64(e.Segs))
+		}
 		b = appendKVu(b, "seq", uint64(e.Seq))
 		b = appendKVu(b, "retrans", uint64(e.Retransmits))
 		b = appendKVu(b, "backoff", uint64(e.Backoff))
@@ -54,7 +58,7 @@ func AppendDetails(b []byte, e *events.Event) []byte {
 		b = appendKVu(b, "cwnd", uint64(e.Cwnd))
 		b = appendKVu(b, "send_q", uint64(e.SendQ))
 		if e.RetransErr != 0 {
-			b = appendKV(b, "err", []byte(events.ErrnoName(e.RetransErr)))
+			b = appendKV(b, "err", []byte(events.RetransErrName(e.RetransErr)))
 		}
 		// The timing below matters less than the retransmit state and
 		// would push the line past one screen.
@@ -69,6 +73,19 @@ func AppendDetails(b []byte, e *events.Event) []byte {
 		}
 	case events.KindStateChange:
 		b = appendKV(b, "from", []byte(events.StateName(e.OldState)))
+	case events.KindDrop:
+		if len(b) > 0 && b[len(b)-1] != ' ' {
+			b = append(b, ' ')
+		}
+		b = append(b, Printable(e.DropReason)...)
+		b = appendKV(b, "dir", []byte(e.DropDir.String()))
+		if e.DropLocation != "" {
+			b = appendKV(b, "at", []byte(Printable(e.DropLocation)))
+		}
+		if e.DropDev != "" {
+			b = appendKV(b, "dev", []byte(Printable(e.DropDev)))
+		}
+		b = appendKVu(b, "segs", uint64(e.Segs))
 	}
 	if tcp {
 		if e.SinceSend >= 0 {

@@ -78,6 +78,11 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	c.Nerrnos = uint32(len(f.Errnos))
 	copy(c.Errnos[:], f.Errnos)
 	c.RetransmitHasErr = b2u(t.RetransmitHasErr)
+	c.DropConsumed = t.DropNames.consumedReason()
+	c.DropLimit = cfg.DropEventsPerSocket
+	if c.DropLimit == 0 {
+		c.DropLimit = session.DefaultDropEvents
+	}
 	c.SendResetHasReason = b2u(t.SendResetHasReason)
 	c.CountSends = b2u(cfg.CountSends)
 	c.AllStateChanges = b2u(cfg.AllStateChanges || len(f.PIDs) > 0 || len(f.Comms) > 0 || len(f.Cgroups) > 0)

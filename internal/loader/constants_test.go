@@ -16,6 +16,7 @@ func TestEnumsMatchC(t *testing.T) {
 		sendtraceEventKindKIND_RECEIVE_RESET: events.KindReceiveReset,
 		sendtraceEventKindKIND_SEND_RESET:    events.KindSendReset,
 		sendtraceEventKindKIND_STATE_CHANGE:  events.KindStateChange,
+		sendtraceEventKindKIND_DROP:          events.KindDrop,
 	}
 	for c, g := range kinds {
 		if events.Kind(c) != g {
@@ -33,6 +34,28 @@ func TestEnumsMatchC(t *testing.T) {
 	for c, g := range layers {
 		if events.Layer(c) != g {
 			t.Errorf("C layer %d is Go layer %s (%d)", c, g, g)
+		}
+	}
+	retrans := map[sendtraceRetransKind]events.RetransKind{
+		sendtraceRetransKindRETRANS_RTO:      events.RetransRTO,
+		sendtraceRetransKindRETRANS_FAST:     events.RetransFast,
+		sendtraceRetransKindRETRANS_TLP:      events.RetransTLP,
+		sendtraceRetransKindRETRANS_SYN:      events.RetransSYN,
+		sendtraceRetransKindRETRANS_SYNACK:   events.RetransSYNACK,
+		sendtraceRetransKindRETRANS_UNTRACED: events.RetransUntraced,
+	}
+	for c, g := range retrans {
+		if events.RetransKind(c) != g {
+			t.Errorf("C retransmit kind %d is Go kind %s (%d)", c, g, g)
+		}
+	}
+	dirs := map[sendtraceDropDir]events.DropDir{
+		sendtraceDropDirDROP_OUT: events.DropOut,
+		sendtraceDropDirDROP_IN:  events.DropIn,
+	}
+	for c, g := range dirs {
+		if events.DropDir(c) != g {
+			t.Errorf("C drop direction %d is Go %s (%d)", c, g, g)
 		}
 	}
 }

@@ -26,6 +26,14 @@ type Decoder struct {
 	bootWall time.Time
 	hz       int64
 	comms    map[[16]byte]string
+	drops    *DropNames
+}
+
+// NameDrops makes the decoder name drop reasons and locations with n (a
+// Tracer's DropNames); without it they stay numbers.
+func (d *Decoder) NameDrops(n *DropNames) *Decoder {
+	d.drops = n
+	return d
 }
 
 // NewDecoder returns a decoder converting monotonic timestamps with
@@ -120,11 +128,19 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 		SndWnd:       r.SndWnd,
 		MSS:          r.Mss,
 		RetransErr:   r.RetransErr,
+		RetransKind:  events.RetransKind(r.RetransKind),
+		Segs:         r.Segs,
+		DropDir:      events.DropDir(r.DropDir),
 		OldState:     r.OldState,
 		ResetReason:  r.ResetReason,
 	}
 	if !e.OwnerKnown {
 		e.Comm = ""
+	}
+	if e.Kind == events.KindDrop {
+		e.DropReason = d.drops.Reason(r.DropReason)
+		e.DropLocation = d.drops.Location(r.DropLocation)
+		e.DropDev = d.comm(r.DropDev)
 	}
 	if r.Protocol == unix.IPPROTO_TCP && (r.Family == unix.AF_INET || r.Family == unix.AF_INET6) {
 		e.SinceSend = d.jiffies(r.SinceSendJ)

@@ -80,7 +80,14 @@ func plan() []layerPlan {
 				[]attachment{tracing("sys_exit")}},
 		}},
 		{session.LayerRetransmit, []candidate{
-			{"tp_btf/tcp_retransmit_skb", "every TCP retransmission", []attachment{tracing("retransmit")}},
+			{"tp_btf/tcp_retransmit_skb,tcp_retransmit_synack", "every TCP retransmission, in segments, and a listener's SYN-ACK retransmits",
+				[]attachment{tracing("retransmit"), tracing("retransmit_synack")}},
+		}},
+		{session.LayerDrop, []candidate{
+			{"tp_btf/kfree_skb:rx_sk", "packets of traced sockets dropped on this host, with the kernel's reason, both ways (6.12+: the receiving socket is named)",
+				[]attachment{tracing("drop_rx_sk")}},
+			{"tp_btf/kfree_skb", "packets of traced sockets dropped on their way out, with the kernel's reason (5.17+); on their way in only when still tied to the socket",
+				[]attachment{tracing("drop_skb_sk")}},
 		}},
 		{session.LayerErrorReport, []candidate{
 			{"tp_btf/inet_sk_error_report", "sk_err being reported (5.14+)", []attachment{tracing("error_report")}},
@@ -103,6 +110,8 @@ type Programs struct {
 	// found in kernel BTF.
 	RetransmitHasErr   bool
 	SendResetHasReason bool
+	// DropNames names drop reasons and locations for this kernel.
+	DropNames *DropNames
 
 	maps     maps
 	links    []link.Link
@@ -168,6 +177,7 @@ func Load(cfg Config) (*Programs, error) {
 	t := &Programs{}
 	t.RetransmitHasErr = tracepointArgs(kernelTypes, "tcp_retransmit_skb") >= 3
 	t.SendResetHasReason = tracepointArgs(kernelTypes, "tcp_send_reset") >= 3
+	t.DropNames = newDropNames(kernelTypes)
 
 	c, err := buildConfig(cfg, t)
 	if err != nil {
@@ -331,6 +341,12 @@ func (t *Programs) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOption
 		return choice
 	}
 	choice.Why = "no hook for this layer on this kernel"
+	if l.layer == session.LayerDrop {
+		choice.Why = "drops on this host are not seen: kfree_skb has carried a reason only since 5.17"
+		if !t.DropNames.Known() {
+			choice.Why += " (this kernel's BTF has no enum skb_drop_reason)"
+		}
+	}
 	return choice
 }
 
@@ -393,8 +409,12 @@ func short(err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
 		msg := ve.Cause.Error()
-		if n := len(ve.Log); n > 0 {
-			msg += ": " + ve.Log[n-1]
+		// The log ends with statistics; the reason is the line before.
+		for i := len(ve.Log) - 1; i >= 0; i-- {
+			if l := strings.TrimSpace(ve.Log[i]); l != "" && !strings.HasPrefix(l, "processed ") {
+				msg += ": " + l
+				break
+			}
 		}
 		return errors.New(msg)
 	}

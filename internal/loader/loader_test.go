@@ -179,7 +179,7 @@ func failOneSend(t *testing.T, noSyscall bool, layer events.Layer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tot.ByKey[events.TotalsKey{PID: e.PID, Kind: events.KindSendError, Errno: int32(unix.EPIPE)}]; n.Count != 1 || n.Bytes != size {
+	if n := tot.ByKey[events.TotalsKey{PID: e.PID, Kind: events.KindSendError, Errno: int32(unix.EPIPE), Dst: e.Dst}]; n.Count != 1 || n.Bytes != size {
 		t.Errorf("kernel totals %+v, want 1 event of %d bytes", n, size)
 	}
 }

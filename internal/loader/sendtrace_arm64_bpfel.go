@@ -49,6 +49,8 @@ type sendtraceConfig struct {
 	CountSends         uint8
 	SyscallLayer       uint8
 	_                  [3]byte
+	DropConsumed       uint32
+	DropLimit          uint32
 }
 
 type sendtraceConnectedOwner struct {
@@ -60,11 +62,19 @@ type sendtraceConnectedOwner struct {
 type sendtraceCounter uint32
 
 const (
-	sendtraceCounterCOUNTER_LOST          sendtraceCounter = 0
-	sendtraceCounterCOUNTER_TOTALS_FULL   sendtraceCounter = 1
-	sendtraceCounterCOUNTER_UNOWNED       sendtraceCounter = 2
-	sendtraceCounterCOUNTER_PENDING_STALE sendtraceCounter = 3
-	sendtraceCounterCOUNTER_MAX           sendtraceCounter = 4
+	sendtraceCounterCOUNTER_LOST             sendtraceCounter = 0
+	sendtraceCounterCOUNTER_TOTALS_FULL      sendtraceCounter = 1
+	sendtraceCounterCOUNTER_UNOWNED          sendtraceCounter = 2
+	sendtraceCounterCOUNTER_PENDING_STALE    sendtraceCounter = 3
+	sendtraceCounterCOUNTER_DROPS_UNSTREAMED sendtraceCounter = 4
+	sendtraceCounterCOUNTER_MAX              sendtraceCounter = 5
+)
+
+type sendtraceDropDir uint32
+
+const (
+	sendtraceDropDirDROP_OUT sendtraceDropDir = 1
+	sendtraceDropDirDROP_IN  sendtraceDropDir = 2
 )
 
 type sendtraceDstKey struct {
@@ -91,6 +101,7 @@ type sendtraceEvent struct {
 	TsNs         uint64
 	Cookie       uint64
 	Cgroup       uint64
+	DropLocation uint64
 	Pid          uint32
 	Tid          uint32
 	Comm         [16]int8
@@ -123,8 +134,13 @@ type sendtraceEvent struct {
 	Mss          uint32
 	RetransErr   int32
 	ResetReason  uint32
+	Segs         uint32
+	DropReason   uint32
+	DropDev      [16]int8
 	Backoff      uint8
-	Pad          [3]uint8
+	RetransKind  uint8
+	DropDir      uint8
+	Pad          uint8
 	DataSegsIn   uint32
 	Netns        uint32
 	SndUna       uint32
@@ -142,6 +158,7 @@ const (
 	sendtraceEventKindKIND_RECEIVE_RESET sendtraceEventKind = 4
 	sendtraceEventKindKIND_SEND_RESET    sendtraceEventKind = 5
 	sendtraceEventKindKIND_STATE_CHANGE  sendtraceEventKind = 6
+	sendtraceEventKindKIND_DROP          sendtraceEventKind = 7
 )
 
 type sendtraceEventLayer uint32
@@ -159,17 +176,22 @@ const (
 )
 
 type sendtraceOwner struct {
-	_           structs.HostLayout
-	Sends       uint64
-	SendBytes   uint64
-	Cgroup      uint64
-	Pid         uint32
-	Tid         uint32
-	Comm        [16]int8
-	Interesting uint8
-	DstCounted  uint8
-	Inherited   uint8
-	Pad         [5]uint8
+	_            structs.HostLayout
+	Sends        uint64
+	SendBytes    uint64
+	Cgroup       uint64
+	Pid          uint32
+	Tid          uint32
+	Comm         [16]int8
+	Cookie       uint64
+	DropWindow   uint64
+	DropStreamed uint32
+	RtxSeen      uint32
+	Interesting  uint8
+	DstCounted   uint8
+	Inherited    uint8
+	RtxKnown     uint8
+	Pad          [4]uint8
 }
 
 type sendtracePending struct {
@@ -178,6 +200,17 @@ type sendtracePending struct {
 	E  sendtraceEvent
 }
 
+type sendtraceRetransKind uint32
+
+const (
+	sendtraceRetransKindRETRANS_RTO      sendtraceRetransKind = 1
+	sendtraceRetransKindRETRANS_FAST     sendtraceRetransKind = 2
+	sendtraceRetransKindRETRANS_TLP      sendtraceRetransKind = 3
+	sendtraceRetransKindRETRANS_SYN      sendtraceRetransKind = 4
+	sendtraceRetransKindRETRANS_SYNACK   sendtraceRetransKind = 5
+	sendtraceRetransKindRETRANS_UNTRACED sendtraceRetransKind = 6
+)
+
 type sendtraceSendArgs struct {
 	_    structs.HostLayout
 	Sk   uint64
@@ -185,17 +218,22 @@ type sendtraceSendArgs struct {
 }
 
 type sendtraceTotalsKey struct {
-	_    structs.HostLayout
-	Pid  uint32
-	Kind uint32
-	Err  int32
-	Pad  uint32
+	_      structs.HostLayout
+	Pid    uint32
+	Err    int32
+	Detail uint32
+	Family uint16
+	Dport  uint16
+	Daddr  [16]uint8
+	Kind   uint8
+	Pad    [7]uint8
 }
 
 type sendtraceTotalsVal struct {
 	_     structs.HostLayout
 	Count uint64
 	Bytes uint64
+	Segs  uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -210,6 +248,8 @@ const (
 	sendtraceMapPending                = "pending"
 	sendtraceMapSendArgs               = "send_args"
 	sendtraceMapTotals                 = "totals"
+	sendtraceProgDropRxSk              = "drop_rx_sk"
+	sendtraceProgDropSkbSk             = "drop_skb_sk"
 	sendtraceProgErrorReport           = "error_report"
 	sendtraceProgFexitTcpSendmsg       = "fexit_tcp_sendmsg"
 	sendtraceProgFexitUdpSendmsg       = "fexit_udp_sendmsg"
@@ -224,6 +264,7 @@ const (
 	sendtraceProgOpenUdpCounters       = "open_udp_counters"
 	sendtraceProgReceiveReset          = "receive_reset"
 	sendtraceProgRetransmit            = "retransmit"
+	sendtraceProgRetransmitSynack      = "retransmit_synack"
 	sendtraceProgSeedOwners            = "seed_owners"
 	sendtraceProgSendLength            = "send_length"
 	sendtraceProgSendReset             = "send_reset"
@@ -232,6 +273,7 @@ const (
 	sendtraceVarCfg                    = "cfg"
 	sendtraceVarUnusedConfig           = "unused_config"
 	sendtraceVarUnusedCounter          = "unused_counter"
+	sendtraceVarUnusedDropDir          = "unused_drop_dir"
 	sendtraceVarUnusedDstKey           = "unused_dst_key"
 	sendtraceVarUnusedDstVal           = "unused_dst_val"
 	sendtraceVarUnusedEvent            = "unused_event"
@@ -239,6 +281,7 @@ const (
 	sendtraceVarUnusedEventLayer       = "unused_event_layer"
 	sendtraceVarUnusedLimits           = "unused_limits"
 	sendtraceVarUnusedOwner            = "unused_owner"
+	sendtraceVarUnusedRetransKind      = "unused_retrans_kind"
 	sendtraceVarUnusedTotalsKey        = "unused_totals_key"
 	sendtraceVarUnusedTotalsVal        = "unused_totals_val"
 )
@@ -285,6 +328,8 @@ type sendtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceProgramSpecs struct {
+	DropRxSk              *ebpf.ProgramSpec `ebpf:"drop_rx_sk"`
+	DropSkbSk             *ebpf.ProgramSpec `ebpf:"drop_skb_sk"`
 	ErrorReport           *ebpf.ProgramSpec `ebpf:"error_report"`
 	FexitTcpSendmsg       *ebpf.ProgramSpec `ebpf:"fexit_tcp_sendmsg"`
 	FexitUdpSendmsg       *ebpf.ProgramSpec `ebpf:"fexit_udp_sendmsg"`
@@ -299,6 +344,7 @@ type sendtraceProgramSpecs struct {
 	OpenUdpCounters       *ebpf.ProgramSpec `ebpf:"open_udp_counters"`
 	ReceiveReset          *ebpf.ProgramSpec `ebpf:"receive_reset"`
 	Retransmit            *ebpf.ProgramSpec `ebpf:"retransmit"`
+	RetransmitSynack      *ebpf.ProgramSpec `ebpf:"retransmit_synack"`
 	SeedOwners            *ebpf.ProgramSpec `ebpf:"seed_owners"`
 	SendLength            *ebpf.ProgramSpec `ebpf:"send_length"`
 	SendReset             *ebpf.ProgramSpec `ebpf:"send_reset"`
@@ -324,18 +370,20 @@ type sendtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceVariableSpecs struct {
-	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedConfig     *ebpf.VariableSpec `ebpf:"unused_config"`
-	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedDstKey     *ebpf.VariableSpec `ebpf:"unused_dst_key"`
-	UnusedDstVal     *ebpf.VariableSpec `ebpf:"unused_dst_val"`
-	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedEventLayer *ebpf.VariableSpec `ebpf:"unused_event_layer"`
-	UnusedLimits     *ebpf.VariableSpec `ebpf:"unused_limits"`
-	UnusedOwner      *ebpf.VariableSpec `ebpf:"unused_owner"`
-	UnusedTotalsKey  *ebpf.VariableSpec `ebpf:"unused_totals_key"`
-	UnusedTotalsVal  *ebpf.VariableSpec `ebpf:"unused_totals_val"`
+	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedConfig      *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDropDir     *ebpf.VariableSpec `ebpf:"unused_drop_dir"`
+	UnusedDstKey      *ebpf.VariableSpec `ebpf:"unused_dst_key"`
+	UnusedDstVal      *ebpf.VariableSpec `ebpf:"unused_dst_val"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventKind   *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedEventLayer  *ebpf.VariableSpec `ebpf:"unused_event_layer"`
+	UnusedLimits      *ebpf.VariableSpec `ebpf:"unused_limits"`
+	UnusedOwner       *ebpf.VariableSpec `ebpf:"unused_owner"`
+	UnusedRetransKind *ebpf.VariableSpec `ebpf:"unused_retrans_kind"`
+	UnusedTotalsKey   *ebpf.VariableSpec `ebpf:"unused_totals_key"`
+	UnusedTotalsVal   *ebpf.VariableSpec `ebpf:"unused_totals_val"`
 }
 
 // sendtraceObjects contains all objects after they have been loaded into the kernel.
@@ -385,24 +433,28 @@ func (m *sendtraceMaps) Close() error {
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceVariables struct {
-	Cfg              *ebpf.Variable `ebpf:"cfg"`
-	UnusedConfig     *ebpf.Variable `ebpf:"unused_config"`
-	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedDstKey     *ebpf.Variable `ebpf:"unused_dst_key"`
-	UnusedDstVal     *ebpf.Variable `ebpf:"unused_dst_val"`
-	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedEventLayer *ebpf.Variable `ebpf:"unused_event_layer"`
-	UnusedLimits     *ebpf.Variable `ebpf:"unused_limits"`
-	UnusedOwner      *ebpf.Variable `ebpf:"unused_owner"`
-	UnusedTotalsKey  *ebpf.Variable `ebpf:"unused_totals_key"`
-	UnusedTotalsVal  *ebpf.Variable `ebpf:"unused_totals_val"`
+	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	UnusedConfig      *ebpf.Variable `ebpf:"unused_config"`
+	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDropDir     *ebpf.Variable `ebpf:"unused_drop_dir"`
+	UnusedDstKey      *ebpf.Variable `ebpf:"unused_dst_key"`
+	UnusedDstVal      *ebpf.Variable `ebpf:"unused_dst_val"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventKind   *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedEventLayer  *ebpf.Variable `ebpf:"unused_event_layer"`
+	UnusedLimits      *ebpf.Variable `ebpf:"unused_limits"`
+	UnusedOwner       *ebpf.Variable `ebpf:"unused_owner"`
+	UnusedRetransKind *ebpf.Variable `ebpf:"unused_retrans_kind"`
+	UnusedTotalsKey   *ebpf.Variable `ebpf:"unused_totals_key"`
+	UnusedTotalsVal   *ebpf.Variable `ebpf:"unused_totals_val"`
 }
 
 // sendtracePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtracePrograms struct {
+	DropRxSk              *ebpf.Program `ebpf:"drop_rx_sk"`
+	DropSkbSk             *ebpf.Program `ebpf:"drop_skb_sk"`
 	ErrorReport           *ebpf.Program `ebpf:"error_report"`
 	FexitTcpSendmsg       *ebpf.Program `ebpf:"fexit_tcp_sendmsg"`
 	FexitUdpSendmsg       *ebpf.Program `ebpf:"fexit_udp_sendmsg"`
@@ -417,6 +469,7 @@ type sendtracePrograms struct {
 	OpenUdpCounters       *ebpf.Program `ebpf:"open_udp_counters"`
 	ReceiveReset          *ebpf.Program `ebpf:"receive_reset"`
 	Retransmit            *ebpf.Program `ebpf:"retransmit"`
+	RetransmitSynack      *ebpf.Program `ebpf:"retransmit_synack"`
 	SeedOwners            *ebpf.Program `ebpf:"seed_owners"`
 	SendLength            *ebpf.Program `ebpf:"send_length"`
 	SendReset             *ebpf.Program `ebpf:"send_reset"`
@@ -426,6 +479,8 @@ type sendtracePrograms struct {
 
 func (p *sendtracePrograms) Close() error {
 	return _SendtraceClose(
+		p.DropRxSk,
+		p.DropSkbSk,
 		p.ErrorReport,
 		p.FexitTcpSendmsg,
 		p.FexitUdpSendmsg,
@@ -440,6 +495,7 @@ func (p *sendtracePrograms) Close() error {
 		p.OpenUdpCounters,
 		p.ReceiveReset,
 		p.Retransmit,
+		p.RetransmitSynack,
 		p.SeedOwners,
 		p.SendLength,
 		p.SendReset,

@@ -13,6 +13,7 @@ type Counters struct {
 	TotalsFull   uint64 // totals map full: totals inexact
 	Unowned      uint64 // async events on sockets with no owner yet
 	PendingStale uint64 // stack records not joined by a syscall exit
+	Unstreamed   uint64 // drops counted but not streamed (per-socket rate limit)
 }
 
 // Counters reads the per-CPU counters.
@@ -20,10 +21,11 @@ func (t *Programs) Counters() (Counters, error) {
 	var c Counters
 	vals := make([]uint64, 0, 8)
 	for i, dst := range map[sendtraceCounter]*uint64{
-		sendtraceCounterCOUNTER_LOST:          &c.Lost,
-		sendtraceCounterCOUNTER_TOTALS_FULL:   &c.TotalsFull,
-		sendtraceCounterCOUNTER_UNOWNED:       &c.Unowned,
-		sendtraceCounterCOUNTER_PENDING_STALE: &c.PendingStale,
+		sendtraceCounterCOUNTER_LOST:             &c.Lost,
+		sendtraceCounterCOUNTER_TOTALS_FULL:      &c.TotalsFull,
+		sendtraceCounterCOUNTER_UNOWNED:          &c.Unowned,
+		sendtraceCounterCOUNTER_PENDING_STALE:    &c.PendingStale,
+		sendtraceCounterCOUNTER_DROPS_UNSTREAMED: &c.Unstreamed,
 	} {
 		vals = vals[:0]
 		if err := t.maps.Counters.Lookup(uint32(i), &vals); err != nil {
@@ -36,18 +38,21 @@ func (t *Programs) Counters() (Counters, error) {
 	return c, nil
 }
 
-// Totals reads the exact per-(pid, kind, errno) totals.
+// Totals reads the exact per-(pid, destination, kind, errno, detail)
+// totals.
 func (t *Programs) Totals() (*events.Totals, error) {
 	tot := &events.Totals{ByKey: make(map[events.TotalsKey]events.TotalsValue)}
 	var k sendtraceTotalsKey
 	var vs []sendtraceTotalsVal
 	it := t.maps.Totals.Iterate()
 	for it.Next(&k, &vs) {
-		key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err}
+		key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err,
+			Dst: addrPort(k.Family, &k.Daddr, k.Dport), Detail: t.detail(events.Kind(k.Kind), k.Detail)}
 		v := tot.ByKey[key]
 		for _, cpu := range vs {
 			v.Count += cpu.Count
 			v.Bytes += cpu.Bytes
+			v.Segs += cpu.Segs
 		}
 		tot.ByKey[key] = v
 	}
@@ -60,7 +65,19 @@ func (t *Programs) Totals() (*events.Totals, error) {
 	}
 	tot.LostKernel = c.Lost
 	tot.Uncounted = c.TotalsFull
+	tot.Unstreamed = c.Unstreamed
 	return tot, nil
+}
+
+// detail names a totals key's detail: a retransmit's kind, a drop's reason.
+func (t *Programs) detail(kind events.Kind, d uint32) string {
+	switch kind {
+	case events.KindRetransmit:
+		return events.RetransKind(d).String()
+	case events.KindDrop:
+		return t.DropNames.Reason(d)
+	}
+	return ""
 }
 
 // DstStat is one destination's traffic, from the kernel's own TCP counters.

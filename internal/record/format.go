@@ -73,14 +73,19 @@ type Footer struct {
 	Namespaces []session.NetnsSysctls `json:"netns_sysctls,omitempty"`
 }
 
-// TotalsRow is one entry of events.Totals.
+// TotalsRow is one entry of events.Totals. Dst, Detail (a retransmit's
+// kind, a drop's reason) and Segs (retransmits: segments counted in
+// TcpRetransSegs) were added later: a file without them reads as zero.
 type TotalsRow struct {
 	PID       uint32 `json:"pid"`
+	Dst       string `json:"dst,omitempty"`
 	Kind      string `json:"kind"`
+	Detail    string `json:"detail,omitempty"`
 	Errno     int32  `json:"errno"`
 	ErrnoName string `json:"errno_name,omitempty"`
 	Count     uint64 `json:"count"`
 	Bytes     uint64 `json:"bytes"`
+	Segs      uint64 `json:"segs,omitempty"`
 }
 
 // DestStats is the traffic to one destination. With the kernel as source,
@@ -101,6 +106,9 @@ type DestStats struct {
 type Lost struct {
 	Kernel uint64 `json:"kernel"`
 	User   uint64 `json:"user"`
+	// Unstreamed drops were counted in the totals but held back from the
+	// file by the per-socket rate limit of a drop storm.
+	Unstreamed uint64 `json:"unstreamed,omitempty"`
 }
 
 // NewFooter builds a footer from the kernel's totals. dests may be nil.
@@ -127,7 +135,7 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 	if t == nil {
 		return f
 	}
-	f.Lost = Lost{Kernel: t.LostKernel, User: t.LostUser}
+	f.Lost = Lost{Kernel: t.LostKernel, User: t.LostUser, Unstreamed: t.Unstreamed}
 	for k, v := range t.ByKey {
 		kind := k.Kind.String()
 		f.ByKind[kind] += v.Count
@@ -140,8 +148,9 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 			m[events.ErrnoName(k.Errno)] += v.Count
 		}
 		f.Totals = append(f.Totals, TotalsRow{
-			PID: k.PID, Kind: kind, Errno: k.Errno, ErrnoName: events.ErrnoName(k.Errno),
-			Count: v.Count, Bytes: v.Bytes,
+			PID: k.PID, Dst: events.AddrString(k.Dst), Kind: kind, Detail: k.Detail,
+			Errno: k.Errno, ErrnoName: events.ErrnoName(k.Errno),
+			Count: v.Count, Bytes: v.Bytes, Segs: v.Segs,
 		})
 	}
 	// Map order is random; a stable order keeps recordings of the same
@@ -154,7 +163,13 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 		if a.Errno != b.Errno {
 			return a.Errno < b.Errno
 		}
-		return a.PID < b.PID
+		if a.PID != b.PID {
+			return a.PID < b.PID
+		}
+		if a.Detail != b.Detail {
+			return a.Detail < b.Detail
+		}
+		return a.Dst < b.Dst
 	})
 	return f
 }
@@ -162,13 +177,19 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 // EventsTotals turns the footer's rows back into events.Totals, as the
 // tracer returned them at the end of the recording.
 func (f *Footer) EventsTotals() *events.Totals {
-	t := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}, LostKernel: f.Lost.Kernel, LostUser: f.Lost.User}
+	t := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}, LostKernel: f.Lost.Kernel, LostUser: f.Lost.User, Unstreamed: f.Lost.Unstreamed}
 	for _, r := range f.Totals {
 		k, _ := events.ParseKind(r.Kind)
-		key := events.TotalsKey{PID: r.PID, Kind: k, Errno: r.Errno}
+		key := events.TotalsKey{PID: r.PID, Kind: k, Errno: r.Errno, Detail: r.Detail}
+		if r.Dst != "" {
+			// A destination the file cannot spell is kept with the
+			// others of its process rather than dropped.
+			key.Dst, _ = netip.ParseAddrPort(r.Dst)
+		}
 		v := t.ByKey[key]
 		v.Count += r.Count
 		v.Bytes += r.Bytes
+		v.Segs += r.Segs
 		t.ByKey[key] = v
 	}
 	return t

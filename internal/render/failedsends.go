@@ -46,8 +46,10 @@ func (s *Summary) sendRows(totals *events.Totals) (rows []*sendRow, exact bool, 
 	if exact {
 		for k, v := range totals.ByKey {
 			if k.Kind == events.KindSendError && v.Count > 0 {
+				// The kernel keys its totals by destination too.
 				r := get(k.Errno, k.PID)
-				r.count, r.bytes = v.Count, v.Bytes
+				r.count += v.Count
+				r.bytes += v.Bytes
 				kernel += v.Count
 			}
 		}

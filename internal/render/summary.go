@@ -16,7 +16,7 @@ import (
 
 // numKinds bounds the per-kind arrays; kinds beyond it are counted as
 // unknown rather than dropped, so totals still add up.
-const numKinds = int(events.KindStateChange) + 1
+const numKinds = int(events.KindDrop) + 1
 
 type sendKey struct {
 	errno int32
@@ -67,7 +67,7 @@ func (s *Summary) Observe(e *events.Event) {
 		s.comms = make(map[uint32]string)
 	}
 	s.observed[kindIndex(e.Kind)]++
-	s.byKey[events.TotalsKey{PID: e.PID, Kind: e.Kind, Errno: e.Errno}]++
+	s.byKey[tableKey(events.TotalsKeyOf(e))]++
 	if e.OwnerKnown && e.Comm != "" {
 		s.comms[e.PID] = e.Comm
 	}
@@ -253,9 +253,18 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 		k events.TotalsKey
 		v events.TotalsValue
 	}
-	rows := make([]row, 0, len(t.ByKey))
+	byKey := map[events.TotalsKey]events.TotalsValue{}
 	for k, v := range t.ByKey {
-		if v.Count == 0 && v.Bytes == 0 {
+		k = tableKey(k)
+		sum := byKey[k]
+		sum.Count += v.Count
+		sum.Bytes += v.Bytes
+		sum.Segs += v.Segs
+		byKey[k] = sum
+	}
+	rows := make([]row, 0, len(byKey))
+	for k, v := range byKey {
+		if v.Count == 0 && v.Bytes == 0 && v.Segs == 0 {
 			continue
 		}
 		rows = append(rows, row{k, v})
@@ -269,6 +278,7 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 			cmp.Compare(a.k.PID, b.k.PID),
 			cmp.Compare(a.k.Kind, b.k.Kind),
 			cmp.Compare(a.k.Errno, b.k.Errno),
+			cmp.Compare(a.k.Detail, b.k.Detail),
 		)
 	})
 	// Exact numbers are the point of this table, so it is never cut.
@@ -278,14 +288,31 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 		if r.k.PID != 0 {
 			proc = format.Process(s.comms[r.k.PID], r.k.PID, true)
 		}
+		kind := r.k.Kind.String()
+		if r.k.Detail != "" {
+			kind += "/" + r.k.Detail
+		}
+		segs := "-"
+		if r.v.Segs != 0 {
+			segs = u(r.v.Segs)
+		}
 		cells = append(cells, []string{
-			proc, r.k.Kind.String(), errnoCell(r.k.Errno),
-			u(r.v.Count), u(r.v.Bytes), u(s.byKey[r.k]),
+			proc, kind, errnoCell(r.k.Errno),
+			u(r.v.Count), segs, u(r.v.Bytes), u(s.byKey[r.k]),
 		})
 	}
+	// SEGS is the unit of the kernel's own retransmit counter
+	// (TcpRetransSegs); COUNT is events.
 	p.table("Kernel totals by process, kind and errno (exact, even when events were lost)",
-		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "BYTES", "RECEIVED"},
-		[]bool{false, false, false, true, true, true}, cells, 0)
+		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "SEGS", "BYTES", "RECEIVED"},
+		[]bool{false, false, false, true, true, true, true}, cells, 0)
+}
+
+// tableKey is the grain of the kernel totals table: process, kind,
+// errno and detail, all destinations together.
+func tableKey(k events.TotalsKey) events.TotalsKey {
+	k.Dst = netip.AddrPort{}
+	return k
 }
 
 // renderCompleteness compares what arrived with what the kernel counted.
@@ -299,6 +326,9 @@ func (s *Summary) renderCompleteness(p *printer, t *events.Totals) {
 		counted[i] += v.Count
 		has[i] = true
 	}
+	// Drops held back by the per-socket rate limit were counted, not
+	// lost: the stream is complete without them.
+	counted[kindIndex(events.KindDrop)] -= min(t.Unstreamed, counted[kindIndex(events.KindDrop)])
 	var recv, kern uint64
 	short, anyCounted := false, false
 	var cells [][]string
@@ -321,6 +351,9 @@ func (s *Summary) renderCompleteness(p *printer, t *events.Totals) {
 	p.section()
 	if lost > 0 {
 		p.line("lost events: %d (kernel ring buffer full: %d, userspace: %d)", lost, t.LostKernel, t.LostUser)
+	}
+	if t.Unstreamed > 0 {
+		p.line("drop events counted but not streamed (rate limit per socket): %d; the kernel totals include them", t.Unstreamed)
 	}
 	if t.Uncounted > 0 {
 		p.line("kernel totals inexact: %d events found no room in the totals map (more than 16,384 process/kind/errno keys)", t.Uncounted)

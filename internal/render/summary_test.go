@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -150,11 +151,11 @@ func TestSummaryComplete(t *testing.T) {
 		{webDst, "2", "2896", "1", "0", "0"},
 	})
 	rowsEqual(t, "kernel totals", tableRows(out, "Kernel totals"), [][]string{
-		{"curl/4242", "send_error", commStr, "2", "2896", "2"},
-		{"curl/4242", "retransmit", "-", "2", "2896", "2"},
-		{"postgres/901", "send_error", events.ErrnoString(epipe), "1", "0", "1"},
-		{"curl/4242", "send_error", events.ErrnoString(ereset), "1", "65536", "1"},
-		{"curl/4242", "receive_reset", "-", "1", "0", "1"},
+		{"curl/4242", "send_error", commStr, "2", "-", "2896", "2"},
+		{"curl/4242", "retransmit", "-", "2", "-", "2896", "2"},
+		{"postgres/901", "send_error", events.ErrnoString(epipe), "1", "-", "0", "1"},
+		{"curl/4242", "send_error", events.ErrnoString(ereset), "1", "-", "65536", "1"},
+		{"curl/4242", "receive_reset", "-", "1", "-", "0", "1"},
 	})
 	if !strings.Contains(out, "\nstream complete: 7 events received, kernel counted 7\n") {
 		t.Errorf("no completeness line:\n%s", out)
@@ -193,7 +194,7 @@ func TestSummaryLost(t *testing.T) {
 	})
 	// The exact table keeps the kernel's numbers.
 	totals := tableRows(out, "Kernel totals")
-	if fmt.Sprint(totals[0]) != fmt.Sprint([]string{"curl/4242", "send_error", commStr, "5", "7240", "2"}) {
+	if fmt.Sprint(totals[0]) != fmt.Sprint([]string{"curl/4242", "send_error", commStr, "5", "-", "7240", "2"}) {
 		t.Errorf("kernel totals first row = %q", totals[0])
 	}
 }
@@ -302,5 +303,29 @@ func TestSummarySaysTotalsInexact(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "kernel totals inexact: 7 events") {
 		t.Errorf("summary does not say the totals are inexact:\n%s", buf.String())
+	}
+}
+
+// Retransmits are counted in segments, by kind and per destination in the
+// kernel; the table sums the destinations and shows the segments,
+// untraced ones (no event) included, without spoiling completeness.
+func TestSummaryRetransmitSegments(t *testing.T) {
+	s := NewSummary()
+	a, b := retransmit(webDst), retransmit(dbDst)
+	a.RetransKind, b.RetransKind = events.RetransFast, events.RetransFast
+	a.Segs, b.Segs = 45, 30
+	observeAll(s, a, b)
+	web, db := netip.MustParseAddrPort(webDst), netip.MustParseAddrPort(dbDst)
+	out := render(t, s, &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{
+		{PID: 4242, Kind: events.KindRetransmit, Dst: web, Detail: "fast"}:     {Count: 1, Bytes: 1448, Segs: 45},
+		{PID: 4242, Kind: events.KindRetransmit, Dst: db, Detail: "fast"}:      {Count: 1, Bytes: 1448, Segs: 30},
+		{PID: 4242, Kind: events.KindRetransmit, Dst: web, Detail: "untraced"}: {Segs: 45},
+	}})
+	rowsEqual(t, "kernel totals", tableRows(out, "Kernel totals"), [][]string{
+		{"curl/4242", "retransmit/fast", "-", "2", "75", "2896", "2"},
+		{"curl/4242", "retransmit/untraced", "-", "0", "45", "0", "0"},
+	})
+	if !strings.Contains(out, "stream complete: 2 events received, kernel counted 2") {
+		t.Errorf("untraced segments spoil completeness:\n%s", out)
 	}
 }

@@ -197,3 +197,29 @@ func TestTextLongCommAligned(t *testing.T) {
 		t.Errorf("PROTO at column %d, the header's at %d:\n%s\n%s", got, want, lines[0], lines[1])
 	}
 }
+
+// A retransmit says its kind and segments, and a failed one why; a drop
+// says the kernel's reason, which way, where and how many segments.
+func TestTextRetransmitAndDrop(t *testing.T) {
+	rt := retransmit("93.184.216.34:443")
+	rt.RetransKind, rt.Segs = events.RetransFast, 45
+	failed := rt
+	failed.RetransErr, failed.Segs = 1, 0 // NET_XMIT_DROP
+	drop := events.Event{
+		Time: t0, Kind: events.KindDrop, PID: 4242, Comm: "curl", OwnerKnown: true,
+		Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP,
+		Src: netip.MustParseAddrPort("10.0.0.1:43210"), Dst: netip.MustParseAddrPort("93.184.216.34:443"),
+		State: events.StateEstablished, Bytes: 152, Segs: 1, SinceSend: -1, SinceRecv: -1,
+		DropReason: "NETFILTER_DROP", DropDir: events.DropOut, DropLocation: "nft_do_chain",
+	}
+	got := textLines(t, rt, failed, drop)
+	for i, want := range []string{
+		"1448 kind=fast segs=45 seq=3000000000 retrans=3 ",
+		"1448 kind=fast segs=0 seq=3000000000 retrans=3 backoff=3 rto=1.6s srtt=23.5ms cwnd=1 send_q=65160 err=NET_XMIT_DROP",
+		"ESTABLISHED     152 NETFILTER_DROP dir=out at=nft_do_chain segs=1",
+	} {
+		if !strings.Contains(got[i+1], want) {
+			t.Errorf("line %d: %q lacks %q", i+1, got[i+1], want)
+		}
+	}
+}

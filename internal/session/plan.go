@@ -5,6 +5,7 @@ const (
 	LayerSendReturn  = "send-return"
 	LayerSyscallExit = "syscall-exit"
 	LayerRetransmit  = "retransmit"
+	LayerDrop        = "drop"
 	LayerErrorReport = "error-report"
 	LayerReset       = "reset"
 	LayerSockState   = "socket-state"

@@ -35,6 +35,10 @@ type Options struct {
 	// object's default. It is how long a burst the reader may fall behind
 	// before events are counted lost.
 	RingMiB uint32
+	// DropEventsPerSocket limits the drop events a socket streams per
+	// second (the kernel's totals count every drop); 0 keeps
+	// DefaultDropEvents, NoDropLimit streams them all.
+	DropEventsPerSocket uint32
 	// Notices receives what a person should know while the session
 	// runs (events being lost); nil: nowhere.
 	Notices io.Writer
@@ -80,3 +84,12 @@ type Netns struct {
 	// filtered processes living in different namespaces.
 	Note string `json:"note,omitempty"`
 }
+
+// DefaultDropEvents is how many drop events a socket streams per second
+// before the rest are only counted: enough to see where its packets die,
+// few enough that a drop storm cannot crowd out the other events.
+// NoDropLimit streams them all.
+const (
+	DefaultDropEvents = 1000
+	NoDropLimit       = ^uint32(0)
+)

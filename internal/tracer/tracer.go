@@ -105,7 +105,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	stop := make(chan string, 4)
 	go watch(ctx, t, opts, stop)
 
-	dec := loader.NewDecoder(boot, hz)
+	dec := loader.NewDecoder(boot, hz).NameDrops(t.DropNames)
 	var lostUser, received uint64
 	readErr := make(chan error, 1)
 	go func() {
@@ -138,13 +138,15 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	}
 
 	end := &session.End{Reason: reason, Time: time.Now(), MonoNS: host.MonoNow(), Received: received}
+	// The traffic pass goes first: reading the counters of sockets still
+	// open also settles their untraced retransmits into the totals.
+	if end.Traffic, err = t.Traffic(opts.CountSends); err != nil {
+		return nil, err
+	}
 	if end.Totals, err = t.Totals(); err != nil {
 		return nil, err
 	}
 	end.Totals.LostUser = lostUser
-	if end.Traffic, err = t.Traffic(opts.CountSends); err != nil {
-		return nil, err
-	}
 	return end, p.End(end)
 }
 

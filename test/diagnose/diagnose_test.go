@@ -101,40 +101,16 @@ func TestPMTUBlackHole(t *testing.T) {
 
 // 2: the server namespace drops the client's segments once connected.
 func TestBlackHole(t *testing.T) {
-	ctx := scenario(t)
 	lab := netlab.NewPair(t, netlab.LinkOpts{})
 	dst := lab.ServerAddr(false, port)
-	lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
-	srv := lab.Server.StartActor(t, actorBin, "server", "-mode", "discard", "-listen", dst.String())
-	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
-		t.Fatal(err)
-	}
-	cl := lab.Client.StartActor(t, actorBin, "client", "-to", dst.String(), "-pause-connected",
-		"-until-error", "-count", "0", "-interval", "100ms", "-size", "100")
-	if _, err := cl.WaitPhase(ctx, "start"); err != nil {
-		t.Fatal(err)
-	}
-	tr := startTracer(t, ctx, "--pid="+strconv.Itoa(cl.PID()))
-	if err := cl.Release("start"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.WaitPhase(ctx, "connected"); err != nil {
-		t.Fatal(err)
-	}
-	lab.Server.MustNft(fmt.Sprintf(`table inet lab {
+	r, _, ds, _ := stalledClient(t, lab.Client, lab.Server, dst.String(), 100, 0, func() {
+		lab.Server.MustNft(fmt.Sprintf(`table inet lab {
 	chain in {
 		type filter hook input priority 0; policy accept;
 		ip saddr %s tcp dport %d drop
 	}
 }`, lab.ClientAddr(false), port))
-	if err := cl.Release("connected"); err != nil {
-		t.Fatal(err)
-	}
-	r, err := cl.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ds := tr.stop(t)
+	})
 	d := want(t, ds, "black-hole", r.Sockets[0].Cookie)[0]
 	if d.Evidence.SameSeq < 2 || d.Evidence.Setting == "" {
 		t.Errorf("evidence lacks the retransmit chain or the timeout setting: %+v", d.Evidence)

@@ -7,6 +7,7 @@ package scenario_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,8 @@ var extraArgs = strings.Fields(os.Getenv("SENDTRACE_ARGS"))
 // Tracer is one running `sendtrace -o json`.
 type Tracer struct {
 	*testutil.Sendtrace
+	// Stderr is the exit summary, once stopped.
+	Stderr string
 }
 
 // StartTracer starts sendtrace with -o json and a ready file, plus args,
@@ -55,7 +58,7 @@ func StartTracer(t *testing.T, ctx context.Context, args ...string) *Tracer {
 	t.Helper()
 	base := []string{"-o", "json"}
 	base = append(base, extraArgs...)
-	return &Tracer{testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, append(base, args...)...)}
+	return &Tracer{Sendtrace: testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, append(base, args...)...)}
 }
 
 // Stop interrupts sendtrace as a user would (SIGINT), waits for it and
@@ -63,6 +66,7 @@ func StartTracer(t *testing.T, ctx context.Context, args ...string) *Tracer {
 func (tr *Tracer) Stop(t *testing.T) []*Event {
 	t.Helper()
 	stdout, stderr := tr.Sendtrace.Stop(t, tracerStop)
+	tr.Stderr = string(stderr)
 	t.Logf("sendtrace stderr (summary):\n%s", stderr)
 	evs, others, bad := ParseEvents(stdout)
 	for _, b := range bad {
@@ -77,6 +81,26 @@ func (tr *Tracer) Stop(t *testing.T) []*Event {
 		}
 	})
 	return evs
+}
+
+// UntracedSegs reads, from the exit summary's kernel totals, the
+// retransmitted segments the kernel counted with no event (the
+// "retransmit/untraced" rows' SEGS column).
+func (tr *Tracer) UntracedSegs(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	for _, line := range strings.Split(tr.Stderr, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 9 || strings.TrimSpace(cells[2]) != "retransmit/untraced" {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(cells[5]), 10, 64)
+		if err != nil {
+			t.Fatalf("untraced row %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
 }
 
 // Select returns the events for which keep is true, in order.

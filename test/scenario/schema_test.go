@@ -43,6 +43,13 @@ type Event struct {
 	Syscall      *string  `json:"syscall"`
 	StackErrno   *int32   `json:"stack_errno"`
 	RetransErrno *int32   `json:"retrans_errno"`
+	RetransError *string  `json:"retrans_error"`
+	RetransKind  *string  `json:"retrans_kind"`
+	Segs         uint32   `json:"segs"`
+	DropReason   *string  `json:"drop_reason"`
+	DropLocation *string  `json:"drop_location"`
+	DropDev      *string  `json:"drop_dev"`
+	DropDir      *string  `json:"drop_dir"`
 	OldState     *string  `json:"old_state"`
 	ResetReason  *uint32  `json:"reset_reason"`
 	TCP          *TCPInfo `json:"tcp"`
@@ -82,8 +89,10 @@ var tcpFields = []string{
 
 var kinds = map[string]bool{
 	"send_error": true, "retransmit": true, "error_report": true,
-	"receive_reset": true, "send_reset": true, "state_change": true,
+	"receive_reset": true, "send_reset": true, "state_change": true, "drop": true,
 }
+
+var retransKinds = map[string]bool{"rto": true, "fast": true, "tlp": true, "syn": true, "synack": true}
 
 var tcpStates = map[string]bool{
 	"ESTABLISHED": true, "SYN_SENT": true, "SYN_RECV": true, "FIN_WAIT1": true, "FIN_WAIT2": true,
@@ -199,6 +208,34 @@ func parseEvent(line string) (e *Event, other bool, errs []string) {
 	}
 	if e.RetransErrno != nil && (e.Kind != "retransmit" || *e.RetransErrno == 0) {
 		errs = append(errs, "retrans_errno on a non-retransmit, or zero")
+	}
+	if (e.RetransErrno != nil) != (e.RetransError != nil) {
+		errs = append(errs, "retrans_errno without retrans_error, or the reverse")
+	}
+	if e.Kind == "retransmit" {
+		if e.RetransKind == nil || !retransKinds[*e.RetransKind] {
+			errs = append(errs, "retransmit without a known retrans_kind")
+		}
+		// A retransmit that went out was counted; only a failure may
+		// carry no segments.
+		if e.Segs == 0 && e.RetransError == nil {
+			errs = append(errs, "retransmit that went out without segs")
+		}
+	} else if e.RetransKind != nil {
+		errs = append(errs, "retrans_kind on a "+e.Kind)
+	}
+	if e.Kind == "drop" {
+		if e.DropReason == nil || *e.DropReason == "" {
+			errs = append(errs, "drop without drop_reason")
+		}
+		if e.DropDir == nil || (*e.DropDir != "out" && *e.DropDir != "in") {
+			errs = append(errs, "drop without drop_dir out or in")
+		}
+		if e.Segs == 0 {
+			errs = append(errs, "drop without segs")
+		}
+	} else if e.DropReason != nil || e.DropLocation != nil || e.DropDev != nil || e.DropDir != nil {
+		errs = append(errs, "drop_* fields on a "+e.Kind)
 	}
 	if e.Kind == "state_change" && e.OldState == nil {
 		errs = append(errs, "state_change without old_state")
