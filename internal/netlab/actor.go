@@ -29,6 +29,16 @@ func BuildActor(dir string) (string, error) {
 	return testutil.Build(dir, "SENDTRACE_ACTOR", ActorPackage)
 }
 
+// BuildBinaries builds sendtrace and the actor into dir, as every scenario
+// package's TestMain does, and sets *sendtrace and *actor to their paths.
+func BuildBinaries(dir string, sendtrace, actor *string) (err error) {
+	if *sendtrace, err = testutil.BuildSendtrace(dir); err != nil {
+		return err
+	}
+	*actor, err = BuildActor(dir)
+	return err
+}
+
 // Actor is one running actor process in a namespace.
 type Actor struct {
 	NS   *NS

@@ -27,14 +27,10 @@ var sendtraceBin, actorBin, peerBin string
 
 func TestMain(m *testing.M) {
 	testutil.RunMain(m, func(dir string) (err error) {
-		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
-			return err
-		}
 		if peerBin, err = testutil.Build(dir, "SENDTRACE_PEER", "github.com/sendtrace/sendtrace/test/diagnose/peer"); err != nil {
 			return err
 		}
-		actorBin, err = netlab.BuildActor(dir)
-		return err
+		return netlab.BuildBinaries(dir, &sendtraceBin, &actorBin)
 	})
 }
 

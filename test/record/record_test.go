@@ -32,12 +32,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	testutil.RunMain(m, func(dir string) (err error) {
-		if sendtraceBin, err = testutil.BuildSendtrace(dir); err != nil {
-			return err
-		}
-		actorBin, err = netlab.BuildActor(dir)
-		return err
+	testutil.RunMain(m, func(dir string) error {
+		return netlab.BuildBinaries(dir, &sendtraceBin, &actorBin)
 	})
 }
 
