@@ -18,10 +18,7 @@ import (
 // runCheck plans and attaches every layer, prints the plan, detaches,
 // and fails when the plan differs from --expect.
 func runCheck(opts session.Options, output string, expect []string, w io.Writer) error {
-	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
-		return err
-	}
-	if err := preflight(); err != nil {
+	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
 	plan, err := tracer.Plan(opts)

@@ -27,10 +27,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 // runLive streams events to stdout, text or JSON Lines, and ends with
 // the summary (on stderr with JSON, so stdout stays machine-readable).
 func runLive(opts session.Options, output string, stdout, stderr io.Writer) error {
-	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
-		return err
-	}
-	if err := preflight(); err != nil {
+	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()
@@ -73,6 +70,16 @@ func warnDegraded(w io.Writer, plan session.Plan) {
 // stops the binary from starting at all, and since 5.11 BPF memory is
 // charged to the cgroup, not to RLIMIT_MEMLOCK.
 const privilegeAdvice = "run as root (sudo sendtrace ...) or grant CAP_BPF and CAP_PERFMON (sudo setcap cap_bpf,cap_perfmon+ep sendtrace)"
+
+// prepareTracing is how every tracing command starts: a --btf file is put
+// in place (done is true when a child process did the work) and the
+// commonest set-up problems are caught before any BPF is loaded.
+func prepareTracing(opts session.Options) (done bool, err error) {
+	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
+		return done, err
+	}
+	return false, preflight()
+}
 
 // preflight turns the commonest set-up problems into one line that says
 // what to do, before any BPF is loaded.

@@ -25,10 +25,7 @@ import (
 
 // runRecord runs a live session into a recording and the exit summary.
 func runRecord(opts session.Options, path string, force bool, status time.Duration, stdout, stderr io.Writer) error {
-	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
-		return err
-	}
-	if err := preflight(); err != nil {
+	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
 	// Fail before loading any BPF when the file cannot be written.

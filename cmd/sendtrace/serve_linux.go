@@ -28,10 +28,7 @@ import (
 // runServe traces into the metrics sink (and the JSON stream) and serves
 // /metrics and /healthz until SIGTERM or SIGINT.
 func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) error {
-	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
-		return err
-	}
-	if err := preflight(); err != nil {
+	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()

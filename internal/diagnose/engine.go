@@ -287,12 +287,9 @@ func isFailure(ev *events.Event) bool {
 	return false
 }
 
-// attempt counts a new connection for the retry-storm rule.
-func (e *Engine) attempt(s *sockState, ev *events.Event) []Diagnosis {
-	if !s.dst.IsValid() {
-		return nil
-	}
-	k := stormKey{pid: s.pid, dst: s.dst}
+// stormOf returns the retry-storm state of one process and
+// destination, making room for it when the table is full.
+func (e *Engine) stormOf(k stormKey) *stormState {
 	c := e.conns[k]
 	if c == nil {
 		if len(e.conns) >= e.cfg.MaxSockets {
@@ -301,6 +298,16 @@ func (e *Engine) attempt(s *sockState, ev *events.Event) []Diagnosis {
 		c = &stormState{}
 		e.conns[k] = c
 	}
+	return c
+}
+
+// attempt counts a new connection for the retry-storm rule.
+func (e *Engine) attempt(s *sockState, ev *events.Event) []Diagnosis {
+	if !s.dst.IsValid() {
+		return nil
+	}
+	k := stormKey{pid: s.pid, dst: s.dst}
+	c := e.stormOf(k)
 	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
 	c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
 	return e.storm(k, c, s, ev)
@@ -315,16 +322,9 @@ func (e *Engine) failure(s *sockState, ev *events.Event) []Diagnosis {
 	}
 	s.countedStorm = true
 	k := stormKey{pid: s.pid, dst: s.dst}
-	c := e.conns[k]
-	if c == nil {
-		// Connections are counted when their SYN_SENT is seen; without
-		// one (no --pid filter) the failed socket is the attempt.
-		if len(e.conns) >= e.cfg.MaxSockets {
-			e.evict()
-		}
-		c = &stormState{}
-		e.conns[k] = c
-	}
+	// Connections are counted when their SYN_SENT is seen; without one
+	// (no --pid filter) the failed socket is the attempt.
+	c := e.stormOf(k)
 	if s.synMono == 0 {
 		c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
 	}
