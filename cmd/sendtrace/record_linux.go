@@ -40,9 +40,9 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	ctx, cancel := signalContext()
 	defer cancel()
 	rec := record.NewRecorder(path, force)
-	// The namespace sink comes before the recorder: its End gives the
-	// footer the namespaces it read.
-	p := enrich(pipeline.New(host.NewNetnsSysctls(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
+	// The namespace sinks come before the recorder: their End gives the
+	// footer the namespaces' sysctls and counters they read.
+	p := enrich(pipeline.New(host.NewNetnsSysctls(stderr), host.NewNetnsCounters(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)

@@ -79,43 +79,47 @@ func ReadSysctls(pid uint32) (*Snapshot, error) {
 	}
 	defer target.Close()
 
-	type result struct {
-		s   *Snapshot
-		err error
+	var s *Snapshot
+	err = inNetns(target, func() {
+		s = readSysctlsHere()
+		s.Netns.Inode = nsInode("/proc/thread-self/ns/net")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enter network namespace of pid %d: %w", pid, err)
 	}
-	ch := make(chan result, 1)
-	// A separate goroutine, so that when the thread cannot be moved back
-	// it can exit still locked and the runtime throws the thread away
-	// instead of reusing it in the wrong namespace.
+	s.Netns.PID = pid
+	return s, nil
+}
+
+// inNetns runs fn on a thread moved into the network namespace target
+// (an open /proc/PID/ns/net or /run/netns/NAME): /proc/sys/net and
+// /proc/thread-self/net show the namespace of the thread that reads
+// them. It runs on a goroutine of its own, so that when the thread cannot
+// be moved back it exits still locked, and the runtime throws it away
+// instead of reusing it in the wrong namespace.
+func inNetns(target *os.File, fn func()) error {
+	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("open own network namespace: %w", err)}
+			errc <- fmt.Errorf("open own network namespace: %w", err)
 			return
 		}
 		defer orig.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("enter network namespace of pid %d: %w", pid, err)}
+			errc <- err
 			return
 		}
-		s := readSysctlsHere()
-		s.Netns.Inode = nsInode("/proc/thread-self/ns/net")
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{s: s}
-			return
+		fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
 		}
-		runtime.UnlockOSThread()
-		ch <- result{s: s}
+		errc <- nil
 	}()
-	res := <-ch
-	if res.err != nil {
-		return nil, res.err
-	}
-	res.s.Netns.PID = pid
-	return res.s, nil
+	return <-errc
 }
 
 func readSysctlsHere() *Snapshot {

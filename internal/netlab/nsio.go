@@ -1,15 +1,14 @@
 package netlab
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sendtrace/sendtrace/internal/netstat"
 )
 
 // Do runs fn on an OS thread that has joined the namespace. Files under
@@ -88,37 +87,19 @@ func (n *NS) MustSetSysctl(key, value string) {
 	}
 }
 
-// Counters are a namespace's SNMP MIB counters, named as nstat names them:
-// the table prefix followed by the field ("TcpRetransSegs",
-// "TcpExtTCPTimeouts", "UdpInErrors", "Ip6OutNoRoutes", "IcmpMsgInType3").
-type Counters map[string]int64
+// Counters are a namespace's SNMP MIB counters, named as nstat names them.
+type Counters = netstat.Counters
 
 // Delta returns after[name] - before[name].
-func Delta(before, after Counters, name string) int64 { return after[name] - before[name] }
+func Delta(before, after Counters, name string) int64 { return netstat.Delta(before, after, name) }
 
 // SNMP reads /proc/net/snmp, /proc/net/netstat and /proc/net/snmp6 as
 // seen inside the namespace.
 func (n *NS) SNMP() (Counters, error) {
-	c := Counters{}
-	err := n.Do(func() error {
-		for _, f := range []string{"snmp", "netstat"} {
-			b, err := os.ReadFile("/proc/thread-self/net/" + f)
-			if err != nil {
-				return err
-			}
-			if err := parseTables(b, c); err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-		}
-		b, err := os.ReadFile("/proc/thread-self/net/snmp6")
-		if err != nil {
-			// A namespace without IPv6 has no snmp6; the v4 counters stand.
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
-		return parsePairs(b, c)
+	var c Counters
+	err := n.Do(func() (err error) {
+		c, err = netstat.Read("/proc/thread-self/net")
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snmp counters in %s: %w", n.Name, err)
@@ -134,51 +115,4 @@ func (n *NS) MustSNMP() Counters {
 		n.lab.t.Fatal(err)
 	}
 	return c
-}
-
-// parseTables reads the /proc/net/snmp and /proc/net/netstat layout: for
-// each table a line "Prefix: Name1 Name2 ..." followed by a line
-// "Prefix: v1 v2 ...".
-func parseTables(b []byte, c Counters) error {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines)%2 != 0 {
-		return fmt.Errorf("odd number of lines (%d)", len(lines))
-	}
-	for i := 0; i < len(lines); i += 2 {
-		hp, hrest, ok1 := strings.Cut(lines[i], ":")
-		vp, vrest, ok2 := strings.Cut(lines[i+1], ":")
-		if !ok1 || !ok2 || hp != vp {
-			return fmt.Errorf("line %d: header %q does not match values %q", i+1, lines[i], lines[i+1])
-		}
-		names, vals := strings.Fields(hrest), strings.Fields(vrest)
-		if len(names) != len(vals) {
-			return fmt.Errorf("%s: %d names, %d values", hp, len(names), len(vals))
-		}
-		for j, name := range names {
-			v, err := strconv.ParseInt(vals[j], 10, 64)
-			if err != nil {
-				return fmt.Errorf("%s%s: %w", hp, name, err)
-			}
-			c[hp+name] = v
-		}
-	}
-	return nil
-}
-
-// parsePairs reads the /proc/net/snmp6 layout: "Name value" per line, the
-// name already carrying its table prefix.
-func parsePairs(b []byte, c Counters) error {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f[0], err)
-		}
-		c[f[0]] = v
-	}
-	return sc.Err()
 }

@@ -35,6 +35,15 @@ type TotalsWatcher interface {
 	WatchTotals(read func() (*events.Totals, error))
 }
 
+// Stopper is a sink that must read something while the programs are
+// still attached, just before a live session detaches them: the
+// namespaces' own counters, whose end must be the tracer's end too, or
+// whatever happens in between counts on one side only. It runs while
+// events may still arrive.
+type Stopper interface {
+	Stopping()
+}
+
 // Stage completes each event before diagnosis and the sinks see it (the
 // workload resolver names its owner). It runs on every event the source
 // delivers, so it must be cheap after its first sight of a key.
@@ -105,6 +114,16 @@ func (p *Pipeline) WatchTotals(read func() (*events.Totals, error)) {
 	for _, s := range p.sinks {
 		if w, ok := s.(TotalsWatcher); ok {
 			w.WatchTotals(read)
+		}
+	}
+}
+
+// Stopping tells every Stopper that the programs are about to be
+// detached.
+func (p *Pipeline) Stopping() {
+	for _, s := range p.sinks {
+		if st, ok := s.(Stopper); ok {
+			st.Stopping()
 		}
 	}
 }

@@ -71,6 +71,10 @@ type Footer struct {
 	// came from, other than the header's, read when the first event from
 	// each was seen. Absent in older recordings.
 	Namespaces []session.NetnsSysctls `json:"netns_sysctls,omitempty"`
+	// NetnsCounters are the traced network namespaces' own counters
+	// (nstat's), read as the recording started and as it ended. Absent
+	// in older recordings.
+	NetnsCounters []session.NetnsCounters `json:"netns_counters,omitempty"`
 }
 
 // TotalsRow is one entry of events.Totals. Dst, Detail (a retransmit's
@@ -125,6 +129,7 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 		DestinationsSource: destSource,
 		Destinations:       dests,
 		Namespaces:         end.Namespaces,
+		NetnsCounters:      end.Counters,
 	}
 	if f.Destinations == nil {
 		f.Destinations = []DestStats{}

@@ -30,4 +30,7 @@ type End struct {
 	// Namespaces are the sysctls of the network namespaces the events
 	// came from, beyond the one the description holds.
 	Namespaces []NetnsSysctls
+	// Counters are the traced network namespaces' own counters over
+	// the session.
+	Counters []NetnsCounters
 }

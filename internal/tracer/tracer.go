@@ -129,6 +129,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 
 	// Stop the programs, then drain what they already wrote, so the
 	// stream ends complete.
+	p.Stopping()
 	t.Detach()
 	if err := rd.Flush(); err != nil {
 		return nil, fmt.Errorf("flush ring buffer: %w", err)
