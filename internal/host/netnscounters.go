@@ -76,7 +76,7 @@ func (n *NetnsCounters) Begin(d *session.Description) error {
 	if len(d.Filters.PIDs) > 0 {
 		for _, pid := range d.Filters.PIDs {
 			if ino := NetnsInode(pid); ino != 0 {
-				n.track(ino, netnsRoute{pid: pid}, readComm(pid), nil)
+				n.track(ino, []netnsRoute{{pid: pid}}, []string{readComm(pid)}, nil)
 			}
 		}
 		return nil
@@ -93,7 +93,7 @@ func (n *NetnsCounters) Begin(d *session.Description) error {
 		}
 	}
 	if own != 0 {
-		n.track(own, netnsRoute{}, "", nil)
+		n.track(own, []netnsRoute{{}}, []string{""}, nil)
 	}
 	return nil
 }
@@ -115,30 +115,44 @@ func (n *NetnsCounters) Event(e *events.Event) error {
 	if known {
 		start = &s
 	}
-	// The event's owner is the likeliest to still be in the namespace.
-	switch {
-	case e.OwnerKnown && e.PID != 0 && NetnsInode(e.PID) == ino:
-		n.track(ino, netnsRoute{pid: e.PID}, e.Comm, start)
-	case known:
-		n.track(ino, s.route, readComm(s.route.pid), start)
-	default:
+	// The event's owner is the likeliest to still be in the namespace;
+	// the way found at the start is the other.
+	var routes []netnsRoute
+	var comms []string
+	if e.OwnerKnown && e.PID != 0 {
+		routes, comms = append(routes, netnsRoute{pid: e.PID}), append(comms, e.Comm)
+	}
+	if known {
+		routes, comms = append(routes, s.route), append(comms, readComm(s.route.pid))
+	}
+	if len(routes) == 0 {
 		n.order = append(n.order, ino)
 		n.traced[ino] = &tracedNetns{out: session.NetnsCounters{Netns: session.Netns{Inode: ino,
 			Note: "counters not read: no process was known to be in it when its first event arrived"}, From: "first event"}}
+		return nil
 	}
+	n.track(ino, routes, comms, start)
 	return nil
 }
 
 // track opens a namespace's counter files and takes its first reading,
 // or keeps the one taken at the start.
-func (n *NetnsCounters) track(ino uint64, r netnsRoute, comm string, start *startReading) {
+// routes are tried in order; comms are their processes' names.
+func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, start *startReading) {
 	if n.traced[ino] != nil {
 		return
 	}
-	t := &tracedNetns{out: session.NetnsCounters{Netns: session.Netns{PID: r.pid, Inode: ino}, Comm: comm, From: "start"}}
+	t := &tracedNetns{out: session.NetnsCounters{Netns: session.Netns{Inode: ino}, From: "start"}}
 	n.traced[ino] = t
 	n.order = append(n.order, ino)
-	files, err := r.open(ino)
+	var files *netstat.Files
+	var err error
+	for i, r := range routes {
+		if files, err = r.open(ino); err == nil {
+			t.out.Netns.PID, t.out.Comm = r.pid, comms[i]
+			break
+		}
+	}
 	if err != nil {
 		t.out.Netns.Note = "counters not read: " + err.Error()
 		if !n.warned && n.warn != nil {

@@ -30,6 +30,8 @@ type Diff struct {
 	Destinations []DestDiff  `json:"destinations"`
 	Thresholds   Thresholds  `json:"thresholds"`
 	Notes        []string    `json:"notes,omitempty"`
+	// NetnsCounters compares the matched namespaces' own counters.
+	NetnsCounters []NetnsCounterDiff `json:"netns_counters,omitempty"`
 }
 
 // Side describes one recording.
@@ -127,6 +129,7 @@ func Compare(a, b *Recording) *Diff {
 	}
 	pairs, notes := matchNamespaces(a, b)
 	d.Notes = append(d.Notes, notes...)
+	d.NetnsCounters = compareNetnsCounters(a, b, pairs)
 	for i, p := range pairs {
 		nd := NetnsDiff{Before: namespaceText(p.before), After: namespaceText(p.after), Why: p.why}
 		nd.Sysctls, nd.Compared = sysctlDiff(p.before.Sysctls, p.after.Sysctls)
@@ -371,6 +374,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 		}
 		ew.flush(tw)
 	}
+	writeNetnsCounterDiff(ew, d.NetnsCounters)
 	ew.printf("\nSends are successful send calls, counted per socket in the kernel while recording; bytes are what those calls handed to the kernel.\n")
 	ew.printf("Changes are called real only with at least %d events on each side and a difference beyond two standard errors (Poisson),\n"+
 		"or for time to failure, at least %d connections on each side whose ranges do not overlap.\n", MinCount, MinTTFSamples)

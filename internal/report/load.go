@@ -66,7 +66,9 @@ type Recording struct {
 	opts  Options
 	dests events.Dests
 	netns map[uint32]*netnsSeen
-	ttf   map[netip.AddrPort][]time.Duration
+	// pidNetns is the namespaces each process's events came from.
+	pidNetns map[uint32]map[uint32]bool
+	ttf      map[netip.AddrPort][]time.Duration
 }
 
 type point struct {

@@ -52,6 +52,7 @@ func (r *Recording) observeNetns(e *events.Event) {
 		r.netns[e.Netns] = s
 	}
 	s.events++
+	r.notePIDNetns(e)
 	if len(s.served) < maxServed {
 		if e.OwnerKnown && e.Comm != "" {
 			s.served["comm "+e.Comm] = true
@@ -110,6 +111,7 @@ func (r *Recording) served() []Namespace {
 type nsPair struct {
 	before, after Namespace
 	why           string
+	score         int // processes and destinations both served; -1: the only pair
 }
 
 // matchNamespaces pairs the namespaces of two recordings: when each
@@ -119,7 +121,7 @@ type nsPair struct {
 func matchNamespaces(a, b *Recording) ([]nsPair, []string) {
 	sa, sb := a.served(), b.served()
 	if len(sa) == 1 && len(sb) == 1 {
-		return []nsPair{{sa[0], sb[0], "the one namespace each recording's events came from"}}, nil
+		return []nsPair{{sa[0], sb[0], "the one namespace each recording's events came from", -1}}, nil
 	}
 	var pairs []nsPair
 	var notes []string
@@ -140,7 +142,7 @@ func matchNamespaces(a, b *Recording) ([]nsPair, []string) {
 			notes = append(notes, fmt.Sprintf("%s (before) served no process or destination that after saw: its sysctls are not compared", x.Name))
 			continue
 		}
-		pairs = append(pairs, nsPair{x, sb[best], fmt.Sprintf("both served %d of the same processes and destinations", score)})
+		pairs = append(pairs, nsPair{x, sb[best], fmt.Sprintf("both served %d of the same processes and destinations", score), score})
 	}
 	return pairs, notes
 }

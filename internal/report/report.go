@@ -53,6 +53,9 @@ type Report struct {
 	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
 	// Namespaces are the recorded sysctls, per network namespace.
 	Namespaces []Namespace `json:"netns_sysctls"`
+	// NetnsCounters are the traced namespaces' own counters, beside
+	// sendtrace's; absent when the recording has none.
+	NetnsCounters []NetnsCounters `json:"netns_counters,omitempty"`
 }
 
 // DestRow is one destination in the report.
@@ -140,6 +143,7 @@ func Build(r *Recording, o BuildOptions) *Report {
 		FailedConns:      []ConnRow{},
 	}
 	rep.Problems = problems(r)
+	rep.NetnsCounters = netnsCounters(r)
 	if r.Footer != nil {
 		rep.CountsFrom = "kernel"
 		rep.Lost = &r.Footer.Lost
@@ -420,6 +424,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		}
 	}
 	writeSysctls(ew, rep.Namespaces)
+	writeNetnsCounters(ew, rep.NetnsCounters)
 	return ew.err
 }
 

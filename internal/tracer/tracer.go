@@ -87,13 +87,16 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 			return nil, err
 		}
 	}
+	if err := p.Begin(desc); err != nil {
+		return nil, err
+	}
+	// Ready only once the sinks have begun: a recording's namespace
+	// counters are first read there, and traffic a test starts on
+	// the ready file must come after that reading.
 	if opts.ReadyFile != "" {
 		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(t.Plan)), 0o644); err != nil {
 			return nil, fmt.Errorf("write ready file: %w", err)
 		}
-	}
-	if err := p.Begin(desc); err != nil {
-		return nil, err
 	}
 	if live != nil {
 		live(t.Counters)
