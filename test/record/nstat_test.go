@@ -259,3 +259,30 @@ func deref(p *float64) float64 {
 	}
 	return *p
 }
+
+// checkPIDCounters checks the namespace counters of a --pid recording of
+// black-holed clients that all timed out: read through the clients, which
+// had exited when the recording ended; only namespace >= traced is
+// claimed, and since the clients were all the namespace had, the
+// counters equal sendtrace's.
+func checkPIDCounters(t *testing.T, path string, rep *report.Report, clients int) {
+	t.Helper()
+	if len(rep.NetnsCounters) != 1 {
+		t.Fatalf("%s: --pid clients in one namespace, counters of %d namespaces: %+v", path, len(rep.NetnsCounters), rep.NetnsCounters)
+	}
+	n := rep.NetnsCounters[0]
+	if n.From != "start" || n.Note != "" || !strings.Contains(n.Scope, "pid=") {
+		t.Errorf("%s: namespace counters from %q, note %q, scope %q", path, n.From, n.Note, n.Scope)
+	}
+	for _, c := range n.Compared {
+		if c.Expect != report.ExpectAtLeast || c.Verdict != report.CounterAgree {
+			t.Errorf("%s: %s %d against sendtrace's %d: expected %q, verdict %q", path, c.Counter, c.CounterValue, c.SendtraceValue, c.Expect, c.Verdict)
+		}
+	}
+	rs, to := check(t, &n, "TcpRetransSegs"), check(t, &n, "TcpExtTCPAbortOnTimeout")
+	if rs.CounterValue == 0 || rs.CounterValue != int64(rs.SendtraceValue) || to.CounterValue != int64(clients) || to.SendtraceValue != uint64(clients) {
+		t.Errorf("%s: TcpRetransSegs %d against %d segments, TCPAbortOnTimeout %d against %d ETIMEDOUT error reports; want equal, %d timeouts",
+			path, rs.CounterValue, rs.SendtraceValue, to.CounterValue, to.SendtraceValue, clients)
+	}
+	t.Logf("%s: %s TcpRetransSegs %d = %d segments, TCPAbortOnTimeout %d = %d", path, n.Netns, rs.CounterValue, rs.SendtraceValue, to.CounterValue, to.SendtraceValue)
+}

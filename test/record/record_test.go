@@ -380,6 +380,7 @@ func TestRetries2Diff(t *testing.T) {
 		if rep.ByErrno["error_report"]["ETIMEDOUT"] != clients || rep.ByErrno["send_error"]["ETIMEDOUT"] != clients {
 			t.Errorf("%s: by errno %v, want %d ETIMEDOUT error reports and send errors", p, rep.ByErrno, clients)
 		}
+		checkPIDCounters(t, p, rep, clients)
 	}
 
 	var d report.Diff
