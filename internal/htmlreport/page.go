@@ -58,6 +58,9 @@ type reportPage struct {
 	Listed    []connRow
 	ListMore  int
 	Failed    int
+	// Counters are the traced namespaces' own counters beside
+	// sendtrace's totals.
+	Counters []report.NetnsCounters
 }
 
 type headView struct {
@@ -156,6 +159,7 @@ func buildReport(rec *report.Recording, col *Collector, o Options) *reportPage {
 		Head:      head(rec),
 		Problems:  rep.Problems,
 		TTF:       rep.TTF,
+		Counters:  rep.NetnsCounters,
 	}
 
 	byCookie := map[uint64][]*diagnose.Diagnosis{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -212,6 +213,22 @@ func TestNamespaceCounters(t *testing.T) {
 		if !strings.Contains(text, "Namespace counters of net:["+strconv.FormatUint(lt.clientNetns, 10)+"]") ||
 			!strings.Contains(text, "TcpRetransSegs") {
 			t.Errorf("%s: the text report has no namespace counters of the client:\n%s", lt.path, text)
+		}
+		if i == 0 {
+			page := filepath.Join(t.TempDir(), "report.html")
+			sendtrace(t, "report", "--html", page, lt.path)
+			b, err := os.ReadFile(page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			html := string(b)
+			for _, s := range []string{"Namespace counters of net:[" + strconv.FormatUint(lt.clientNetns, 10) + "]",
+				`<td class="mono">TcpRetransSegs</td><td class="num">` + strconv.FormatInt(lt.nstatRetrans, 10) + `</td><td class="num">` + strconv.FormatInt(lt.nstatRetrans, 10) + `</td>`,
+				`class="ok">agree</td>`} {
+				if !strings.Contains(html, s) {
+					t.Errorf("the report page lacks %q", s)
+				}
+			}
 		}
 		if at := strings.Index(text, "Namespace counters of net:["+strconv.FormatUint(lt.clientNetns, 10)); at >= 0 {
 			t.Logf("report %s, client namespace:\n%s", lt.path, text[at:min(len(text), at+2500)])
