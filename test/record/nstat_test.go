@@ -62,7 +62,7 @@ table inet lossy {
 		ip daddr %s numgen random mod 100 < %d drop
 	}
 }`, srv.Addr(), pct))
-	startIperf3Server(t, ctx, lab.Server, srv)
+	lab.Server.StartIperf3Server(t, ctx, srv)
 	var st unix.Stat_t
 	if err := unix.Stat("/run/netns/"+lab.Client.Name, &st); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ table inet lossy {
 	if out, err := cl.CombinedOutput(); err != nil {
 		t.Fatalf("iperf3 client: %v\n%s", err, out)
 	}
-	waitSocketsGone(t, ctx, lab.Client)
+	lab.Client.WaitSocketsGone(t, ctx)
 	after := lab.Client.MustSNMP()
 	lt.nstatRetrans = nstatValue(t, lab.Client, "TcpRetransSegs") - nBefore
 	if err := rec.cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -91,40 +91,6 @@ table inet lossy {
 		t.Fatalf("lab: no retransmits at %d%% loss", pct)
 	}
 	return lt
-}
-
-// waitSocketsGone waits until the namespace has no TCP socket but
-// TIME_WAIT ones: a socket closed with data unacknowledged goes on
-// retransmitting, orphaned, after iperf3 has exited.
-func waitSocketsGone(t *testing.T, ctx context.Context, ns *netlab.NS) {
-	t.Helper()
-	err := testutil.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		out, err := ns.Run("ss", "-Htan", "state", "all", "exclude", "time-wait", "exclude", "listening")
-		return strings.TrimSpace(out) == "", err
-	})
-	if err != nil {
-		t.Fatalf("sockets still open in %s: %v", ns.Name, err)
-	}
-}
-
-// startIperf3Server runs Debian's iperf3 as a one-off server on addr.
-func startIperf3Server(t *testing.T, ctx context.Context, ns *netlab.NS, addr fmt.Stringer) {
-	t.Helper()
-	host, port, _ := strings.Cut(addr.String(), ":")
-	cmd := ns.Command(context.Background(), "iperf3", "-s", "-1", "-B", host, "-p", port)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start iperf3 server (scripts/deps.sh installs it): %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	err := testutil.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		out, err := ns.Run("ss", "-Hltn", "sport", "=", ":"+port)
-		return strings.TrimSpace(out) != "", err
-	})
-	if err != nil {
-		t.Fatalf("iperf3 server not listening on %v: %v", addr, err)
-	}
 }
 
 func clientCounters(t *testing.T, rep *report.Report, ino uint64) *report.NetnsCounters {

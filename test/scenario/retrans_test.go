@@ -3,11 +3,9 @@ package scenario_test
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,40 +59,6 @@ func stopRecording(t *testing.T, st *testutil.Sendtrace, path string) *Recording
 	return rec
 }
 
-// waitSocketsGone waits until the namespace has no TCP socket left but
-// TIME_WAIT ones: a socket closed with data unacknowledged goes on
-// retransmitting, orphaned, after its process has exited.
-func waitSocketsGone(t *testing.T, ctx context.Context, ns *netlab.NS) {
-	t.Helper()
-	err := testutil.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		out, err := ns.Run("ss", "-Htan", "state", "all", "exclude", "time-wait", "exclude", "listening")
-		return strings.TrimSpace(out) == "", err
-	})
-	if err != nil {
-		out, _ := ns.Run("ss", "-tan")
-		t.Fatalf("sockets still open in %s: %v\n%s", ns.Name, err, out)
-	}
-}
-
-// startIperf3Server runs Debian's iperf3 as a one-off server on addr.
-func startIperf3Server(t *testing.T, ctx context.Context, ns *netlab.NS, addr netip.AddrPort) {
-	t.Helper()
-	cmd := ns.Command(context.Background(), "iperf3", "-s", "-1", "-B", addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())))
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start iperf3 server (scripts/deps.sh installs it): %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	err := testutil.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		out, err := ns.Run("ss", "-Hltn", "sport", "=", ":"+strconv.Itoa(int(addr.Port())))
-		return strings.TrimSpace(out) != "", err
-	})
-	if err != nil {
-		t.Fatalf("iperf3 server not listening on %v: %v", addr, err)
-	}
-}
-
 // retransSegs sums the kernel totals of retransmits by kind ("untraced"
 // included), for pid when it is not 0.
 func retransSegs(f *record.Footer, pid uint32) map[string]uint64 {
@@ -134,7 +98,7 @@ func TestRetransSegsIperf3(t *testing.T) {
 		ip daddr %s numgen random mod 100 < 2 drop
 	}
 }`, srv.Addr()))
-	startIperf3Server(t, ctx, lab.Server, srv)
+	lab.Server.StartIperf3Server(t, ctx, srv)
 
 	path := filepath.Join(t.TempDir(), "iperf3.jsonl")
 	// --comm and --dst rather than --pid: a --pid session ends when
@@ -148,7 +112,7 @@ func TestRetransSegsIperf3(t *testing.T) {
 		t.Fatalf("iperf3 client: %v\n%s", err, out)
 	}
 	pid := uint32(cl.Process.Pid)
-	waitSocketsGone(t, ctx, lab.Client)
+	lab.Client.WaitSocketsGone(t, ctx)
 	after := lab.Client.MustSNMP()
 	rec := stopRecording(t, st, path)
 	d := func(name string) uint64 { return uint64(netlab.Delta(before, after, name)) }
