@@ -47,10 +47,11 @@ const StopOutputFailed = "output failed"
 type Describer func(*session.Description) error
 
 // Run plans, loads and attaches the programs, begins the pipeline once
-// every program is attached (after ReadyFile is written), then streams
+// every program is attached (then writes ReadyFile), then streams
 // events into it until ctx is done, Duration passes, every --pid target
 // has exited, or a sink fails. It ends the pipeline with the kernel's
-// exact totals. live, when not nil, receives a function that reads the
+// exact totals; sinks that are Stoppers read what they need just before
+// the programs are detached. live, when not nil, receives a function that reads the
 // kernel's counters while the session runs.
 func Run(ctx context.Context, opts session.Options, version string, describe Describer, p *pipeline.Pipeline, live func(Live)) (*session.End, error) {
 	for _, pid := range opts.Filters.PIDs {
