@@ -135,9 +135,9 @@ func (n *NetnsCounters) Event(e *events.Event) error {
 	return nil
 }
 
-// track opens a namespace's counter files and takes its first reading,
+// track opens a namespace's counter files through the first of routes
+// that works (comms names their processes) and takes its first reading,
 // or keeps the one taken at the start.
-// routes are tried in order; comms are their processes' names.
 func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, start *startReading) {
 	if n.traced[ino] != nil {
 		return
