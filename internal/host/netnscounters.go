@@ -148,8 +148,9 @@ func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, s
 	var files *netstat.Files
 	var err error
 	for i, r := range routes {
-		if files, err = r.open(ino); err == nil {
-			t.out.Netns.PID, t.out.Comm = r.pid, comms[i]
+		var note string
+		if files, note, err = r.open(ino); err == nil {
+			t.out.Netns.PID, t.out.Comm, t.out.Netns.Note = r.pid, comms[i], note
 			break
 		}
 	}
@@ -216,43 +217,54 @@ func (n *NetnsCounters) End(end *session.End) error {
 	return nil
 }
 
-func (r netnsRoute) open(ino uint64) (*netstat.Files, error) {
+func (r netnsRoute) open(ino uint64) (f *netstat.Files, note string, err error) {
 	if r.path == "" {
 		dir := "/proc/self/net"
 		if r.pid != 0 {
 			dir = "/proc/" + strconv.FormatUint(uint64(r.pid), 10) + "/net"
 		}
-		f, err := netstat.Open(dir)
+		if f, err = netstat.Open(dir); err != nil {
+			return nil, "", err
+		}
 		// The process may have left the namespace, or exited and its
 		// pid been reused, between finding it and opening its files.
-		if err == nil && r.pid == 0 && nsInode("/proc/self/ns/net") != ino {
-			f.Close()
-			return nil, fmt.Errorf("sendtrace is not in %s", session.NetnsName(ino))
+		var now uint64
+		if r.pid == 0 {
+			now = nsInode("/proc/self/ns/net")
+		} else {
+			now = NetnsInode(r.pid)
 		}
-		if err == nil && r.pid != 0 && NetnsInode(r.pid) != ino {
+		switch {
+		case now == 0 && r.pid != 0:
+			note = fmt.Sprintf("read through pid %d without checking that it was still in %s: /proc/%d/ns/net of another user's process needs CAP_SYS_PTRACE",
+				r.pid, session.NetnsName(ino), r.pid)
+		case now != ino:
 			f.Close()
-			return nil, fmt.Errorf("pid %d left %s before its counters were opened", r.pid, session.NetnsName(ino))
+			return nil, "", fmt.Errorf("pid %d left %s before its counters were opened", r.pid, session.NetnsName(ino))
 		}
-		return f, err
+		return f, note, nil
 	}
 	target, err := os.Open(r.path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer target.Close()
-	var f *netstat.Files
+	var inside error
 	err = inNetns(target, func() {
 		if nsInode("/proc/thread-self/ns/net") != ino {
-			err = fmt.Errorf("%s is no longer %s", r.path, session.NetnsName(ino))
+			inside = fmt.Errorf("%s is no longer %s", r.path, session.NetnsName(ino))
 			return
 		}
-		f, err = netstat.Open("/proc/thread-self/net")
+		f, inside = netstat.Open("/proc/thread-self/net")
 	})
-	return f, err
+	if err == nil {
+		err = inside
+	}
+	return f, "", err
 }
 
 func (r netnsRoute) read(ino uint64) (netstat.Counters, error) {
-	f, err := r.open(ino)
+	f, _, err := r.open(ino)
 	if err != nil {
 		return nil, err
 	}
