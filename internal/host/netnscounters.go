@@ -81,8 +81,8 @@ func (n *NetnsCounters) Begin(d *session.Description) error {
 		}
 		return nil
 	}
-	// Every other namespace first, so that sendtrace's own, which is
-	// traced, keeps its files open.
+	// Sendtrace's own namespace is traced (its files stay open); the
+	// others are read once, and opened again if events come from them.
 	own := nsInode("/proc/self/ns/net")
 	for ino, r := range scanNetns() {
 		if ino == own {
