@@ -24,7 +24,9 @@ type NetnsCounterDiff struct {
 	Unknown string `json:"unknown,omitempty"`
 }
 
-const perOutSegs = "1,000 segments the namespace sent (its own TcpOutSegs)"
+// TcpOutSegs leaves retransmissions out: a black hole can retransmit
+// more segments than it sent new ones.
+const perOutSegs = "1,000 segments the namespace sent (its own TcpOutSegs, which leaves retransmissions out)"
 
 // compareNetnsCounters compares the retransmit, timeout, reset and drop
 // counters of each pair of namespaces that both recordings have counters
