@@ -81,9 +81,14 @@ func (n *NetnsCounters) Begin(d *session.Description) error {
 		}
 		return nil
 	}
-	// Sendtrace's own namespace is traced (its files stay open); the
-	// others are read once, and opened again if events come from them.
+	// Sendtrace's own namespace is traced (its files stay open), and
+	// read first: the programs are already attached, and what happens
+	// between attaching and this reading counts on sendtrace's side only.
+	// The others are read once, and opened again if events come from them.
 	own := nsInode("/proc/self/ns/net")
+	if own != 0 {
+		n.track(own, []netnsRoute{{}}, []string{""}, nil)
+	}
 	for ino, r := range scanNetns() {
 		if ino == own {
 			continue
@@ -91,9 +96,6 @@ func (n *NetnsCounters) Begin(d *session.Description) error {
 		if c, err := r.read(ino); err == nil {
 			n.atStart[ino] = startReading{route: r, counters: c, at: time.Now()}
 		}
-	}
-	if own != 0 {
-		n.track(own, []netnsRoute{{}}, []string{""}, nil)
 	}
 	return nil
 }
