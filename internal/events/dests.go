@@ -22,8 +22,13 @@ type Dest struct {
 	Dst          netip.AddrPort
 	SendErrors   uint64
 	SendErrno    map[int32]uint64
-	Retransmits  uint64 // retransmit events
+	Retransmits  uint64 // retransmit events, not segments
 	RetransBytes uint64
+	// Retrans is the retransmitted segments by kind: from the events,
+	// until ApplyTotals replaces them with the kernel's exact counts
+	// (untraced segments included), and then RetransExact is set.
+	Retrans      RetransSegs
+	RetransExact bool
 	ErrorReports uint64
 	ResetsRecv   uint64
 	ResetsSent   uint64
@@ -63,6 +68,9 @@ func (ds *Dests) Observe(e *Event) {
 		d := ds.Get(e.Dst)
 		d.Retransmits++
 		d.RetransBytes += uint64(e.Bytes)
+		if !d.RetransExact {
+			d.Retrans.Observe(e)
+		}
 	case KindErrorReport:
 		ds.Get(e.Dst).ErrorReports++
 	case KindReceiveReset:
@@ -84,6 +92,24 @@ func (ds *Dests) AddTraffic(ts []Traffic) {
 		d.Traffic.Bytes = addOpt(d.Traffic.Bytes, t.Bytes)
 		d.Traffic.DataSegs += t.DataSegs
 		d.Traffic.RetransSegs += t.RetransSegs
+	}
+}
+
+// ApplyTotals replaces every destination's retransmitted segments with
+// the kernel's exact counts, which add up to TcpRetransSegs where the
+// events may not (lost events, segments counted without a tracepoint).
+// Destinations the kernel counted retransmits for but no event named are
+// added.
+func (ds *Dests) ApplyTotals(t *Totals) {
+	if !t.HasRetransSegs() {
+		return
+	}
+	for _, d := range ds.m {
+		d.Retrans, d.RetransExact = RetransSegs{}, true
+	}
+	for dst, r := range t.RetransSegsByDst() {
+		d := ds.Get(dst)
+		d.Retrans, d.RetransExact = *r, true
 	}
 }
 

@@ -24,8 +24,8 @@ const (
 )
 
 // timeChart is failed sends per time bucket stacked by errno, with
-// retransmits, error reports and resets per bucket under it on the same
-// axis.
+// retransmitted segments, error reports and resets per bucket under it on
+// the same time axis.
 type timeChart struct {
 	Width, Height px
 	Left, Right   px
@@ -63,7 +63,7 @@ const errnoColours = 8
 func failuresChart(rec *report.Recording, col *Collector, b report.Buckets) *timeChart {
 	last := -1
 	for i, r := range b.Rows {
-		if r.SendErrors+r.ErrorReports+r.Resets+r.Retransmits > 0 {
+		if r.SendErrors+r.ErrorReports+r.Resets+r.RetransSegs > 0 {
 			last = i
 		}
 	}
@@ -147,7 +147,7 @@ func failuresChart(rec *report.Recording, col *Collector, b report.Buckets) *tim
 
 	var topLower uint64 = 1
 	for _, r := range rows {
-		topLower = max(topLower, r.Retransmits, r.ErrorReports, r.Resets)
+		topLower = max(topLower, r.RetransSegs, r.ErrorReports, r.Resets)
 	}
 	ly := scale{d0: 0, d1: float64(topLower), lo: float64(c.LowerBottom), hi: float64(c.LowerTop)}
 	c.LowerTicks = countTicks(ly, 3, "")
@@ -158,17 +158,19 @@ func failuresChart(rec *report.Recording, col *Collector, b report.Buckets) *tim
 			v     uint64
 			class string
 			what  string
-		}{{r.Retransmits, "retransmits", "retransmits"}, {r.ErrorReports, "errreports", "error reports"}, {r.Resets, "resets", "resets"}} {
+		}{{r.RetransSegs, "retransmits", "retransmitted segments"}, {r.ErrorReports, "errreports", "error reports"}, {r.Resets, "resets", "resets"}} {
 			if s.v == 0 {
 				continue
 			}
-			y := ly.at(float64(s.v))
+			// Segments can outnumber error reports a thousandfold on
+			// the shared axis: a non-zero count stays visible.
+			y := min(ly.at(float64(s.v)), c.LowerBottom-2)
 			c.Lower = append(c.Lower, bar{X: x + px(k)*third, Y: y, W: max(third-0.5, 0.5), H: c.LowerBottom - y, Class: s.class,
 				Title: bucketName(r.StartSec, width) + ": " + strconv.FormatUint(s.v, 10) + " " + s.what})
 		}
 	}
-	c.LowerLegend = []legendItem{{X: chLeft, Class: "retransmits", Text: "retransmits"}, {X: chLeft + 120, Class: "errreports", Text: "error reports"},
-		{X: chLeft + 250, Class: "resets", Text: "resets"}}
+	c.LowerLegend = []legendItem{{X: chLeft, Class: "retransmits", Text: "retransmitted segments"}, {X: chLeft + 200, Class: "errreports", Text: "error reports"},
+		{X: chLeft + 330, Class: "resets", Text: "resets"}}
 
 	step := max(1, n/8)
 	for i := 0; i <= n; i += step {

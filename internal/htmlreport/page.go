@@ -369,7 +369,7 @@ func destBars(rows []report.DestRow) []barRow {
 	for _, d := range rows {
 		n := d.SendErrors + d.ErrorReports
 		out = append(out, barRow{Label: orUnknown(d.Dst), Value: n, Percent: pct(n, top), Errnos: report.ErrnoList(d.Errnos),
-			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmits, %d resets", d.SendErrors, d.ErrorReports, d.Retransmits, d.Resets)})
+			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmitted segments (%s), %d resets", d.SendErrors, d.ErrorReports, d.RetransSegs, report.KindList(d.RetransKinds), d.Resets)})
 	}
 	return out
 }
@@ -383,7 +383,7 @@ func procBars(rows []report.ProcRow) []barRow {
 	for _, p := range rows {
 		n := p.SendErrors + p.ErrorReports
 		out = append(out, barRow{Label: format.Process(p.Comm, p.PID, p.PID != 0), Value: n, Percent: pct(n, top), Errnos: report.ErrnoList(p.Errnos),
-			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmits, %d connections", p.SendErrors, p.ErrorReports, p.Retransmits, p.Connections)})
+			Detail: fmt.Sprintf("%d send errors, %d error reports, %d retransmitted segments (%s), %d connections", p.SendErrors, p.ErrorReports, p.RetransSegs, report.KindList(p.RetransKinds), p.Connections)})
 	}
 	return out
 }

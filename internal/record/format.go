@@ -58,6 +58,10 @@ type Footer struct {
 	// name.
 	ByKind  map[string]uint64            `json:"by_kind"`
 	ByErrno map[string]map[string]uint64 `json:"by_errno"`
+	// RetransSegsByKind is the kernel's retransmitted segments by kind
+	// (rto, fast, tlp, syn, synack, untraced), the unit of TcpRetransSegs;
+	// by_kind counts retransmit events. Absent in older recordings.
+	RetransSegsByKind map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
 	// Totals are the kernel's counters at their finest grain, so that the
 	// live summary tables can be rebuilt exactly from the file.
 	Totals []TotalsRow `json:"totals"`
@@ -141,6 +145,9 @@ func NewFooter(end *session.End, h *Header, written uint64, dests []DestStats, d
 		return f
 	}
 	f.Lost = Lost{Kernel: t.LostKernel, User: t.LostUser, Unstreamed: t.Unstreamed}
+	if segs := t.RetransSegsAll(); segs.Total() > 0 {
+		f.RetransSegsByKind = segs.ByName()
+	}
 	for k, v := range t.ByKey {
 		kind := k.Kind.String()
 		f.ByKind[kind] += v.Count

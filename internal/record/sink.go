@@ -119,8 +119,10 @@ func (r *Recorder) destinations(traffic []events.Traffic) ([]DestStats, string) 
 		switch {
 		case d.Traffic != nil:
 			out = append(out, DestStats{Dst: k, Sends: d.Traffic.Sends, Bytes: d.Traffic.Bytes, DataSegs: d.Traffic.DataSegs, RetransSegs: d.Traffic.RetransSegs})
-		case source == "events" && d.Retransmits > 0:
-			out = append(out, DestStats{Dst: k, RetransSegs: d.Retransmits})
+		case source == "events" && d.Retrans.Total() > 0:
+			// Segments, as the kernel counts them: one event under
+			// GSO carries many.
+			out = append(out, DestStats{Dst: k, RetransSegs: d.Retrans.Total()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Dst < out[j].Dst })

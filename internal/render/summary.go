@@ -129,7 +129,7 @@ func (s *Summary) Render(w io.Writer, totals *events.Totals) error {
 		s.renderSizes(p)
 	}
 	s.renderConnFailures(p)
-	s.renderConns(p)
+	s.renderConns(p, totals)
 	if totals != nil {
 		s.renderTotals(p, totals)
 		s.renderCompleteness(p, totals)
@@ -226,26 +226,34 @@ func (s *Summary) renderSizes(p *printer) {
 		[]string{"BYTES", "COUNT", "DISTRIBUTION"}, []bool{true, true, false}, cells, 0)
 }
 
-func (s *Summary) renderConns(p *printer) {
+func (s *Summary) renderConns(p *printer, totals *events.Totals) {
+	s.dests.ApplyTotals(totals)
 	rows := s.dests.Sorted()
 	if len(rows) == 0 {
 		return
 	}
-	total := func(d *events.Dest) uint64 { return d.Retransmits + d.Resets() + d.ErrorReports }
+	total := func(d *events.Dest) uint64 { return d.Retrans.Total() + d.Resets() + d.ErrorReports }
 	slices.SortStableFunc(rows, func(a, b *events.Dest) int { return cmp.Compare(total(b), total(a)) })
 	keep, more := s.limit(len(rows))
 	cells := make([][]string, 0, keep)
+	exact := false
 	for _, d := range rows[:keep] {
+		exact = exact || d.RetransExact
 		cells = append(cells, []string{
-			format.Addr(d.Dst), u(d.Retransmits), u(d.RetransBytes),
+			format.Addr(d.Dst), u(d.Retrans.Total()), d.Retrans.Kinds(), u(d.Retransmits), u(d.RetransBytes),
 			u(d.ResetsRecv), u(d.ResetsSent), u(d.ErrorReports),
 		})
 	}
-	// The kernel's totals do not key on the destination, so this table
-	// can only count what arrived; its title says so.
-	p.table("Retransmits, resets and error reports by destination (from the events received)",
-		[]string{"DESTINATION", "RETRANSMITS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
-		[]bool{false, true, true, true, true, true}, cells, more)
+	// Retransmitted segments come from the kernel's totals, keyed by
+	// destination, so they add up to TcpRetransSegs; the other columns
+	// count the events that arrived, and the title says which is which.
+	title := "Retransmits, resets and error reports by destination (from the events received)"
+	if exact {
+		title = "Retransmits, resets and error reports by destination (segments from the kernel's totals, exact; the rest from the events received)"
+	}
+	p.table(title,
+		[]string{"DESTINATION", "RETRANS SEGS", "KINDS (SEGS)", "RETRANS EVENTS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
+		[]bool{false, true, false, true, true, true, true, true}, cells, more)
 }
 
 func (s *Summary) renderTotals(p *printer, t *events.Totals) {
@@ -302,9 +310,10 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 		})
 	}
 	// SEGS is the unit of the kernel's own retransmit counter
-	// (TcpRetransSegs); COUNT is events.
+	// (TcpRetransSegs); EVENTS counts events, and untraced segments had
+	// none.
 	p.table("Kernel totals by process, kind and errno (exact, even when events were lost)",
-		[]string{"COMM/PID", "KIND", "ERRNO", "COUNT", "SEGS", "BYTES", "RECEIVED"},
+		[]string{"COMM/PID", "KIND", "ERRNO", "EVENTS", "SEGS", "BYTES", "RECEIVED"},
 		[]bool{false, false, false, true, true, true, true}, cells, 0)
 }
 

@@ -88,10 +88,16 @@ var (
 	commStr = events.ErrnoString(ecomm)
 )
 
+// gso makes e a retransmit of kind k carrying segs segments.
+func gso(e events.Event, k events.RetransKind, segs uint32) events.Event {
+	e.RetransKind, e.Segs = k, segs
+	return e
+}
+
 func sampleRun() []events.Event {
 	return []events.Event{
-		retransmit(webDst),
-		retransmit(webDst),
+		gso(retransmit(webDst), events.RetransRTO, 1),
+		gso(retransmit(webDst), events.RetransFast, 10),
 		resetRecv(webDst),
 		sendError(ecomm, webDst, "curl", 4242, 1448),
 		sendError(ecomm, webDst, "curl", 4242, 1448),
@@ -105,7 +111,9 @@ func sampleTotals() *events.Totals {
 		{PID: 4242, Kind: events.KindSendError, Errno: ecomm}:  {Count: 2, Bytes: 2896},
 		{PID: 4242, Kind: events.KindSendError, Errno: ereset}: {Count: 1, Bytes: 65536},
 		{PID: 901, Kind: events.KindSendError, Errno: epipe}:   {Count: 1},
-		{PID: 4242, Kind: events.KindRetransmit}:               {Count: 2, Bytes: 2896},
+		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "rto"}:      {Count: 1, Bytes: 1448, Segs: 1},
+		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "fast"}:     {Count: 1, Bytes: 1448, Segs: 10},
+		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "untraced"}: {Segs: 3},
 		{PID: 4242, Kind: events.KindReceiveReset}:             {Count: 1},
 	}}
 }
@@ -148,14 +156,19 @@ func TestSummaryComplete(t *testing.T) {
 	}
 
 	rowsEqual(t, "connections", tableRows(out, "Retransmits, resets"), [][]string{
-		{webDst, "2", "2896", "1", "0", "0"},
+		{webDst, "14", "rto 1, fast 10, untraced 3", "2", "2896", "1", "0", "0"},
 	})
+	if !strings.Contains(out, "segments from the kernel's totals, exact") {
+		t.Error("destination table title does not say its segments are the kernel's")
+	}
 	rowsEqual(t, "kernel totals", tableRows(out, "Kernel totals"), [][]string{
 		{"curl/4242", "send_error", commStr, "2", "-", "2896", "2"},
-		{"curl/4242", "retransmit", "-", "2", "-", "2896", "2"},
 		{"postgres/901", "send_error", events.ErrnoString(epipe), "1", "-", "0", "1"},
 		{"curl/4242", "send_error", events.ErrnoString(ereset), "1", "-", "65536", "1"},
+		{"curl/4242", "retransmit/fast", "-", "1", "10", "1448", "1"},
+		{"curl/4242", "retransmit/rto", "-", "1", "1", "1448", "1"},
 		{"curl/4242", "receive_reset", "-", "1", "-", "0", "1"},
+		{"curl/4242", "retransmit/untraced", "-", "0", "3", "0", "0"},
 	})
 	if !strings.Contains(out, "\nstream complete: 7 events received, kernel counted 7\n") {
 		t.Errorf("no completeness line:\n%s", out)
@@ -232,7 +245,7 @@ func TestSummaryOnlyKernelCounted(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	if rows := tableRows(out, "Kernel totals"); len(rows) != 5 || rows[0][0] != "?/4242" {
+	if rows := tableRows(out, "Kernel totals"); len(rows) != 7 || rows[0][0] != "?/4242" {
 		t.Errorf("kernel totals without comms: %q", rows)
 	}
 }

@@ -101,7 +101,7 @@ type DestDiff struct {
 // DestMeasures are one destination's numbers in one recording.
 type DestMeasures struct {
 	SendErrors    uint64       `json:"send_errors"`
-	Retransmits   uint64       `json:"retransmits"`
+	RetransSegs   uint64       `json:"retrans_segs"`
 	ErrorReports  uint64       `json:"error_reports"`
 	Sends         *uint64      `json:"sends"`
 	FailedPer1000 *float64     `json:"failed_per_1000_sends"`
@@ -184,12 +184,14 @@ func Compare(a, b *Recording) *Diff {
 	// otherwise differ by their lengths alone.
 	connA, connB := float64(len(a.Conns)), float64(len(b.Conns))
 	failA, failB := a.Count(events.KindSendError), b.Count(events.KindSendError)
-	retA, retB := a.Count(events.KindRetransmit), b.Count(events.KindRetransmit)
+	// Retransmits in segments, the kernel's unit: under GSO one event
+	// carries up to 45 of them.
+	retA, retB := a.RetransSegs(), b.RetransSegs()
 
 	rate("failed sends per 1,000 sends", failA, failB, float64(sa)/1000, float64(sb)/1000, traffic, noTraffic)
-	rate("retransmits per MB sent", retA, retB, float64(ba)/1e6, float64(bb)/1e6, traffic, noTraffic)
+	rate("retransmitted segments per MB sent", retA, retB, float64(ba)/1e6, float64(bb)/1e6, traffic, noTraffic)
 	rate("failed sends per connection", failA, failB, connA, connB, true, "")
-	rate("retransmits per connection", retA, retB, connA, connB, true, "")
+	rate("retransmitted segments per connection", retA, retB, connA, connB, true, "")
 	for _, k := range []events.Kind{events.KindSendError, events.KindErrorReport} {
 		for _, n := range union(a.Errnos(k), b.Errnos(k)) {
 			na, nb := a.CountErrno(k, n), b.CountErrno(k, n)
@@ -257,17 +259,18 @@ func side(r *Recording) Side {
 
 func measures(d *Dest) DestMeasures {
 	sends, bytes := d.Sends(), d.Bytes()
-	m := DestMeasures{SendErrors: d.SendErrors, Retransmits: d.Retransmits, ErrorReports: d.ErrorReports, Sends: sends, TTF: percentiles(d.TTF)}
+	m := DestMeasures{SendErrors: d.SendErrors, RetransSegs: d.Retrans.Total(), ErrorReports: d.ErrorReports, Sends: sends, TTF: percentiles(d.TTF)}
 	if sends != nil && *sends > 0 {
 		v := round3(float64(d.SendErrors) / float64(*sends) * 1000)
 		m.FailedPer1000 = &v
 	}
 	if bytes != nil && *bytes > 0 {
-		// RetransSegs comes from the kernel with the byte count; the
+		// Segments from the kernel: its totals per destination, else
+		// the per-socket counters that came with the byte count; the
 		// events may have lost some retransmits.
-		n := d.RetransSegs()
-		if n == 0 {
-			n = d.Retransmits
+		n := d.Retrans.Total()
+		if !d.RetransExact {
+			n = max(n, d.RetransSegs())
 		}
 		v := round3(float64(n) / (float64(*bytes) / 1e6))
 		m.RetransPerMB = &v
@@ -363,10 +366,10 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	if len(d.Destinations) > 0 {
 		ew.printf("\nPer destination (in both recordings)\n")
 		tw = ew.table()
-		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tRETRANSMITS\tERROR REPORTS\tFAILED/1000 SENDS\tTTF p50\tTTF\n")
+		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tRETRANS SEGS\tERROR REPORTS\tFAILED/1000 SENDS\tTTF p50\tTTF\n")
 		for _, dd := range d.Destinations {
 			fmt.Fprintf(tw, "%s\t%d -> %d\t%d -> %d\t%d -> %d\t%s -> %s\t%s -> %s\t%s\n", dd.Dst,
-				dd.Before.SendErrors, dd.After.SendErrors, dd.Before.Retransmits, dd.After.Retransmits,
+				dd.Before.SendErrors, dd.After.SendErrors, dd.Before.RetransSegs, dd.After.RetransSegs,
 				dd.Before.ErrorReports, dd.After.ErrorReports,
 				optF(dd.Before.FailedPer1000), optF(dd.After.FailedPer1000),
 				pctText(dd.Before.TTF, func(p *Percentiles) time.Duration { return p.P50 }),

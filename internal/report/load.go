@@ -8,6 +8,7 @@ package report
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -65,6 +66,10 @@ type Recording struct {
 
 	opts  Options
 	dests events.Dests
+	// retransSegs is every retransmitted segment: the kernel's count
+	// (retransExact) or the events'.
+	retransSegs  uint64
+	retransExact bool
 	netns map[uint32]*netnsSeen
 	// pidNetns is the namespaces each process's events came from.
 	pidNetns map[uint32]map[uint32]bool
@@ -74,6 +79,7 @@ type Recording struct {
 type point struct {
 	mono uint64
 	kind events.Kind
+	segs uint32 // a retransmit's segments
 }
 
 // Dest is what happened to one destination, with its connections'
@@ -121,8 +127,12 @@ type ProcStats struct {
 	SendErrors   uint64
 	SendErrno    map[int32]uint64
 	ErrorReports uint64
-	Retransmits  uint64
-	Conns        map[uint64]struct{}
+	Retransmits  uint64 // retransmit events
+	// Retrans is the retransmitted segments by kind: the kernel's exact
+	// counts (untraced included) when the footer has them, else the
+	// events'.
+	Retrans events.RetransSegs
+	Conns   map[uint64]struct{}
 }
 
 // Conn is one socket's story, kept small: the timeline itself is only
@@ -133,8 +143,12 @@ type Conn struct {
 	Proc        Proc
 	First, Last uint64 // mono of first and last event
 	Events      uint64
-	Retransmits uint64
-	SendErrors  uint64
+	Retransmits uint64 // retransmit events
+	// Retrans is the segments its retransmit events carried, by kind:
+	// the kernel counts untraced segments per process and destination,
+	// not per socket.
+	Retrans    events.RetransSegs
+	SendErrors uint64
 	Errno       int32 // first error report's errno, else first send error's
 	FailedAt    uint64
 	// TTF is the time from the first transmission of the data that was
@@ -205,7 +219,38 @@ func (r *Recording) Diagnosis(d *diagnose.Diagnosis) error {
 func (r *Recording) End(end *session.End) error {
 	r.EndMono = max(r.EndMono, end.MonoNS)
 	r.dests.AddTraffic(end.Traffic)
+	r.dests.ApplyTotals(end.Totals)
+	r.applyProcTotals(end.Totals)
+	if end.Totals.HasRetransSegs() {
+		r.retransSegs = end.Totals.SumSegs(events.KindRetransmit)
+		r.retransExact = true
+	}
 	return nil
+}
+
+// applyProcTotals replaces each process's retransmitted segments with the
+// kernel's, so that they add up to TcpRetransSegs. A pid seen under two
+// names (an exec) keeps its segments on the first name; a pid the kernel
+// counted segments for without an event gets a row of its own.
+func (r *Recording) applyProcTotals(t *events.Totals) {
+	if !t.HasRetransSegs() {
+		return
+	}
+	byPID := t.RetransSegsByPID()
+	procs := slices.SortedFunc(maps.Keys(r.Procs), func(a, b Proc) int {
+		return cmp.Or(cmp.Compare(a.PID, b.PID), cmp.Compare(a.Comm, b.Comm))
+	})
+	for _, p := range procs {
+		s := r.Procs[p]
+		s.Retrans = events.RetransSegs{}
+		if segs := byPID[p.PID]; segs != nil {
+			s.Retrans = *segs
+			delete(byPID, p.PID)
+		}
+	}
+	for pid, segs := range byPID {
+		r.Procs[Proc{PID: pid}] = &ProcStats{SendErrno: map[int32]uint64{}, Conns: map[uint64]struct{}{}, Retrans: *segs}
+	}
 }
 
 func (r *Recording) observe(e *events.Event, o Options) {
@@ -229,7 +274,7 @@ func (r *Recording) observe(e *events.Event, o Options) {
 	}
 	switch e.Kind {
 	case events.KindSendError, events.KindRetransmit, events.KindErrorReport, events.KindReceiveReset, events.KindSendReset:
-		r.points = append(r.points, point{e.Mono, e.Kind})
+		r.points = append(r.points, point{e.Mono, e.Kind, e.Segs})
 	}
 
 	dst := events.AddrString(e.Dst)
@@ -270,9 +315,14 @@ func (r *Recording) observe(e *events.Event, o Options) {
 			}
 		}
 	case events.KindRetransmit:
+		if !r.retransExact {
+			r.retransSegs += uint64(e.Segs)
+		}
 		p.Retransmits++
+		p.Retrans.Observe(e)
 		if c != nil {
 			c.Retransmits++
+			c.Retrans.Observe(e)
 		}
 	case events.KindErrorReport:
 		p.ErrorReports++
@@ -311,6 +361,11 @@ func (r *Recording) Count(k events.Kind) uint64 {
 	}
 	return r.Observed[k]
 }
+
+// RetransSegs is the retransmitted segments, the unit of TcpRetransSegs:
+// the kernel's exact count (untraced segments included) when the footer
+// has it, else the segments of the events in the file.
+func (r *Recording) RetransSegs() uint64 { return r.retransSegs }
 
 // CountErrno returns the number of events of a kind with an errno, exact
 // when the footer has it.

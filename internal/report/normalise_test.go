@@ -25,7 +25,7 @@ func TestDiffIgnoresRecordingLength(t *testing.T) {
 			t.Errorf("metric %q depends on how long each recording ran", m.Name)
 		}
 	}
-	for _, want := range []string{"failed sends per connection", "retransmits per connection"} {
+	for _, want := range []string{"failed sends per connection", "retransmitted segments per connection"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want

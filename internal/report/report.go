@@ -64,8 +64,13 @@ type DestRow struct {
 	SendErrors   uint64            `json:"send_errors"`
 	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
 	ErrorReports uint64            `json:"error_reports"`
-	Retransmits  uint64            `json:"retransmits"`
-	Resets       uint64            `json:"resets"`
+	RetransSegs  uint64            `json:"retrans_segs"`
+	RetransKinds map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
+	// RetransExact: the segments are the kernel's totals, untraced
+	// included, rather than the events'.
+	RetransExact  bool    `json:"retrans_segs_exact"`
+	RetransEvents uint64  `json:"retransmit_events"`
+	Resets        uint64  `json:"resets"`
 	Sends        *uint64           `json:"sends"`
 	Bytes        *uint64           `json:"bytes"`
 	TTF          *Percentiles      `json:"time_to_failure,omitempty"`
@@ -77,9 +82,11 @@ type ProcRow struct {
 	Comm         string            `json:"comm"`
 	SendErrors   uint64            `json:"send_errors"`
 	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
-	ErrorReports uint64            `json:"error_reports"`
-	Retransmits  uint64            `json:"retransmits"`
-	Connections  int               `json:"connections"`
+	ErrorReports  uint64            `json:"error_reports"`
+	RetransSegs   uint64            `json:"retrans_segs"`
+	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
+	RetransEvents uint64            `json:"retransmit_events"`
+	Connections   int               `json:"connections"`
 }
 
 // ConnRow is one connection that failed.
@@ -88,9 +95,12 @@ type ConnRow struct {
 	Dst         string  `json:"dst"`
 	PID         uint32  `json:"pid"`
 	Comm        string  `json:"comm"`
-	Errno       string  `json:"errno"`
-	Retransmits uint64  `json:"retransmits"`
-	SendErrors  uint64  `json:"send_errors"`
+	Errno string `json:"errno"`
+	// RetransSegs are the segments of the socket's retransmit events.
+	RetransSegs   uint64            `json:"retrans_segs"`
+	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
+	RetransEvents uint64            `json:"retransmit_events"`
+	SendErrors    uint64            `json:"send_errors"`
 	StartSec    float64 `json:"start_s"`
 	TTFSec      float64 `json:"time_to_failure_s"` // -1: not a retransmit timeout
 }
@@ -107,7 +117,9 @@ type Bucket struct {
 	SendErrors   uint64  `json:"send_errors"`
 	ErrorReports uint64  `json:"error_reports"`
 	Resets       uint64  `json:"resets"`
-	Retransmits  uint64  `json:"retransmits"`
+	// RetransSegs are the segments the retransmit events in the window
+	// carried.
+	RetransSegs uint64 `json:"retrans_segs"`
 }
 
 // BuildOptions shape a report.
@@ -168,12 +180,13 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 
 	for _, d := range r.Dests {
-		if d.Key == "" && d.SendErrors+d.ErrorReports+d.Retransmits+d.Resets() == 0 {
+		if d.Key == "" && d.SendErrors+d.ErrorReports+d.Retrans.Total()+d.Resets() == 0 {
 			continue
 		}
 		rep.Destinations = append(rep.Destinations, DestRow{
 			Dst: d.Key, SendErrors: d.SendErrors, Errnos: errnoMap(d.SendErrno),
-			ErrorReports: d.ErrorReports, Retransmits: d.Retransmits, Resets: d.Resets(),
+			ErrorReports: d.ErrorReports, RetransSegs: d.Retrans.Total(), RetransKinds: kindsMap(&d.Retrans),
+			RetransExact: d.RetransExact, RetransEvents: d.Retransmits, Resets: d.Resets(),
 			Sends: d.Sends(), Bytes: d.Bytes(), TTF: percentiles(d.TTF),
 		})
 	}
@@ -181,24 +194,26 @@ func Build(r *Recording, o BuildOptions) *Report {
 		return cmp.Or(
 			cmp.Compare(b.SendErrors, a.SendErrors),
 			cmp.Compare(b.ErrorReports, a.ErrorReports),
-			cmp.Compare(b.Retransmits+b.Resets, a.Retransmits+a.Resets),
+			cmp.Compare(b.RetransSegs+b.Resets, a.RetransSegs+a.Resets),
 			dstLess(a.Dst, b.Dst))
 	})
 	rep.Destinations = rep.Destinations[:min(len(rep.Destinations), o.Top)]
 
 	for p, s := range r.Procs {
-		if s.SendErrors+s.ErrorReports == 0 {
+		if s.SendErrors+s.ErrorReports+s.Retrans.Total() == 0 {
 			continue
 		}
 		rep.Processes = append(rep.Processes, ProcRow{
 			PID: p.PID, Comm: p.Comm, SendErrors: s.SendErrors, Errnos: errnoMap(s.SendErrno),
-			ErrorReports: s.ErrorReports, Retransmits: s.Retransmits, Connections: len(s.Conns),
+			ErrorReports: s.ErrorReports, RetransSegs: s.Retrans.Total(), RetransKinds: kindsMap(&s.Retrans),
+			RetransEvents: s.Retransmits, Connections: len(s.Conns),
 		})
 	}
 	slices.SortFunc(rep.Processes, func(a, b ProcRow) int {
 		return cmp.Or(
 			cmp.Compare(b.SendErrors, a.SendErrors),
 			cmp.Compare(b.ErrorReports, a.ErrorReports),
+			cmp.Compare(b.RetransSegs, a.RetransSegs),
 			cmp.Compare(a.PID, b.PID),
 			strings.Compare(a.Comm, b.Comm))
 	})
@@ -211,7 +226,8 @@ func Build(r *Recording, o BuildOptions) *Report {
 		}
 		row := ConnRow{
 			Cookie: c.Cookie, Dst: c.Dst, PID: c.Proc.PID, Comm: c.Proc.Comm,
-			Errno: events.ErrnoName(c.Errno), Retransmits: c.Retransmits, SendErrors: c.SendErrors,
+			Errno: events.ErrnoName(c.Errno), RetransSegs: c.Retrans.Total(), RetransKinds: kindsMap(&c.Retrans),
+			RetransEvents: c.Retransmits, SendErrors: c.SendErrors,
 			StartSec: relSec(c.First, r.StartMono), TTFSec: -1,
 		}
 		if c.TTF >= 0 {
@@ -246,6 +262,24 @@ func problems(r *Recording) []string {
 			r.Footer.Lost.Kernel+r.Footer.Lost.User, r.Footer.Lost.Kernel, r.Footer.Lost.User))
 	}
 	return p
+}
+
+func kindsMap(r *events.RetransSegs) map[string]uint64 {
+	if r.Total() == 0 {
+		return nil
+	}
+	return r.ByName()
+}
+
+// KindList writes retransmitted segments by kind in the kinds' fixed
+// order, as the live text does: "rto 2, fast 30".
+func KindList(m map[string]uint64) string {
+	var r events.RetransSegs
+	for name, n := range m {
+		k, _ := events.ParseRetransKind(name) // "unknown": RetransNone
+		r.Add(k, n)
+	}
+	return r.Kinds()
 }
 
 func errnoMap(m map[int32]uint64) map[string]uint64 {
@@ -310,7 +344,7 @@ func buckets(r *Recording, width time.Duration) Buckets {
 		case events.KindErrorReport:
 			b.ErrorReports++
 		case events.KindRetransmit:
-			b.Retransmits++
+			b.RetransSegs += uint64(p.segs)
 		case events.KindReceiveReset, events.KindSendReset:
 			b.Resets++
 		}
@@ -362,31 +396,31 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	if len(rep.Destinations) > 0 {
 		ew.printf("\nTop failing destinations\n")
 		tw := ew.table()
-		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANSMITS\tRESETS\tSENDS\tBYTES\tTIME TO FAILURE p50\n")
+		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tRESETS\tSENDS\tBYTES\tTIME TO FAILURE p50\n")
 		for _, d := range rep.Destinations {
 			ttf := "-"
 			if d.TTF != nil {
 				ttf = format.Duration(d.TTF.P50)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, ErrnoList(d.Errnos),
-				d.ErrorReports, d.Retransmits, d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, ErrnoList(d.Errnos),
+				d.ErrorReports, d.RetransSegs, KindList(d.RetransKinds), d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
 		}
 		ew.flush(tw)
 	}
 	if len(rep.Processes) > 0 {
 		ew.printf("\nTop failing processes\n")
 		tw := ew.table()
-		fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANSMITS\tCONNECTIONS\n")
+		fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tCONNECTIONS\n")
 		for _, p := range rep.Processes {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, ErrnoList(p.Errnos),
-				p.ErrorReports, p.Retransmits, p.Connections)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, ErrnoList(p.Errnos),
+				p.ErrorReports, p.RetransSegs, KindList(p.RetransKinds), p.Connections)
 		}
 		ew.flush(tw)
 	}
 	if len(rep.FailedConns) > 0 {
 		ew.printf("\nFailed connections (sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
 		tw := ew.table()
-		fmt.Fprintf(tw, "COOKIE\tDESTINATION\tPROCESS\tERRNO\tRETRANSMITS\tSEND ERRORS\tSTART\tTIME TO FAILURE\n")
+		fmt.Fprintf(tw, "COOKIE\tDESTINATION\tPROCESS\tERRNO\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tSEND ERRORS\tSTART\tTIME TO FAILURE\n")
 		rows := rep.FailedConns
 		more := 0
 		if len(rows) > 50 {
@@ -397,8 +431,8 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			if c.TTFSec >= 0 {
 				ttf = format.Duration(time.Duration(c.TTFSec * 1e9))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), format.Process(c.Comm, c.PID, c.PID != 0),
-				c.Errno, c.Retransmits, c.SendErrors, fmtSec(c.StartSec), ttf)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), format.Process(c.Comm, c.PID, c.PID != 0),
+				c.Errno, c.RetransSegs, KindList(c.RetransKinds), c.SendErrors, fmtSec(c.StartSec), ttf)
 		}
 		ew.flush(tw)
 		if more > 0 {
@@ -434,7 +468,7 @@ func writeBuckets(ew *errWriter, b Buckets) {
 	for i, r := range b.Rows {
 		f := r.SendErrors + r.ErrorReports + r.Resets
 		top = max(top, f)
-		if f+r.Retransmits > 0 {
+		if f+r.RetransSegs > 0 {
 			last = i
 		}
 	}
@@ -443,7 +477,7 @@ func writeBuckets(ew *errWriter, b Buckets) {
 	}
 	ew.printf("\nFailures over time (buckets of %s from the start)\n", format.Duration(time.Duration(b.WidthSec*1e9)))
 	tw := ew.table()
-	fmt.Fprintf(tw, "FROM\tSEND ERRORS\tERROR REPORTS\tRESETS\tRETRANSMITS\tFAILURES\n")
+	fmt.Fprintf(tw, "FROM\tSEND ERRORS\tERROR REPORTS\tRESETS\tRETRANS SEGS\tFAILURES\n")
 	const barWidth = 30
 	for _, r := range b.Rows[:last+1] {
 		f := r.SendErrors + r.ErrorReports + r.Resets
@@ -451,7 +485,7 @@ func writeBuckets(ew *errWriter, b Buckets) {
 		if top > 0 && f > 0 {
 			bar = strings.Repeat("#", int((f*barWidth+top-1)/top))
 		}
-		fmt.Fprintf(tw, "+%s\t%d\t%d\t%d\t%d\t%s\n", fmtSec(r.StartSec), r.SendErrors, r.ErrorReports, r.Resets, r.Retransmits, bar)
+		fmt.Fprintf(tw, "+%s\t%d\t%d\t%d\t%d\t%s\n", fmtSec(r.StartSec), r.SendErrors, r.ErrorReports, r.Resets, r.RetransSegs, bar)
 	}
 	ew.flush(tw)
 }

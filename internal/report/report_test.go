@@ -30,6 +30,7 @@ func blackHoleEvents(cookie uint64, start uint64, backoffs int) []events.Event {
 	for i := 0; i < backoffs; i++ {
 		e := base
 		e.Kind, e.Mono, e.Bytes, e.Retransmits = events.KindRetransmit, t, 1448, uint32(i+1)
+		e.Segs, e.RetransKind = 1, events.RetransRTO
 		out = append(out, e)
 		t += rto
 		rto *= 2
@@ -67,9 +68,10 @@ func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
 		if err := w.WriteEvent(e); err != nil {
 			t.Fatal(err)
 		}
-		k := events.TotalsKey{PID: e.PID, Kind: e.Kind, Errno: e.Errno}
+		k := events.TotalsKeyOf(e)
 		v := tot.ByKey[k]
 		v.Count++
+		v.Segs += uint64(e.Segs)
 		tot.ByKey[k] = v
 		end = max(end, e.Mono)
 	}
@@ -230,7 +232,7 @@ func TestDiff(t *testing.T) {
 	if m.Before == nil || *m.Before != 6 || m.Verdict != VerdictTooFew {
 		t.Errorf("failed per 1000: %+v (6 of 1000 both sides is too few to call)", m)
 	}
-	if m := byName["retransmits per MB sent"]; m.Verdict != VerdictChanged || m.ChangePct == nil || *m.ChangePct >= 0 {
+	if m := byName["retransmitted segments per MB sent"]; m.Verdict != VerdictChanged || m.ChangePct == nil || *m.ChangePct >= 0 {
 		t.Errorf("retransmits per MB: %+v (54 vs 30 per 0.1 MB)", m)
 	}
 	if len(d.Destinations) != 1 {
