@@ -108,13 +108,13 @@ func sampleRun() []events.Event {
 
 func sampleTotals() *events.Totals {
 	return &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{
-		{PID: 4242, Kind: events.KindSendError, Errno: ecomm}:  {Count: 2, Bytes: 2896},
-		{PID: 4242, Kind: events.KindSendError, Errno: ereset}: {Count: 1, Bytes: 65536},
-		{PID: 901, Kind: events.KindSendError, Errno: epipe}:   {Count: 1},
+		{PID: 4242, Kind: events.KindSendError, Errno: ecomm}:                                              {Count: 2, Bytes: 2896},
+		{PID: 4242, Kind: events.KindSendError, Errno: ereset}:                                             {Count: 1, Bytes: 65536},
+		{PID: 901, Kind: events.KindSendError, Errno: epipe}:                                               {Count: 1},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "rto"}:      {Count: 1, Bytes: 1448, Segs: 1},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "fast"}:     {Count: 1, Bytes: 1448, Segs: 10},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "untraced"}: {Segs: 3},
-		{PID: 4242, Kind: events.KindReceiveReset}:             {Count: 1},
+		{PID: 4242, Kind: events.KindReceiveReset}:                                                         {Count: 1},
 	}}
 }
 

@@ -70,7 +70,7 @@ type Recording struct {
 	// (retransExact) or the events'.
 	retransSegs  uint64
 	retransExact bool
-	netns map[uint32]*netnsSeen
+	netns        map[uint32]*netnsSeen
 	// pidNetns is the namespaces each process's events came from.
 	pidNetns map[uint32]map[uint32]bool
 	ttf      map[netip.AddrPort][]time.Duration
@@ -149,8 +149,8 @@ type Conn struct {
 	// not per socket.
 	Retrans    events.RetransSegs
 	SendErrors uint64
-	Errno       int32 // first error report's errno, else first send error's
-	FailedAt    uint64
+	Errno      int32 // first error report's errno, else first send error's
+	FailedAt   uint64
 	// TTF is the time from the first transmission of the data that was
 	// never acknowledged to the error report, as its diagnosis measured
 	// it; -1 when the connection did not fail that way.

@@ -68,20 +68,20 @@ type DestRow struct {
 	RetransKinds map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
 	// RetransExact: the segments are the kernel's totals, untraced
 	// included, rather than the events'.
-	RetransExact  bool    `json:"retrans_segs_exact"`
-	RetransEvents uint64  `json:"retransmit_events"`
-	Resets        uint64  `json:"resets"`
-	Sends        *uint64           `json:"sends"`
-	Bytes        *uint64           `json:"bytes"`
-	TTF          *Percentiles      `json:"time_to_failure,omitempty"`
+	RetransExact  bool         `json:"retrans_segs_exact"`
+	RetransEvents uint64       `json:"retransmit_events"`
+	Resets        uint64       `json:"resets"`
+	Sends         *uint64      `json:"sends"`
+	Bytes         *uint64      `json:"bytes"`
+	TTF           *Percentiles `json:"time_to_failure,omitempty"`
 }
 
 // ProcRow is one socket owner in the report.
 type ProcRow struct {
-	PID          uint32            `json:"pid"`
-	Comm         string            `json:"comm"`
-	SendErrors   uint64            `json:"send_errors"`
-	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
+	PID           uint32            `json:"pid"`
+	Comm          string            `json:"comm"`
+	SendErrors    uint64            `json:"send_errors"`
+	Errnos        map[string]uint64 `json:"send_errnos,omitempty"`
 	ErrorReports  uint64            `json:"error_reports"`
 	RetransSegs   uint64            `json:"retrans_segs"`
 	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
@@ -91,18 +91,18 @@ type ProcRow struct {
 
 // ConnRow is one connection that failed.
 type ConnRow struct {
-	Cookie      uint64  `json:"cookie"`
-	Dst         string  `json:"dst"`
-	PID         uint32  `json:"pid"`
-	Comm        string  `json:"comm"`
-	Errno string `json:"errno"`
+	Cookie uint64 `json:"cookie"`
+	Dst    string `json:"dst"`
+	PID    uint32 `json:"pid"`
+	Comm   string `json:"comm"`
+	Errno  string `json:"errno"`
 	// RetransSegs are the segments of the socket's retransmit events.
 	RetransSegs   uint64            `json:"retrans_segs"`
 	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
 	RetransEvents uint64            `json:"retransmit_events"`
 	SendErrors    uint64            `json:"send_errors"`
-	StartSec    float64 `json:"start_s"`
-	TTFSec      float64 `json:"time_to_failure_s"` // -1: not a retransmit timeout
+	StartSec      float64           `json:"start_s"`
+	TTFSec        float64           `json:"time_to_failure_s"` // -1: not a retransmit timeout
 }
 
 // Buckets count failures in fixed windows from the start of the recording.
