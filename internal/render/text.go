@@ -28,30 +28,74 @@ const (
 )
 
 // Text is the sink a person watching live reads: one aligned line per
-// event, each diagnosis on the line after the event that concluded it.
-// Lines are buffered; the live session flushes them whenever the stream
-// goes quiet, and whole lines never interleave with other output.
+// event, each diagnosis on the line after the event that concluded it,
+// except that a connection's retransmits and drops print at most one line
+// a second (see bursts). Lines are buffered; the live session flushes them
+// whenever the stream goes quiet, and whole lines never interleave with
+// other output.
 type Text struct {
 	w      *bufio.Writer
 	loc    *time.Location
 	buf    []byte
 	header bool
 	err    error
+
+	bursts  bursts
+	nextDue time.Time        // when the bursts are next looked at on an event
+	now     func() time.Time // the flush's clock
 }
 
 // NewText returns a Text writing to w in the local time zone.
 func NewText(w io.Writer) *Text {
-	return &Text{w: bufio.NewWriterSize(w, 64<<10), loc: time.Local, buf: make([]byte, 0, 256)}
+	return &Text{w: bufio.NewWriterSize(w, 64<<10), loc: time.Local, buf: make([]byte, 0, 256), now: time.Now}
 }
 
 // Begin writes the column header.
 func (t *Text) Begin(*session.Description) error { return t.WriteHeader() }
 
-// Event writes one event line.
-func (t *Text) Event(e *events.Event) error { return t.Write(e) }
+// Event writes one event line. A connection's retransmits and drops are
+// summed into one line a second; any other event of the connection first
+// prints the sums before it, so the stream stays in causal order.
+func (t *Text) Event(e *events.Event) error {
+	// A stream that never goes quiet is never flushed: the event clock
+	// ends the seconds of the other connections.
+	if !e.Time.Before(t.nextDue) {
+		t.nextDue = e.Time.Add(BurstEvery / 4)
+		t.writeBursts(t.bursts.due(e.Time))
+	}
+	if !aggregated(e) {
+		t.writeBursts(t.bursts.take(e))
+		return t.Write(e)
+	}
+	full, due := t.bursts.add(e)
+	if due != nil {
+		t.writeBursts([]burst{*due})
+	}
+	if full {
+		return t.Write(e)
+	}
+	return t.err
+}
 
-// Diagnosis writes the diagnosis line under the event that concluded it.
+func (t *Text) writeBursts(bs []burst) {
+	for i := range bs {
+		if !t.header {
+			t.WriteHeader()
+		}
+		if t.err != nil {
+			return
+		}
+		t.buf = append(appendBurstLine(t.buf[:0], &bs[i], t.loc), '\n')
+		_, t.err = t.w.Write(t.buf)
+	}
+}
+
+// Diagnosis writes the diagnosis line under the event that concluded it,
+// after the connection's summed retransmits.
 func (t *Text) Diagnosis(d *diagnose.Diagnosis) error {
+	if d.Cookie != 0 {
+		t.writeBursts(t.bursts.take(&events.Event{Cookie: d.Cookie}))
+	}
 	if t.err != nil {
 		return t.err
 	}
@@ -60,8 +104,11 @@ func (t *Text) Diagnosis(d *diagnose.Diagnosis) error {
 	return t.err
 }
 
-// End flushes what is buffered.
-func (t *Text) End(*session.End) error { return t.Flush() }
+// End prints every sum still open, then flushes.
+func (t *Text) End(*session.End) error {
+	t.writeBursts(t.bursts.due(time.Time{}))
+	return t.Flush()
+}
 
 // SetLocation changes the time zone times are shown in.
 func (t *Text) SetLocation(loc *time.Location) { t.loc = loc }
@@ -113,8 +160,10 @@ func (t *Text) Write(e *events.Event) error {
 	return t.err
 }
 
-// Flush writes out buffered lines.
+// Flush prints the sums whose second is over, then writes out buffered
+// lines.
 func (t *Text) Flush() error {
+	t.writeBursts(t.bursts.due(t.now()))
 	if t.err == nil {
 		t.err = t.w.Flush()
 	}
@@ -123,6 +172,27 @@ func (t *Text) Flush() error {
 
 // AppendTextLine appends e's text line, without a newline.
 func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
+	var num [20]byte
+	var bytes []byte
+	switch {
+	case e.Bytes != 0 || e.Kind == events.KindSendError || e.Kind == events.KindRetransmit:
+		bytes = strconv.AppendUint(num[:0], uint64(e.Bytes), 10)
+	default:
+		bytes = []byte("-")
+	}
+	b = appendColumns(b, e, loc, bytes)
+
+	detailStart := len(b)
+	if e.Errno != 0 {
+		b = append(b, events.ErrnoString(e.Errno)...)
+	}
+	b = format.AppendDetails(b, e)
+	return endLine(b, e, detailStart)
+}
+
+// appendColumns appends the aligned columns of e's line, up to and with
+// the BYTES column and the space after it.
+func appendColumns(b []byte, e *events.Event, loc *time.Location, bytes []byte) []byte {
 	if loc == nil {
 		loc = time.Local
 	}
@@ -159,22 +229,13 @@ func AppendTextLine(b []byte, e *events.Event, loc *time.Location) []byte {
 		b = append(b, '-')
 	}
 	b = format.PadRight(b, start, wState)
+	return format.PadLeft(b, bytes, wBytes)
+}
 
-	var num [20]byte
-	switch {
-	case e.Bytes != 0 || e.Kind == events.KindSendError || e.Kind == events.KindRetransmit:
-		b = format.PadLeft(b, strconv.AppendUint(num[:0], uint64(e.Bytes), 10), wBytes)
-	default:
-		b = format.PadLeft(b, []byte("-"), wBytes)
-	}
-
-	detailStart := len(b)
-	if e.Errno != 0 {
-		b = append(b, events.ErrnoString(e.Errno)...)
-	}
-	b = format.AppendDetails(b, e)
+// endLine adds the workload to a line whose details start at
+// detailStart, and drops the separator space when there are none.
+func endLine(b []byte, e *events.Event, detailStart int) []byte {
 	b = appendWorkload(b, e.Workload, len(b) > detailStart)
-	// Drop the separator space when a line has nothing after BYTES.
 	if len(b) == detailStart {
 		b = b[:len(b)-1]
 	}

@@ -167,9 +167,15 @@ func readyText(plan session.Plan) string {
 // is flushed for the person watching it.
 const quietAfter = 100 * time.Millisecond
 
+// flushTick is how often an idle stream is flushed all the same: the text
+// stream sums a connection's retransmits over a second and prints the sum
+// when the second is over, even if nothing follows it.
+const flushTick = 250 * time.Millisecond
+
 // readLoop decodes into the pipeline until the reader is closed or a
 // sink fails. When the ring buffer stays empty for quietAfter, it
-// flushes the sinks, so that a person sees each burst as it happens.
+// flushes the sinks, so that a person sees each burst as it happens, and
+// then every flushTick while it stays empty.
 func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, lostUser, received *uint64) error {
 	var rec ringbuf.Record
 	var ev events.Event
@@ -178,7 +184,7 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, los
 		if dirty {
 			rd.SetDeadline(time.Now().Add(quietAfter))
 		} else {
-			rd.SetDeadline(time.Time{})
+			rd.SetDeadline(time.Now().Add(flushTick))
 		}
 		if err := rd.ReadInto(&rec); err != nil {
 			switch {
