@@ -2,7 +2,9 @@ package scenario_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +61,22 @@ func stopRecording(t *testing.T, st *testutil.Sendtrace, path string) *Recording
 	return rec
 }
 
+// lossyIperf3 is an iperf3 server behind a router that drops 2% of the
+// packets to it at random.
+func lossyIperf3(t *testing.T, ctx context.Context) (*netlab.Routed, netip.AddrPort) {
+	t.Helper()
+	lab := netlab.NewRouted(t, netlab.LinkOpts{}, netlab.LinkOpts{})
+	srv := lab.ServerAddr(false, 5201)
+	lab.Router.MustNft(fmt.Sprintf(`table inet lossy {
+	chain forward_filter {
+		type filter hook forward priority 0; policy accept;
+		ip daddr %s numgen random mod 100 < 2 drop
+	}
+}`, srv.Addr()))
+	lab.Server.StartIperf3Server(t, ctx, srv)
+	return lab, srv
+}
+
 // retransSegs sums the kernel totals of retransmits by kind ("untraced"
 // included), for pid when it is not 0.
 func retransSegs(f *record.Footer, pid uint32) map[string]uint64 {
@@ -90,15 +108,7 @@ func TestRetransSegsIperf3(t *testing.T) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Fatalf("iperf3 is not installed (scripts/deps.sh installs it): %v", err)
 	}
-	lab := netlab.NewRouted(t, netlab.LinkOpts{}, netlab.LinkOpts{})
-	srv := lab.ServerAddr(false, 5201)
-	lab.Router.MustNft(fmt.Sprintf(`table inet lossy {
-	chain forward_filter {
-		type filter hook forward priority 0; policy accept;
-		ip daddr %s numgen random mod 100 < 2 drop
-	}
-}`, srv.Addr()))
-	lab.Server.StartIperf3Server(t, ctx, srv)
+	lab, srv := lossyIperf3(t, ctx)
 
 	path := filepath.Join(t.TempDir(), "iperf3.jsonl")
 	// --comm and --dst rather than --pid: a --pid session ends when
@@ -175,6 +185,24 @@ func TestRetransSegsIperf3(t *testing.T) {
 	if dstSegs != mib {
 		t.Errorf("per-destination retrans_segs (tcp_sock.total_retrans) %d, TcpRetransSegs grew by %d", dstSegs, mib)
 	}
+	// The report of the recording counts retransmits in segments: the
+	// destination's and the process's rows add up to TcpRetransSegs.
+	rep := reportJSON(t, path)
+	var repDst, repProc uint64
+	for _, r := range rep.Destinations {
+		if r.Dst == srv.String() {
+			repDst += r.RetransSegs
+		}
+	}
+	for _, r := range rep.Processes {
+		if r.PID == pid {
+			repProc += r.RetransSegs
+		}
+	}
+	t.Logf("report: destination %s %d retransmitted segments, process %d %d; TcpRetransSegs %d", srv, repDst, pid, repProc, mib)
+	if repDst != mib || repProc != mib {
+		t.Errorf("report's retransmitted segments: destination %d, process %d; TcpRetransSegs grew by %d", repDst, repProc, mib)
+	}
 	if evSegs+kinds["untraced"] != sum(kinds) {
 		t.Errorf("events carry %d segments and %d were untraced, the totals say %d: events were lost", evSegs, kinds["untraced"], sum(kinds))
 	}
@@ -208,6 +236,33 @@ func TestRetransSegsIperf3(t *testing.T) {
 	if otherFailed > 0 {
 		t.Logf("%d failed retransmits were counted by the kernel (they failed in the transmit path)", otherFailed)
 	}
+}
+
+// reportRows is what the scenarios read of `sendtrace report -o json`.
+type reportRows struct {
+	Destinations []struct {
+		Dst           string `json:"dst"`
+		RetransSegs   uint64 `json:"retrans_segs"`
+		RetransEvents uint64 `json:"retransmit_events"`
+	} `json:"destinations"`
+	Processes []struct {
+		PID         uint32 `json:"pid"`
+		RetransSegs uint64 `json:"retrans_segs"`
+	} `json:"processes"`
+}
+
+// reportJSON runs `sendtrace report -o json` on a recording.
+func reportJSON(t *testing.T, path string) *reportRows {
+	t.Helper()
+	out, err := exec.Command(sendtraceBin, "report", "-o", "json", path).Output()
+	if err != nil {
+		t.Fatalf("sendtrace report %s: %v", path, err)
+	}
+	var r reportRows
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("report of %s: %v", path, err)
+	}
+	return &r
 }
 
 func countKind(evs []events.Event, k events.Kind) int {
