@@ -18,6 +18,16 @@ import (
 // number of events: conns * (rtx + 5).
 func synthetic(t testing.TB, path, comm string, conns, rtx int) uint64 {
 	t.Helper()
+	return syntheticKinds(t, path, comm, conns, rtx, nil)
+}
+
+// rtxOf gives the r-th retransmit of connection c its kind, segments and
+// err.
+type rtxOf func(c, r int) (kind events.RetransKind, segs uint32, err int32)
+
+// syntheticKinds is synthetic with retransmits of the kinds kind gives.
+func syntheticKinds(t testing.TB, path, comm string, conns, rtx int, kind rtxOf) uint64 {
+	t.Helper()
 	boot := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	start := uint64(1000 * time.Second)
 	h := &record.Header{Description: session.Description{
@@ -49,9 +59,10 @@ func synthetic(t testing.TB, path, comm string, conns, rtx int) uint64 {
 			if err := w.WriteEvent(&e); err != nil {
 				t.Fatal(err)
 			}
-			key := events.TotalsKey{PID: e.PID, Kind: e.Kind, Errno: e.Errno}
+			key := events.TotalsKeyOf(&e)
 			v := totals.ByKey[key]
 			v.Count++
+			v.Segs += uint64(e.Segs)
 			totals.ByKey[key] = v
 			n++
 			end = max(end, mono)
@@ -67,6 +78,9 @@ func synthetic(t testing.TB, path, comm string, conns, rtx int) uint64 {
 			emit(events.KindRetransmit, func(e *events.Event) {
 				e.Retransmits, e.Backoff, e.RTO, e.TotalRetrans = uint32(r), uint8(r), rto, uint32(r+1)
 				e.SinceSend, e.SinceRecv = rto, time.Duration(mono-opened)
+				if kind != nil {
+					e.RetransKind, e.Segs, e.RetransErr = kind(c, r)
+				}
 			})
 			rto = min(2*rto, 120*time.Second)
 			mono += uint64(rto)

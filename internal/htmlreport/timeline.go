@@ -37,6 +37,7 @@ type timelineSVG struct {
 	Paths         []path
 	Labels        []label
 	Retransmits   int
+	RetransSegs   uint64
 	Summary       string // the picture in words, for screen readers and print
 }
 
@@ -210,17 +211,32 @@ func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64
 	ys := scale{d0: lo, d1: hi, lo: float64(top + seqHeight), hi: float64(top)}
 	v.Panels = append(v.Panels, panel{Title: "sequence (bytes after " + strconv.FormatUint(uint64(base), 10) + ")",
 		Top: top, Height: seqHeight, YTicks: countTicks(ys, 4, "")})
-	// A legend for the kinds of retransmit this socket had.
-	kinds := map[string]bool{}
+	// A legend for the kinds of retransmit this socket had: each kind
+	// has its shape and colour, and says how many segments it carried.
+	var n [len(rtxKinds)]int
+	var segs events.RetransSegs
+	failed := 0
 	for _, e := range rtx {
-		kinds[rtxClass(e)] = true
+		n[rtxKindIndex(e)]++
+		segs.Observe(e)
+		if e.RetransErr != 0 {
+			failed++
+		}
 	}
 	lx := px(tlWidth - tlRight)
-	for _, k := range []struct{ class, text string }{{"rtx-failed", "not sent (err)"}, {"rtx-syn", "SYN retransmit"}, {"rtx-data", "data retransmit"}} {
-		if kinds[k.class] {
-			v.Labels = append(v.Labels, label{X: lx, Y: top - 3, Text: "● " + k.text, Class: "legend " + k.class, Anchor: "end"})
-			lx -= px(14 + 7*len(k.text))
+	legend := func(class, text string) {
+		v.Labels = append(v.Labels, label{X: lx, Y: top - 3, Text: text, Class: "legend " + class, Anchor: "end"})
+		lx -= px(14 + 7*len([]rune(text)))
+	}
+	if failed > 0 {
+		legend("rtx-failed", "● not sent (err) "+strconv.Itoa(failed))
+	}
+	for i := len(rtxKinds) - 1; i >= 0; i-- {
+		if n[i] == 0 {
+			continue
 		}
+		k := rtxKinds[i]
+		legend(k.class, k.glyph+" "+k.name+" "+strconv.Itoa(n[i])+" ("+strconv.FormatUint(segs[k.kind], 10)+" segs)")
 	}
 	for _, e := range rtx {
 		mx := x(e.Mono)
@@ -228,11 +244,39 @@ func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64
 		if y0-y1 < 3 {
 			y1 = y0 - 3
 		}
-		cls := rtxClass(e)
+		k := rtxKinds[rtxKindIndex(e)]
+		cls := k.class + " " + rtxClass(e)
 		v.Segs = append(v.Segs, line{X1: mx, Y1: y0, X2: mx, Y2: y1, Class: "seg " + cls})
-		v.Marks = append(v.Marks, mark{Shape: "circle", Class: "mark-retransmit " + cls, X: mx, Y: y0, Title: hover(e, origin)})
+		v.Marks = append(v.Marks, mark{Shape: k.shape, Class: "mark-retransmit " + cls, X: mx, Y: y0, Title: hover(e, origin)})
 		v.Retransmits++
 	}
+	v.RetransSegs = segs.Total()
+}
+
+// rtxKinds is how each kind of retransmit is drawn: a shape, so that the
+// kinds stay apart in print and for a reader who does not tell the
+// colours apart, and a class (retrans-rto ...) that colours it.
+var rtxKinds = [...]struct {
+	kind         events.RetransKind
+	name, class  string
+	shape, glyph string
+}{
+	{events.RetransRTO, "rto", "retrans-rto", "circle", "●"},
+	{events.RetransFast, "fast", "retrans-fast", "square", "■"},
+	{events.RetransTLP, "tlp", "retrans-tlp", "triangle", "▲"},
+	{events.RetransSYN, "syn", "retrans-syn", "diamond", "◆"},
+	{events.RetransSYNACK, "synack", "retrans-synack", "diamond", "◆"},
+	// A recording made before sendtrace told the kinds apart.
+	{events.RetransNone, "retransmit", "retrans-unknown", "circle", "○"},
+}
+
+func rtxKindIndex(e *events.Event) int {
+	for i, k := range rtxKinds {
+		if k.kind == e.RetransKind {
+			return i
+		}
+	}
+	return len(rtxKinds) - 1
 }
 
 func (v *timelineSVG) rtoPanel(rtx []*events.Event, x func(uint64) px, top px) {

@@ -170,6 +170,32 @@ func (p *Page) DarkScheme(dark bool) {
 	p.call("Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": v}}}, nil)
 }
 
+// PrintMedia makes the page lay out as it prints ("print" media), with
+// the reader's theme dark or not, as a browser whose reader prefers a dark
+// theme prints it.
+func (p *Page) PrintMedia(dark bool) {
+	v := "light"
+	if dark {
+		v = "dark"
+	}
+	p.call("Emulation.setEmulatedMedia", map[string]any{"media": "print", "features": []map[string]string{{"name": "prefers-color-scheme", "value": v}}}, nil)
+}
+
+// PrintToPDF prints the page as the browser's "Save as PDF" does, on A4,
+// and returns the PDF.
+func (p *Page) PrintToPDF() []byte {
+	p.t.Helper()
+	var res struct {
+		Data string `json:"data"`
+	}
+	p.call("Page.printToPDF", map[string]any{"paperWidth": 8.27, "paperHeight": 11.69, "printBackground": true}, &res)
+	b, err := base64.StdEncoding.DecodeString(res.Data)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return b
+}
+
 // Eval evaluates a JavaScript expression in the page (awaiting a promise)
 // and decodes its JSON value into out.
 func (p *Page) Eval(expr string, out any) {
