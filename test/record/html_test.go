@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,14 +99,14 @@ func checkRefusesOverwrite(t *testing.T, page string, args ...string) {
 
 // recordedConns counts, per socket, the retransmit events in a recording,
 // and gathers the pids and errno names it holds.
-func recordedConns(t *testing.T, path string) (rtx map[uint64]int, pids map[uint32]bool, errnos map[string]bool) {
+func recordedConns(t *testing.T, path string) (rtx map[uint64]int, byKind map[uint64]map[string]int, pids map[uint32]bool, errnos map[string]bool) {
 	t.Helper()
 	rd, err := record.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	rtx, pids, errnos = map[uint64]int{}, map[uint32]bool{}, map[string]bool{}
+	rtx, byKind, pids, errnos = map[uint64]int{}, map[uint64]map[string]int{}, map[uint32]bool{}, map[string]bool{}
 	for {
 		var e events.Event
 		ok, err := rd.Next(&e)
@@ -117,6 +118,14 @@ func recordedConns(t *testing.T, path string) (rtx map[uint64]int, pids map[uint
 		}
 		if e.Kind == events.KindRetransmit {
 			rtx[e.Cookie]++
+			if byKind[e.Cookie] == nil {
+				byKind[e.Cookie] = map[string]int{}
+			}
+			kind := e.RetransKind.String()
+			if kind == "" {
+				kind = "unknown"
+			}
+			byKind[e.Cookie]["retrans-"+kind]++
 		}
 		if e.OwnerKnown {
 			pids[e.PID] = true
@@ -133,7 +142,7 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 	if err != nil {
 		t.Fatal(err)
 	}
-	rtx, pids, errnos := recordedConns(t, recording)
+	rtx, byKind, pids, errnos := recordedConns(t, recording)
 	p := testutil.OpenPage(t, ctx, page, 1200)
 	p.RequireSelfContained(page)
 
@@ -142,6 +151,7 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 		Diagnoses []struct{ Rule, Href, Text string }
 		Anchors   []string
 		Marks     map[string]int
+		Kinds     map[string]map[string]int
 		Titled    map[string]int
 		Open      int
 	}
@@ -151,9 +161,12 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 			href: (d.querySelector("a[href^='#conn-']") || {getAttribute: () => ""}).getAttribute("href"), text: d.textContent})),
 		anchors: [...document.querySelectorAll("[id^='conn-']")].map(e => e.id),
 		marks: Object.fromEntries([...document.querySelectorAll("svg.timeline")].map(s =>
-			[s.dataset.cookie, s.querySelectorAll("circle.mark-retransmit").length])),
+			[s.dataset.cookie, s.querySelectorAll(".mark-retransmit").length])),
+		kinds: Object.fromEntries([...document.querySelectorAll("svg.timeline")].map(s =>
+			[s.dataset.cookie, Object.fromEntries(["rto", "fast", "tlp", "syn", "synack", "unknown"].map(k =>
+				["retrans-" + k, s.querySelectorAll(".mark-retransmit.retrans-" + k).length]).filter(([, n]) => n > 0))])),
 		titled: Object.fromEntries([...document.querySelectorAll("svg.timeline")].map(s =>
-			[s.dataset.cookie, [...s.querySelectorAll("circle.mark-retransmit > title")].filter(x => x.textContent.includes("retransmit") && x.textContent.includes("seq=")).length])),
+			[s.dataset.cookie, [...s.querySelectorAll(".mark-retransmit > title")].filter(x => x.textContent.includes("retransmit") && x.textContent.includes("seq=")).length])),
 		open: document.querySelectorAll("details.conn[open]").length,
 	})`, &dom)
 
@@ -201,6 +214,9 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 		if n != rtx[c] {
 			t.Errorf("connection %d: %d retransmit marks, the recording has %d retransmit events", c, n, rtx[c])
 		}
+		if !maps.Equal(dom.Kinds[cookie], byKind[c]) {
+			t.Errorf("connection %d: retransmit marks by kind %v, the recording's retransmit events by kind %v", c, dom.Kinds[cookie], byKind[c])
+		}
 		if dom.Titled[cookie] != n {
 			t.Errorf("connection %d: %d of %d retransmit marks have the event in their hover text", c, dom.Titled[cookie], n)
 		}
@@ -214,7 +230,7 @@ func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots s
 	if drawn == 0 || len(dom.Marks) != 3 || dom.Open != 3 {
 		t.Errorf("%d timelines (%d open) with %d retransmit marks; want the 3 failed connections drawn and open, with retransmits", len(dom.Marks), dom.Open, drawn)
 	}
-	t.Logf("report page: %d diagnoses, timelines with retransmit marks %v (recording: %v)", len(dom.Diagnoses), dom.Marks, rtx)
+	t.Logf("report page: %d diagnoses, timelines with retransmit marks %v by kind %v (recording: %v by kind %v)", len(dom.Diagnoses), dom.Marks, dom.Kinds, rtx, byKind)
 
 	p.ScreenshotTop(filepath.Join(shots, "html-report.png"), 1500)
 	var first string
