@@ -21,8 +21,9 @@ func newDiffCmd() *cobra.Command {
 		Use:   "diff BEFORE AFTER",
 		Short: "Compare two recordings: sysctls that differ, and failure rates and time to failure normalised by traffic",
 		Long: `diff shows which sysctls differ between two recordings, then how the
-kernel behaved in each: failed sends per 1,000 sends, retransmits per MB
-sent, failed sends and retransmits per connection, each errno's rate, and
+kernel behaved in each: failed sends per 1,000 sends, retransmitted
+segments per MB sent, failed sends and retransmitted segments per
+connection, each errno's rate, and
 the time from the first sending of the data a connection never got
 acknowledged to its error report, as its diagnosis gives it (p50, p95,
 max), overall and per destination found in both.

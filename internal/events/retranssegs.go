@@ -86,8 +86,19 @@ func retransKindLabel(k RetransKind) string {
 // counter.
 func (r *RetransSegs) Observe(e *Event) {
 	if e.Kind == KindRetransmit {
-		r.Add(e.RetransKind, uint64(e.Segs))
+		r.Add(e.RetransKind, EventSegs(e))
 	}
+}
+
+// EventSegs is the segments a retransmit event added to TcpRetransSegs.
+// Every retransmit sendtrace streams has a kind; one without (a file
+// recorded before segments were) counts as the one segment it at least
+// was, as such files counted retransmits.
+func EventSegs(e *Event) uint64 {
+	if e.RetransKind == RetransNone && e.Segs == 0 && e.RetransErr == 0 {
+		return 1
+	}
+	return uint64(e.Segs)
 }
 
 // RetransSegsByPID sums the kernel's retransmitted segments per process,

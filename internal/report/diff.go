@@ -105,7 +105,7 @@ type DestMeasures struct {
 	ErrorReports  uint64       `json:"error_reports"`
 	Sends         *uint64      `json:"sends"`
 	FailedPer1000 *float64     `json:"failed_per_1000_sends"`
-	RetransPerMB  *float64     `json:"retransmits_per_mb"`
+	RetransPerMB  *float64     `json:"retrans_segs_per_mb"`
 	TTF           *Percentiles `json:"time_to_failure,omitempty"`
 }
 

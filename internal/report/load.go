@@ -79,7 +79,7 @@ type Recording struct {
 type point struct {
 	mono uint64
 	kind events.Kind
-	segs uint32 // a retransmit's segments
+	segs uint64 // a retransmit's segments
 }
 
 // Dest is what happened to one destination, with its connections'
@@ -274,7 +274,7 @@ func (r *Recording) observe(e *events.Event, o Options) {
 	}
 	switch e.Kind {
 	case events.KindSendError, events.KindRetransmit, events.KindErrorReport, events.KindReceiveReset, events.KindSendReset:
-		r.points = append(r.points, point{e.Mono, e.Kind, e.Segs})
+		r.points = append(r.points, point{e.Mono, e.Kind, events.EventSegs(e)})
 	}
 
 	dst := events.AddrString(e.Dst)
@@ -316,7 +316,7 @@ func (r *Recording) observe(e *events.Event, o Options) {
 		}
 	case events.KindRetransmit:
 		if !r.retransExact {
-			r.retransSegs += uint64(e.Segs)
+			r.retransSegs += events.EventSegs(e)
 		}
 		p.Retransmits++
 		p.Retrans.Observe(e)

@@ -48,6 +48,8 @@ type recOpts struct {
 	footer  bool
 	sends   uint64
 	netns   []session.NetnsSysctls // footer's namespaces
+	// totals are added to the kernel's totals the events make.
+	totals map[events.TotalsKey]events.TotalsValue
 }
 
 func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
@@ -74,6 +76,9 @@ func writeRec(t *testing.T, name string, o recOpts, evs []events.Event) string {
 		v.Segs += uint64(e.Segs)
 		tot.ByKey[k] = v
 		end = max(end, e.Mono)
+	}
+	for k, v := range o.totals {
+		tot.ByKey[k] = v
 	}
 	var f *record.Footer
 	if o.footer {
