@@ -150,15 +150,18 @@ func TestReportAndTimeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3+8 {
-		t.Fatalf("timeline has %d lines, want 3 + 8 events:\n%s", len(lines), buf.String())
+	if len(lines) != 4+8 {
+		t.Fatalf("timeline has %d lines, want 4 + 8 events:\n%s", len(lines), buf.String())
+	}
+	if lines[3] != "retransmitted 6 segments (rto 6) in 6 retransmits" {
+		t.Errorf("timeline line 3 = %q, want the segments retransmitted", lines[3])
 	}
 	// The diagnosis of the connection comes at the top.
 	if !strings.HasPrefix(lines[1], "diagnosis: black-hole") {
 		t.Errorf("timeline line 1 = %q, want the black-hole diagnosis", lines[1])
 	}
 	for i, want := range []string{"+0.000    retransmit len=1448", "+0.200    retransmit", "+6.200    error_report ETIMEDOUT", "+6.200    send_error ETIMEDOUT"} {
-		idx := []int{3, 4, 9, 10}[i]
+		idx := []int{4, 5, 10, 11}[i]
 		if !strings.HasPrefix(lines[idx], want) {
 			t.Errorf("timeline line %d = %q, want prefix %q", idx, lines[idx], want)
 		}

@@ -87,11 +87,26 @@ func WriteTimelineText(w io.Writer, r *Recording, cookie uint64) error {
 	}
 	ew.printf("first event at %s (+%s into the recording)\n",
 		first.Time.Local().Format("2006-01-02 15:04:05.000000 MST"), fmtSec(relSec(first.Mono, r.StartMono)))
+	if segs, n := timelineRetrans(tl); n > 0 {
+		ew.printf("retransmitted %d segments (%s) in %d retransmits\n", segs.Total(), segs.Kinds(), n)
+	}
 	for i := range tl {
 		e := &tl[i]
 		ew.printf("%s %s\n", relText(time.Duration(e.Mono-first.Mono)), format.AppendEvent(nil, e))
 	}
 	return ew.err
+}
+
+// timelineRetrans sums a socket's retransmitted segments by kind, and
+// counts its retransmit events.
+func timelineRetrans(tl []events.Event) (segs events.RetransSegs, n int) {
+	for i := range tl {
+		if tl[i].Kind == events.KindRetransmit {
+			segs.Observe(&tl[i])
+			n++
+		}
+	}
+	return segs, n
 }
 
 // relText prints an offset with millisecond precision, left-aligned at
@@ -112,7 +127,12 @@ type Timeline struct {
 	File      string               `json:"file"`
 	Cookie    uint64               `json:"cookie"`
 	Diagnoses []diagnose.Diagnosis `json:"diagnoses"`
-	Events    []TimelineEntry      `json:"events"`
+	// RetransSegs are the segments the socket's retransmit events
+	// carried, by kind in RetransKinds.
+	RetransSegs   uint64            `json:"retrans_segs"`
+	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
+	RetransEvents int               `json:"retransmit_events"`
+	Events        []TimelineEntry   `json:"events"`
 }
 
 // connDiagnoses returns the diagnoses of one socket, and the retry storms
@@ -140,6 +160,8 @@ func BuildTimeline(r *Recording, cookie uint64) (*Timeline, error) {
 		return nil, err
 	}
 	t := &Timeline{File: r.Path, Cookie: cookie, Diagnoses: connDiagnoses(r, cookie)}
+	segs, n := timelineRetrans(r.Timeline)
+	t.RetransSegs, t.RetransKinds, t.RetransEvents = segs.Total(), kindsMap(&segs), n
 	first := r.Timeline[0].Mono
 	for i := range r.Timeline {
 		e := &r.Timeline[i]
