@@ -75,7 +75,8 @@ type Evidence struct {
 
 	Events       int           // events of the chain that were considered
 	Kinds        []string      // their kinds, in order of first appearance
-	Retransmits  int           // retransmits in the failing episode
+	Retransmits  int           // retransmit events on the socket
+	RetransSegs  uint64        // the segments they carried, as TcpRetransSegs counts
 	SameSeq      int           // of those, retransmits of the stuck segment
 	SegmentBytes uint32        // length of the stuck segment
 	MSS          uint32        // mss_cache while it was stuck

@@ -60,7 +60,8 @@ type sockState struct {
 	countedStorm bool
 
 	run   retransRun
-	nRTX  int // all retransmits on the socket
+	nRTX  int    // all retransmit events on the socket
+	segs  uint64 // the segments they carried
 	drops localDrops
 }
 
@@ -227,6 +228,7 @@ func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 
 func (s *sockState) retransmit(ev *events.Event) {
 	s.nRTX++
+	s.segs += events.EventSegs(ev)
 	r := &s.run
 	switch {
 	case r.n > 0 && ev.Seq == r.seq && ev.State == s.run.lastEv.State:

@@ -45,6 +45,7 @@ type jsonEvidence struct {
 	Events       int      `json:"events"`
 	Kinds        []string `json:"kinds,omitempty"`
 	Retransmits  int      `json:"retransmits,omitempty"`
+	RetransSegs  uint64   `json:"retrans_segs,omitempty"`
 	SameSeq      int      `json:"same_seq_retransmits,omitempty"`
 	SegmentBytes uint32   `json:"segment_bytes,omitempty"`
 	MSS          uint32   `json:"mss,omitempty"`
@@ -103,7 +104,7 @@ func AppendJSON(dst []byte, d *Diagnosis) []byte {
 	}
 	e := &d.Evidence
 	j.Evidence = jsonEvidence{
-		Text: e.Text, Events: e.Events, Kinds: e.Kinds, Retransmits: e.Retransmits, SameSeq: e.SameSeq,
+		Text: e.Text, Events: e.Events, Kinds: e.Kinds, Retransmits: e.Retransmits, RetransSegs: e.RetransSegs, SameSeq: e.SameSeq,
 		SegmentBytes: e.SegmentBytes, MSS: e.MSS, MSSChanged: e.MSSChanged, MaxBackoff: e.MaxBackoff,
 		MaxRTOMs: ms(e.MaxRTO), SpanMs: ms(e.Span), IdleMs: ms(e.Idle),
 		SinceSendMs: ms(e.SinceSend), SinceRecvMs: ms(e.SinceRecv), PeerDataAge: ms(e.PeerDataAge),
@@ -168,7 +169,7 @@ func ParseJSON(line []byte, d *Diagnosis) error {
 	}
 	e := j.Evidence
 	out.Evidence = Evidence{
-		Text: e.Text, Events: e.Events, Kinds: e.Kinds, Retransmits: e.Retransmits, SameSeq: e.SameSeq,
+		Text: e.Text, Events: e.Events, Kinds: e.Kinds, Retransmits: e.Retransmits, RetransSegs: e.RetransSegs, SameSeq: e.SameSeq,
 		SegmentBytes: e.SegmentBytes, MSS: e.MSS, MSSChanged: e.MSSChanged, MaxBackoff: e.MaxBackoff,
 		MaxRTO: fromMs(e.MaxRTOMs), Span: fromMs(e.SpanMs), Idle: fromMs(e.IdleMs),
 		SinceSend: fromMs(e.SinceSendMs), SinceRecv: fromMs(e.SinceRecvMs), PeerDataAge: fromMs(e.PeerDataAge),

@@ -282,6 +282,7 @@ func fillRun(d *Diagnosis, s *sockState, ev *events.Event) {
 	r := &s.run
 	ev2 := &d.Evidence
 	ev2.Retransmits = s.nRTX
+	ev2.RetransSegs = s.segs
 	ev2.SameSeq = r.n
 	ev2.SegmentBytes = r.bytes
 	ev2.MSS = r.mssLast
