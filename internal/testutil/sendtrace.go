@@ -131,6 +131,9 @@ func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Du
 // Stop interrupts sendtrace as a user would (SIGINT), waits at most
 // within for it to exit, and returns what it wrote. A sendtrace that does
 // not exit, or exits with an error, fails the test.
+// Stdout is what sendtrace has written to stdout so far.
+func (s *Sendtrace) Stdout() []byte { return s.stdout.Bytes() }
+
 func (s *Sendtrace) Stop(t *testing.T, within time.Duration) (stdout, stderr []byte) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {

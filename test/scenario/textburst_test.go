@@ -34,9 +34,9 @@ func TestTextIperf3UnderLoss(t *testing.T) {
 	}
 	lab.Client.WaitSocketsGone(t, ctx)
 	after := lab.Client.MustSNMP()
-	// Let the last second's sums print on the idle flush, as a person
-	// watching would see them, before the interrupt.
+	// What a person watching would see once the transfer is over.
 	time.Sleep(1500 * time.Millisecond)
+	beforeStop := tr.Stdout()
 	out, _ := tr.Stop(t, tracerStop)
 	elapsed := time.Since(start)
 	mib := uint64(netlab.Delta(before, after, "TcpRetransSegs"))
@@ -44,24 +44,13 @@ func TestTextIperf3UnderLoss(t *testing.T) {
 		t.Fatal("lab: no retransmits; the lossy router dropped nothing")
 	}
 
-	var lines, segs, retransmits uint64
-	perConn := map[string]int{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if len(l) < 14 || l[2] != ':' || !strings.Contains(l[12:27], " retransmit ") {
-			continue
-		}
-		lines++
-		perConn[strings.Fields(l)[4]]++
-		if m := textBurstSegs.FindStringSubmatch(l); m != nil {
-			n, _ := strconv.ParseUint(m[1], 10, 64)
-			k, _ := strconv.ParseUint(m[2], 10, 64)
-			segs, retransmits = segs+n, retransmits+k
-		} else if m := textFullSegs.FindStringSubmatch(l); m != nil {
-			n, _ := strconv.ParseUint(m[1], 10, 64)
-			segs, retransmits = segs+n, retransmits+1
-		} else {
-			t.Errorf("retransmit line without segments: %q", l)
-		}
+	lines, segs, retransmits, perConn := retransLines(t, out)
+	// Every sum was on the screen before the interrupt: none waited for
+	// the end of the session. (Here the connections' closes print them;
+	// a second that is over with nothing after it prints on the idle
+	// flush, which TestTextSumsInOrder in render covers.)
+	if _, early, _, _ := retransLines(t, beforeStop); early != segs {
+		t.Errorf("before the interrupt, the text showed %d retransmitted segments; at the end %d: the last sums waited for the end", early, segs)
 	}
 	var received uint64
 	if m := textReceived.FindSubmatch(out); m != nil {
@@ -91,4 +80,29 @@ func TestTextIperf3UnderLoss(t *testing.T) {
 	if len(dstRow) < 2 || dstRow[1] != strconv.FormatUint(mib, 10) {
 		t.Errorf("summary's retransmitted segments for %s: %q; TcpRetransSegs grew by %d", srv, dstRow, mib)
 	}
+}
+
+// retransLines reads the retransmit lines of a text stream: how many, the
+// segments and retransmits they stand for, and the lines per connection.
+func retransLines(t *testing.T, out []byte) (lines, segs, retransmits uint64, perConn map[string]int) {
+	t.Helper()
+	perConn = map[string]int{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if len(l) < 27 || l[2] != ':' || !strings.Contains(l[12:27], " retransmit ") {
+			continue
+		}
+		lines++
+		perConn[strings.Fields(l)[4]]++
+		if m := textBurstSegs.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.ParseUint(m[1], 10, 64)
+			k, _ := strconv.ParseUint(m[2], 10, 64)
+			segs, retransmits = segs+n, retransmits+k
+		} else if m := textFullSegs.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.ParseUint(m[1], 10, 64)
+			segs, retransmits = segs+n, retransmits+1
+		} else {
+			t.Errorf("retransmit line without segments: %q", l)
+		}
+	}
+	return lines, segs, retransmits, perConn
 }
