@@ -124,8 +124,7 @@ func (a *Actor) String() string {
 // WaitPhase waits until the actor announces phase name. It fails at once
 // if the actor exits first.
 func (a *Actor) WaitPhase(ctx context.Context, name string) (*actorreport.Phase, error) {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
+	var pause time.Duration
 	for {
 		p, err := actorreport.ReadPhase(a.Ctl, name)
 		if err == nil {
@@ -134,6 +133,7 @@ func (a *Actor) WaitPhase(ctx context.Context, name string) (*actorreport.Phase,
 		if !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
+		pause = actorreport.NextPause(pause)
 		select {
 		case <-a.done:
 			// It may have written the phase just before exiting.
@@ -145,7 +145,7 @@ func (a *Actor) WaitPhase(ctx context.Context, name string) (*actorreport.Phase,
 		case <-ctx.Done():
 			out, errOut := a.Output()
 			return nil, fmt.Errorf("%v: phase %q not reached: %w\nstdout: %s\nstderr: %s", a, name, ctx.Err(), out, errOut)
-		case <-tick.C:
+		case <-time.After(pause):
 		}
 	}
 }

@@ -121,16 +121,28 @@ func Release(dir, name string) error {
 // WaitGo blocks until phase name is released or ctx ends.
 func WaitGo(ctx context.Context, dir, name string) error {
 	path := GoPath(dir, name)
+	var pause time.Duration
 	for {
 		if _, err := os.Stat(path); err == nil {
 			return nil
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
+		pause = NextPause(pause)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", path, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
+}
+
+// NextPause is how long to wait before looking for a phase file again,
+// after a pause of last (0 at first): 5 ms, doubling up to 100 ms. A
+// process parked at a phase may wait for as long as the test takes to
+// start a tracer; looking every 5 ms all that time costs a few percent of
+// a host CPU per process, and under qemu's emulation (TCG) a large part
+// of a guest CPU, taken from the tracer being started.
+func NextPause(last time.Duration) time.Duration {
+	return min(max(2*last, 5*time.Millisecond), 100*time.Millisecond)
 }
