@@ -52,6 +52,10 @@ say() { echo "@@VMTEST@@ $*" >&3; }
 now() { read -r up _ </proc/uptime; echo "$up"; }
 
 export VMTEST_KERNEL="$KERNEL" VMTEST_ARCH="$ARCH"
+# From the kernel command line (the runner sets it by accelerator): how
+# many times slower than the host this guest runs; tests stretch their
+# time limits by it.
+export VMTEST_TIME_SCALE="${VMTEST_TIME_SCALE:-1}"
 export VMTEST_KREL="$(uname -r)"
 export VMTEST_BTF=/btf/vmlinux
 say BOOT release=$VMTEST_KREL uptime=$(now)

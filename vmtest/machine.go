@@ -18,17 +18,23 @@ type machine struct {
 	// opens the channel, when the kernel has them as modules.
 	channelModules []string
 	smp            int // default guest CPUs
+	// tcgTimeScale is how many times slower than the host a guest runs
+	// the tests under TCG, roughly: init exports it as VMTEST_TIME_SCALE
+	// and the tests stretch their time limits by it (package timescale).
+	// Under KVM it is 1.
+	tcgTimeScale int
 }
 
 var machines = map[string]machine{
 	"amd64": {
-		qemu:        "qemu-system-x86_64",
-		tcg:         []string{"-accel", "tcg", "-cpu", "max"},
-		kvm:         []string{"-accel", "kvm", "-cpu", "host"},
-		console:     "ttyS0",
-		channel:     "/dev/ttyS1",
-		channelArgs: []string{"-serial", "stdio"},
-		smp:         1,
+		qemu:         "qemu-system-x86_64",
+		tcg:          []string{"-accel", "tcg", "-cpu", "max"},
+		kvm:          []string{"-accel", "kvm", "-cpu", "host"},
+		console:      "ttyS0",
+		channel:      "/dev/ttyS1",
+		channelArgs:  []string{"-serial", "stdio"},
+		smp:          1,
+		tcgTimeScale: 5,
 	},
 	// The virt board has one UART, so the results use a virtio console.
 	// pauth-impdef=on: the architected pointer-authentication algorithm
@@ -43,5 +49,6 @@ var machines = map[string]machine{
 			"-chardev", "stdio,id=results", "-device", "virtconsole,chardev=results"},
 		channelModules: []string{"virtio_mmio", "virtio_console"},
 		smp:            2,
+		tcgTimeScale:   10,
 	},
 }

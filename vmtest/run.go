@@ -319,12 +319,20 @@ func boot(o *options, k *kernel, cmds []command, initrd, work, accel string) *gu
 	if smp == 0 {
 		smp = m.smp
 	}
+	scale := 1
+	if accel != "kvm" {
+		scale = m.tcgTimeScale
+	}
+	// The kernel passes a NAME=value it does not know to init's
+	// environment: the time scale depends on the accelerator, which is
+	// chosen after the initramfs is built.
+	cmdline := fmt.Sprintf("console=%s rdinit=/init panic=-1 oops=panic loglevel=4 mitigations=off VMTEST_TIME_SCALE=%d", m.console, scale)
 	args := []string{
 		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
 		"-nic", "none",
 		"-smp", strconv.Itoa(smp), "-m", strconv.Itoa(o.memMiB),
 		"-kernel", k.vmlinuz(), "-initrd", initrd,
-		"-append", "console=" + m.console + " rdinit=/init panic=-1 oops=panic loglevel=4 mitigations=off",
+		"-append", cmdline,
 		"-serial", "file:" + g.console,
 	}
 	args = append(args, m.channelArgs...)

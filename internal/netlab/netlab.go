@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 // Lab owns a set of namespaces and removes them when the test ends.
@@ -169,7 +171,7 @@ func (l *Lab) Connect(a, b *NS, o LinkOpts) *Link {
 		f.NS.mustIP("link", "set", f.Name, "up")
 	}
 	for _, f := range []Iface{lk.A, lk.B} {
-		if err := f.waitUp(10 * time.Second); err != nil {
+		if err := f.waitUp(timescale.Scale(10 * time.Second)); err != nil {
 			l.t.Fatal(err)
 		}
 	}
@@ -285,7 +287,7 @@ func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd
 
 // Run runs a command in the namespace and returns its combined output.
 func (n *NS) Run(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timescale.Scale(30*time.Second))
 	defer cancel()
 	out, err := n.Command(ctx, name, args...).CombinedOutput()
 	if err != nil {
@@ -313,7 +315,7 @@ func (n *NS) mustIP(args ...string) {
 // Nft applies an nftables ruleset (the `nft -f` language) in the
 // namespace. Each namespace has its own ruleset, which goes away with it.
 func (n *NS) Nft(ruleset string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timescale.Scale(30*time.Second))
 	defer cancel()
 	cmd := n.Command(ctx, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(ruleset)
@@ -333,7 +335,7 @@ func (n *NS) MustNft(ruleset string) {
 }
 
 func run(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timescale.Scale(30*time.Second))
 	defer cancel()
 	var b bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)

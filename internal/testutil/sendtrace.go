@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 // Build builds a main package into dir and returns the binary's path.
@@ -84,7 +86,8 @@ type Sendtrace struct {
 
 // StartSendtrace runs bin with a --ready-file and args, and returns once
 // every probe is attached. It fails the test if sendtrace exits first or
-// is not ready within ready (a hang guard, not a speed requirement).
+// is not ready within ready, stretched by $VMTEST_TIME_SCALE (a hang
+// guard, not a speed requirement). The time it took is logged.
 func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Duration, args ...string) *Sendtrace {
 	t.Helper()
 	readyFile := filepath.Join(t.TempDir(), "ready")
@@ -108,6 +111,8 @@ func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Du
 			<-s.done
 		}
 	})
+	ready = timescale.Scale(ready)
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, ready)
 	defer cancel()
 	err := Poll(wctx, 20*time.Millisecond, func() (bool, error) {
@@ -122,20 +127,23 @@ func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Du
 		}
 	})
 	if err != nil {
-		t.Fatalf("sendtrace %s: %v\nstderr:\n%s", strings.Join(s.Args, " "), err, s.stderr.Bytes())
+		t.Fatalf("sendtrace %s: %v (waited %v, limit %v)\nstderr:\n%s", strings.Join(s.Args, " "), err,
+			time.Since(start).Round(time.Millisecond), ready, s.stderr.Bytes())
 	}
-	t.Logf("sendtrace %s ready", strings.Join(s.Args, " "))
+	t.Logf("sendtrace %s ready in %v", strings.Join(s.Args, " "), time.Since(start).Round(time.Millisecond))
 	return s
 }
 
-// Stop interrupts sendtrace as a user would (SIGINT), waits at most
-// within for it to exit, and returns what it wrote. A sendtrace that does
-// not exit, or exits with an error, fails the test.
 // Stdout is what sendtrace has written to stdout so far.
 func (s *Sendtrace) Stdout() []byte { return s.stdout.Bytes() }
 
+// Stop interrupts sendtrace as a user would (SIGINT), waits at most
+// within (stretched by $VMTEST_TIME_SCALE) for it to exit, and returns
+// what it wrote. A sendtrace that does not exit, or exits with an error,
+// fails the test.
 func (s *Sendtrace) Stop(t *testing.T, within time.Duration) (stdout, stderr []byte) {
 	t.Helper()
+	within = timescale.Scale(within)
 	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatalf("SIGINT sendtrace: %v", err)
 	}

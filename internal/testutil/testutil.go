@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 // RequireRoot fails t when the process is not root: network namespaces,
@@ -27,12 +29,13 @@ func RequireRoot(t testing.TB) {
 	t.Fatal("needs root: creates network namespaces, nftables rulesets and BPF programs; run as root (sudo make test), or set SENDTRACE_UNPRIVILEGED=1 to run only the unprivileged tests")
 }
 
-// Context returns a context that ends at d from now or at the test's own
-// deadline (go test -timeout), whichever is sooner, so every wait in a test
-// is bounded even when a caller forgets its own limit.
+// Context returns a context that ends at d from now (stretched by
+// $VMTEST_TIME_SCALE on a slow machine, see package timescale) or at the
+// test's own deadline (go test -timeout), whichever is sooner, so every
+// wait in a test is bounded even when a caller forgets its own limit.
 func Context(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(timescale.Scale(d))
 	if td, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
 		if dl, ok := td.Deadline(); ok && dl.Add(-5*time.Second).Before(deadline) {
 			// Leave time for cleanups to run before go test kills the binary.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 type clientOpts struct {
@@ -37,7 +38,7 @@ type clientOpts struct {
 func clientMain(args []string) func(context.Context, *actorreport.Report) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	ctlDir = fs.String("ctl", "", "phase directory: write NAME.ready, wait for NAME.go")
-	timeout = fs.Duration("timeout", 60*time.Second, "give up after this long")
+	timeout = fs.Duration("timeout", timescale.Scale(60*time.Second), "give up this long after phase start is released (default stretched by $"+timescale.Env+")")
 	var o clientOpts
 	to := fs.String("to", "", "destination ADDR:PORT")
 	fs.StringVar(&o.proto, "proto", "tcp", "tcp or udp")
@@ -46,7 +47,7 @@ func clientMain(args []string) func(context.Context, *actorreport.Report) error 
 	fs.DurationVar(&o.interval, "interval", 0, "pause between sends")
 	fs.BoolVar(&o.untilError, "until-error", false, "stop after the first failed send")
 	fs.IntVar(&o.awaitBefore, "await-error-before", 0, "before send number N (1-based), wait until the kernel flags an error on the socket")
-	fs.DurationVar(&o.awaitTimeout, "await-timeout", 10*time.Second, "bound for -await-error-before")
+	fs.DurationVar(&o.awaitTimeout, "await-timeout", timescale.Scale(10*time.Second), "bound for -await-error-before (default stretched by $"+timescale.Env+")")
 	fs.BoolVar(&o.nonblock, "nonblock", false, "make the socket non-blocking after connect")
 	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF before connect; 0: kernel default")
 	fs.StringVar(&o.syscall, "syscall", "sendto", "sendto, write, writev, sendmsg or sendmmsg")
@@ -79,9 +80,14 @@ func clientMain(args []string) func(context.Context, *actorreport.Report) error 
 		// The socket must not exist before "start" is released: a tracer
 		// started then sees the connect, so it knows the socket's owner
 		// before any asynchronous event arrives.
+		// Parked there, it waits for as long as the test takes to start a
+		// tracer (slow under emulation); the test's own deadline and its
+		// clean-up bound that wait, and -timeout bounds the rest.
 		if err := phase(ctx, "start", true, nil); err != nil {
 			return err
 		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
 		rep.StartMono = monoNow()
 		defer func() { rep.EndMono = monoNow() }()
 		return runClient(ctx, o, rep)
@@ -197,7 +203,7 @@ func runClient(ctx context.Context, o clientOpts, rep *actorreport.Report) error
 // connect is blocking, but bounded by ctx so a lab that drops the SYN
 // cannot hang the actor.
 func connect(ctx context.Context, fd int, to netip.AddrPort) error {
-	d := 10 * time.Second
+	d := timescale.Scale(10 * time.Second)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		d = max(time.Until(dl), time.Millisecond)
 	}

@@ -51,8 +51,6 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 
 	if err := run(ctx, rep); err != nil {
 		rep.Error = err.Error()

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 // Server modes:
@@ -22,15 +23,17 @@ import (
 func serverMain(args []string) func(context.Context, *actorreport.Report) error {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	ctlDir = fs.String("ctl", "", "phase directory: write listening.ready")
-	timeout = fs.Duration("timeout", 120*time.Second, "exit after this long")
+	timeout = fs.Duration("timeout", timescale.Scale(120*time.Second), "exit after this long (default stretched by $"+timescale.Env+")")
 	mode := fs.String("mode", "discard", "reset, sink, discard or udp")
 	listen := fs.String("listen", "", "ADDR:PORT to listen on")
 	exitAfter := fs.Int64("exit-after-bytes", 0, "exit once this many bytes were read in all; 0: run until signalled")
 	rcvbuf := fs.Int("rcvbuf", 0, "SO_RCVBUF on the listener (inherited by accepted sockets); 0: kernel default")
-	resetAfter := fs.Duration("reset-after", 200*time.Millisecond, "reset mode: wait this long after accept, so a slow client's connect() returns before the reset")
+	resetAfter := fs.Duration("reset-after", timescale.Scale(200*time.Millisecond), "reset mode: wait this long after accept, so a slow client's connect() returns before the reset (default stretched by $"+timescale.Env+")")
 	_ = fs.Parse(args)
 
 	return func(ctx context.Context, rep *actorreport.Report) error {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
 		rep.Mode = *mode
 		ap, err := netip.ParseAddrPort(*listen)
 		if err != nil {
