@@ -88,48 +88,38 @@ while [ "$i" -le "$NCMDS" ]; do
 	if [ -n "$nobtf" ]; then
 		mount --bind /btf/empty /sys/kernel/btf/vmlinux 2>&1 | sed "s/^/@@VMTEST@@ OUT $i nobtf: /" >&3
 	fi
-	# A command that fails is run once more and both runs are shown: under
-	# TCG on a loaded host a scenario can miss its deadlines. A failure
-	# that repeats is reported as it is.
-	for attempt in 1 2; do
-		rm -f /tmp/.vmtest-rc /tmp/.vmtest-timedout
-		say BEGIN $i
-		t0=$(now)
-		{
-			cd /root
-			# Each command gets a session of its own, so that a timeout, and
-			# the clean-up afterwards, reach everything it started.
-			setsid /bin/sh /vmtest/cmd/$n.sh </dev/null &
-			pid=$!
-			wd=
-			if [ "$tmo" -gt 0 ]; then
-				(
-					sleep "$tmo" </dev/null >/dev/null 2>&1
-					: >/tmp/.vmtest-timedout
-					echo "vmtest: command timed out after ${tmo}s; killing it"
-					kill -s KILL -$pid
-				) &
-				wd=$!
-			fi
-			wait $pid
-			echo $? >/tmp/.vmtest-rc
-			kill -s KILL -$pid 2>/dev/null
-			[ -n "$wd" ] && kill -s KILL $wd 2>/dev/null
-		} </dev/null 2>&1 | sed "s/^/@@VMTEST@@ OUT $i /" >&3
-		t1=$(now)
-		rc=$(cat /tmp/.vmtest-rc 2>/dev/null)
-		[ -n "$rc" ] || rc=255
-		[ -n "$nobtf" ] && umount /sys/kernel/btf/vmlinux
-		# The newline ends an output line that had none of its own.
-		echo >&3
-		to=0
-		[ -e /tmp/.vmtest-timedout ] && to=1
-		[ "$rc" = 0 ] || [ "$to" = 1 ] || [ "$attempt" = 2 ] || {
-			echo "@@VMTEST@@ OUT $i vmtest: failed with rc=$rc; running it once more" >&3
-			continue
-		}
-		break
-	done
+	rm -f /tmp/.vmtest-rc /tmp/.vmtest-timedout
+	say BEGIN $i
+	t0=$(now)
+	{
+		cd /root
+		# Each command gets a session of its own, so that a timeout, and
+		# the clean-up afterwards, reach everything it started.
+		setsid /bin/sh /vmtest/cmd/$n.sh </dev/null &
+		pid=$!
+		wd=
+		if [ "$tmo" -gt 0 ]; then
+			(
+				sleep "$tmo" </dev/null >/dev/null 2>&1
+				: >/tmp/.vmtest-timedout
+				echo "vmtest: command timed out after ${tmo}s; killing it"
+				kill -s KILL -$pid
+			) &
+			wd=$!
+		fi
+		wait $pid
+		echo $? >/tmp/.vmtest-rc
+		kill -s KILL -$pid 2>/dev/null
+		[ -n "$wd" ] && kill -s KILL $wd 2>/dev/null
+	} </dev/null 2>&1 | sed "s/^/@@VMTEST@@ OUT $i /" >&3
+	t1=$(now)
+	rc=$(cat /tmp/.vmtest-rc 2>/dev/null)
+	[ -n "$rc" ] || rc=255
+	[ -n "$nobtf" ] && umount /sys/kernel/btf/vmlinux
+	# The newline ends an output line that had none of its own.
+	echo >&3
+	to=0
+	[ -e /tmp/.vmtest-timedout ] && to=1
 	say END $i rc=$rc timeout=$to start=$t0 end=$t1
 	i=$((i + 1))
 done
