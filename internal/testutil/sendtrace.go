@@ -82,6 +82,7 @@ type Sendtrace struct {
 	stdout, stderr LockedBuffer
 	done           chan struct{}
 	err            error
+	exited         time.Time // when it exited, once done is closed
 }
 
 // StartSendtrace runs bin with a --ready-file and args, and returns once
@@ -101,6 +102,7 @@ func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Du
 	}
 	go func() {
 		s.err = s.cmd.Wait()
+		s.exited = time.Now()
 		close(s.done)
 	}()
 	t.Cleanup(func() {
@@ -144,11 +146,21 @@ func (s *Sendtrace) Stdout() []byte { return s.stdout.Bytes() }
 func (s *Sendtrace) Stop(t *testing.T, within time.Duration) (stdout, stderr []byte) {
 	t.Helper()
 	within = timescale.Scale(within)
+	sent := time.Now()
+	select {
+	case <-s.done:
+		// --pid and --duration end a session by themselves.
+		t.Logf("sendtrace had exited %v before SIGINT", sent.Sub(s.exited).Round(time.Millisecond))
+	default:
+	}
 	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatalf("SIGINT sendtrace: %v", err)
 	}
 	select {
 	case <-s.done:
+		if s.exited.After(sent) {
+			t.Logf("sendtrace exited %v after SIGINT", s.exited.Sub(sent).Round(time.Millisecond))
+		}
 	case <-time.After(within):
 		_ = s.cmd.Process.Kill()
 		<-s.done
