@@ -84,15 +84,23 @@ struct {
 	__type(value, struct pending);
 } pending SEC(".maps");
 
+/* The exact totals and the per-destination counters are shared by every
+ * CPU and grow on demand (BPF_F_NO_PREALLOC): a per-CPU or preallocated map
+ * would take max_entries x value x CPUs of kernel memory up front, well
+ * over 100 MiB on a large machine. They are only written on a failure, a
+ * retransmit, a drop, a reset or a socket's close, never for a successful
+ * send, so the atomic adds cost nothing where sends succeed. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct totals_key);
 	__type(value, struct totals_val);
 } totals SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct dst_key);
 	__type(value, struct dst_val);
@@ -157,20 +165,37 @@ static __always_inline __s32 totals_errno(const struct event *e)
 	return e->retrans_err;
 }
 
+/* new_value adds key with its first value; when it returns NULL, the
+ * value is in the map. Another CPU may add the same key at the same moment:
+ * the insert that loses returns the winner's value, for the caller to add
+ * to, so no count is lost. It also returns NULL when the map is full, after
+ * counting that in full (when full is not COUNTER_MAX). */
+static __always_inline void *new_value(void *map, const void *key, const void *first, __u32 full)
+{
+	void *v;
+
+	if (!bpf_map_update_elem(map, key, first, BPF_NOEXIST))
+		return NULL;
+	v = bpf_map_lookup_elem(map, key);
+	if (!v && full < COUNTER_MAX)
+		count(full);
+	return v;
+}
+
 static __always_inline void totals_add(struct totals_key *k, __u64 events, __u64 bytes, __u64 segs)
 {
 	struct totals_val *v = bpf_map_lookup_elem(&totals, k);
 
-	if (v) {
-		v->count += events;
-		v->bytes += bytes;
-		v->segs += segs;
-	} else {
-		struct totals_val nv = {.count = events, .bytes = bytes, .segs = segs};
+	if (!v) {
+		struct totals_val first = {.count = events, .bytes = bytes, .segs = segs};
 
-		if (bpf_map_update_elem(&totals, k, &nv, BPF_NOEXIST))
-			count(COUNTER_TOTALS_FULL);
+		v = new_value(&totals, k, &first, COUNTER_TOTALS_FULL);
+		if (!v)
+			return;
 	}
+	__sync_fetch_and_add(&v->count, events);
+	__sync_fetch_and_add(&v->bytes, bytes);
+	__sync_fetch_and_add(&v->segs, segs);
 }
 
 /* count_totals adds the event to the exact totals. */
@@ -1107,17 +1132,18 @@ static __always_inline void count_dst(struct sock *sk, __u32 pid, struct owner *
 		nv.bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
 	}
 	v = bpf_map_lookup_elem(&dst_stats, &k);
-	if (v) {
-		v->sends += nv.sends;
-		v->send_bytes += nv.send_bytes;
-		v->conns += nv.conns;
-		v->bytes_sent += nv.bytes_sent;
-		v->data_segs_out += nv.data_segs_out;
-		v->retrans_segs += nv.retrans_segs;
-		v->bytes_retrans += nv.bytes_retrans;
-	} else {
-		bpf_map_update_elem(&dst_stats, &k, &nv, BPF_NOEXIST);
+	if (!v) {
+		v = new_value(&dst_stats, &k, &nv, COUNTER_MAX);
+		if (!v)
+			return;
 	}
+	__sync_fetch_and_add(&v->sends, nv.sends);
+	__sync_fetch_and_add(&v->send_bytes, nv.send_bytes);
+	__sync_fetch_and_add(&v->conns, nv.conns);
+	__sync_fetch_and_add(&v->bytes_sent, nv.bytes_sent);
+	__sync_fetch_and_add(&v->data_segs_out, nv.data_segs_out);
+	__sync_fetch_and_add(&v->retrans_segs, nv.retrans_segs);
+	__sync_fetch_and_add(&v->bytes_retrans, nv.bytes_retrans);
 }
 
 SEC("tp_btf/inet_sock_set_state")

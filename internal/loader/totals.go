@@ -43,17 +43,16 @@ func (t *Programs) Counters() (Counters, error) {
 func (t *Programs) Totals() (*events.Totals, error) {
 	tot := &events.Totals{ByKey: make(map[events.TotalsKey]events.TotalsValue)}
 	var k sendtraceTotalsKey
-	var vs []sendtraceTotalsVal
+	var kv sendtraceTotalsVal
 	it := t.maps.Totals.Iterate()
-	for it.Next(&k, &vs) {
+	for it.Next(&k, &kv) {
 		key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err,
 			Dst: addrPort(k.Family, &k.Daddr, k.Dport), Detail: t.detail(events.Kind(k.Kind), k.Detail)}
+		// Two kernel keys may name the same key here: add them up.
 		v := tot.ByKey[key]
-		for _, cpu := range vs {
-			v.Count += cpu.Count
-			v.Bytes += cpu.Bytes
-			v.Segs += cpu.Segs
-		}
+		v.Count += kv.Count
+		v.Bytes += kv.Bytes
+		v.Segs += kv.Segs
 		tot.ByKey[key] = v
 	}
 	if err := it.Err(); err != nil {
@@ -104,20 +103,12 @@ func (t *Programs) DstStats() ([]DstStat, error) {
 	}
 	var out []DstStat
 	var k sendtraceDstKey
-	var vs []sendtraceDstVal
+	var v sendtraceDstVal
 	it := t.maps.DstStats.Iterate()
-	for it.Next(&k, &vs) {
-		s := DstStat{PID: k.Pid, Dst: addrPort(k.Family, &k.Daddr, k.Dport)}
-		for _, v := range vs {
-			s.Sends += v.Sends
-			s.SendBytes += v.SendBytes
-			s.Conns += v.Conns
-			s.BytesSent += v.BytesSent
-			s.DataSegsOut += v.DataSegsOut
-			s.RetransSegs += v.RetransSegs
-			s.BytesRetrans += v.BytesRetrans
-		}
-		out = append(out, s)
+	for it.Next(&k, &v) {
+		out = append(out, DstStat{PID: k.Pid, Dst: addrPort(k.Family, &k.Daddr, k.Dport),
+			Sends: v.Sends, SendBytes: v.SendBytes, Conns: v.Conns, BytesSent: v.BytesSent,
+			DataSegsOut: v.DataSegsOut, RetransSegs: v.RetransSegs, BytesRetrans: v.BytesRetrans})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read destination counters: %w", err)
