@@ -25,9 +25,6 @@ const (
 	// LabelUnknown holds counts of processes that exited before their
 	// workload was named.
 	LabelUnknown = "unknown"
-	// RetransmitKindUnknown is the kind of every retransmitted segment:
-	// the retransmit event does not yet say which kind it was.
-	RetransmitKindUnknown = "unknown"
 )
 
 // Config bounds the metrics and names their processes.
@@ -53,7 +50,7 @@ type Sink struct {
 	totals *events.Totals // the last totals read
 	pids   map[uint32]*process
 	seen   map[string]time.Time // admitted workload label -> last time it had a live process or a new count
-	counts map[events.TotalsKey]uint64
+	counts map[events.TotalsKey]events.TotalsValue
 	diags  map[[2]string]uint64 // rule, workload
 	// lostUser is what the reader lost, known once the session ends.
 	lostUser uint64
@@ -70,7 +67,9 @@ var (
 	descSendFailures = prometheus.NewDesc("sendtrace_send_failures_total",
 		"Failed send-family calls, by the errno the application got, counted by the kernel.", []string{"errno", "workload"}, nil)
 	descRetransmits = prometheus.NewDesc("sendtrace_retransmitted_segments_total",
-		"TCP retransmissions of the workload's sockets, counted by the kernel.", []string{"kind", "workload"}, nil)
+		"TCP segments the workload's sockets retransmitted, by kind (rto, fast, tlp, syn, synack; untraced: counted by the kernel with no retransmit event), exactly as TcpRetransSegs counts them.", []string{"kind", "workload"}, nil)
+	descDrops = prometheus.NewDesc("sendtrace_drops_total",
+		"Packets of the workload's sockets dropped on this host, by the kernel's drop reason.", []string{"reason", "workload"}, nil)
 	descResets = prometheus.NewDesc("sendtrace_resets_total",
 		"TCP resets received from the peer or sent by this host, counted by the kernel.", []string{"direction", "workload"}, nil)
 	descDiagnoses = prometheus.NewDesc("sendtrace_diagnoses_total",
@@ -94,7 +93,7 @@ func New(cfg Config) *Sink {
 		totals: &events.Totals{},
 		pids:   make(map[uint32]*process),
 		seen:   make(map[string]time.Time),
-		counts: make(map[events.TotalsKey]uint64),
+		counts: make(map[events.TotalsKey]events.TotalsValue),
 		diags:  make(map[[2]string]uint64),
 	}
 }
@@ -178,10 +177,10 @@ func (s *Sink) refresh() {
 	}
 	now := time.Now()
 	for k, v := range s.totals.ByKey {
-		if s.counts[k] == v.Count {
+		if s.counts[k] == v {
 			continue
 		}
-		s.counts[k] = v.Count
+		s.counts[k] = v
 		p := s.labelProcess(k.PID)
 		if p.expired {
 			// The pid counts again: a process reusing it.
@@ -255,7 +254,7 @@ func alive(pid uint32) bool {
 
 // Describe implements prometheus.Collector.
 func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSendFailures, descRetransmits, descResets, descDiagnoses, descLost, descBuild} {
+	for _, d := range []*prometheus.Desc{descSendFailures, descRetransmits, descDrops, descResets, descDiagnoses, descLost, descBuild} {
 		ch <- d
 	}
 }
@@ -267,18 +266,23 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.refresh()
 	type pair [2]string
 	sends := map[pair]uint64{}
-	retrans := map[string]uint64{}
+	retrans := map[pair]uint64{}
+	drops := map[pair]uint64{}
 	resets := map[pair]uint64{}
 	for k, v := range s.totals.ByKey {
 		p := s.pids[k.PID]
-		if p == nil || p.expired || v.Count == 0 {
+		if p == nil || p.expired {
 			continue
 		}
 		switch k.Kind {
 		case events.KindSendError:
 			sends[pair{events.ErrnoName(k.Errno), p.label}] += v.Count
 		case events.KindRetransmit:
-			retrans[p.label] += v.Count
+			// Segments, not events: one event may carry many (TSO),
+			// and untraced segments have no event at all.
+			retrans[pair{k.Detail, p.label}] += v.Segs
+		case events.KindDrop:
+			drops[pair{k.Detail, p.label}] += v.Count
 		case events.KindReceiveReset:
 			resets[pair{"received", p.label}] += v.Count
 		case events.KindSendReset:
@@ -294,14 +298,15 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	lost := s.totals.LostKernel + s.lostUser
 	s.mu.Unlock()
 
-	for k, n := range sends {
-		ch <- prometheus.MustNewConstMetric(descSendFailures, prometheus.CounterValue, float64(n), k[0], k[1])
-	}
-	for w, n := range retrans {
-		ch <- prometheus.MustNewConstMetric(descRetransmits, prometheus.CounterValue, float64(n), RetransmitKindUnknown, w)
-	}
-	for k, n := range resets {
-		ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(n), k[0], k[1])
+	for _, m := range []struct {
+		desc   *prometheus.Desc
+		counts map[pair]uint64
+	}{{descSendFailures, sends}, {descRetransmits, retrans}, {descDrops, drops}, {descResets, resets}} {
+		for k, n := range m.counts {
+			if n > 0 {
+				ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(n), k[0], k[1])
+			}
+		}
 	}
 	for k, n := range diags {
 		ch <- prometheus.MustNewConstMetric(descDiagnoses, prometheus.CounterValue, float64(n), k[0], k[1])

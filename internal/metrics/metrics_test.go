@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -17,27 +18,7 @@ const firstPID = 4000000000
 
 func sendFailures(t *testing.T, s *Sink) []string {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(s)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, mf := range mfs {
-		if mf.GetName() != "sendtrace_send_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			out = append(out, fmt.Sprintf("%s %v", strings.Join(labels, ","), m.GetCounter().GetValue()))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return series(t, s, "sendtrace_send_failures_total")
 }
 
 func totalsOf(counts ...uint64) *events.Totals {
@@ -95,5 +76,70 @@ func TestWorkloadsExpire(t *testing.T) {
 	want = "errno=ECONNRESET,workload=systemd/u1.service 6"
 	if got := strings.Join(sendFailures(t, s), "; "); got != want {
 		t.Fatalf("after u0's TTL:\n got %s\nwant %s", got, want)
+	}
+}
+
+// series gathers one metric as "label=value,... count" lines.
+func series(t *testing.T, s *Sink, name string) []string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out = append(out, fmt.Sprintf("%s %v", strings.Join(labels, ","), m.GetCounter().GetValue()))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Retransmits are exported in segments by kind (untraced ones have no
+// event, so a count of 0), drops by reason, both summed over processes
+// and destinations of a workload.
+func TestRetransmitsAndDropsByKind(t *testing.T) {
+	k := func(pid uint32, kind events.Kind, detail string, port uint16) events.TotalsKey {
+		return events.TotalsKey{PID: firstPID + pid, Kind: kind, Detail: detail,
+			Dst: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), port)}
+	}
+	tot := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{
+		k(0, events.KindRetransmit, "rto", 80):      {Count: 2, Segs: 47},
+		k(0, events.KindRetransmit, "rto", 81):      {Count: 1, Segs: 1},
+		k(0, events.KindRetransmit, "untraced", 80): {Segs: 3},
+		k(1, events.KindRetransmit, "tlp", 80):      {Count: 1, Segs: 1},
+		k(0, events.KindDrop, "NETFILTER_DROP", 80): {Count: 5, Segs: 9},
+		k(0, events.KindRetransmit, "fast", 80):     {},
+		k(1, events.KindDrop, "QDISC_DROP", 80):     {Count: 1, Segs: 1},
+	}}
+	s := New(Config{Names: unitNames, Poll: time.Hour})
+	s.WatchTotals(func() (*events.Totals, error) { return tot, nil })
+	defer s.End(&session.End{Totals: tot})
+	got := strings.Join(series(t, s, "sendtrace_retransmitted_segments_total"), "\n")
+	want := strings.Join([]string{
+		"kind=rto,workload=systemd/u0.service 48",
+		"kind=tlp,workload=systemd/u1.service 1",
+		"kind=untraced,workload=systemd/u0.service 3",
+	}, "\n")
+	if got != want {
+		t.Errorf("retransmitted segments:\n%s\nwant\n%s", got, want)
+	}
+	got = strings.Join(series(t, s, "sendtrace_drops_total"), "\n")
+	want = strings.Join([]string{
+		"reason=NETFILTER_DROP,workload=systemd/u0.service 5",
+		"reason=QDISC_DROP,workload=systemd/u1.service 1",
+	}, "\n")
+	if got != want {
+		t.Errorf("drops:\n%s\nwant\n%s", got, want)
 	}
 }
