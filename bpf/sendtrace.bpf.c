@@ -250,9 +250,17 @@ static __always_inline void settle_untraced(struct sock *sk, struct owner *o)
 	o->rtx_seen = total;
 }
 
+/* stream writes the event to the ring buffer. With wakeup_bytes set, a
+ * record wakes the reader only when a batch is waiting: a reader woken for
+ * every one of a thousand failures a second costs more than the events. */
 static __always_inline void stream(const struct event *e)
 {
-	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), 0))
+	__u64 flags = 0;
+
+	if (cfg.wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(*e) >= cfg.wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), flags))
 		count(COUNTER_LOST);
 }
 

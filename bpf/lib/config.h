@@ -51,4 +51,7 @@ struct config {
 	/* Drop events streamed per socket and second; the rest are counted
 	 * only. 0: no limit. */
 	__u32 drop_limit;
+	/* Wake the reader only once this many bytes wait in the ring buffer;
+	 * it reads on a timer too. 0: wake it for every record. */
+	__u32 wakeup_bytes;
 };

@@ -83,6 +83,9 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	if c.DropLimit == 0 {
 		c.DropLimit = session.DefaultDropEvents
 	}
+	if cfg.EventBatch > 0 {
+		c.WakeupBytes = wakeupBytes(cfg.RingMiB)
+	}
 	c.SendResetHasReason = b2u(t.SendResetHasReason)
 	c.CountSends = b2u(cfg.CountSends)
 	c.AllStateChanges = b2u(cfg.AllStateChanges || len(f.PIDs) > 0 || len(f.Comms) > 0 || len(f.Cgroups) > 0)
@@ -94,4 +97,17 @@ func b2u(b bool) uint8 {
 		return 1
 	}
 	return 0
+}
+
+// defaultRingMiB is the size of the object's events map.
+const defaultRingMiB = 8
+
+// wakeupBytes is how much a batched ring buffer holds before the reader is
+// woken: an eighth of it, so a storm still leaves the reader most of the
+// buffer to catch up in.
+func wakeupBytes(ringMiB uint32) uint32 {
+	if ringMiB == 0 {
+		ringMiB = defaultRingMiB
+	}
+	return ringMiB << 20 / 8
 }

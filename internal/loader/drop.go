@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,9 +21,8 @@ type DropNames struct {
 	consumed uint32 // SKB_CONSUMED, or noReason
 	known    bool   // the kernel has enum skb_drop_reason
 
-	symsOnce sync.Once
-	addrs    []uint64
-	names    []string
+	locMu sync.Mutex
+	locs  map[uint64]string // drop place -> function, as looked up
 }
 
 const (
@@ -92,8 +90,11 @@ func (n *DropNames) Reason(raw uint32) string {
 	return strconv.FormatUint(uint64(raw), 10)
 }
 
-// Location names the kernel function at addr, from /proc/kallsyms, read
-// once, at the first drop: a session without drops never pays for it.
+// Location names the kernel function at addr, from /proc/kallsyms. Drops
+// happen at a few dozen places, so each new place is looked up on its own
+// and remembered: a long-running agent keeps a few names, not the
+// kernel's whole symbol table (megabytes), and a session without drops
+// never reads it.
 func (n *DropNames) Location(addr uint64) string {
 	if addr == 0 {
 		return ""
@@ -101,48 +102,53 @@ func (n *DropNames) Location(addr uint64) string {
 	if n == nil {
 		return "0x" + strconv.FormatUint(addr, 16)
 	}
-	n.symsOnce.Do(n.loadSymbols)
-	i := sort.Search(len(n.addrs), func(i int) bool { return n.addrs[i] > addr }) - 1
-	if i < 0 {
-		return "0x" + strconv.FormatUint(addr, 16)
+	n.locMu.Lock()
+	defer n.locMu.Unlock()
+	if name, ok := n.locs[addr]; ok {
+		return name
 	}
-	return n.names[i]
+	name := symbolAt(addr)
+	if n.locs == nil {
+		n.locs = map[uint64]string{}
+	}
+	if len(n.locs) < maxLocations {
+		n.locs[addr] = name
+	}
+	return name
 }
 
-// loadSymbols keeps the text symbols of /proc/kallsyms, sorted by address.
-// Without root the addresses read as zero and locations stay numbers.
-func (n *DropNames) loadSymbols() {
+// maxLocations bounds the names kept; past it a place is looked up again
+// each time.
+const maxLocations = 4096
+
+// symbolAt names the text symbol of /proc/kallsyms that holds addr: the
+// one with the highest address not above it. Without root the addresses
+// read as zero and the location stays a number.
+func symbolAt(addr uint64) string {
+	best, bestAddr := "", uint64(0)
 	f, err := os.Open("/proc/kallsyms")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	type sym struct {
-		addr uint64
-		name string
-	}
-	var syms []sym
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Bytes()
-		a, rest, ok := bytes.Cut(line, []byte{' '})
-		if !ok || len(rest) < 3 || (rest[0] != 't' && rest[0] != 'T') {
-			continue
+	if err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := sc.Bytes()
+			a, rest, ok := bytes.Cut(line, []byte{' '})
+			if !ok || len(rest) < 3 || (rest[0] != 't' && rest[0] != 'T') {
+				continue
+			}
+			sa, err := strconv.ParseUint(string(a), 16, 64)
+			if err != nil || sa == 0 || sa > addr || sa < bestAddr || (sa == bestAddr && best != "") {
+				continue
+			}
+			name := rest[2:]
+			if i := bytes.IndexAny(name, " \t"); i >= 0 {
+				name = name[:i]
+			}
+			best, bestAddr = string(name), sa
 		}
-		addr, err := strconv.ParseUint(string(a), 16, 64)
-		if err != nil || addr == 0 {
-			continue
-		}
-		name := rest[2:]
-		if i := bytes.IndexAny(name, " \t"); i >= 0 {
-			name = name[:i]
-		}
-		syms = append(syms, sym{addr, string(name)})
 	}
-	sort.Slice(syms, func(i, j int) bool { return syms[i].addr < syms[j].addr })
-	n.addrs = make([]uint64, len(syms))
-	n.names = make([]string, len(syms))
-	for i, s := range syms {
-		n.addrs[i], n.names[i] = s.addr, s.name
+	if best == "" {
+		return "0x" + strconv.FormatUint(addr, 16)
 	}
+	return best
 }

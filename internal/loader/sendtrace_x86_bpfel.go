@@ -51,6 +51,8 @@ type sendtraceConfig struct {
 	_                  [3]byte
 	DropConsumed       uint32
 	DropLimit          uint32
+	WakeupBytes        uint32
+	_                  [4]byte
 }
 
 type sendtraceConnectedOwner struct {

@@ -39,6 +39,10 @@ type Options struct {
 	// second (the kernel's totals count every drop); 0 keeps
 	// DefaultDropEvents, NoDropLimit streams them all.
 	DropEventsPerSocket uint32
+	// EventBatch lets events wait in the ring buffer up to this long, so
+	// that the reader wakes once per batch rather than once per event (a
+	// long-running agent's CPU); 0 hands each event over at once.
+	EventBatch time.Duration
 	// Notices receives what a person should know while the session
 	// runs (events being lost); nil: nowhere.
 	Notices io.Writer

@@ -113,7 +113,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	var lostUser, received uint64
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- readLoop(rd, dec, p, &lostUser, &received)
+		readErr <- readLoop(rd, dec, p, opts.EventBatch, &lostUser, &received)
 	}()
 
 	var reason string
@@ -175,15 +175,20 @@ const flushTick = 250 * time.Millisecond
 // readLoop decodes into the pipeline until the reader is closed or a
 // sink fails. When the ring buffer stays empty for quietAfter, it
 // flushes the sinks, so that a person sees each burst as it happens, and
-// then every flushTick while it stays empty.
-func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, lostUser, received *uint64) error {
+// then every flushTick while it stays empty. With batch set, the programs
+// wake it only for a large batch, so it also reads whatever waits every
+// batch.
+func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, batch time.Duration, lostUser, received *uint64) error {
 	var rec ringbuf.Record
 	var ev events.Event
 	dirty := false
 	for {
-		if dirty {
+		switch {
+		case batch > 0:
+			rd.SetDeadline(time.Now().Add(batch))
+		case dirty:
 			rd.SetDeadline(time.Now().Add(quietAfter))
-		} else {
+		default:
 			rd.SetDeadline(time.Now().Add(flushTick))
 		}
 		if err := rd.ReadInto(&rec); err != nil {
