@@ -31,6 +31,7 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
+	limitProcs()
 	ctx, cancel := signalContext()
 	defer cancel()
 
