@@ -250,17 +250,40 @@ static __always_inline void settle_untraced(struct sock *sk, struct owner *o)
 	o->rtx_seen = total;
 }
 
-/* stream writes the event to the ring buffer. With wakeup_bytes set, a
- * record wakes the reader only when a batch is waiting: a reader woken for
- * every one of a thousand failures a second costs more than the events. */
+/* Cgroups whose events have reached the reader, when events are batched
+ * (wakeup_bytes): the first event of a cgroup wakes the reader at once, so
+ * the cgroup is named while it exists; a short-lived container is often
+ * gone within the batch. Bounded by LRU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} woken_cgroups SEC(".maps");
+
+/* stream_flags tells the ring buffer whether this record wakes the reader.
+ * With wakeup_bytes set, only a batch that large does (or a new cgroup): a
+ * reader woken for every one of a thousand failures a second costs more
+ * than the events. */
+static __always_inline __u64 stream_flags(const struct event *e)
+{
+	__u64 cgroup = e->cgroup;
+	__u8 seen = 1;
+
+	if (!cfg.wakeup_bytes)
+		return 0;
+	if (!bpf_map_lookup_elem(&woken_cgroups, &cgroup)) {
+		bpf_map_update_elem(&woken_cgroups, &cgroup, &seen, BPF_ANY);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(*e) >= cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void stream(const struct event *e)
 {
-	__u64 flags = 0;
-
-	if (cfg.wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(*e) >= cfg.wakeup_bytes ?
-				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), flags))
+	if (bpf_ringbuf_output(&events, (void *)e, sizeof(*e), stream_flags(e)))
 		count(COUNTER_LOST);
 }
 

@@ -49,7 +49,7 @@ behind a network policy or a firewall.`,
 	fl.IntVar(&sf.maxWorkloads, "max-workloads", 500, "at most this many workload label values; the rest are counted as workload=\"other\"")
 	fl.DurationVar(&sf.seriesTTL, "series-ttl", 10*time.Minute, "drop a workload's series this long after its last process exited")
 	fl.StringVar(&sf.peer, "metrics-peer", "none", "peer address in metric labels: none (the kernel's totals carry no peer)")
-	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (0: at once, more CPU); counts are never delayed")
+	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (the first event of each cgroup still wakes it at once); 0: read each event at once, at more CPU; counts are never delayed")
 	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts, err := tf.options()

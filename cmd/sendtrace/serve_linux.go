@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,13 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	}
 	_, runErr := tracer.Run(ctx, opts, version, describe, p, nil)
 	running.Store(false)
+	// A stopped agent is not ready: whoever watches the file (a
+	// supervisor, a test) must not take a stale one for a live agent.
+	if opts.ReadyFile != "" {
+		if err := os.Remove(opts.ReadyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			runErr = errors.Join(runErr, fmt.Errorf("remove ready file: %w", err))
+		}
+	}
 
 	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()

@@ -135,18 +135,21 @@ type maps struct {
 	// Connected holds owners recorded at connect() by the syscall
 	// layer, read by the async programs: one map for all of them.
 	Connected *ebpf.Map `ebpf:"connected"`
+	// WokenCgroups: cgroups whose first event woke the reader when
+	// events are batched.
+	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
 }
 
 func (m *maps) replacements() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
 		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
-		"connected": m.Connected,
+		"connected": m.Connected, "woken_cgroups": m.WokenCgroups,
 	}
 }
 
 func (m *maps) close() {
-	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected} {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected, m.WokenCgroups} {
 		if mp != nil {
 			mp.Close()
 		}

@@ -250,6 +250,7 @@ const (
 	sendtraceMapPending                = "pending"
 	sendtraceMapSendArgs               = "send_args"
 	sendtraceMapTotals                 = "totals"
+	sendtraceMapWokenCgroups           = "woken_cgroups"
 	sendtraceProgDropRxSk              = "drop_rx_sk"
 	sendtraceProgDropSkbSk             = "drop_skb_sk"
 	sendtraceProgErrorReport           = "error_report"
@@ -358,14 +359,15 @@ type sendtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceMapSpecs struct {
-	Connected *ebpf.MapSpec `ebpf:"connected"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	DstStats  *ebpf.MapSpec `ebpf:"dst_stats"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Owners    *ebpf.MapSpec `ebpf:"owners"`
-	Pending   *ebpf.MapSpec `ebpf:"pending"`
-	SendArgs  *ebpf.MapSpec `ebpf:"send_args"`
-	Totals    *ebpf.MapSpec `ebpf:"totals"`
+	Connected    *ebpf.MapSpec `ebpf:"connected"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DstStats     *ebpf.MapSpec `ebpf:"dst_stats"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Owners       *ebpf.MapSpec `ebpf:"owners"`
+	Pending      *ebpf.MapSpec `ebpf:"pending"`
+	SendArgs     *ebpf.MapSpec `ebpf:"send_args"`
+	Totals       *ebpf.MapSpec `ebpf:"totals"`
+	WokenCgroups *ebpf.MapSpec `ebpf:"woken_cgroups"`
 }
 
 // sendtraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -408,14 +410,15 @@ func (o *sendtraceObjects) Close() error {
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceMaps struct {
-	Connected *ebpf.Map `ebpf:"connected"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	DstStats  *ebpf.Map `ebpf:"dst_stats"`
-	Events    *ebpf.Map `ebpf:"events"`
-	Owners    *ebpf.Map `ebpf:"owners"`
-	Pending   *ebpf.Map `ebpf:"pending"`
-	SendArgs  *ebpf.Map `ebpf:"send_args"`
-	Totals    *ebpf.Map `ebpf:"totals"`
+	Connected    *ebpf.Map `ebpf:"connected"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	DstStats     *ebpf.Map `ebpf:"dst_stats"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Owners       *ebpf.Map `ebpf:"owners"`
+	Pending      *ebpf.Map `ebpf:"pending"`
+	SendArgs     *ebpf.Map `ebpf:"send_args"`
+	Totals       *ebpf.Map `ebpf:"totals"`
+	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
 }
 
 func (m *sendtraceMaps) Close() error {
@@ -428,6 +431,7 @@ func (m *sendtraceMaps) Close() error {
 		m.Pending,
 		m.SendArgs,
 		m.Totals,
+		m.WokenCgroups,
 	)
 }
 

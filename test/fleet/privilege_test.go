@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ const nobody = "65534"
 type nobodyServe struct {
 	cmd            *exec.Cmd
 	addr           string
+	ready          string
 	stdout, stderr testutil.LockedBuffer
 	done           chan error
 }
@@ -39,7 +41,7 @@ func startServeAsNobody(t *testing.T, ctx context.Context, dir, bin, caps, addr 
 	full := []string{"--reuid=" + nobody, "--regid=" + nobody, "--clear-groups",
 		"--inh-caps=" + set, "--ambient-caps=" + set, bin,
 		"serve", "--listen", addr, "--ready-file", ready}
-	s := &nobodyServe{addr: addr, done: make(chan error, 1)}
+	s := &nobodyServe{addr: addr, ready: ready, done: make(chan error, 1)}
 	s.cmd = exec.Command("setpriv", append(full, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -76,7 +78,8 @@ func startServeAsNobody(t *testing.T, ctx context.Context, dir, bin, caps, addr 
 	return s
 }
 
-// sigterm stops serve as a service manager does and wants exit status 0.
+// sigterm stops serve as a service manager does and wants exit status 0
+// and the ready file gone: a stopped agent is not ready.
 func (s *nobodyServe) sigterm(t *testing.T) {
 	t.Helper()
 	start := time.Now()
@@ -91,6 +94,9 @@ func (s *nobodyServe) sigterm(t *testing.T) {
 		}
 	case <-time.After(tracerStop):
 		t.Fatalf("serve did not exit within %v of SIGTERM", tracerStop)
+	}
+	if _, err := os.Stat(s.ready); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ready file %s after SIGTERM: %v, want it removed", s.ready, err)
 	}
 	t.Logf("serve exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 }
