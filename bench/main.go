@@ -35,6 +35,8 @@ type config struct {
 	stormRate    float64
 	dropRate     float64
 	conns        int
+	agentDur     time.Duration
+	agentRate    float64
 	startupRuns  int
 	workloads    map[string]bool
 	out          string
@@ -58,6 +60,7 @@ type harness struct {
 	drops   *dropResult
 	many    *manyResult
 	startup *startupResult
+	agent   *agentResult
 	gobench string
 	notes   []string
 }
@@ -72,8 +75,10 @@ func main() {
 	flag.Float64Var(&c.stormRate, "storm-rate", 500000, "paced failure rate (events/s) that must record with zero loss")
 	flag.Float64Var(&c.dropRate, "drop-rate", 100000, "packets per second the drop storm has the kernel drop")
 	flag.IntVar(&c.conns, "conns", 10000, "connections in the many-sockets workload")
+	flag.DurationVar(&c.agentDur, "agent-duration", 30*time.Second, "length of one run of the agent workload")
+	flag.Float64Var(&c.agentRate, "agent-rate", 1000, "failed sends per second while the agent's CPU is measured")
 	flag.IntVar(&c.startupRuns, "startup-runs", 9, "start-up measurements")
-	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,gobench", "comma-separated workloads to run")
+	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,agent,gobench", "comma-separated workloads to run")
 	flag.StringVar(&c.out, "out", "", "markdown file to write (default docs/benchmarks.md; none with -quick)")
 	flag.StringVar(&c.recordDir, "record-dir", "/dev/shm", "directory for the recordings of the failure storm")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime for the go test benchmarks")
@@ -94,6 +99,7 @@ func main() {
 		c.stormDur = 500 * time.Millisecond
 		c.stormReps = 1
 		c.conns = 500
+		c.agentDur = time.Second
 		c.startupRuns = 2
 		c.benchtime = "100x"
 	}
@@ -147,6 +153,7 @@ func run(c config) error {
 		{"storm", h.runStorm},
 		{"dropstorm", h.runDropStorm},
 		{"many", h.runMany},
+		{"agent", h.runAgent},
 		{"gobench", h.runGoBench},
 	}
 	for _, s := range steps {

@@ -82,6 +82,9 @@ func (h *harness) markdown(took time.Duration) string {
 	if h.drops != nil {
 		h.dropSection(p)
 	}
+	if h.agent != nil {
+		h.agentSection(p)
+	}
 	p("%s\n", strings.TrimSpace(lessons))
 	if len(h.notes) > 0 {
 		p("\n## Notes from this run\n\n")
@@ -161,6 +164,9 @@ func (h *harness) summaryTable(p func(string, ...any)) {
 		peak := max(m.rssPeak, m.rssSampled)
 		p("| %d connections, each failing once | sendtrace RSS ≤ 64 MiB | peak RSS %s; BPF maps %s | %s |\n",
 			m.conns, mib(peak), mib(m.mapBytes()/1024), verdict(peak <= 64*1024))
+	}
+	if h.agent != nil {
+		h.agentTarget(p)
 	}
 	if s := h.startup; s != nil {
 		sp := spreadOf(s.ready)

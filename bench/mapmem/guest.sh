@@ -38,6 +38,7 @@ for f in /proc/$pid/fdinfo/*; do
 	maps=$((maps + m))
 done
 rss=$(awk '$1 == "VmRSS:" {print $2 * 1024}' /proc/$pid/status)
+grep -E '^(RssAnon|RssFile|VmHWM):' /proc/$pid/status | sed 's/^/mapmem status /'
 maprss=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {m = ($6 == "anon_inode:bpf-map")} m && $1 == "Rss:" {s += $2} END {print s * 1024}' /proc/$pid/smaps)
 echo "mapmem cpus=$cpus possible=$possible maps=$maps rss=$rss rss_of_maps=$maprss footprint=$((maps + rss - maprss))"
 kill -TERM $pid

@@ -223,9 +223,14 @@ func storm(args []string) error {
 	mode := fs.String("mode", "eagain", "eagain or epipe")
 	rate := fs.Float64("rate", 0, "failed sends per second; 0: unlimited")
 	dur := fs.Duration("duration", 2*time.Second, "how long to fail")
+	host := fs.String("host", "127.0.0.1", "loopback address to fail towards (any of 127.0.0.0/8), so a tracer can filter on it")
 	_ = fs.Parse(args)
+	ip := net.ParseIP(*host).To4()
+	if ip == nil || ip[0] != 127 {
+		return fmt.Errorf("-host %q: give an address in 127.0.0.0/8", *host)
+	}
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ln, err := net.Listen("tcp4", net.JoinHostPort(*host, "0"))
 	if err != nil {
 		return err
 	}
@@ -244,7 +249,7 @@ func storm(args []string) error {
 	defer unix.Close(fd)
 	// Small buffers fill at once.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
-	if err := unix.Connect(fd, loopback(ln.Addr().(*net.TCPAddr).Port)); err != nil {
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte(ip)}); err != nil {
 		return err
 	}
 	peer := <-accepted
