@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -14,6 +15,8 @@ type serveFlags struct {
 	maxWorkloads int
 	seriesTTL    time.Duration
 	peer         string
+	peerMode     metrics.Peer
+	maxPeers     int
 	hostRoot     string
 	eventBatch   time.Duration
 }
@@ -48,7 +51,8 @@ behind a network policy or a firewall.`,
 	fl.BoolVar(&sf.events, "events", true, "write events to stdout as JSON Lines")
 	fl.IntVar(&sf.maxWorkloads, "max-workloads", 500, "at most this many workload label values; the rest are counted as workload=\"other\"")
 	fl.DurationVar(&sf.seriesTTL, "series-ttl", 10*time.Minute, "drop a workload's series this long after its last process exited")
-	fl.StringVar(&sf.peer, "metrics-peer", "none", "peer address in metric labels: none (the kernel's totals carry no peer)")
+	fl.StringVar(&sf.peer, "metrics-peer", "none", "peer in metric labels: none, addr (each address) or prefix/N (IPv4 and IPv6 addresses grouped by /N); counts stay exact")
+	fl.IntVar(&sf.maxPeers, "max-peers", 100, "at most this many peer label values; the rest are counted as peer=\"other\"")
 	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (the first event of each cgroup still wakes it at once); 0: read each event at once, at more CPU; counts are never delayed")
 	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -63,8 +67,11 @@ behind a network policy or a firewall.`,
 			return fmt.Errorf("invalid --event-batch %s: give 0 or more", sf.eventBatch)
 		}
 		opts.EventBatch = sf.eventBatch
-		if sf.peer != "none" {
-			return fmt.Errorf("invalid --metrics-peer %q: only none is supported (the kernel's exact totals are kept per process, not per peer)", sf.peer)
+		if sf.peerMode, err = metrics.ParsePeer(sf.peer); err != nil {
+			return err
+		}
+		if sf.maxPeers < 1 {
+			return fmt.Errorf("invalid --max-peers %d: give 1 or more", sf.maxPeers)
 		}
 		return runServe(opts, sf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}

@@ -37,7 +37,8 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	defer cancel()
 
 	names := workloads(stderr, hostWorkloadConfig(sf.hostRoot))
-	cfg := metrics.Config{Version: version, MaxWorkloads: sf.maxWorkloads, SeriesTTL: sf.seriesTTL}
+	cfg := metrics.Config{Version: version, MaxWorkloads: sf.maxWorkloads, SeriesTTL: sf.seriesTTL,
+		Peer: sf.peerMode, MaxPeers: sf.maxPeers}
 	if names != nil {
 		cfg.Names = names.PID
 	}

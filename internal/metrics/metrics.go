@@ -36,6 +36,10 @@ type Config struct {
 	// process is gone. Nil labels every count "unknown" unless an event
 	// of the process named it.
 	Names func(pid uint32) (w *events.Workload, ok bool)
+	// Peer puts the peer's address (or prefix) in a label; MaxPeers
+	// bounds its values, the rest are "other".
+	Peer     Peer
+	MaxPeers int
 	// Poll is how often the kernel's totals are read to name new
 	// processes while they still run; scrapes read them too.
 	Poll time.Duration
@@ -43,7 +47,8 @@ type Config struct {
 
 // Sink is both a pipeline sink and a Prometheus collector.
 type Sink struct {
-	cfg Config
+	cfg   Config
+	descs descs
 
 	mu     sync.Mutex
 	read   func() (*events.Totals, error)
@@ -52,6 +57,7 @@ type Sink struct {
 	seen   map[string]time.Time // admitted workload label -> last time it had a live process or a new count
 	counts map[events.TotalsKey]events.TotalsValue
 	diags  map[[2]string]uint64 // rule, workload
+	peers  map[string]struct{}  // admitted peer labels
 	// lostUser is what the reader lost, known once the session ends.
 	lostUser uint64
 	stop     chan struct{}
@@ -64,14 +70,6 @@ type process struct {
 }
 
 var (
-	descSendFailures = prometheus.NewDesc("sendtrace_send_failures_total",
-		"Failed send-family calls, by the errno the application got, counted by the kernel.", []string{"errno", "workload"}, nil)
-	descRetransmits = prometheus.NewDesc("sendtrace_retransmitted_segments_total",
-		"TCP segments the workload's sockets retransmitted, by kind (rto, fast, tlp, syn, synack; untraced: counted by the kernel with no retransmit event), exactly as TcpRetransSegs counts them.", []string{"kind", "workload"}, nil)
-	descDrops = prometheus.NewDesc("sendtrace_drops_total",
-		"Packets of the workload's sockets dropped on this host, by the kernel's drop reason.", []string{"reason", "workload"}, nil)
-	descResets = prometheus.NewDesc("sendtrace_resets_total",
-		"TCP resets received from the peer or sent by this host, counted by the kernel.", []string{"direction", "workload"}, nil)
 	descDiagnoses = prometheus.NewDesc("sendtrace_diagnoses_total",
 		"Diagnoses concluded from the event stream, by rule.", []string{"rule", "workload"}, nil)
 	descLost = prometheus.NewDesc("sendtrace_events_lost_total",
@@ -85,11 +83,16 @@ func New(cfg Config) *Sink {
 	if cfg.MaxWorkloads <= 0 {
 		cfg.MaxWorkloads = 500
 	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = 100
+	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
 	return &Sink{
 		cfg:    cfg,
+		descs:  newDescs(cfg.Peer),
+		peers:  make(map[string]struct{}),
 		totals: &events.Totals{},
 		pids:   make(map[uint32]*process),
 		seen:   make(map[string]time.Time),
@@ -254,7 +257,7 @@ func alive(pid uint32) bool {
 
 // Describe implements prometheus.Collector.
 func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSendFailures, descRetransmits, descDrops, descResets, descDiagnoses, descLost, descBuild} {
+	for _, d := range []*prometheus.Desc{s.descs.sendFailures, s.descs.retransmits, s.descs.drops, s.descs.resets, descDiagnoses, descLost, descBuild} {
 		ch <- d
 	}
 }
@@ -265,28 +268,34 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
 	s.refresh()
 	type pair [2]string
-	sends := map[pair]uint64{}
-	retrans := map[pair]uint64{}
-	drops := map[pair]uint64{}
-	resets := map[pair]uint64{}
+	type triple [3]string // the metric's own label, workload, peer
+	sends := map[triple]uint64{}
+	retrans := map[triple]uint64{}
+	drops := map[triple]uint64{}
+	resets := map[triple]uint64{}
+	peerOn := s.cfg.Peer.enabled()
 	for k, v := range s.totals.ByKey {
 		p := s.pids[k.PID]
 		if p == nil || p.expired {
 			continue
 		}
+		var peer string
+		if peerOn {
+			peer = s.peerLabel(k.Dst)
+		}
 		switch k.Kind {
 		case events.KindSendError:
-			sends[pair{events.ErrnoName(k.Errno), p.label}] += v.Count
+			sends[triple{events.ErrnoName(k.Errno), p.label, peer}] += v.Count
 		case events.KindRetransmit:
 			// Segments, not events: one event may carry many (TSO),
 			// and untraced segments have no event at all.
-			retrans[pair{k.Detail, p.label}] += v.Segs
+			retrans[triple{k.Detail, p.label, peer}] += v.Segs
 		case events.KindDrop:
-			drops[pair{k.Detail, p.label}] += v.Count
+			drops[triple{k.Detail, p.label, peer}] += v.Count
 		case events.KindReceiveReset:
-			resets[pair{"received", p.label}] += v.Count
+			resets[triple{"received", p.label, peer}] += v.Count
 		case events.KindSendReset:
-			resets[pair{"sent", p.label}] += v.Count
+			resets[triple{"sent", p.label, peer}] += v.Count
 		}
 	}
 	diags := make(map[pair]uint64, len(s.diags))
@@ -300,12 +309,17 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 
 	for _, m := range []struct {
 		desc   *prometheus.Desc
-		counts map[pair]uint64
-	}{{descSendFailures, sends}, {descRetransmits, retrans}, {descDrops, drops}, {descResets, resets}} {
+		counts map[triple]uint64
+	}{{s.descs.sendFailures, sends}, {s.descs.retransmits, retrans}, {s.descs.drops, drops}, {s.descs.resets, resets}} {
 		for k, n := range m.counts {
-			if n > 0 {
-				ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(n), k[0], k[1])
+			if n == 0 {
+				continue
 			}
+			labels := k[:2]
+			if peerOn {
+				labels = k[:]
+			}
+			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(n), labels...)
 		}
 	}
 	for k, n := range diags {
