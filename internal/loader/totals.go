@@ -1,8 +1,11 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/sendtrace/sendtrace/internal/events"
 )
@@ -46,14 +49,7 @@ func (t *Programs) Totals() (*events.Totals, error) {
 	var kv sendtraceTotalsVal
 	it := t.maps.Totals.Iterate()
 	for it.Next(&k, &kv) {
-		key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err,
-			Dst: addrPort(k.Family, &k.Daddr, k.Dport), Detail: t.detail(events.Kind(k.Kind), k.Detail)}
-		// Two kernel keys may name the same key here: add them up.
-		v := tot.ByKey[key]
-		v.Count += kv.Count
-		v.Bytes += kv.Bytes
-		v.Segs += kv.Segs
-		tot.ByKey[key] = v
+		t.addTotal(tot, &k, &kv)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read totals: %w", err)
@@ -65,6 +61,56 @@ func (t *Programs) Totals() (*events.Totals, error) {
 	tot.LostKernel = c.Lost
 	tot.Uncounted = c.TotalsFull
 	tot.Unstreamed = c.Unstreamed
+	return tot, nil
+}
+
+func (t *Programs) addTotal(tot *events.Totals, k *sendtraceTotalsKey, kv *sendtraceTotalsVal) {
+	key := events.TotalsKey{PID: k.Pid, Kind: events.Kind(k.Kind), Errno: k.Err,
+		Dst: addrPort(k.Family, &k.Daddr, k.Dport), Detail: t.detail(events.Kind(k.Kind), k.Detail)}
+	// Two kernel keys may name the same key here: add them up.
+	v := tot.ByKey[key]
+	v.Count += kv.Count
+	v.Bytes += kv.Bytes
+	v.Segs += kv.Segs
+	tot.ByKey[key] = v
+}
+
+// RetireTotals takes the totals of the given processes out of the kernel's
+// map and returns them. Each key is read and deleted in one step, so a
+// count the kernel adds meanwhile lands in a new key, read later: none is
+// lost or counted twice. A session that runs for weeks (serve) retires
+// the processes that exited, so the map holds the living, not every
+// process that ever failed.
+func (t *Programs) RetireTotals(pids []uint32) (*events.Totals, error) {
+	tot := &events.Totals{ByKey: make(map[events.TotalsKey]events.TotalsValue)}
+	if len(pids) == 0 {
+		return tot, nil
+	}
+	retire := make(map[uint32]bool, len(pids))
+	for _, pid := range pids {
+		retire[pid] = true
+	}
+	var keys []sendtraceTotalsKey
+	var k sendtraceTotalsKey
+	var kv sendtraceTotalsVal
+	it := t.maps.Totals.Iterate()
+	for it.Next(&k, &kv) {
+		if retire[k.Pid] {
+			keys = append(keys, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read totals: %w", err)
+	}
+	for i := range keys {
+		if err := t.maps.Totals.LookupAndDelete(&keys[i], &kv); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				continue
+			}
+			return tot, fmt.Errorf("retire totals: %w", err)
+		}
+		t.addTotal(tot, &keys[i], &kv)
+	}
 	return tot, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -52,12 +53,16 @@ type Sink struct {
 
 	mu     sync.Mutex
 	read   func() (*events.Totals, error)
+	retire func(pids []uint32) (*events.Totals, error)
 	totals *events.Totals // the last totals read
-	pids   map[uint32]*process
-	seen   map[string]time.Time // admitted workload label -> last time it had a live process or a new count
-	counts map[events.TotalsKey]events.TotalsValue
-	diags  map[[2]string]uint64 // rule, workload
-	peers  map[string]struct{}  // admitted peer labels
+	// retired holds the counts of processes that exited, taken out of
+	// the kernel's map, by workload.
+	retired seriesCounts
+	pids    map[uint32]*process
+	seen    map[string]time.Time // admitted workload label -> last time it had a live process or a new count
+	counts  map[events.TotalsKey]events.TotalsValue
+	diags   map[[2]string]uint64 // rule, workload
+	peers   map[string]struct{}  // admitted peer labels
 	// lostUser is what the reader lost, known once the session ends.
 	lostUser uint64
 	stop     chan struct{}
@@ -65,8 +70,9 @@ type Sink struct {
 }
 
 type process struct {
-	label   string
-	expired bool
+	label     string
+	expired   bool
+	deadSince time.Time // when the process was first seen gone
 }
 
 var (
@@ -90,14 +96,15 @@ func New(cfg Config) *Sink {
 		cfg.Poll = time.Second
 	}
 	return &Sink{
-		cfg:    cfg,
-		descs:  newDescs(cfg.Peer),
-		peers:  make(map[string]struct{}),
-		totals: &events.Totals{},
-		pids:   make(map[uint32]*process),
-		seen:   make(map[string]time.Time),
-		counts: make(map[events.TotalsKey]events.TotalsValue),
-		diags:  make(map[[2]string]uint64),
+		cfg:     cfg,
+		descs:   newDescs(cfg.Peer),
+		peers:   make(map[string]struct{}),
+		totals:  &events.Totals{},
+		pids:    make(map[uint32]*process),
+		seen:    make(map[string]time.Time),
+		counts:  make(map[events.TotalsKey]events.TotalsValue),
+		retired: newSeries(),
+		diags:   make(map[[2]string]uint64),
 	}
 }
 
@@ -105,11 +112,12 @@ func New(cfg Config) *Sink {
 func (s *Sink) Begin(*session.Description) error { return nil }
 
 // WatchTotals implements pipeline.TotalsWatcher: from now on, the kernel's
-// totals are read every Poll and on every scrape.
-func (s *Sink) WatchTotals(read func() (*events.Totals, error)) {
+// totals are read every Poll and on every scrape, and those of processes
+// that exited are retired.
+func (s *Sink) WatchTotals(live pipeline.LiveTotals) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.read = read
+	s.read, s.retire = live.Read, live.Retire
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	go s.poll(s.stop, s.done)
 }
@@ -157,7 +165,7 @@ func (s *Sink) Diagnosis(d *diagnose.Diagnosis) error {
 func (s *Sink) End(end *session.End) error {
 	s.mu.Lock()
 	stop, done := s.stop, s.done
-	s.read = nil
+	s.read, s.retire = nil, nil
 	if end != nil && end.Totals != nil {
 		s.totals = end.Totals
 		s.lostUser = end.Totals.LostUser
@@ -192,15 +200,12 @@ func (s *Sink) refresh() {
 		}
 		s.touch(p.label, now)
 	}
-	for pid, p := range s.pids {
-		if !p.expired && alive(pid) {
-			s.touch(p.label, now)
-		}
-	}
+	s.retireExited(now)
 	if s.cfg.SeriesTTL > 0 {
 		for label, t := range s.seen {
 			if now.Sub(t) > s.cfg.SeriesTTL {
 				delete(s.seen, label)
+				s.retired.forget(label)
 				for _, p := range s.pids {
 					if p.label == label {
 						p.expired = true
@@ -268,34 +273,12 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
 	s.refresh()
 	type pair [2]string
-	type triple [3]string // the metric's own label, workload, peer
-	sends := map[triple]uint64{}
-	retrans := map[triple]uint64{}
-	drops := map[triple]uint64{}
-	resets := map[triple]uint64{}
 	peerOn := s.cfg.Peer.enabled()
+	out := newSeries()
+	s.addAll(&out, &s.retired)
 	for k, v := range s.totals.ByKey {
-		p := s.pids[k.PID]
-		if p == nil || p.expired {
-			continue
-		}
-		var peer string
-		if peerOn {
-			peer = s.peerLabel(k.Dst)
-		}
-		switch k.Kind {
-		case events.KindSendError:
-			sends[triple{events.ErrnoName(k.Errno), p.label, peer}] += v.Count
-		case events.KindRetransmit:
-			// Segments, not events: one event may carry many (TSO),
-			// and untraced segments have no event at all.
-			retrans[triple{k.Detail, p.label, peer}] += v.Segs
-		case events.KindDrop:
-			drops[triple{k.Detail, p.label, peer}] += v.Count
-		case events.KindReceiveReset:
-			resets[triple{"received", p.label, peer}] += v.Count
-		case events.KindSendReset:
-			resets[triple{"sent", p.label, peer}] += v.Count
+		if p := s.pids[k.PID]; p != nil && !p.expired {
+			s.add(&out, k, v, p.label)
 		}
 	}
 	diags := make(map[pair]uint64, len(s.diags))
@@ -310,7 +293,7 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range []struct {
 		desc   *prometheus.Desc
 		counts map[triple]uint64
-	}{{s.descs.sendFailures, sends}, {s.descs.retransmits, retrans}, {s.descs.drops, drops}, {s.descs.resets, resets}} {
+	}{{s.descs.sendFailures, out.sends}, {s.descs.retransmits, out.retrans}, {s.descs.drops, out.drops}, {s.descs.resets, out.resets}} {
 		for k, n := range m.counts {
 			if n == 0 {
 				continue

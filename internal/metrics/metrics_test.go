@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -36,7 +37,7 @@ func unitNames(pid uint32) (*events.Workload, bool) {
 func TestWorkloadsBounded(t *testing.T) {
 	tot := totalsOf(1, 2, 3, 4)
 	s := New(Config{MaxWorkloads: 2, Names: unitNames, Poll: time.Hour})
-	s.WatchTotals(func() (*events.Totals, error) { return tot, nil })
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) { return tot, nil }})
 	defer s.End(&session.End{Totals: tot})
 	series := sendFailures(t, s)
 	var named, other int
@@ -59,7 +60,7 @@ func TestWorkloadsBounded(t *testing.T) {
 func TestWorkloadsExpire(t *testing.T) {
 	tot := totalsOf(1, 2)
 	s := New(Config{SeriesTTL: 50 * time.Millisecond, Names: unitNames, Poll: time.Hour})
-	s.WatchTotals(func() (*events.Totals, error) { return tot, nil })
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) { return tot, nil }})
 	defer s.End(&session.End{Totals: tot})
 	want := "errno=ECONNRESET,workload=systemd/u0.service 1; errno=ECONNRESET,workload=systemd/u1.service 2"
 	if got := strings.Join(sendFailures(t, s), "; "); got != want {
@@ -123,7 +124,7 @@ func TestRetransmitsAndDropsByKind(t *testing.T) {
 		k(1, events.KindDrop, "QDISC_DROP", 80):     {Count: 1, Segs: 1},
 	}}
 	s := New(Config{Names: unitNames, Poll: time.Hour})
-	s.WatchTotals(func() (*events.Totals, error) { return tot, nil })
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) { return tot, nil }})
 	defer s.End(&session.End{Totals: tot})
 	got := strings.Join(series(t, s, "sendtrace_retransmitted_segments_total"), "\n")
 	want := strings.Join([]string{

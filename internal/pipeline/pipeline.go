@@ -32,7 +32,18 @@ type Flusher interface {
 // TotalsWatcher is a sink that reads the kernel's exact totals while a
 // live session runs (the metrics), rather than only at its end.
 type TotalsWatcher interface {
-	WatchTotals(read func() (*events.Totals, error))
+	WatchTotals(LiveTotals)
+}
+
+// LiveTotals reads the kernel's exact totals while a session runs.
+type LiveTotals struct {
+	Read func() (*events.Totals, error)
+	// Retire takes the totals of processes that have exited out of the
+	// kernel's map and returns them, each key read and removed in one
+	// step: a session that runs for weeks keeps the map to the living
+	// processes, and loses or doubles no count. Nil where no session
+	// runs long enough to need it.
+	Retire func(pids []uint32) (*events.Totals, error)
 }
 
 // Stopper is a sink that must read something while the programs are
@@ -110,10 +121,10 @@ func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
 
 // WatchTotals hands the live source's totals reader to every sink that
 // reads them while the session runs.
-func (p *Pipeline) WatchTotals(read func() (*events.Totals, error)) {
+func (p *Pipeline) WatchTotals(live LiveTotals) {
 	for _, s := range p.sinks {
 		if w, ok := s.(TotalsWatcher); ok {
-			w.WatchTotals(read)
+			w.WatchTotals(live)
 		}
 	}
 }

@@ -139,6 +139,9 @@ func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Du
 // Stdout is what sendtrace has written to stdout so far.
 func (s *Sendtrace) Stdout() []byte { return s.stdout.Bytes() }
 
+// PID is the running sendtrace's process id.
+func (s *Sendtrace) PID() int { return s.cmd.Process.Pid }
+
 // Stop interrupts sendtrace as a user would (SIGINT), waits at most
 // within (stretched by $VMTEST_TIME_SCALE) for it to exit, and returns
 // what it wrote. A sendtrace that does not exit, or exits with an error,

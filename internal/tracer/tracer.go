@@ -102,7 +102,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if live != nil {
 		live(t.Counters)
 	}
-	p.WatchTotals(t.Totals)
+	p.WatchTotals(pipeline.LiveTotals{Read: t.Totals, Retire: t.RetireTotals})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
