@@ -37,6 +37,7 @@ type config struct {
 	conns        int
 	agentDur     time.Duration
 	agentRate    float64
+	soakDur      time.Duration
 	startupRuns  int
 	workloads    map[string]bool
 	out          string
@@ -61,6 +62,7 @@ type harness struct {
 	many    *manyResult
 	startup *startupResult
 	agent   *agentResult
+	soak    *soakResult
 	gobench string
 	notes   []string
 }
@@ -77,8 +79,9 @@ func main() {
 	flag.IntVar(&c.conns, "conns", 10000, "connections in the many-sockets workload")
 	flag.DurationVar(&c.agentDur, "agent-duration", 30*time.Second, "length of one run of the agent workload")
 	flag.Float64Var(&c.agentRate, "agent-rate", 1000, "failed sends per second while the agent's CPU is measured")
+	flag.DurationVar(&c.soakDur, "soak-duration", 2*time.Minute, "length of the soak workload")
 	flag.IntVar(&c.startupRuns, "startup-runs", 9, "start-up measurements")
-	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,agent,gobench", "comma-separated workloads to run")
+	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,agent,soak,gobench", "comma-separated workloads to run")
 	flag.StringVar(&c.out, "out", "", "markdown file to write (default docs/benchmarks.md; none with -quick)")
 	flag.StringVar(&c.recordDir, "record-dir", "/dev/shm", "directory for the recordings of the failure storm")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime for the go test benchmarks")
@@ -100,6 +103,7 @@ func main() {
 		c.stormReps = 1
 		c.conns = 500
 		c.agentDur = time.Second
+		c.soakDur = 3 * time.Second
 		c.startupRuns = 2
 		c.benchtime = "100x"
 	}
@@ -154,6 +158,7 @@ func run(c config) error {
 		{"dropstorm", h.runDropStorm},
 		{"many", h.runMany},
 		{"agent", h.runAgent},
+		{"soak", h.runSoak},
 		{"gobench", h.runGoBench},
 	}
 	for _, s := range steps {

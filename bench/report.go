@@ -85,6 +85,9 @@ func (h *harness) markdown(took time.Duration) string {
 	if h.agent != nil {
 		h.agentSection(p)
 	}
+	if h.soak != nil {
+		h.soakSection(p)
+	}
 	p("%s\n", strings.TrimSpace(lessons))
 	if len(h.notes) > 0 {
 		p("\n## Notes from this run\n\n")
@@ -167,6 +170,9 @@ func (h *harness) summaryTable(p func(string, ...any)) {
 	}
 	if h.agent != nil {
 		h.agentTarget(p)
+	}
+	if h.soak != nil {
+		h.soakTarget(p)
 	}
 	if s := h.startup; s != nil {
 		sp := spreadOf(s.ready)
