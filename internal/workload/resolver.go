@@ -36,11 +36,22 @@ type Resolver struct {
 
 	mu       sync.Mutex
 	paths    map[uint64]string           // cgroup id -> path below CgroupRoot
+	found    map[uint64]time.Time        // cgroup id -> when it was last found
 	byPath   map[string]*events.Workload // nil value: not a container or unit
 	procs    map[string]*events.Workload // process-named workloads by comm
 	lastWalk time.Time
+	pruned   time.Time
 	warned   bool
 }
+
+// A cgroup's name is kept keepGone after the cgroup was last found, for
+// events that were read after it went; the tree is walked every pruneEvery
+// to forget the cgroups gone longer, so a node where containers come and
+// go for weeks keeps the names of the living.
+const (
+	pruneEvery = time.Minute
+	keepGone   = 10 * time.Minute
+)
 
 // walkEvery bounds how often a cgroup id that is not yet known makes the
 // resolver walk the whole cgroup tree: often enough to name a container
@@ -63,6 +74,7 @@ func NewResolver(cfg Config) (*Resolver, error) {
 	return &Resolver{
 		cfg:    cfg,
 		paths:  make(map[uint64]string),
+		found:  make(map[uint64]time.Time),
 		byPath: make(map[string]*events.Workload),
 		procs:  make(map[string]*events.Workload),
 	}, nil
@@ -109,6 +121,9 @@ func (r *Resolver) Cgroup(id uint64, pid uint32) *events.Workload {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.pruned) >= pruneEvery {
+		r.prune(now)
+	}
 	p, ok := r.paths[id]
 	if !ok {
 		if p, ok = r.pidPath(pid, id); !ok {
@@ -187,8 +202,28 @@ func (r *Resolver) pidPath(pid uint32, id uint64) (string, bool) {
 	if err != nil || inode(filepath.Join(r.cfg.CgroupRoot, p)) != id {
 		return "", false
 	}
-	r.paths[id] = p
+	r.remember(id, p, time.Now())
 	return p, true
+}
+
+// remember maps a cgroup id to its path. r.mu is held.
+func (r *Resolver) remember(id uint64, p string, now time.Time) {
+	r.paths[id] = p
+	r.found[id] = now
+}
+
+// prune walks the tree and forgets the cgroups not found for keepGone.
+// r.mu is held.
+func (r *Resolver) prune(now time.Time) {
+	r.pruned = now
+	r.walk(func(id uint64, p string) { r.remember(id, p, now) })
+	for id, p := range r.paths {
+		if now.Sub(r.found[id]) > keepGone {
+			delete(r.paths, id)
+			delete(r.found, id)
+			delete(r.byPath, p)
+		}
+	}
 }
 
 // walkFor maps every cgroup below the root to its id, at most once per
@@ -198,7 +233,7 @@ func (r *Resolver) walkFor(id uint64) (string, bool) {
 		return "", false
 	}
 	r.lastWalk = time.Now()
-	r.walk(func(ino uint64, p string) { r.paths[ino] = p })
+	r.walk(func(ino uint64, p string) { r.remember(ino, p, r.lastWalk) })
 	p, ok := r.paths[id]
 	return p, ok
 }
@@ -236,8 +271,9 @@ func (r *Resolver) Matching(match func(*events.Workload) bool) []uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var ids []uint64
+	now := time.Now()
 	r.walk(func(ino uint64, p string) {
-		r.paths[ino] = p
+		r.remember(ino, p, now)
 		if w := r.path(p); w != nil && match(w) {
 			ids = append(ids, ino)
 		}
