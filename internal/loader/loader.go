@@ -180,7 +180,12 @@ func Load(cfg Config) (*Programs, error) {
 	if err != nil || !t.active(session.LayerSyscallExit) {
 		return t, err
 	}
-	probe := t.probeSyscallLayer()
+	return t.settle(cfg, t.probeSyscallLayer(probeAttempts))
+}
+
+// settle keeps the programs when the probe saw the syscall layer, and
+// otherwise loads everything again without it.
+func (t *Programs) settle(cfg Config, probe SyscallProbe) (*Programs, error) {
 	t.SyscallProbe = probe
 	if probe.Seen {
 		t.setHook(func(h *session.Hook) { h.Why += "; " + probe.String() })
@@ -188,7 +193,8 @@ func Load(cfg Config) (*Programs, error) {
 	}
 	t.Close()
 	cfg.NoSyscallLayer = true
-	if t, err = load(cfg); err != nil {
+	t, err := load(cfg)
+	if err != nil {
 		return nil, err
 	}
 	t.SyscallProbe = probe

@@ -46,12 +46,12 @@ func (p SyscallProbe) String() string {
 	case p.Seen:
 		return fmt.Sprintf("its liveness probe was seen after %d re-attaches", p.Attempts-1)
 	}
-	return fmt.Sprintf("attached, but the kernel never ran it: %d failing sends of sendtrace's own went unseen over %d attaches", p.Calls, p.Attempts)
+	return fmt.Sprintf("attached, but the kernel never ran it: it saw none of %d failing sends of sendtrace's own, attached %d times", p.Calls, p.Attempts)
 }
 
 // probeSyscallLayer probes the sys_exit program and re-attaches it when
-// it is not seen.
-func (t *Programs) probeSyscallLayer() SyscallProbe {
+// it is not seen, for at most attempts attaches in all.
+func (t *Programs) probeSyscallLayer(attempts int) SyscallProbe {
 	res := SyscallProbe{Ran: true}
 	if t.maps.ProbeTID == nil || t.maps.ProbeSeen == nil || t.sysExit < 0 {
 		res.Err = fmt.Errorf("probe variables or program missing")
@@ -68,7 +68,7 @@ func (t *Programs) probeSyscallLayer() SyscallProbe {
 			res.Seen = true
 			return res
 		}
-		if res.Attempts == probeAttempts {
+		if res.Attempts >= attempts {
 			return res
 		}
 		if err := t.reattachSysExit(); err != nil {
