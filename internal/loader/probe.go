@@ -44,7 +44,7 @@ func (p SyscallProbe) String() string {
 	case p.Seen && p.Attempts == 1:
 		return "its liveness probe was seen"
 	case p.Seen:
-		return fmt.Sprintf("its liveness probe was seen after %d re-attaches", p.Attempts-1)
+		return fmt.Sprintf("its liveness probe was seen only once it had been attached %d times", p.Attempts)
 	}
 	return fmt.Sprintf("attached, but the kernel never ran it: it saw none of %d failing sends of sendtrace's own, attached %d times", p.Calls, p.Attempts)
 }
