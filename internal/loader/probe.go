@@ -44,9 +44,19 @@ func (p SyscallProbe) String() string {
 	case p.Seen && p.Attempts == 1:
 		return "its liveness probe was seen"
 	case p.Seen:
-		return fmt.Sprintf("its liveness probe was seen only once it had been attached %d times", p.Attempts)
+		return "its liveness probe was seen only once it had been attached " + times(p.Attempts)
 	}
-	return fmt.Sprintf("attached, but the kernel never ran it: it saw none of %d failing sends of sendtrace's own, attached %d times", p.Calls, p.Attempts)
+	return fmt.Sprintf("attached, but the kernel never ran it: it saw none of %d failing sends of sendtrace's own, attached %s", p.Calls, times(p.Attempts))
+}
+
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // probeSyscallLayer probes the sys_exit program and re-attaches it when
