@@ -782,6 +782,13 @@ static __always_inline void connect_exit(struct pt_regs *regs)
 	bpf_map_update_elem(&connected, &key, &c, BPF_ANY);
 }
 
+/* The liveness probe: user space sets probe_tid to one of its threads,
+ * makes a send fail there on purpose, and reads probe_seen to learn that
+ * this program really runs (an attached tp_btf/sys_exit has been seen
+ * never to run in some kernels). Checked on the failure path only. */
+volatile __u32 probe_tid;
+volatile __u32 probe_seen;
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
@@ -798,8 +805,13 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 			connect_exit(regs);
 		return 0;
 	}
-	if (is_send_nr(nr))
-		send_exit(regs, nr, -ret);
+	if (!is_send_nr(nr))
+		return 0;
+	if ((__u32)bpf_get_current_pid_tgid() == probe_tid) {
+		probe_seen++;
+		return 0;
+	}
+	send_exit(regs, nr, -ret);
 	return 0;
 }
 

@@ -112,10 +112,13 @@ type Programs struct {
 	SendResetHasReason bool
 	// DropNames names drop reasons and locations for this kernel.
 	DropNames *DropNames
+	// SyscallProbe is what the syscall layer's liveness probe found.
+	SyscallProbe SyscallProbe
 
 	maps     maps
 	links    []link.Link
 	progs    []*ebpf.Program
+	sysExit  int // index of the sys_exit program and link, or -1
 	seed     *ebpf.Program
 	openTCP  *ebpf.Program
 	seedLink *link.Iter
@@ -138,18 +141,23 @@ type maps struct {
 	// WokenCgroups: cgroups whose first event woke the reader when
 	// events are batched.
 	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
+	// Globals holds the liveness probe's variables, shared by every
+	// program loaded.
+	Globals   *ebpf.Map      `ebpf:".bss"`
+	ProbeTID  *ebpf.Variable `ebpf:"probe_tid"`
+	ProbeSeen *ebpf.Variable `ebpf:"probe_seen"`
 }
 
 func (m *maps) replacements() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
 		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
-		"connected": m.Connected, "woken_cgroups": m.WokenCgroups,
+		"connected": m.Connected, "woken_cgroups": m.WokenCgroups, ".bss": m.Globals,
 	}
 }
 
 func (m *maps) close() {
-	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected, m.WokenCgroups} {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected, m.WokenCgroups, m.Globals} {
 		if mp != nil {
 			mp.Close()
 		}
@@ -164,7 +172,46 @@ var ErrPermission = errors.New("permission denied loading BPF")
 
 // Load plans, loads and attaches. Layers whose every candidate fails are
 // reported in Plan as degraded; Load fails only when nothing useful can run.
+// An attached syscall layer must pass its liveness probe; when it does
+// not, everything is loaded again as with --no-syscall-layer, since the
+// socket layer's programs were built to leave their errors to it.
 func Load(cfg Config) (*Programs, error) {
+	t, err := load(cfg)
+	if err != nil || !t.active(session.LayerSyscallExit) {
+		return t, err
+	}
+	return t.settle(cfg, t.probeSyscallLayer(probeAttempts))
+}
+
+// settle keeps the programs when the probe saw the syscall layer, and
+// otherwise loads everything again without it.
+func (t *Programs) settle(cfg Config, probe SyscallProbe) (*Programs, error) {
+	t.SyscallProbe = probe
+	if probe.Seen {
+		t.setHook(func(h *session.Hook) { h.Why += "; " + probe.String() })
+		return t, nil
+	}
+	t.Close()
+	cfg.NoSyscallLayer = true
+	t, err := load(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.SyscallProbe = probe
+	t.setHook(func(h *session.Hook) { *h = degradeSyscallLayer(probe) })
+	return t, nil
+}
+
+// setHook changes the syscall layer's plan entry.
+func (t *Programs) setHook(change func(*session.Hook)) {
+	for i := range t.Plan {
+		if t.Plan[i].Layer == session.LayerSyscallExit {
+			change(&t.Plan[i])
+		}
+	}
+}
+
+func load(cfg Config) (*Programs, error) {
 	if err := rlimit.RemoveMemlock(); err != nil && !errors.Is(err, unix.EPERM) {
 		return nil, fmt.Errorf("remove memlock limit: %w", err)
 	}
@@ -177,7 +224,7 @@ func Load(cfg Config) (*Programs, error) {
 		return nil, fmt.Errorf("parse embedded BPF object: %w", err)
 	}
 
-	t := &Programs{}
+	t := &Programs{sysExit: -1}
 	t.RetransmitHasErr = tracepointArgs(kernelTypes, "tcp_retransmit_skb") >= 3
 	t.SendResetHasReason = tracepointArgs(kernelTypes, "tcp_send_reset") >= 3
 	t.DropNames = newDropNames(kernelTypes)
@@ -225,6 +272,7 @@ func Load(cfg Config) (*Programs, error) {
 		ch := t.choose(spec, &opts, l, cfg)
 		chosen[l.layer] = ch
 		if ch.Active {
+			t.sysExit = len(t.links) - 1
 			c.SyscallLayer = 1
 			if err := spec.Variables["cfg"].Set(c); err != nil {
 				return nil, fmt.Errorf("set config: %w", err)

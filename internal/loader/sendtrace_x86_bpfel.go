@@ -274,6 +274,8 @@ const (
 	sendtraceProgSetState              = "set_state"
 	sendtraceProgSysExit               = "sys_exit"
 	sendtraceVarCfg                    = "cfg"
+	sendtraceVarProbeSeen              = "probe_seen"
+	sendtraceVarProbeTid               = "probe_tid"
 	sendtraceVarUnusedConfig           = "unused_config"
 	sendtraceVarUnusedCounter          = "unused_counter"
 	sendtraceVarUnusedDropDir          = "unused_drop_dir"
@@ -375,6 +377,8 @@ type sendtraceMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceVariableSpecs struct {
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	ProbeSeen         *ebpf.VariableSpec `ebpf:"probe_seen"`
+	ProbeTid          *ebpf.VariableSpec `ebpf:"probe_tid"`
 	UnusedConfig      *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedDropDir     *ebpf.VariableSpec `ebpf:"unused_drop_dir"`
@@ -440,6 +444,8 @@ func (m *sendtraceMaps) Close() error {
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceVariables struct {
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	ProbeSeen         *ebpf.Variable `ebpf:"probe_seen"`
+	ProbeTid          *ebpf.Variable `ebpf:"probe_tid"`
 	UnusedConfig      *ebpf.Variable `ebpf:"unused_config"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedDropDir     *ebpf.Variable `ebpf:"unused_drop_dir"`

@@ -64,6 +64,9 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 		return nil, err
 	}
 	defer t.Close()
+	if pr := t.SyscallProbe; pr.Seen && pr.Attempts > 1 && opts.Notices != nil {
+		fmt.Fprintf(opts.Notices, "sendtrace: layer %s: the kernel did not run its program until it was attached again (%s)\n", session.LayerSyscallExit, pr)
+	}
 	// Loading parsed the kernel's BTF (tens of MiB) that nothing needs
 	// any more; give it back now rather than at the runtime's leisure,
 	// since sendtrace runs beside the workload it watches.
