@@ -163,25 +163,32 @@ func freeLoopback() (string, error) {
 // scrapeFailures reads /metrics as Prometheus would and returns the
 // EPIPE send failures it exports.
 func scrapeFailures(addr string) (uint64, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
 	var n uint64
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		l := sc.Text()
+	err := scrape(addr, func(l string) {
 		if strings.HasPrefix(l, "sendtrace_send_failures_total{") && strings.Contains(l, `errno="EPIPE"`) {
 			v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			if err == nil {
 				n += uint64(v)
 			}
 		}
+	})
+	return n, err
+}
+
+// scrape reads /metrics once, as Prometheus would, a line at a time.
+func scrape(addr string, line func(string)) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
 	}
-	return n, sc.Err()
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	return sc.Err()
 }
 
 func (h *harness) agentSection(p func(string, ...any)) {

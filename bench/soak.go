@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -133,21 +131,13 @@ func vmRSS(pid int) (uint64, error) {
 
 // countSeries counts the send failure series /metrics exports.
 func countSeries(addr string) (int, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
 	n := 0
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "sendtrace_send_failures_total{") {
+	err := scrape(addr, func(l string) {
+		if strings.HasPrefix(l, "sendtrace_send_failures_total{") {
 			n++
 		}
-	}
-	return n, sc.Err()
+	})
+	return n, err
 }
 
 // soakGrowth is the mean RSS of the last third of the samples over the
