@@ -74,7 +74,8 @@ const retireAfter = 5 * time.Second
 const forgetDeadAfter = 20 * time.Minute
 
 // retireExited moves the kernel's totals of processes that have exited
-// into s.retired, under their workload, and forgets processes long dead:
+// into s.retired, under their workload (or drops them, when the
+// workload's series expired), and forgets processes long dead:
 // the kernel's map and the sink's own maps then hold the processes that
 // live, however many come and go in weeks of serving. s.mu is held.
 func (s *Sink) retireExited(now time.Time) {
@@ -84,15 +85,15 @@ func (s *Sink) retireExited(now time.Time) {
 	}
 	dead := make(map[uint32]bool)
 	for pid, p := range s.pids {
-		if p.expired {
-			continue
-		}
-		if alive(pid) {
-			p.deadSince = time.Time{}
-			s.touch(p.label, now)
-			continue
-		}
+		// A process found gone stays gone: its pid is not looked up
+		// again, so thousands of exited processes cost no work a poll.
 		if p.deadSince.IsZero() {
+			if alive(pid) {
+				if !p.expired {
+					s.touch(p.label, now)
+				}
+				continue
+			}
 			p.deadSince = now
 		}
 		switch {
@@ -114,7 +115,11 @@ func (s *Sink) retireExited(now time.Time) {
 		return
 	}
 	for k, v := range gone.ByKey {
-		s.add(&s.retired, k, v, s.pids[k.PID].label)
+		// The counts of a workload whose series expired are not exported
+		// any more; they leave the kernel's map all the same.
+		if p := s.pids[k.PID]; !p.expired {
+			s.add(&s.retired, k, v, p.label)
+		}
 	}
 	// What was retired is no longer in the kernel's map; the totals read
 	// before must not count it a second time.
