@@ -68,10 +68,17 @@ func (r *seriesCounts) forget(workload string) {
 // before a poll could (batched in the kernel for a moment) arrive first.
 const retireAfter = 5 * time.Second
 
-// forgetDeadAfter is how long a process that exited keeps its workload
-// name for counts that still come in: its sockets outlive it (a FIN or
-// a retransmit of an orphaned socket) for up to tcp_retries2's minutes.
-const forgetDeadAfter = 20 * time.Minute
+// forgetDead is how long a process that exited keeps its workload name
+// for counts that still come in: its sockets outlive it (a FIN or a
+// retransmit of an orphaned socket) for up to tcp_retries2's minutes.
+// With --series-ttl it is that TTL: a workload with no live process has
+// no series after it anyway.
+func (s *Sink) forgetDead() time.Duration {
+	if s.cfg.SeriesTTL > 0 {
+		return max(s.cfg.SeriesTTL, retireAfter)
+	}
+	return 20 * time.Minute
+}
 
 // retireExited moves the kernel's totals of processes that have exited
 // into s.retired, under their workload (or drops them, when the
@@ -99,7 +106,7 @@ func (s *Sink) retireExited(now time.Time) {
 		switch {
 		case inTotals[pid] && now.Sub(p.deadSince) >= retireAfter:
 			dead[pid] = true
-		case now.Sub(p.deadSince) > forgetDeadAfter:
+		case now.Sub(p.deadSince) > s.forgetDead():
 			delete(s.pids, pid)
 		}
 	}
