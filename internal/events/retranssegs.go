@@ -104,27 +104,22 @@ func EventSegs(e *Event) uint64 {
 // RetransSegsByPID sums the kernel's retransmitted segments per process,
 // untraced ones included: the figures that add up to TcpRetransSegs.
 func (t *Totals) RetransSegsByPID() map[uint32]*RetransSegs {
-	out := map[uint32]*RetransSegs{}
-	t.eachRetrans(func(k TotalsKey, segs uint64) {
-		r := out[k.PID]
-		if r == nil {
-			r = new(RetransSegs)
-			out[k.PID] = r
-		}
-		r.Add(retransDetail(k.Detail), segs)
-	})
-	return out
+	return retransSegsBy(t, func(k TotalsKey) uint32 { return k.PID })
 }
 
 // RetransSegsByDst sums the kernel's retransmitted segments per
 // destination, untraced ones included.
 func (t *Totals) RetransSegsByDst() map[netip.AddrPort]*RetransSegs {
-	out := map[netip.AddrPort]*RetransSegs{}
+	return retransSegsBy(t, func(k TotalsKey) netip.AddrPort { return k.Dst })
+}
+
+func retransSegsBy[K comparable](t *Totals, key func(TotalsKey) K) map[K]*RetransSegs {
+	out := map[K]*RetransSegs{}
 	t.eachRetrans(func(k TotalsKey, segs uint64) {
-		r := out[k.Dst]
+		r := out[key(k)]
 		if r == nil {
 			r = new(RetransSegs)
-			out[k.Dst] = r
+			out[key(k)] = r
 		}
 		r.Add(retransDetail(k.Detail), segs)
 	})
