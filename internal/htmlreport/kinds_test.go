@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -37,21 +36,9 @@ func mixedKinds(c, r int) (events.RetransKind, uint32, int32) {
 // kind class, and the failed ones.
 func recordedKinds(t *testing.T, path string) map[string]map[string]int {
 	t.Helper()
-	rd, err := record.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	recorded, _ := testutil.ReadRecording(t, path)
 	out := map[string]map[string]int{}
-	for {
-		var e events.Event
-		ok, err := rd.Next(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return out
-		}
+	for _, e := range recorded {
 		if e.Kind != events.KindRetransmit {
 			continue
 		}
@@ -64,6 +51,7 @@ func recordedKinds(t *testing.T, path string) map[string]map[string]int {
 			out[c]["rtx-failed"]++
 		}
 	}
+	return out
 }
 
 // TestRetransmitMarksByKind opens in Chromium the page of a recording with

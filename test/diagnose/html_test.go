@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -78,23 +77,12 @@ func TestIdleResetPage(t *testing.T) {
 
 func countResets(t *testing.T, path string, cookie uint64) int {
 	t.Helper()
-	rd, err := record.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	recorded, _ := testutil.ReadRecording(t, path)
 	n := 0
-	for {
-		var e events.Event
-		ok, err := rd.Next(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return n
-		}
+	for _, e := range recorded {
 		if e.Kind == events.KindReceiveReset && e.Cookie == cookie {
 			n++
 		}
 	}
+	return n
 }

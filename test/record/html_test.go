@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
@@ -101,21 +100,9 @@ func checkRefusesOverwrite(t *testing.T, page string, args ...string) {
 // and gathers the pids and errno names it holds.
 func recordedConns(t *testing.T, path string) (rtx map[uint64]int, byKind map[uint64]map[string]int, pids map[uint32]bool, errnos map[string]bool) {
 	t.Helper()
-	rd, err := record.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	rtx, byKind, pids, errnos = map[uint64]int{}, map[uint64]map[string]int{}, map[uint32]bool{}, map[string]bool{}
-	for {
-		var e events.Event
-		ok, err := rd.Next(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			return
-		}
+	recorded, _ := testutil.ReadRecording(t, path)
+	for _, e := range recorded {
 		if e.Kind == events.KindRetransmit {
 			rtx[e.Cookie]++
 			if byKind[e.Cookie] == nil {
@@ -134,6 +121,7 @@ func recordedConns(t *testing.T, path string) (rtx map[uint64]int, byKind map[ui
 			errnos[events.ErrnoName(e.Errno)] = true
 		}
 	}
+	return
 }
 
 func checkReportPage(t *testing.T, ctx context.Context, recording, page, shots string) {

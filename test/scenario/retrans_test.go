@@ -37,27 +37,11 @@ func stopRecording(t *testing.T, st *testutil.Sendtrace, path string) *Recording
 	t.Helper()
 	_, stderr := st.Stop(t, tracerStop)
 	t.Logf("sendtrace record stderr:\n%s", stderr)
-	rd, err := record.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
 	rec := &Recording{}
-	for {
-		var e events.Event
-		ok, err := rd.Next(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		rec.Events = append(rec.Events, e)
-	}
-	if rd.Footer == nil {
+	rec.Events, rec.Footer = testutil.ReadRecording(t, path)
+	if rec.Footer == nil {
 		t.Fatalf("%s has no footer", path)
 	}
-	rec.Footer = rd.Footer
 	return rec
 }
 
