@@ -76,8 +76,8 @@ func (h *harness) runSoak() error {
 		if el := time.Since(start); el >= next {
 			next += every
 			s := soakSample{at: el, processes: n + 1}
-			if s.rssKiB, err = vmRSS(pid); err != nil {
-				return err
+			if s.rssKiB = procStatus(pid, "VmRSS"); s.rssKiB == 0 {
+				return fmt.Errorf("soak: no VmRSS for serve (pid %d)", pid)
 			}
 			if s.series, err = countSeries(addr); err != nil {
 				return err
@@ -114,19 +114,6 @@ func (h *harness) soakProcess(slice string, n int, host string) (uint64, error) 
 	}
 	_ = w.cmd.Wait()
 	return r.Failed, nil
-}
-
-func vmRSS(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			return strconv.ParseUint(f[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 // countSeries counts the send failure series /metrics exports.
