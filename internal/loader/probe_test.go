@@ -90,7 +90,12 @@ func TestSyscallProbeSeenAndSilent(t *testing.T) {
 			t.Errorf("the probe changed the totals of %+v: %+v, then %+v", k, totals.ByKey[k], v)
 		}
 	}
-	if c, err := p.Counters(); err != nil || c != counters {
+	// Unowned counts the async events (retransmits, resets) of sockets
+	// nobody traced owns, anywhere on the machine: other traffic moves it.
+	// The probe could move any of the others.
+	c, err := p.Counters()
+	c.Unowned, counters.Unowned = 0, 0
+	if err != nil || c != counters {
 		t.Errorf("the probe changed the counters: %+v, then %+v (%v)", counters, c, err)
 	}
 }
