@@ -2,6 +2,7 @@ package record
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -101,11 +102,18 @@ func (r *Recorder) destinations(traffic []events.Traffic) ([]DestStats, string) 
 	var ds events.Dests
 	if len(traffic) > 0 {
 		source = "kernel"
+		// A destination the events name keeps its entry even with no
+		// successful send: when every send to it failed, 0 is what the
+		// kernel counted.
+		named := map[netip.AddrPort]bool{}
+		for _, d := range r.dests.Sorted() {
+			named[d.Dst] = true
+		}
 		live := traffic[:0:0]
 		for _, t := range traffic {
 			// Listeners and sockets that never sent have nothing to
 			// normalise by.
-			if t.Dst.IsValid() && (t.Sends != nil && *t.Sends > 0 || t.DataSegs+t.RetransSegs > 0 || t.Bytes != nil && *t.Bytes > 0) {
+			if t.Dst.IsValid() && (named[t.Dst] || t.Sends != nil && *t.Sends > 0 || t.DataSegs+t.RetransSegs > 0 || t.Bytes != nil && *t.Bytes > 0) {
 				live = append(live, t)
 			}
 		}
