@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -61,7 +62,7 @@ type bothEnds struct {
 // client is connected and paused.
 func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func()) *bothEnds {
 	t.Helper()
-	dir := t.TempDir()
+	dir := keepDir(t)
 	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl")}
 	srv := r.Server.StartActor(t, actorBin, "server", "-mode", mode, "-listen", dst.String(), "-reset-after", "100ms")
 	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
@@ -97,6 +98,23 @@ func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst net
 	_ = other.cmd.Process.Signal(syscall.SIGINT)
 	other.wait(t, ctx)
 	return b
+}
+
+// keepDir is where a scenario's recordings go: a new directory under
+// $SENDTRACE_KEEP_RECORDINGS when set, so they can be reported by hand
+// after the test, else one the test removes.
+func keepDir(t *testing.T) string {
+	t.Helper()
+	keep := os.Getenv("SENDTRACE_KEEP_RECORDINGS")
+	if keep == "" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recordings kept in %s", dir)
+	return dir
 }
 
 type joinedEnd struct {
