@@ -25,12 +25,17 @@ type localDrops struct {
 	nseq          int
 }
 
-// add keeps a drop as evidence, unless it is TCP's own bookkeeping on
-// the way in: a duplicate or stale segment from the peer (TCP_OLD_DATA,
+// ProtocolDrop reports whether a drop is TCP's own bookkeeping on the
+// way in: a duplicate or stale segment from the peer (TCP_OLD_DATA,
 // TCP_OLD_ACK, ...) or unread data purged at close. Those are normal
-// protocol work and say nothing about where this socket's packets die.
+// protocol work and say nothing about where a socket's packets die.
+func ProtocolDrop(ev *events.Event) bool {
+	return ev.DropDir == events.DropIn && (strings.HasPrefix(ev.DropReason, "TCP_") || ev.DropReason == "QUEUE_PURGE")
+}
+
+// add keeps a drop as evidence, unless it is a ProtocolDrop.
 func (d *localDrops) add(ev *events.Event) {
-	if ev.DropDir == events.DropIn && (strings.HasPrefix(ev.DropReason, "TCP_") || ev.DropReason == "QUEUE_PURGE") {
+	if ProtocolDrop(ev) {
 		return
 	}
 	if d.n == 0 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
@@ -36,6 +37,7 @@ type Conn struct {
 	Reached *bool
 
 	Idle      [2]time.Duration // per end: no data received for this long at the failure; -1 unknown
+	Drops     [2]LocalDrops    // per end: what its own host dropped of its socket's packets
 	Diagnosis string           // one line that reconciles both ends
 
 	offset  time.Duration // Ends[1]'s clock minus Ends[0]'s
@@ -95,10 +97,43 @@ func (c *Conn) analyse() {
 	c.failure = [2]time.Time{at, c.on(at, 0, 1)}
 	for i := range 2 {
 		c.Idle[i] = c.idle(i)
+		c.Drops[i] = dropsOf(c.Ends[i])
 	}
 	c.resetOrigin()
 	c.dataStopped()
 	c.Diagnosis = c.reconcile()
+}
+
+// LocalDrops is what an end's own host dropped of its socket's packets,
+// TCP's own bookkeeping aside: a firewall rule, a qdisc, a missing route.
+type LocalDrops struct {
+	In, Out int
+	Where   string // the first drop's reason, kernel function and device
+}
+
+func dropsOf(e *End) LocalDrops {
+	var d LocalDrops
+	for k := range e.Events {
+		ev := &e.Events[k]
+		if ev.Kind != events.KindDrop || diagnose.ProtocolDrop(ev) {
+			continue
+		}
+		if ev.DropDir == events.DropIn {
+			d.In++
+		} else {
+			d.Out++
+		}
+		if d.Where == "" {
+			d.Where = ev.DropReason
+			if ev.DropLocation != "" {
+				d.Where += " in " + ev.DropLocation
+			}
+			if ev.DropDev != "" {
+				d.Where += " on " + ev.DropDev
+			}
+		}
+	}
+	return d
 }
 
 func failure(ev *events.Event) bool {
@@ -263,8 +298,15 @@ func (c *Conn) dataStopped() {
 		if after != nil {
 			no := false
 			c.Reached = &no
-			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. The data stopped before the %s's TCP: lost on the path or dropped at its host",
-				c.name(i), n, off, stamp(firstRe.Time), stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, stamp(after.Time), c.name(1-i))
+			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. ",
+				c.name(i), n, off, stamp(firstRe.Time), stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, stamp(after.Time))
+			if d := c.Drops[1-i]; d.In > 0 {
+				c.DataStopped += fmt.Sprintf("The %s's host dropped %s on their way in to its socket (%s): the data stopped at the %s's host, before its TCP",
+					c.name(1-i), plural(d.In, "segment"), d.Where, c.Ends[1-i].Role())
+			} else {
+				c.DataStopped += fmt.Sprintf("The data stopped before the %s's TCP, and its host recorded no drop of it: lost on the path, or dropped before the packet met its socket",
+					c.name(1-i))
+			}
 			return
 		}
 		last := peer.Last()
@@ -294,7 +336,12 @@ func (c *Conn) reconcile() string {
 		if *c.Reached {
 			return "the retransmitted data reached the other end's TCP, whose acknowledgements never came back: look at the return path or at the receiving end"
 		}
-		return "the retransmitted data never reached the other end's TCP: a loss on the path or a drop at the receiving host (a firewall there); the receiving end saw nothing wrong"
+		i := c.retransmitter()
+		if d := c.Drops[1-i]; d.In > 0 {
+			return fmt.Sprintf("the %s's own host dropped the %s's segments (%s), so the retransmitted data never reached the %s's TCP: look at the %s host's firewall or receive path, not at the network; the %s's socket saw nothing wrong",
+				c.Ends[1-i].Role(), c.Ends[i].Role(), d.Where, c.Ends[1-i].Role(), c.Ends[1-i].Role(), c.Ends[1-i].Role())
+		}
+		return "the retransmitted data never reached the other end's TCP and no host recorded dropping it: a loss on the path, or a drop before the packet met the receiving socket; the receiving end saw nothing wrong"
 	}
 	var parts []string
 	for i, e := range c.Ends {
@@ -308,6 +355,14 @@ func (c *Conn) reconcile() string {
 		parts = append(parts, "who sent the reset is unknown: "+c.ResetEvidence)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// retransmitter is the end whose retransmits DataStopped speaks of.
+func (c *Conn) retransmitter() int {
+	if find(c.Ends[0], events.KindRetransmit) != nil {
+		return 0
+	}
+	return 1
 }
 
 func (c *Conn) index(e *End) int {

@@ -1,6 +1,7 @@
 package join
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +138,38 @@ func TestDataStopped(t *testing.T) {
 			c := Join([]*Recording{a, b}).Joined[0]
 			if c.Reached == nil || *c.Reached != tc.want {
 				t.Errorf("reached %v, want %v: %s", c.Reached, tc.want, c.DataStopped)
+			}
+		})
+	}
+}
+
+// Retransmitted data the receiving host dropped on its way in stopped at
+// that host, not on the path; TCP's own bookkeeping drops are no evidence.
+func TestDataStoppedAtReceiversHost(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		reason string
+		want   int
+	}{{"firewall", "NETFILTER_DROP", 3}, {"old data", "TCP_OLD_DATA", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+			ca := handshake(a, 1, 1000, 5000, time.Second, time.Second+time.Millisecond, true)
+			cb := handshake(b, 2, 5000, 1000, 0, time.Second+2*time.Millisecond, false)
+			for i := range 3 {
+				at := t0.Add(2*time.Second + time.Duration(i)*time.Second)
+				ca.Events = append(ca.Events, events.Event{Kind: events.KindRetransmit, Seq: 1001, Time: at})
+				cb.Events = append(cb.Events, events.Event{Kind: events.KindDrop, DropDir: events.DropIn, DropReason: tc.reason,
+					DropLocation: "nft_do_chain", Protocol: events.ProtoTCP, Seq: 1001, RcvNxt: 1001, Time: at.Add(time.Millisecond)})
+			}
+			ca.Events = append(ca.Events, events.Event{Kind: events.KindErrorReport, Errno: 110, Time: t0.Add(6 * time.Second)})
+			cb.Events = append(cb.Events, events.Event{Kind: events.KindStateChange, State: 4, Time: t0.Add(8 * time.Second), Protocol: events.ProtoTCP, RcvNxt: 1001})
+			c := Join([]*Recording{a, b}).Joined[0]
+			if c.Reached == nil || *c.Reached || c.Drops[1].In != tc.want {
+				t.Fatalf("reached %v, server's inbound drops %d, want not reached and %d: %s", c.Reached, c.Drops[1].In, tc.want, c.DataStopped)
+			}
+			atHost := strings.Contains(c.DataStopped, "stopped at the server's host") && strings.Contains(c.Diagnosis, "server's own host dropped")
+			if atHost != (tc.want > 0) {
+				t.Errorf("data %q\ndiagnosis %q: want the server's host named %v", c.DataStopped, c.Diagnosis, tc.want > 0)
 			}
 		})
 	}

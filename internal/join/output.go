@@ -60,6 +60,9 @@ func WriteText(w io.Writer, r *Result) error {
 			if c.Idle[i] >= 0 {
 				fmt.Fprintf(&b, ", idle %s at the failure", format.Duration(c.Idle[i]))
 			}
+			if d := c.Drops[i]; d.In+d.Out > 0 {
+				fmt.Fprintf(&b, ", its host dropped %d of its packets (%d in, %d out; %s)", d.In+d.Out, d.In, d.Out, d.Where)
+			}
 			b.WriteString("\n")
 		}
 		if c.ResetOrigin != "" {
@@ -121,6 +124,14 @@ type jsonEnd struct {
 	Established time.Time      `json:"established"`
 	Diagnosis   string         `json:"diagnosis,omitempty"`
 	IdleMs      *float64       `json:"idle_ms,omitempty"`
+	LocalDrops  *jsonDrops     `json:"local_drops,omitempty"`
+}
+
+// jsonDrops is what an end's own host dropped of its socket's packets.
+type jsonDrops struct {
+	In    int    `json:"in"`
+	Out   int    `json:"out"`
+	Where string `json:"where"`
 }
 
 type jsonConn struct {
@@ -172,6 +183,14 @@ type jsonAmbiguous struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func (c *Conn) endJSON(i int) jsonEnd {
+	j := endJSON(c.Ends[i], c.Idle[i], c.Failed)
+	if d := c.Drops[i]; d.In+d.Out > 0 {
+		j.LocalDrops = &jsonDrops{d.In, d.Out, d.Where}
+	}
+	return j
+}
+
 func endJSON(e *End, idle time.Duration, withIdle bool) jsonEnd {
 	f := e.First()
 	j := jsonEnd{Role: e.Role(), Recording: e.Rec.Path, Host: e.Rec.Host, Netns: e.Rec.Netns, PID: f.PID,
@@ -206,8 +225,8 @@ func WriteJSON(w io.Writer, r *Result) error {
 	for _, c := range r.Joined {
 		j := jsonConn{Failed: c.Failed, ResetOrigin: c.ResetOrigin, ResetEvidence: c.ResetEvidence,
 			DataStopped: c.DataStopped, DataReached: c.Reached, Diagnosis: c.Diagnosis}
-		for i, e := range c.Ends {
-			j.Ends[i] = endJSON(e, c.Idle[i], c.Failed)
+		for i := range c.Ends {
+			j.Ends[i] = c.endJSON(i)
 		}
 		out.Joined = append(out.Joined, j)
 	}

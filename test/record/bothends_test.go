@@ -118,14 +118,18 @@ func keepDir(t *testing.T) string {
 }
 
 type joinedEnd struct {
-	Role      string         `json:"role"`
-	Host      string         `json:"host"`
-	PID       int            `json:"pid"`
-	Cookie    uint64         `json:"cookie"`
-	Src       netip.AddrPort `json:"src"`
-	Dst       netip.AddrPort `json:"dst"`
-	Diagnosis string         `json:"diagnosis"`
-	IdleMs    *float64       `json:"idle_ms"`
+	Role       string         `json:"role"`
+	Host       string         `json:"host"`
+	PID        int            `json:"pid"`
+	Cookie     uint64         `json:"cookie"`
+	Src        netip.AddrPort `json:"src"`
+	Dst        netip.AddrPort `json:"dst"`
+	Diagnosis  string         `json:"diagnosis"`
+	IdleMs     *float64       `json:"idle_ms"`
+	LocalDrops *struct {
+		In, Out int
+		Where   string
+	} `json:"local_drops"`
 }
 
 type joinReport struct {
@@ -141,6 +145,7 @@ type joinReport struct {
 		Failed      bool         `json:"failed"`
 		ResetOrigin string       `json:"reset_origin"`
 		DataReached *bool        `json:"data_reached_peer"`
+		DataStopped string       `json:"data_stopped"`
 		Diagnosis   string       `json:"diagnosis"`
 	} `json:"joined"`
 	OneEnd    []joinedEnd       `json:"one_end_only"`
@@ -271,7 +276,7 @@ func TestBothEndsServerFirewall(t *testing.T) {
 		r.Server.MustNft(fmt.Sprintf(`table inet fw {
 	chain in {
 		type filter hook input priority 0; policy accept;
-		tcp dport %d drop
+		tcp dport %d counter drop
 	}
 }`, dst.Port()))
 	})
@@ -280,6 +285,26 @@ func TestBothEndsServerFirewall(t *testing.T) {
 	if !c.Failed || c.DataReached == nil || *c.DataReached {
 		t.Errorf("data reached the server: %v, want false (its firewall dropped every segment)", c.DataReached)
 	}
+	// The server's host dropped them, as the rule's own counter says; the
+	// counter also takes what arrived after the server's recording ended.
+	out, err := r.Server.Run("nft", "list", "table", "inet", "fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted int
+	if i := strings.Index(out, "counter packets "); i < 0 {
+		t.Fatalf("no counter in\n%s", out)
+	} else if _, err := fmt.Sscanf(out[i:], "counter packets %d", &counted); err != nil {
+		t.Fatal(err)
+	}
+	d := c.Ends[1].LocalDrops
+	if d == nil || d.In == 0 || d.In > counted || !strings.Contains(d.Where, "NETFILTER_DROP") {
+		t.Errorf("server's local drops %+v, want between 1 and the firewall's %d, for NETFILTER_DROP", d, counted)
+	}
+	if !strings.Contains(c.DataStopped, "stopped at the server's host") {
+		t.Errorf("data stopped %q: want it at the server's host", c.DataStopped)
+	}
+	t.Logf("the firewall counted %d packets; the server's recording has %+v", counted, d)
 	if c.ResetOrigin != "" {
 		t.Errorf("reset origin %q: nobody sent a reset", c.ResetOrigin)
 	}
