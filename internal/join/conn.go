@@ -322,8 +322,25 @@ func (c *Conn) reconcile() string {
 	case ResetMiddlebox:
 		i := c.index(c.ResetReceiver)
 		recv := find(c.Ends[i], events.KindReceiveReset)
-		return fmt.Sprintf("a middlebox between the ends forgot the flow%s and reset the %s; the %s never sent that reset: %s",
-			c.idleText(i), c.Ends[i].Role(), c.Ends[1-i].Role(), c.stateAt(1-i, c.on(recv.Time, i, 1-i)))
+		s := fmt.Sprintf("a middlebox between the ends forgot the flow%s and reset the %s; the %s never sent that reset",
+			c.idleText(i), c.Ends[i].Role(), c.Ends[1-i].Role())
+		other := find(c.Ends[1-i], events.KindReceiveReset)
+		if other == nil {
+			return s + fmt.Sprintf(" and never received one: %s", c.stateAt(1-i, c.on(recv.Time, i, 1-i)))
+		}
+		s += ": " + c.stateAt(1-i, c.on(recv.Time, i, 1-i))
+		at := c.on(other.Time, 1-i, i)
+		when := format.Duration(at.Sub(recv.Time)) + " after"
+		if at.Before(recv.Time) {
+			when = format.Duration(recv.Time.Sub(at)) + " before"
+		}
+		s += fmt.Sprintf("; the %s received a reset of its own at %s, in %s, %s the %s's", c.Ends[1-i].Role(), stamp(other.Time),
+			events.StateName(other.State), when, c.Ends[i].Role())
+		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
+			return s + fmt.Sprintf(", and the %s's kernel sent one at %s (%s)", c.Ends[i].Role(), stamp(sent.Time), reasonText(sent.ResetReason))
+		}
+		return s + fmt.Sprintf(", which the %s's socket did not send (%s): the middlebox again, or the %s's kernel answering for a socket already gone",
+			c.Ends[i].Role(), c.stateAt(i, at), c.Ends[i].Role())
 	case ResetPeer:
 		i := c.index(c.ResetReceiver)
 		sent := find(c.Ends[1-i], events.KindSendReset)

@@ -174,3 +174,31 @@ func TestDataStoppedAtReceiversHost(t *testing.T) {
 		})
 	}
 }
+
+// A middlebox reset is reconciled with what the other end saw: no reset
+// at all, or one of its own that the first end's socket did not send.
+func TestMiddleboxResetReconciled(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		serverRecv bool
+		want       string
+	}{
+		{"server saw none", false, "the server never sent that reset and never received one: its socket was ESTABLISHED then"},
+		{"server reset later", true, "the server received a reset of its own at 01:00:05.300000, in FIN_WAIT1, 300ms after the client's, which the client's socket did not send"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+			ca := handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+			cb := handshake(b, 2, 200, 100, 0, time.Second+time.Millisecond, false)
+			ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, State: events.StateEstablished, Time: t0.Add(5 * time.Second), SinceRecv: 4 * time.Second},
+				events.Event{Kind: events.KindStateChange, State: events.StateClose, Time: t0.Add(5*time.Second + time.Millisecond)})
+			if tc.serverRecv {
+				cb.Events = append(cb.Events, events.Event{Kind: events.KindReceiveReset, State: events.StateFinWait1, Time: t0.Add(5*time.Second + 300*time.Millisecond)})
+			}
+			c := Join([]*Recording{a, b}).Joined[0]
+			if c.ResetOrigin != ResetMiddlebox || !strings.Contains(c.Diagnosis, "forgot the flow after 4s of idle") || !strings.Contains(c.Diagnosis, tc.want) {
+				t.Errorf("origin %s, diagnosis %q: want middlebox and %q", c.ResetOrigin, c.Diagnosis, tc.want)
+			}
+		})
+	}
+}
