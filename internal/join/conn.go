@@ -27,6 +27,9 @@ type Conn struct {
 	ResetOrigin   string // one of the Reset* constants; "" when no reset
 	ResetReceiver *End   // the end that received the reset; nil for local
 	ResetEvidence string
+	// ResetReason is the sending kernel's enum sk_rst_reason name, for a
+	// peer's or a local reset; "" when the kernel gave none (before 6.10).
+	ResetReason string
 
 	// DataStopped says where retransmitted data stopped; "" when neither
 	// end retransmitted.
@@ -183,6 +186,7 @@ func (c *Conn) resetOrigin() {
 		c.ResetReceiver = c.Ends[i]
 		if sent := find(c.Ends[j], events.KindSendReset); sent != nil {
 			c.ResetOrigin = ResetPeer
+			c.ResetReason = reasonName(sent.ResetReason)
 			c.ResetEvidence = fmt.Sprintf("the %s's kernel sent a reset at %s (%s); the %s received one at %s",
 				c.name(j), stamp(sent.Time), reasonText(sent.ResetReason), c.name(i), stamp(recv.Time))
 			return
@@ -202,6 +206,7 @@ func (c *Conn) resetOrigin() {
 	for i := range 2 {
 		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
 			c.ResetOrigin = ResetLocal
+			c.ResetReason = reasonName(sent.ResetReason)
 			c.ResetEvidence = fmt.Sprintf("the %s sent a reset at %s (%s); the %s's recording has no reset received",
 				c.name(i), stamp(sent.Time), reasonText(sent.ResetReason), c.name(1-i))
 			return
@@ -417,6 +422,13 @@ func ResetReason(r uint32) string {
 		return resetReasons[r]
 	}
 	return fmt.Sprintf("reason %d", r)
+}
+
+func reasonName(r uint32) string {
+	if r == 0 {
+		return ""
+	}
+	return ResetReason(r)
 }
 
 func reasonText(r uint32) string {

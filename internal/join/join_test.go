@@ -1,6 +1,7 @@
 package join
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,35 @@ func TestMiddleboxResetReconciled(t *testing.T) {
 				t.Errorf("origin %s, diagnosis %q: want middlebox and %q", c.ResetOrigin, c.Diagnosis, tc.want)
 			}
 		})
+	}
+}
+
+// The JSON names each end's workload and the sending kernel's reason for
+// a peer's reset.
+func TestJSONWorkloadAndResetReason(t *testing.T) {
+	a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+	ca := handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+	cb := handshake(b, 2, 200, 100, 0, time.Second+2*time.Millisecond, false)
+	cb.Events[0].Workload = (&events.Workload{Kind: events.WorkloadSystemd, Unit: "api.service"}).Finish()
+	ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, Time: t0.Add(5 * time.Second)})
+	cb.Events = append(cb.Events, events.Event{Kind: events.KindSendReset, Time: t0.Add(5 * time.Second), ResetReason: 14})
+	var out strings.Builder
+	if err := WriteJSON(&out, Join([]*Recording{a, b})); err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Joined []struct {
+			Ends [2]struct {
+				Workload string `json:"workload"`
+			} `json:"ends"`
+			ResetOrigin string `json:"reset_origin"`
+			ResetReason string `json:"reset_reason"`
+		} `json:"joined"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Joined) != 1 || j.Joined[0].Ends[1].Workload != "systemd/api.service" || j.Joined[0].ResetOrigin != ResetPeer || j.Joined[0].ResetReason != "TCP_STATE" {
+		t.Errorf("want the server's workload and a peer reset for TCP_STATE:\n%s", out.String())
 	}
 }

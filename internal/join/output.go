@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
 
@@ -51,8 +52,8 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 		b.WriteString("\n")
 		for i, e := range c.Ends {
-			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
-				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
+			fmt.Fprintf(&b, "  %-6s %s %s%s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
+				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), workloadText(e.First().Workload), e.Cookie,
 				format.Addr(e.First().Src), format.Addr(e.First().Dst), stamp(e.Established))
 			if len(e.Diagnoses) > 0 {
 				fmt.Fprintf(&b, ", diagnosis %s", e.Diagnoses[0].Rule)
@@ -95,6 +96,15 @@ func WriteText(w io.Writer, r *Result) error {
 	return err
 }
 
+// workloadText names a container's or unit's workload; a plain process
+// is already named.
+func workloadText(w *events.Workload) string {
+	if w == nil || w.Kind == events.WorkloadProcess {
+		return ""
+	}
+	return " workload=" + format.Printable(w.String())
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -116,6 +126,7 @@ type jsonEnd struct {
 	Netns       uint64         `json:"netns,omitempty"`
 	PID         uint32         `json:"pid"`
 	Comm        string         `json:"comm"`
+	Workload    string         `json:"workload,omitempty"`
 	Cookie      uint64         `json:"cookie"`
 	Src         netip.AddrPort `json:"src"`
 	Dst         netip.AddrPort `json:"dst"`
@@ -138,6 +149,7 @@ type jsonConn struct {
 	Ends          [2]jsonEnd `json:"ends"`
 	Failed        bool       `json:"failed"`
 	ResetOrigin   string     `json:"reset_origin,omitempty"`
+	ResetReason   string     `json:"reset_reason,omitempty"`
 	ResetEvidence string     `json:"reset_evidence,omitempty"`
 	DataStopped   string     `json:"data_stopped,omitempty"`
 	DataReached   *bool      `json:"data_reached_peer,omitempty"`
@@ -194,7 +206,7 @@ func (c *Conn) endJSON(i int) jsonEnd {
 func endJSON(e *End, idle time.Duration, withIdle bool) jsonEnd {
 	f := e.First()
 	j := jsonEnd{Role: e.Role(), Recording: e.Rec.Path, Host: e.Rec.Host, Netns: e.Rec.Netns, PID: f.PID,
-		Comm: f.Comm, Cookie: e.Cookie, Src: f.Src, Dst: f.Dst, SndISN: e.SndISN, RcvISN: e.RcvISN, Established: e.Established}
+		Comm: f.Comm, Workload: f.Workload.String(), Cookie: e.Cookie, Src: f.Src, Dst: f.Dst, SndISN: e.SndISN, RcvISN: e.RcvISN, Established: e.Established}
 	if len(e.Diagnoses) > 0 {
 		j.Diagnosis = e.Diagnoses[0].Rule
 	}
@@ -223,7 +235,7 @@ func WriteJSON(w io.Writer, r *Result) error {
 		out.Offsets = append(out.Offsets, jsonOffset{[2]string{o.A.Path, o.B.Path}, ms(o.Estimate), ms(o.Within), o.Pairs, o.Inconsistent})
 	}
 	for _, c := range r.Joined {
-		j := jsonConn{Failed: c.Failed, ResetOrigin: c.ResetOrigin, ResetEvidence: c.ResetEvidence,
+		j := jsonConn{Failed: c.Failed, ResetOrigin: c.ResetOrigin, ResetReason: c.ResetReason, ResetEvidence: c.ResetEvidence,
 			DataStopped: c.DataStopped, DataReached: c.Reached, Diagnosis: c.Diagnosis}
 		for i := range c.Ends {
 			j.Ends[i] = c.endJSON(i)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sendtrace/sendtrace/internal/netlab"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 	"github.com/sendtrace/sendtrace/internal/testutil"
@@ -144,6 +146,7 @@ type joinReport struct {
 		Ends        [2]joinedEnd `json:"ends"`
 		Failed      bool         `json:"failed"`
 		ResetOrigin string       `json:"reset_origin"`
+		ResetReason string       `json:"reset_reason"`
 		DataReached *bool        `json:"data_reached_peer"`
 		DataStopped string       `json:"data_stopped"`
 		Diagnosis   string       `json:"diagnosis"`
@@ -265,6 +268,37 @@ func TestBothEndsPeerReset(t *testing.T) {
 	if !c.Failed || c.ResetOrigin != "peer" {
 		t.Errorf("reset origin %q (failed %v), want peer", c.ResetOrigin, c.Failed)
 	}
+	// close() with SO_LINGER 0 and nothing unread disconnects the socket,
+	// which sends its reset for SK_RST_REASON_TCP_STATE (6.10+) and counts
+	// it under TCPAbortOnData, in the server's namespace only.
+	want := ""
+	if kernelAtLeast(t, 6, 10) {
+		want = "TCP_STATE"
+	}
+	if c.ResetReason != want {
+		t.Errorf("reset reason %q, want %q", c.ResetReason, want)
+	}
+	if n := nstatValue(t, r.Server, "TcpExtTCPAbortOnData"); n != 1 {
+		t.Errorf("the server's namespace counted %d TCPAbortOnData, want the 1 abortive close", n)
+	}
+	if n := nstatValue(t, r.Client, "TcpExtTCPAbortOnData"); n != 0 {
+		t.Errorf("the client's namespace counted %d TCPAbortOnData, want 0", n)
+	}
+}
+
+// kernelAtLeast reports whether the running kernel is at least
+// major.minor.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		t.Fatal(err)
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 func TestBothEndsServerFirewall(t *testing.T) {
