@@ -57,6 +57,7 @@ type bothEnds struct {
 	clientRec      string
 	serverRec      string
 	other          string // a recording of the same period that saw neither end
+	serverAgain    string // a second recording of the server's end, made at the same time
 }
 
 // recordBothEnds runs a client through the balancer against a server in
@@ -65,7 +66,8 @@ type bothEnds struct {
 func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func()) *bothEnds {
 	t.Helper()
 	dir := keepDir(t)
-	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl")}
+	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl"),
+		serverAgain: filepath.Join(dir, "server-again.jsonl")}
 	srv := r.Server.StartActor(t, actorBin, "server", "-mode", mode, "-listen", dst.String(), "-reset-after", "100ms")
 	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
 		t.Fatal(err)
@@ -76,6 +78,7 @@ func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst net
 		t.Fatal(err)
 	}
 	srvRec := startRecorder(t, ctx, b.serverRec, []*netlab.Actor{srv})
+	srvAgain := startRecorder(t, ctx, b.serverAgain, []*netlab.Actor{srv})
 	cliRec := startRecorder(t, ctx, b.clientRec, []*netlab.Actor{cl})
 	other := startRecorder(t, ctx, b.other, nil, "--port", "1")
 	if err := cl.Release("start"); err != nil {
@@ -97,6 +100,7 @@ func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst net
 		t.Fatal(err)
 	}
 	srvRec.wait(t, ctx)
+	srvAgain.wait(t, ctx)
 	_ = other.cmd.Process.Signal(syscall.SIGINT)
 	other.wait(t, ctx)
 	return b
@@ -284,6 +288,32 @@ func TestBothEndsPeerReset(t *testing.T) {
 	if n := nstatValue(t, r.Client, "TcpExtTCPAbortOnData"); n != 0 {
 		t.Errorf("the client's namespace counted %d TCPAbortOnData, want 0", n)
 	}
+
+	// Two recordings of the server's end: the client's socket has two
+	// candidates with its ISNs, so nothing is joined, and the output says
+	// why.
+	out := sendtrace(t, "report", "-o", "json", b.clientRec, b.serverRec, b.serverAgain)
+	var amb struct {
+		Joined    []json.RawMessage `json:"joined"`
+		OneEnd    []json.RawMessage `json:"one_end_only"`
+		Ambiguous []struct {
+			End        joinedEnd   `json:"end"`
+			Candidates []joinedEnd `json:"candidates"`
+		} `json:"ambiguous"`
+	}
+	if err := json.Unmarshal([]byte(out), &amb); err != nil {
+		t.Fatal(err)
+	}
+	if len(amb.Joined) != 0 || len(amb.OneEnd) != 0 || len(amb.Ambiguous) != 1 || len(amb.Ambiguous[0].Candidates) != 2 ||
+		amb.Ambiguous[0].End.Cookie != c.Ends[0].Cookie ||
+		amb.Ambiguous[0].Candidates[0].Cookie != c.Ends[1].Cookie || amb.Ambiguous[0].Candidates[1].Cookie != c.Ends[1].Cookie {
+		t.Errorf("the client's socket with two recordings of the server's: want no join and one ambiguity with the server's socket twice:\n%s", out)
+	}
+	text := sendtrace(t, "report", b.clientRec, b.serverRec, b.serverAgain)
+	if !strings.Contains(text, "Not joined, ambiguous") {
+		t.Errorf("text does not say the join was ambiguous:\n%s", text)
+	}
+	t.Logf("ambiguous:\n%s", text)
 }
 
 // kernelAtLeast reports whether the running kernel is at least
