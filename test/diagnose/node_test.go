@@ -11,52 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/netlab"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
-
-// nodeServer answers every request with a small body and keeps idle
-// keep-alive connections far longer than the middlebox does.
-const nodeServer = `
-const http = require('http');
-const [host, port, ready] = process.argv.slice(2);
-const srv = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok\n')); });
-srv.keepAliveTimeout = 60000;
-srv.listen(Number(port), host, () => require('fs').writeFileSync(ready, ''));
-`
-
-// nodeClient is a pooled HTTP client: request 1, a silence longer than the
-// middlebox's idle timeout, then request 2 on the same kept-alive socket.
-// It prints what each request got.
-const nodeClient = `
-const http = require('http');
-const fs = require('fs');
-const [host, port, goFile, idleMs] = process.argv.slice(2);
-// keepAliveMsecs is also the socket's TCP keepalive delay: at its default
-// (1 s) the probes would keep the middlebox's flow alive.
-const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30000, maxSockets: 1 });
-const results = [];
-function get(n, via = agent) {
-  return new Promise((resolve) => {
-    const req = http.get({ host, port: Number(port), path: '/' + n, agent: via }, (res) => {
-      res.resume();
-      res.on('end', () => { results.push({ n, status: res.statusCode, reused: req.reusedSocket }); resolve(); });
-    });
-    req.on('error', (e) => { results.push({ n, error: e.code, reused: req.reusedSocket }); resolve(); });
-  });
-}
-(async () => {
-  // A first request on a throwaway connection warms both ends up, so the
-  // pooled connection's answer comes within milliseconds of its handshake,
-  // as on a fast network.
-  await get(0, false);
-  while (!fs.existsSync(goFile)) await new Promise((r) => setTimeout(r, 20));
-  await get(1);
-  await new Promise((r) => setTimeout(r, Number(idleMs)));
-  await get(2);
-  console.log(JSON.stringify({ pid: process.pid, results }));
-  agent.destroy();
-})();
-`
 
 // TestNodeKeepAliveIdleReset is the pooled-connection failure as Node.js
 // meets it: http.Agent keepAlive reuses a socket that a middlebox forgot
@@ -71,7 +28,7 @@ func TestNodeKeepAliveIdleReset(t *testing.T) {
 	lab, dst := idleLab(t, true)
 	host, port, _ := strings.Cut(dst, ":")
 	dir := t.TempDir()
-	for name, src := range map[string]string{"server.js": nodeServer, "client.js": nodeClient} {
+	for name, src := range map[string]string{"server.js": netlab.NodeHTTPServer, "client.js": netlab.NodeHTTPClient} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
