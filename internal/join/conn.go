@@ -344,7 +344,7 @@ func (c *Conn) reconcile() string {
 		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
 			return s + fmt.Sprintf(", and the %s's kernel sent one at %s (%s)", c.Ends[i].Role(), stamp(sent.Time), reasonText(sent.ResetReason))
 		}
-		return s + fmt.Sprintf(", which the %s's socket did not send (%s): the middlebox again, or the %s's kernel answering for a socket already gone",
+		return s + fmt.Sprintf(", which the %s's socket did not send: %s; it came from the middlebox again, or from the %s's kernel answering for a socket already gone",
 			c.Ends[i].Role(), c.stateAt(i, at), c.Ends[i].Role())
 	case ResetPeer:
 		i := c.index(c.ResetReceiver)

@@ -229,6 +229,14 @@ func TestBothEndsMiddleboxReset(t *testing.T) {
 	if !strings.Contains(c.Diagnosis, "forgot the flow") || !strings.Contains(c.Diagnosis, "socket was ESTABLISHED then") {
 		t.Errorf("diagnosis %q: want a forgotten flow and the server's socket still ESTABLISHED at the reset", c.Diagnosis)
 	}
+	// The kernels agree: the server's namespace sent no reset at all, and
+	// the client's took one in ESTABLISHED.
+	if n := nstatValue(t, r.Server, "TcpOutRsts"); n != 0 {
+		t.Errorf("the server's namespace sent %d resets, want 0", n)
+	}
+	if n := nstatValue(t, r.Client, "TcpEstabResets"); n != 1 {
+		t.Errorf("the client's namespace counted %d resets of established connections, want 1", n)
+	}
 
 	// The same client recording with one from the same period that saw
 	// neither end: listed at one end only, never joined.
@@ -287,6 +295,9 @@ func TestBothEndsPeerReset(t *testing.T) {
 	}
 	if n := nstatValue(t, r.Client, "TcpExtTCPAbortOnData"); n != 0 {
 		t.Errorf("the client's namespace counted %d TCPAbortOnData, want 0", n)
+	}
+	if n := nstatValue(t, r.Server, "TcpOutRsts"); n != 1 {
+		t.Errorf("the server's namespace sent %d resets, want its 1", n)
 	}
 
 	// Two recordings of the server's end: the client's socket has two

@@ -1,0 +1,129 @@
+package record_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/netlab"
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// TestBothEndsNodeKeepAlive joins the ends of a connection that neither
+// end's program was written for sendtrace: Node.js's keep-alive agent
+// against Node.js's HTTP server, through the balancer, which forgets the
+// pooled connection while it idles and resets the client on reuse.
+func TestBothEndsNodeKeepAlive(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node (Debian's nodejs, scripts/deps.sh) is needed: %v", err)
+	}
+	r, dst := balanced(t)
+	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
+	dir := keepDir(t)
+	for name, src := range map[string]string{"server.js": netlab.NodeHTTPServer, "client.js": netlab.NodeHTTPClient} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ready := filepath.Join(dir, "ready")
+	srv := r.Server.Command(context.Background(), node, filepath.Join(dir, "server.js"), dst.Addr().String(), strconv.Itoa(int(dst.Port())), ready)
+	var srvOut testutil.LockedBuffer
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srvDone := make(chan struct{})
+	go func() { _ = srv.Wait(); close(srvDone) }()
+	t.Cleanup(func() { _ = srv.Process.Kill(); <-srvDone })
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := testutil.WaitFile(wctx, ready); err != nil {
+		t.Fatalf("node server not listening: %v: %s", err, srvOut.Bytes())
+	}
+
+	goFile := filepath.Join(dir, "go")
+	cl := r.Client.Command(context.Background(), node, filepath.Join(dir, "client.js"), vip.Addr().String(), strconv.Itoa(int(vip.Port())), goFile, "2500")
+	var clOut testutil.LockedBuffer
+	cl.Stdout, cl.Stderr = &clOut, &clOut
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	clDone := make(chan error, 1)
+	go func() { clDone <- cl.Wait() }()
+	t.Cleanup(func() { _ = cl.Process.Kill(); <-clDone; clDone <- nil })
+
+	clientRec, serverRec := filepath.Join(dir, "client.jsonl"), filepath.Join(dir, "server.jsonl")
+	srvRec := startRecorder(t, ctx, serverRec, nil, "--pid", strconv.Itoa(srv.Process.Pid))
+	cliRec := startRecorder(t, ctx, clientRec, nil, "--pid", strconv.Itoa(cl.Process.Pid))
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-clDone:
+		clDone <- err
+		if err != nil {
+			t.Fatalf("node client: %v: %s", err, clOut.Bytes())
+		}
+	case <-ctx.Done():
+		t.Fatalf("node client still running: %s", clOut.Bytes())
+	}
+	cliRec.wait(t, ctx)
+	_ = srv.Process.Signal(syscall.SIGTERM)
+	srvRec.wait(t, ctx)
+
+	var got struct {
+		PID     int
+		Results []struct {
+			N      int
+			Status int
+			Error  string
+			Reused bool
+		}
+	}
+	if err := json.Unmarshal(clOut.Bytes(), &got); err != nil {
+		t.Fatalf("node client output: %v: %s", err, clOut.Bytes())
+	}
+	t.Logf("node client: %s", clOut.Bytes())
+	if len(got.Results) != 3 || got.Results[1].Status != 200 || got.Results[2].Error != "ECONNRESET" || !got.Results[2].Reused {
+		t.Fatalf("lab: want request 1 answered and request 2 ECONNRESET on the reused socket, got %+v", got.Results)
+	}
+
+	t.Logf("report %s %s:\n%s", clientRec, serverRec, sendtrace(t, "report", clientRec, serverRec))
+	out := sendtrace(t, "report", "-o", "json", clientRec, serverRec)
+	var j joinReport
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var failed []int
+	for i, c := range j.Joined {
+		if c.Failed {
+			failed = append(failed, i)
+		}
+	}
+	if len(failed) != 1 {
+		t.Fatalf("%d failed joined connections, want the one pooled connection:\n%s", len(failed), out)
+	}
+	c := j.Joined[failed[0]]
+	cli, s := c.Ends[0], c.Ends[1]
+	if cli.Role != "client" || cli.PID != cl.Process.Pid || cli.Dst != vip || s.Role != "server" || s.PID != srv.Process.Pid || s.Src != dst {
+		t.Errorf("ends %+v and %+v: want node's client (pid %d) to %v and node's server (pid %d) on %v", cli, s, cl.Process.Pid, vip, srv.Process.Pid, dst)
+	}
+	if c.ResetOrigin != "middlebox" || !strings.Contains(c.Diagnosis, "forgot the flow") {
+		t.Errorf("reset origin %q, diagnosis %q: want a middlebox that forgot the flow", c.ResetOrigin, c.Diagnosis)
+	}
+	if cli.IdleMs == nil || *cli.IdleMs < 2000 || s.IdleMs == nil || *s.IdleMs < 2000 {
+		t.Errorf("idle client %v, server %v: both were silent for the client's 2.5 s", cli.IdleMs, s.IdleMs)
+	}
+	t.Logf("joined: %s", out)
+}
