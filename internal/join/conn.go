@@ -285,7 +285,9 @@ func (c *Conn) dataStopped() {
 		var after *events.Event // the peer's last event after the last retransmit
 		for k := range peer.Events {
 			ev := &peer.Events[k]
-			if ev.Protocol != events.ProtoTCP {
+			// An event the kernel filled no TCP fields for (rcv_nxt 0) says
+			// nothing of what arrived.
+			if ev.Protocol != events.ProtoTCP || ev.RcvNxt == 0 {
 				continue
 			}
 			got := ev.RcvNxt - peer.RcvISN
@@ -355,10 +357,14 @@ func (c *Conn) reconcile() string {
 		return "an end reset the connection and the other end never received the reset: " + c.ResetEvidence
 	}
 	if c.Reached != nil {
+		i := c.retransmitter()
 		if *c.Reached {
+			if d := c.Drops[1-i]; d.Out > 0 {
+				return fmt.Sprintf("the retransmitted data reached the %s's TCP, and the %s's own host dropped %s on their way out (%s), so its acknowledgements never came back: look at the %s host's firewall or send path, not at the network",
+					c.Ends[1-i].Role(), c.Ends[1-i].Role(), plural(d.Out, "packet"), d.Where, c.Ends[1-i].Role())
+			}
 			return "the retransmitted data reached the other end's TCP, whose acknowledgements never came back: look at the return path or at the receiving end"
 		}
-		i := c.retransmitter()
 		if d := c.Drops[1-i]; d.In > 0 {
 			return fmt.Sprintf("the %s's own host dropped the %s's segments (%s), so the retransmitted data never reached the %s's TCP: look at the %s host's firewall or receive path, not at the network; the %s's socket saw nothing wrong",
 				c.Ends[1-i].Role(), c.Ends[i].Role(), d.Where, c.Ends[1-i].Role(), c.Ends[1-i].Role(), c.Ends[1-i].Role())

@@ -134,8 +134,10 @@ func TestDataStopped(t *testing.T) {
 					Time: t0.Add(2*time.Second + time.Duration(i)*time.Second)})
 			}
 			ca.Events = append(ca.Events, events.Event{Kind: events.KindErrorReport, Errno: 110, Time: t0.Add(6 * time.Second)})
-			cb.Events = append(cb.Events, events.Event{Kind: events.KindStateChange, State: 4, Time: t0.Add(8 * time.Second), Protocol: events.ProtoTCP,
-				RcvNxt: 0xffffff00 + tc.rcvNxt})
+			// A send error without TCP fields (rcv_nxt 0) tells nothing.
+			cb.Events = append(cb.Events, events.Event{Kind: events.KindSendError, Time: t0.Add(7 * time.Second), Protocol: events.ProtoTCP},
+				events.Event{Kind: events.KindStateChange, State: 4, Time: t0.Add(8 * time.Second), Protocol: events.ProtoTCP,
+					RcvNxt: 0xffffff00 + tc.rcvNxt})
 			c := Join([]*Recording{a, b}).Joined[0]
 			if c.Reached == nil || *c.Reached != tc.want {
 				t.Errorf("reached %v, want %v: %s", c.Reached, tc.want, c.DataStopped)
@@ -231,5 +233,24 @@ func TestJSONWorkloadAndResetReason(t *testing.T) {
 	}
 	if len(j.Joined) != 1 || j.Joined[0].Ends[1].Workload != "systemd/api.service" || j.Joined[0].ResetOrigin != ResetPeer || j.Joined[0].ResetReason != "TCP_STATE" {
 		t.Errorf("want the server's workload and a peer reset for TCP_STATE:\n%s", out.String())
+	}
+}
+
+// Data that reached the receiver, whose own host then dropped its
+// acknowledgements on their way out, stopped at that host on the way back.
+func TestAcknowledgementsDroppedAtReceiversHost(t *testing.T) {
+	a, b := rec("a", 0, 10*time.Second), rec("b", 0, 10*time.Second)
+	ca := handshake(a, 1, 1000, 5000, time.Second, time.Second+time.Millisecond, true)
+	cb := handshake(b, 2, 5000, 1000, 0, time.Second+2*time.Millisecond, false)
+	for i := range 3 {
+		at := t0.Add(2*time.Second + time.Duration(i)*time.Second)
+		ca.Events = append(ca.Events, events.Event{Kind: events.KindRetransmit, Seq: 1001, Time: at})
+		cb.Events = append(cb.Events, events.Event{Kind: events.KindDrop, DropDir: events.DropOut, DropReason: "NETFILTER_DROP",
+			DropLocation: "nf_hook_slow", Protocol: events.ProtoTCP, Seq: 5001, RcvNxt: 1201, Time: at.Add(time.Millisecond)})
+	}
+	ca.Events = append(ca.Events, events.Event{Kind: events.KindErrorReport, Errno: 110, Time: t0.Add(6 * time.Second)})
+	c := Join([]*Recording{a, b}).Joined[0]
+	if c.Reached == nil || !*c.Reached || !strings.Contains(c.Diagnosis, "the server's own host dropped 3 packets on their way out (NETFILTER_DROP in nf_hook_slow)") {
+		t.Errorf("reached %v, diagnosis %q: want reached, and the server's host dropping its acknowledgements", c.Reached, c.Diagnosis)
 	}
 }

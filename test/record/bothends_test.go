@@ -403,3 +403,47 @@ func wantFirstErrno(t *testing.T, client *actorreport.Report, want ...syscall.Er
 	}
 	t.Errorf("first failed send got %s, want one of %v", failed[0].ErrnoName, want)
 }
+
+// TestBothEndsServerDropsItsAcks: the server's own output chain drops
+// everything it sends after the handshake. The client's data and its
+// retransmits reach the server's TCP, whose acknowledgements never leave
+// its host: the data did not stop on the way in.
+func TestBothEndsServerDropsItsAcks(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
+	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+		r.Server.MustNft(fmt.Sprintf(`table inet fw {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp sport %d counter drop
+	}
+}`, dst.Port()))
+	})
+	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
+	c := joinOf(t, b).Joined[0]
+	if !c.Failed || c.DataReached == nil || !*c.DataReached || !strings.Contains(c.DataStopped, "the server on") {
+		t.Errorf("data reached the server: %v (%s), want true: its TCP received every retransmit", c.DataReached, c.DataStopped)
+	}
+	// The server's kernel received the retransmits as duplicates and
+	// answered each with a D-SACK, which its firewall dropped.
+	if n := nstatValue(t, r.Server, "TcpExtTCPDSACKOldSent"); n == 0 {
+		t.Errorf("the server's namespace sent no D-SACK for old data: the retransmits did not reach it")
+	}
+	out, err := r.Server.Run("nft", "list", "table", "inet", "fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted int
+	if i := strings.Index(out, "counter packets "); i < 0 {
+		t.Fatalf("no counter in\n%s", out)
+	} else if _, err := fmt.Sscanf(out[i:], "counter packets %d", &counted); err != nil {
+		t.Fatal(err)
+	}
+	d := c.Ends[1].LocalDrops
+	if d == nil || d.Out == 0 || d.Out > counted || !strings.Contains(c.Diagnosis, "server's own host dropped") {
+		t.Errorf("server's local drops %+v (the firewall counted %d), diagnosis %q: want its acknowledgements dropped on its host", d, counted, c.Diagnosis)
+	}
+	t.Logf("the firewall counted %d packets; the server's recording has %+v", counted, d)
+}
