@@ -23,11 +23,21 @@ type Result struct {
 	Ambiguous []Ambiguity
 }
 
-// Overlap is the period two recordings both covered.
+// Overlap is the period two recordings both covered, by A's clock.
 type Overlap struct {
-	A, B       *Recording
+	A, B *Recording
+	// Offset is B's clock minus A's, by which B's times are corrected
+	// before they are compared with A's: estimated from the handshakes
+	// whose ISNs match one socket each way, when at least two agree; 0
+	// otherwise.
+	Offset     time.Duration
 	Start, End time.Time
 	OK         bool // false: the recordings do not overlap in time
+	// Outside counts the handshakes whose ISNs match one socket each way
+	// that fell outside the overlap, so were not joined: a sign that the
+	// hosts' clocks differ by about OutsideOffset (B's minus A's).
+	Outside       int
+	OutsideOffset time.Duration
 }
 
 // Ambiguity is one end with more than one candidate at the other end.
@@ -40,10 +50,46 @@ type Ambiguity struct {
 // recording whose ISNs are the same two numbers the other way round.
 func Join(recs []*Recording) *Result {
 	r := &Result{Recordings: recs}
+	type isns struct{ snd, rcv uint32 }
+	bySeq := map[isns][]*End{}
+	for _, rec := range recs {
+		for _, e := range rec.Ends {
+			bySeq[isns{e.SndISN, e.RcvISN}] = append(bySeq[isns{e.SndISN, e.RcvISN}], e)
+		}
+	}
+	// The hosts' clocks may differ by more than a handshake's distance
+	// from a recording's edge: align each pair of recordings by the
+	// handshakes whose ISNs match one socket each way, wherever they fall,
+	// before asking which handshakes fall inside both. One such handshake
+	// alone does not move the clocks: two must agree.
+	others := func(e *End) []*End {
+		var out []*End
+		for _, c := range bySeq[isns{e.RcvISN, e.SndISN}] {
+			if c.Rec != e.Rec {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	var unique []*Conn
+	for _, rec := range recs {
+		for _, e := range rec.Ends {
+			if cs := others(e); e.Client && len(cs) == 1 && len(others(cs[0])) == 1 {
+				unique = append(unique, newConn(e, cs[0]))
+			}
+		}
+	}
+	align := &Result{Offsets: estimateOffsets(unique)}
 	overlap := map[[2]*Recording]Overlap{}
 	for i, a := range recs {
 		for _, b := range recs[i+1:] {
-			o := Overlap{A: a, B: b, Start: later(a.Start, b.Start), End: earlier(a.End, b.End)}
+			var off time.Duration
+			for _, o := range align.Offsets {
+				if o.Pairs >= 2 && !o.Inconsistent && (o.A == a && o.B == b || o.A == b && o.B == a) {
+					off = align.offset(a, b)
+				}
+			}
+			o := Overlap{A: a, B: b, Offset: off, Start: later(a.Start, b.Start.Add(-off)), End: earlier(a.End, b.End.Add(-off))}
 			o.OK = o.Start.Before(o.End)
 			overlap[[2]*Recording{a, b}], overlap[[2]*Recording{b, a}] = o, o
 			r.Overlaps = append(r.Overlaps, o)
@@ -51,14 +97,11 @@ func Join(recs []*Recording) *Result {
 	}
 	inside := func(e *End, other *Recording) bool {
 		o := overlap[[2]*Recording{e.Rec, other}]
-		return o.OK && !e.Established.Before(o.Start) && !e.Established.After(o.End)
-	}
-	type isns struct{ snd, rcv uint32 }
-	bySeq := map[isns][]*End{}
-	for _, rec := range recs {
-		for _, e := range rec.Ends {
-			bySeq[isns{e.SndISN, e.RcvISN}] = append(bySeq[isns{e.SndISN, e.RcvISN}], e)
+		t := e.Established
+		if e.Rec == o.B {
+			t = t.Add(-o.Offset)
 		}
+		return o.OK && !t.Before(o.Start) && !t.After(o.End)
 	}
 	candidates := func(e *End) []*End {
 		var out []*End
@@ -93,6 +136,22 @@ func Join(recs []*Recording) *Result {
 						break
 					}
 				}
+			}
+		}
+	}
+	joined := map[*End]bool{}
+	for _, c := range r.Joined {
+		joined[c.Ends[0]] = true
+	}
+	for _, c := range unique {
+		if joined[c.Ends[0]] {
+			continue
+		}
+		for k := range r.Overlaps {
+			o := &r.Overlaps[k]
+			if o.A == c.Ends[0].Rec && o.B == c.Ends[1].Rec || o.A == c.Ends[1].Rec && o.B == c.Ends[0].Rec {
+				o.Outside++
+				o.OutsideOffset = align.offset(o.A, o.B)
 			}
 		}
 	}

@@ -254,3 +254,44 @@ func TestAcknowledgementsDroppedAtReceiversHost(t *testing.T) {
 		t.Errorf("reached %v, diagnosis %q: want reached, and the server's host dropping its acknowledgements", c.Reached, c.Diagnosis)
 	}
 }
+
+// Hosts' clocks differ: the overlap is taken after correcting one
+// recording's clock by the offset that two or more shared handshakes agree
+// on, so a handshake inside the true overlap is joined even when the raw
+// clocks put it outside, and one seen at one end only is still listed.
+func TestJoinAcrossClockOffset(t *testing.T) {
+	// b's clock is 30 s ahead; both recordings ran over the same 10 s.
+	a, b := rec("a", 0, 10*time.Second), rec("b", 30*time.Second, 40*time.Second)
+	handshake(a, 1, 100, 200, time.Second, time.Second+2*time.Millisecond, true)
+	handshake(b, 9, 200, 100, 0, 31*time.Second+3*time.Millisecond, false)
+	handshake(a, 2, 300, 400, 2*time.Second, 2*time.Second+2*time.Millisecond, true)
+	handshake(b, 8, 400, 300, 0, 32*time.Second+3*time.Millisecond, false)
+	handshake(a, 3, 500, 600, 5*time.Second, 5*time.Second+2*time.Millisecond, true)
+	r := Join([]*Recording{a, b})
+	if len(r.Joined) != 2 || len(r.OneEnd) != 1 || r.OneEnd[0].Cookie != 3 {
+		t.Fatalf("joined %d, one end %d: want cookies 1 and 2 joined and 3 at one end only", len(r.Joined), len(r.OneEnd))
+	}
+	if len(r.Overlaps) != 1 || !r.Overlaps[0].OK || r.Overlaps[0].End.Sub(r.Overlaps[0].Start) < 9*time.Second || r.Overlaps[0].Outside != 0 {
+		t.Errorf("overlaps %+v: want about 10 s once b's clock is corrected", r.Overlaps)
+	}
+	if o := r.Offsets[0]; o.Estimate < 30*time.Second || o.Estimate > 30*time.Second+time.Millisecond {
+		t.Errorf("offset %+v, want b 30 s ahead", o)
+	}
+
+	// One shared handshake alone does not move the clocks; the output
+	// says its ISNs matched outside the overlap.
+	a, b = rec("a", 0, 10*time.Second), rec("b", 30*time.Second, 40*time.Second)
+	handshake(a, 1, 100, 200, time.Second, time.Second+2*time.Millisecond, true)
+	handshake(b, 9, 200, 100, 0, 31*time.Second+3*time.Millisecond, false)
+	r = Join([]*Recording{a, b})
+	if len(r.Joined) != 0 || r.Overlaps[0].OK || r.Overlaps[0].Outside != 1 {
+		t.Fatalf("joined %d, overlaps %+v: want nothing joined, no overlap, 1 match outside", len(r.Joined), r.Overlaps)
+	}
+	var out strings.Builder
+	if err := WriteText(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "do not overlap in time") || !strings.Contains(out.String(), "as if b's clock were 30s ahead of a's: not joined") {
+		t.Errorf("text:\n%s", out.String())
+	}
+}

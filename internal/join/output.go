@@ -27,7 +27,15 @@ func WriteText(w io.Writer, r *Result) error {
 		if !o.OK {
 			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", o.A.Path, o.B.Path)
 		} else {
-			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s\n", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), stamp(o.Start), stamp(o.End))
+			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), stamp(o.Start), stamp(o.End))
+			if o.Offset != 0 {
+				fmt.Fprintf(&b, " by %s's clock, %s's corrected by %s", o.A.Path, o.B.Path, signedOffset(o.Offset))
+			}
+			b.WriteString("\n")
+		}
+		if o.Outside > 0 {
+			fmt.Fprintf(&b, "    yet the ISNs of %s match one socket each way outside that overlap, as if %s's clock were %s %s's: not joined; if the hosts' clocks differ that much, recordings that share two connections or more are aligned by them\n",
+				plural(o.Outside, "handshake"), o.B.Path, signed(o.OutsideOffset), o.A.Path)
 		}
 	}
 	for _, o := range r.Offsets {
@@ -112,6 +120,13 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
+func signedOffset(d time.Duration) string {
+	if d < 0 {
+		return "+" + format.Duration(-d)
+	}
+	return "-" + format.Duration(d)
+}
+
 func signed(d time.Duration) string {
 	if d < 0 {
 		return format.Duration(-d) + " behind"
@@ -165,10 +180,13 @@ type jsonRecording struct {
 }
 
 type jsonOverlap struct {
-	Pair     [2]string `json:"recordings"`
-	Overlaps bool      `json:"overlaps"`
-	Start    time.Time `json:"start,omitzero"`
-	End      time.Time `json:"end,omitzero"`
+	Pair            [2]string `json:"recordings"`
+	Overlaps        bool      `json:"overlaps"`
+	Start           time.Time `json:"start,omitzero"`
+	End             time.Time `json:"end,omitzero"`
+	CorrectedMs     float64   `json:"corrected_ms,omitempty"`
+	Outside         int       `json:"isn_matches_outside,omitempty"`
+	OutsideOffsetMs float64   `json:"isn_matches_outside_offset_ms,omitempty"`
 }
 
 type jsonOffset struct {
@@ -225,9 +243,12 @@ func WriteJSON(w io.Writer, r *Result) error {
 		out.Recordings = append(out.Recordings, jsonRecording{rec.Path, rec.Host, rec.Netns, rec.Start, rec.End})
 	}
 	for _, o := range r.Overlaps {
-		j := jsonOverlap{Pair: [2]string{o.A.Path, o.B.Path}, Overlaps: o.OK}
+		j := jsonOverlap{Pair: [2]string{o.A.Path, o.B.Path}, Overlaps: o.OK, CorrectedMs: ms(o.Offset)}
 		if o.OK {
 			j.Start, j.End = o.Start, o.End
+		}
+		if o.Outside > 0 {
+			j.Outside, j.OutsideOffsetMs = o.Outside, ms(o.OutsideOffset)
 		}
 		out.Overlaps = append(out.Overlaps, j)
 	}
