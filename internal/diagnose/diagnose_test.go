@@ -178,6 +178,16 @@ func TestPeerReset(t *testing.T) {
 	}
 }
 
+// A socket that resets the connection itself (close with SO_LINGER 0)
+// reports ECONNRESET to its own error queue: no reset came from the peer.
+func TestOwnResetIsNoPeerReset(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindStateChange, State: events.StateClose, OldState: events.StateEstablished})
+	c.add(time.Second+ms_, events.Event{Kind: events.KindSendReset, State: events.StateClose, ResetReason: 14})
+	c.add(time.Second+2*ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNRESET), State: events.StateClose})
+	check(t, c.evs, "")
+}
+
 func TestIdleDrop(t *testing.T) {
 	c := newChain(1).established()
 	c.add(0, events.Event{Kind: events.KindStateChange}) // placeholder replaced below

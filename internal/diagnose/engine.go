@@ -52,6 +52,7 @@ type sockState struct {
 	kinds  []string
 
 	resets       int
+	sentResets   int // resets this socket sent itself
 	errReports   int
 	lastReport   int32
 	timedOut     bool // an error report ended the connection (timeout, ICMP)
@@ -192,6 +193,8 @@ func (e *Engine) Observe(ev *events.Event) []Diagnosis {
 	case events.KindReceiveReset:
 		s.resets++
 		out = e.conclude(s, ev)
+	case events.KindSendReset:
+		s.sentResets++
 	case events.KindErrorReport:
 		s.errReports++
 		s.lastReport = ev.Errno

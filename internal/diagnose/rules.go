@@ -58,6 +58,12 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 			if s.resets > 0 {
 				return Diagnosis{}, false // judged at the reset
 			}
+			if s.sentResets > 0 {
+				// This socket reset the connection itself (close with
+				// SO_LINGER 0 or unread data, a disconnect): nothing came
+				// from the peer.
+				return Diagnosis{}, false
+			}
 			return e.resetOf(s, ev)
 		}
 		return e.ended(s, ev, syn)

@@ -280,6 +280,9 @@ func TestBothEndsPeerReset(t *testing.T) {
 	if !c.Failed || c.ResetOrigin != "peer" {
 		t.Errorf("reset origin %q (failed %v), want peer", c.ResetOrigin, c.Failed)
 	}
+	if c.Ends[0].Diagnosis != "peer-reset" || c.Ends[1].Diagnosis == "peer-reset" {
+		t.Errorf("client's diagnosis %q, server's %q: the server sent the reset, only the client received one", c.Ends[0].Diagnosis, c.Ends[1].Diagnosis)
+	}
 	// close() with SO_LINGER 0 and nothing unread disconnects the socket,
 	// which sends its reset for SK_RST_REASON_TCP_STATE (6.10+) and counts
 	// it under TCPAbortOnData, in the server's namespace only.
