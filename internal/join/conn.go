@@ -147,21 +147,31 @@ func failure(ev *events.Event) bool {
 	return false
 }
 
-// idle is how long end i had received no data at the failure: the
-// since_recv of its last event before it, plus the time since that event.
+// idle is how long end i had received no data at the failure. Successful
+// receives leave no event, so the last event before the failure may be
+// long before the last receive: its since_recv plus the time since is
+// exact only when that event is the failure itself, an upper bound
+// otherwise. The first event after the failure is exact when no data came
+// in between (its since_recv reaches back past the failure).
 func (c *Conn) idle(i int) time.Duration {
 	e := c.Ends[i]
+	at := c.failure[i]
 	var last *events.Event
 	for k := range e.Events {
-		if e.Events[k].Time.After(c.failure[i]) {
-			break
+		ev := &e.Events[k]
+		if !ev.Time.After(at) {
+			last = ev
+			continue
 		}
-		last = &e.Events[k]
+		if (last == nil || !last.Time.Equal(at)) && ev.SinceRecv >= ev.Time.Sub(at) {
+			return ev.SinceRecv - ev.Time.Sub(at)
+		}
+		break
 	}
 	if last == nil || last.SinceRecv < 0 {
 		return -1
 	}
-	return last.SinceRecv + c.failure[i].Sub(last.Time)
+	return last.SinceRecv + at.Sub(last.Time)
 }
 
 // covers reports whether end i's recording was running at time t of its

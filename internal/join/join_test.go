@@ -295,3 +295,30 @@ func TestJoinAcrossClockOffset(t *testing.T) {
 		t.Errorf("text:\n%s", out.String())
 	}
 }
+
+// Successful receives leave no event: the end that did not see the
+// failure takes its idle time from its first event after the failure
+// when no data came in between, not from an event long before it.
+func TestIdleOfTheOtherEnd(t *testing.T) {
+	a, b := rec("a", 0, 20*time.Second), rec("b", 0, 20*time.Second)
+	ca := handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
+	cb := handshake(b, 2, 200, 100, 0, time.Second+time.Millisecond, false)
+	// The client last received 2 s before the reset at 8 s; the server
+	// last received at 6 s too (a request, no event), and closed at 9 s.
+	ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, State: events.StateEstablished, Time: t0.Add(8 * time.Second), SinceRecv: 2 * time.Second})
+	cb.Events[0].SinceRecv = 0
+	cb.Events = append(cb.Events, events.Event{Kind: events.KindStateChange, State: events.StateFinWait1, Time: t0.Add(9 * time.Second), SinceRecv: 3 * time.Second})
+	c := Join([]*Recording{a, b}).Joined[0]
+	near := func(got, want time.Duration) bool { return got > want-2*time.Millisecond && got < want+2*time.Millisecond }
+	if !near(c.Idle[0], 2*time.Second) || !near(c.Idle[1], 2*time.Second) {
+		t.Errorf("idle client %v, server %v: want 2s each", c.Idle[0], c.Idle[1])
+	}
+
+	// Data after the failure: the next event cannot tell, so the last
+	// event before the failure gives an upper bound.
+	cb.Events[1].SinceRecv = 100 * time.Millisecond
+	c = Join([]*Recording{a, b}).Joined[0]
+	if !near(c.Idle[1], 7*time.Second) {
+		t.Errorf("server idle %v, want 7s since its handshake", c.Idle[1])
+	}
+}
