@@ -309,7 +309,9 @@ func TestIdleOfTheOtherEnd(t *testing.T) {
 	cb.Events[0].SinceRecv = 0
 	cb.Events = append(cb.Events, events.Event{Kind: events.KindStateChange, State: events.StateFinWait1, Time: t0.Add(9 * time.Second), SinceRecv: 3 * time.Second})
 	c := Join([]*Recording{a, b}).Joined[0]
-	near := func(got, want time.Duration) bool { return got > want-2*time.Millisecond && got < want+2*time.Millisecond }
+	near := func(got, want time.Duration) bool {
+		return got > want-2*time.Millisecond && got < want+2*time.Millisecond
+	}
 	if !near(c.Idle[0], 2*time.Second) || !near(c.Idle[1], 2*time.Second) {
 		t.Errorf("idle client %v, server %v: want 2s each", c.Idle[0], c.Idle[1])
 	}

@@ -13,14 +13,15 @@ srv.listen(Number(port), host, () => require('fs').writeFileSync(ready, ''));
 `
 
 // NodeHTTPClient is a pooled Node.js HTTP client (node SCRIPT HOST PORT
-// GOFILE IDLE_MS): a warm-up request on a connection of its own, then,
-// once GOFILE exists, request 1, a silence of IDLE_MS (longer than the
-// middlebox's idle timeout), and request 2 on the same kept-alive socket.
-// It prints what each request got, as JSON.
+// GOFILE IDLE_MS [BUSY_MS]): a warm-up request on a connection of its
+// own, then, once GOFILE exists, request 1, more requests every 100 ms for
+// BUSY_MS (default none), a silence of IDLE_MS (longer than the
+// middlebox's idle timeout), and a last request on the same kept-alive
+// socket. It prints what each request got, as JSON.
 const NodeHTTPClient = `
 const http = require('http');
 const fs = require('fs');
-const [host, port, goFile, idleMs] = process.argv.slice(2);
+const [host, port, goFile, idleMs, busyMs] = process.argv.slice(2);
 // keepAliveMsecs is also the socket's TCP keepalive delay: at its default
 // (1 s) the probes would keep the middlebox's flow alive.
 const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 30000, maxSockets: 1 });
@@ -41,8 +42,13 @@ function get(n, via = agent) {
   await get(0, false);
   while (!fs.existsSync(goFile)) await new Promise((r) => setTimeout(r, 20));
   await get(1);
+  let n = 2;
+  for (const until = Date.now() + Number(busyMs || 0); Date.now() < until; n++) {
+    await new Promise((r) => setTimeout(r, 100));
+    await get(n);
+  }
   await new Promise((r) => setTimeout(r, Number(idleMs)));
-  await get(2);
+  await get(n);
   console.log(JSON.stringify({ pid: process.pid, results }));
   agent.destroy();
 })();
