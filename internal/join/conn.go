@@ -152,10 +152,14 @@ func failure(ev *events.Event) bool {
 // long before the last receive: its since_recv plus the time since is
 // exact only when that event is the failure itself, an upper bound
 // otherwise. The first event after the failure is exact when no data came
-// in between (its since_recv reaches back past the failure).
+// in between (its since_recv reaches back past the failure). Unknown (-1)
+// when the end's recording did not cover the failure.
 func (c *Conn) idle(i int) time.Duration {
 	e := c.Ends[i]
 	at := c.failure[i]
+	if !c.covers(i, at) {
+		return -1 // its recording says nothing of that moment
+	}
 	var last *events.Event
 	for k := range e.Events {
 		ev := &e.Events[k]

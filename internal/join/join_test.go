@@ -98,6 +98,7 @@ func TestResetOrigin(t *testing.T) {
 			a, b := rec("a", 0, 10*time.Second), rec("b", 0, tc.bEnd)
 			ca := handshake(a, 1, 100, 200, time.Second, time.Second+time.Millisecond, true)
 			cb := handshake(b, 2, 200, 100, 0, time.Second+2*time.Millisecond, false)
+			cb.Events[0].SinceRecv = 0
 			if tc.receive {
 				ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, Time: t0.Add(5 * time.Second), SinceRecv: time.Second})
 			}
@@ -111,6 +112,11 @@ func TestResetOrigin(t *testing.T) {
 			c := r.Joined[0]
 			if c.ResetOrigin != tc.want || !c.Failed {
 				t.Errorf("reset origin %q (failed %v), want %q: %s", c.ResetOrigin, c.Failed, tc.want, c.ResetEvidence)
+			}
+			// b's idle time at the failure is known only when its
+			// recording ran then.
+			if (c.Idle[1] >= 0) != (tc.bEnd > 5*time.Second) {
+				t.Errorf("b's idle %v with its recording ending at %v, the failure at 5s", c.Idle[1], tc.bEnd)
 			}
 		})
 	}

@@ -62,8 +62,8 @@ type bothEnds struct {
 
 // recordBothEnds runs a client through the balancer against a server in
 // mode, recording each end by its actor's pid. fault runs while the
-// client is connected and paused.
-func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func()) *bothEnds {
+// client is connected and paused; it is given the server's recorder.
+func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func(srvRec *recorder)) *bothEnds {
 	t.Helper()
 	dir := keepDir(t)
 	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl"),
@@ -87,7 +87,7 @@ func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst net
 	if _, err := cl.WaitPhase(ctx, "connected"); err != nil {
 		t.Fatal(err)
 	}
-	fault()
+	fault(srvRec)
 	if err := cl.Release("connected"); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestBothEndsMiddleboxReset(t *testing.T) {
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
-	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
 		// Let the balancer's conntrack entry expire: this waits for the
 		// middlebox, it asserts nothing about speed.
 		time.Sleep(2500 * time.Millisecond)
@@ -252,7 +252,7 @@ func TestBothEndsMiddleboxReset(t *testing.T) {
 
 	// Two recordings that do not overlap in time join nothing, and say so.
 	r2, dst2 := balanced(t)
-	later := recordBothEnds(t, ctx, r2, dst2, "reset", func() { time.Sleep(300 * time.Millisecond) })
+	later := recordBothEnds(t, ctx, r2, dst2, "reset", func(*recorder) { time.Sleep(300 * time.Millisecond) })
 	out = sendtrace(t, "report", "-o", "json", b.clientRec, later.serverRec)
 	var apart joinReport
 	if err := json.Unmarshal([]byte(out), &apart); err != nil {
@@ -272,7 +272,7 @@ func TestBothEndsPeerReset(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
-	b := recordBothEnds(t, ctx, r, dst, "reset", func() {
+	b := recordBothEnds(t, ctx, r, dst, "reset", func(*recorder) {
 		// The server resets 100 ms after accept; the client sends after.
 		time.Sleep(500 * time.Millisecond)
 	})
@@ -350,7 +350,7 @@ func TestBothEndsServerFirewall(t *testing.T) {
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
-	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
 		r.Server.MustNft(fmt.Sprintf(`table inet fw {
 	chain in {
 		type filter hook input priority 0; policy accept;
@@ -416,7 +416,7 @@ func TestBothEndsServerDropsItsAcks(t *testing.T) {
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
-	b := recordBothEnds(t, ctx, r, dst, "discard", func() {
+	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
 		r.Server.MustNft(fmt.Sprintf(`table inet fw {
 	chain out {
 		type filter hook output priority 0; policy accept;
@@ -449,4 +449,28 @@ func TestBothEndsServerDropsItsAcks(t *testing.T) {
 		t.Errorf("server's local drops %+v (the firewall counted %d), diagnosis %q: want its acknowledgements dropped on its host", d, counted, c.Diagnosis)
 	}
 	t.Logf("the firewall counted %d packets; the server's recording has %+v", counted, d)
+}
+
+// TestBothEndsResetUnknown: the balancer forgets the idle flow and resets
+// the client as in TestBothEndsMiddleboxReset, but the server's recording
+// stopped before that: nobody can say who sent the reset.
+func TestBothEndsResetUnknown(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
+	b := recordBothEnds(t, ctx, r, dst, "discard", func(srvRec *recorder) {
+		time.Sleep(300 * time.Millisecond)
+		_ = srvRec.cmd.Process.Signal(syscall.SIGINT)
+		srvRec.wait(t, ctx)
+		time.Sleep(2500 * time.Millisecond)
+	})
+	wantFirstErrno(t, b.client, syscall.ECONNRESET, syscall.EPIPE)
+	c := joinOf(t, b).Joined[0]
+	if !c.Failed || c.ResetOrigin != "unknown" || !strings.Contains(c.Diagnosis, "who sent the reset is unknown") {
+		t.Errorf("reset origin %q, diagnosis %q: want unknown, the server's recording had stopped", c.ResetOrigin, c.Diagnosis)
+	}
+	if c.Ends[0].IdleMs == nil || *c.Ends[0].IdleMs < 2000 || c.Ends[1].IdleMs != nil {
+		t.Errorf("idle client %v, server %v: want the client's 2.5 s, and none for the server, whose recording did not cover the failure", c.Ends[0].IdleMs, c.Ends[1].IdleMs)
+	}
 }
