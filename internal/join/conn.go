@@ -44,6 +44,8 @@ type Conn struct {
 	Diagnosis string           // one line that reconciles both ends
 
 	offset  time.Duration // Ends[1]'s clock minus Ends[0]'s
+	within  time.Duration // ± on offset
+	sent    *events.Event // the reset the other end sent, for a peer's reset
 	failure [2]time.Time  // the failure's time on each end's clock
 }
 
@@ -198,7 +200,9 @@ func (c *Conn) resetOrigin() {
 		}
 		j := 1 - i
 		c.ResetReceiver = c.Ends[i]
-		if sent := find(c.Ends[j], events.KindSendReset); sent != nil {
+		sent, later := c.sentReset(j, recv.Time)
+		if sent != nil {
+			c.sent = sent
 			c.ResetOrigin = ResetPeer
 			c.ResetReason = reasonName(sent.ResetReason)
 			c.ResetEvidence = fmt.Sprintf("the %s's kernel sent a reset at %s (%s); the %s received one at %s",
@@ -210,11 +214,15 @@ func (c *Conn) resetOrigin() {
 			c.ResetOrigin = ResetUnknown
 			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s, when the %s's recording was not running (it covers %s to %s)",
 				c.name(i), stamp(recv.Time), c.name(j), stamp(c.Ends[j].Rec.Start), stamp(c.Ends[j].Rec.End))
-			return
+		} else {
+			c.ResetOrigin = ResetMiddlebox
+			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
+				c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
 		}
-		c.ResetOrigin = ResetMiddlebox
-		c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
-			c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
+		if later != nil {
+			c.ResetEvidence += fmt.Sprintf("; the %s's own reset, sent at %s (%s), came %s after the %s's, so did not cause it",
+				c.name(j), stamp(later.Time), reasonText(later.ResetReason), format.Duration(c.on(later.Time, j, i).Sub(recv.Time)), c.Ends[i].Role())
+		}
 		return
 	}
 	for i := range 2 {
@@ -226,6 +234,28 @@ func (c *Conn) resetOrigin() {
 			return
 		}
 	}
+}
+
+// sentReset finds the reset end j sent that end i received at recv (i's
+// clock): the last one sent no later than recv, give or take the clock
+// offset's bound and 10 ms (the tracepoint fires after the reset left,
+// and a veth can deliver it first). later is the first one sent after
+// that: it cannot have caused what end i received.
+func (c *Conn) sentReset(j int, recv time.Time) (sent, later *events.Event) {
+	i := 1 - j
+	limit := recv.Add(c.within + 10*time.Millisecond)
+	for k := range c.Ends[j].Events {
+		ev := &c.Ends[j].Events[k]
+		if ev.Kind != events.KindSendReset {
+			continue
+		}
+		if !c.on(ev.Time, j, i).After(limit) {
+			sent = ev
+		} else if later == nil {
+			later = ev
+		}
+	}
+	return sent, later
 }
 
 // lastState says where end i's socket was at its last event.
@@ -364,7 +394,7 @@ func (c *Conn) reconcile() string {
 			c.Ends[i].Role(), c.stateAt(i, at), c.Ends[i].Role())
 	case ResetPeer:
 		i := c.index(c.ResetReceiver)
-		sent := find(c.Ends[1-i], events.KindSendReset)
+		sent := c.sent
 		return fmt.Sprintf("the %s's kernel reset the connection (%s) and the %s received that reset: look at the %s application (an abortive close, SO_LINGER 0, unread data at close), not at the network",
 			c.Ends[1-i].Role(), reasonText(sent.ResetReason), c.Ends[i].Role(), c.Ends[1-i].Role())
 	case ResetLocal:

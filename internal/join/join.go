@@ -158,6 +158,11 @@ func Join(recs []*Recording) *Result {
 	r.Offsets = estimateOffsets(r.Joined)
 	for _, c := range r.Joined {
 		c.offset = r.offset(c.Ends[0].Rec, c.Ends[1].Rec)
+		for _, o := range r.Offsets {
+			if o.A == c.Ends[0].Rec && o.B == c.Ends[1].Rec || o.A == c.Ends[1].Rec && o.B == c.Ends[0].Rec {
+				c.within = o.Within
+			}
+		}
 		c.analyse()
 	}
 	slices.SortStableFunc(r.Joined, func(a, b *Conn) int { return a.Ends[0].Established.Compare(b.Ends[0].Established) })

@@ -330,3 +330,25 @@ func TestIdleOfTheOtherEnd(t *testing.T) {
 		t.Errorf("server idle %v, want 7s since its handshake", c.Idle[1])
 	}
 }
+
+// A reset the other end sent only after this end had received one did
+// not cause it: the middlebox's reset came first, the server's idle
+// timeout aborted the flow later.
+func TestLaterResetIsNotTheCause(t *testing.T) {
+	a, b := rec("a", 0, 20*time.Second), rec("b", 0, 20*time.Second)
+	ca := handshake(a, 1, 100, 200, time.Second, time.Second+2*time.Millisecond, true)
+	cb := handshake(b, 2, 200, 100, 0, time.Second+2*time.Millisecond, false)
+	ca.Events = append(ca.Events, events.Event{Kind: events.KindReceiveReset, State: events.StateEstablished, Time: t0.Add(5 * time.Second), SinceRecv: 4 * time.Second})
+	cb.Events = append(cb.Events, events.Event{Kind: events.KindSendReset, State: events.StateClose, Time: t0.Add(8 * time.Second), ResetReason: 14})
+	c := Join([]*Recording{a, b}).Joined[0]
+	if c.ResetOrigin != ResetMiddlebox || !strings.Contains(c.ResetEvidence, "3s after") {
+		t.Errorf("origin %q, evidence %q: want middlebox, the server's own reset 3s after the client's", c.ResetOrigin, c.ResetEvidence)
+	}
+
+	// Sent a moment after, on the clocks as estimated: the tracepoint
+	// fires after the reset left, and veth can deliver it first.
+	cb.Events[1].Time = t0.Add(5*time.Second + 200*time.Microsecond)
+	if c := Join([]*Recording{a, b}).Joined[0]; c.ResetOrigin != ResetPeer {
+		t.Errorf("origin %q, want peer: %s", c.ResetOrigin, c.ResetEvidence)
+	}
+}

@@ -63,12 +63,13 @@ type bothEnds struct {
 // recordBothEnds runs a client through the balancer against a server in
 // mode, recording each end by its actor's pid. fault runs while the
 // client is connected and paused; it is given the server's recorder.
-func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func(srvRec *recorder)) *bothEnds {
+// srvArgs are more flags for the server actor.
+func recordBothEnds(t *testing.T, ctx context.Context, r *netlab.Routed, dst netip.AddrPort, mode string, fault func(srvRec *recorder), srvArgs ...string) *bothEnds {
 	t.Helper()
 	dir := keepDir(t)
 	b := &bothEnds{clientRec: filepath.Join(dir, "client.jsonl"), serverRec: filepath.Join(dir, "server.jsonl"), other: filepath.Join(dir, "other.jsonl"),
 		serverAgain: filepath.Join(dir, "server-again.jsonl")}
-	srv := r.Server.StartActor(t, actorBin, "server", "-mode", mode, "-listen", dst.String(), "-reset-after", "100ms")
+	srv := r.Server.StartActor(t, actorBin, append([]string{"server", "-mode", mode, "-listen", dst.String(), "-reset-after", "100ms"}, srvArgs...)...)
 	if _, err := srv.WaitPhase(ctx, "listening"); err != nil {
 		t.Fatal(err)
 	}
@@ -472,5 +473,32 @@ func TestBothEndsResetUnknown(t *testing.T) {
 	}
 	if c.Ends[0].IdleMs == nil || *c.Ends[0].IdleMs < 2000 || c.Ends[1].IdleMs != nil {
 		t.Errorf("idle client %v, server %v: want the client's 2.5 s, and none for the server, whose recording did not cover the failure", c.Ends[0].IdleMs, c.Ends[1].IdleMs)
+	}
+}
+
+// TestBothEndsServerResetsLater: the balancer forgets the idle flow and
+// resets the client; the server, whose own idle limit is longer, aborts
+// with SO_LINGER 0 half a second later. The server did send a reset, but
+// after the client had received one: the middlebox's, not the server's.
+func TestBothEndsServerResetsLater(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
+	b := recordBothEnds(t, ctx, r, dst, "reset", func(*recorder) {
+		time.Sleep(2500 * time.Millisecond)
+	}, "-reset-after", "3s")
+	wantFirstErrno(t, b.client, syscall.ECONNRESET, syscall.EPIPE)
+	c := joinOf(t, b).Joined[0]
+	if !c.Failed || c.ResetOrigin != "middlebox" || !strings.Contains(c.Diagnosis, "forgot the flow") {
+		t.Errorf("reset origin %q, diagnosis %q: want the middlebox, whose reset came before the server's", c.ResetOrigin, c.Diagnosis)
+	}
+	// The server's kernel did send one reset, and the client's namespace
+	// took one in ESTABLISHED.
+	if n := nstatValue(t, r.Server, "TcpOutRsts"); n != 1 {
+		t.Errorf("the server's namespace sent %d resets, want its 1 abortive close", n)
+	}
+	if n := nstatValue(t, r.Client, "TcpEstabResets"); n != 1 {
+		t.Errorf("the client's namespace counted %d resets of established connections, want 1", n)
 	}
 }
