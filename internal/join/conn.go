@@ -39,9 +39,13 @@ type Conn struct {
 	// nil when the other end's events cannot tell.
 	Reached *bool
 
-	Idle      [2]time.Duration // per end: no data received for this long at the failure; -1 unknown
-	Drops     [2]LocalDrops    // per end: what its own host dropped of its socket's packets
-	Diagnosis string           // one line that reconciles both ends
+	Idle [2]time.Duration // per end: no data received for this long at the failure; -1 unknown
+	// IdleAtMost is set for an end whose idle time is only an upper
+	// bound: no event of its socket after the failure confirms that no
+	// data came between its last event and the failure.
+	IdleAtMost [2]bool
+	Drops      [2]LocalDrops // per end: what its own host dropped of its socket's packets
+	Diagnosis  string        // one line that reconciles both ends
 
 	offset  time.Duration // Ends[1]'s clock minus Ends[0]'s
 	within  time.Duration // ± on offset
@@ -101,7 +105,7 @@ func (c *Conn) analyse() {
 	}
 	c.failure = [2]time.Time{at, c.on(at, 0, 1)}
 	for i := range 2 {
-		c.Idle[i] = c.idle(i)
+		c.Idle[i], c.IdleAtMost[i] = c.idle(i)
 		c.Drops[i] = dropsOf(c.Ends[i])
 	}
 	c.resetOrigin()
@@ -155,12 +159,13 @@ func failure(ev *events.Event) bool {
 // exact only when that event is the failure itself, an upper bound
 // otherwise. The first event after the failure is exact when no data came
 // in between (its since_recv reaches back past the failure). Unknown (-1)
-// when the end's recording did not cover the failure.
-func (c *Conn) idle(i int) time.Duration {
+// when the end's recording did not cover the failure; atMost when only an
+// upper bound is known.
+func (c *Conn) idle(i int) (d time.Duration, atMost bool) {
 	e := c.Ends[i]
 	at := c.failure[i]
 	if !c.covers(i, at) {
-		return -1 // its recording says nothing of that moment
+		return -1, false // its recording says nothing of that moment
 	}
 	var last *events.Event
 	for k := range e.Events {
@@ -170,14 +175,14 @@ func (c *Conn) idle(i int) time.Duration {
 			continue
 		}
 		if (last == nil || !last.Time.Equal(at)) && ev.SinceRecv >= ev.Time.Sub(at) {
-			return ev.SinceRecv - ev.Time.Sub(at)
+			return ev.SinceRecv - ev.Time.Sub(at), false
 		}
 		break
 	}
 	if last == nil || last.SinceRecv < 0 {
-		return -1
+		return -1, false
 	}
-	return last.SinceRecv + at.Sub(last.Time)
+	return last.SinceRecv + at.Sub(last.Time), !last.Time.Equal(at)
 }
 
 // covers reports whether end i's recording was running at time t of its
@@ -445,8 +450,11 @@ func (c *Conn) index(e *End) int {
 }
 
 func (c *Conn) idleText(i int) string {
-	if c.Idle[i] < 0 {
+	switch {
+	case c.Idle[i] < 0:
 		return ""
+	case c.IdleAtMost[i]:
+		return " after at most " + format.Duration(c.Idle[i]) + " of idle"
 	}
 	return " after " + format.Duration(c.Idle[i]) + " of idle"
 }

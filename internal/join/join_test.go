@@ -326,8 +326,8 @@ func TestIdleOfTheOtherEnd(t *testing.T) {
 	// event before the failure gives an upper bound.
 	cb.Events[1].SinceRecv = 100 * time.Millisecond
 	c = Join([]*Recording{a, b}).Joined[0]
-	if !near(c.Idle[1], 7*time.Second) {
-		t.Errorf("server idle %v, want 7s since its handshake", c.Idle[1])
+	if !near(c.Idle[1], 7*time.Second) || !c.IdleAtMost[1] || c.IdleAtMost[0] {
+		t.Errorf("server idle %v (at most %v), client's at most %v: want at most 7s for the server, the client's exact", c.Idle[1], c.IdleAtMost[1], c.IdleAtMost[0])
 	}
 }
 

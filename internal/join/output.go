@@ -66,7 +66,10 @@ func WriteText(w io.Writer, r *Result) error {
 			if len(e.Diagnoses) > 0 {
 				fmt.Fprintf(&b, ", diagnosis %s", e.Diagnoses[0].Rule)
 			}
-			if c.Idle[i] >= 0 {
+			switch {
+			case c.Idle[i] >= 0 && c.IdleAtMost[i]:
+				fmt.Fprintf(&b, ", idle at most %s at the failure (no later event of its socket to narrow it)", format.Duration(c.Idle[i]))
+			case c.Idle[i] >= 0:
 				fmt.Fprintf(&b, ", idle %s at the failure", format.Duration(c.Idle[i]))
 			}
 			if d := c.Drops[i]; d.In+d.Out > 0 {
@@ -150,6 +153,7 @@ type jsonEnd struct {
 	Established time.Time      `json:"established"`
 	Diagnosis   string         `json:"diagnosis,omitempty"`
 	IdleMs      *float64       `json:"idle_ms,omitempty"`
+	IdleAtMost  bool           `json:"idle_at_most,omitempty"`
 	LocalDrops  *jsonDrops     `json:"local_drops,omitempty"`
 }
 
@@ -215,6 +219,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func (c *Conn) endJSON(i int) jsonEnd {
 	j := endJSON(c.Ends[i], c.Idle[i], c.Failed)
+	j.IdleAtMost = c.Failed && c.Idle[i] >= 0 && c.IdleAtMost[i]
 	if d := c.Drops[i]; d.In+d.Out > 0 {
 		j.LocalDrops = &jsonDrops{d.In, d.Out, d.Where}
 	}

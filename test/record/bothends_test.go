@@ -133,6 +133,7 @@ type joinedEnd struct {
 	Dst        netip.AddrPort `json:"dst"`
 	Diagnosis  string         `json:"diagnosis"`
 	IdleMs     *float64       `json:"idle_ms"`
+	IdleAtMost bool           `json:"idle_at_most"`
 	LocalDrops *struct {
 		In, Out int
 		Where   string
