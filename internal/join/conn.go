@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
@@ -113,38 +112,6 @@ func (c *Conn) analyse() {
 	c.Diagnosis = c.reconcile()
 }
 
-// LocalDrops is what an end's own host dropped of its socket's packets,
-// TCP's own bookkeeping aside: a firewall rule, a qdisc, a missing route.
-type LocalDrops struct {
-	In, Out int
-	Where   string // the first drop's reason, kernel function and device
-}
-
-func dropsOf(e *End) LocalDrops {
-	var d LocalDrops
-	for k := range e.Events {
-		ev := &e.Events[k]
-		if ev.Kind != events.KindDrop || diagnose.ProtocolDrop(ev) {
-			continue
-		}
-		if ev.DropDir == events.DropIn {
-			d.In++
-		} else {
-			d.Out++
-		}
-		if d.Where == "" {
-			d.Where = ev.DropReason
-			if ev.DropLocation != "" {
-				d.Where += " in " + ev.DropLocation
-			}
-			if ev.DropDev != "" {
-				d.Where += " on " + ev.DropDev
-			}
-		}
-	}
-	return d
-}
-
 func failure(ev *events.Event) bool {
 	switch ev.Kind {
 	case events.KindReceiveReset, events.KindSendReset, events.KindErrorReport, events.KindSendError:
@@ -197,72 +164,6 @@ func (c *Conn) name(i int) string {
 	return e.Role() + " on " + e.Rec.Host
 }
 
-func (c *Conn) resetOrigin() {
-	for i := range 2 {
-		recv := find(c.Ends[i], events.KindReceiveReset)
-		if recv == nil {
-			continue
-		}
-		j := 1 - i
-		c.ResetReceiver = c.Ends[i]
-		sent, later := c.sentReset(j, recv.Time)
-		if sent != nil {
-			c.sent = sent
-			c.ResetOrigin = ResetPeer
-			c.ResetReason = reasonName(sent.ResetReason)
-			c.ResetEvidence = fmt.Sprintf("the %s's kernel sent a reset at %s (%s); the %s received one at %s",
-				c.name(j), stamp(sent.Time), reasonText(sent.ResetReason), c.name(i), stamp(recv.Time))
-			return
-		}
-		t := c.on(recv.Time, i, j)
-		if !c.covers(j, t) {
-			c.ResetOrigin = ResetUnknown
-			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s, when the %s's recording was not running (it covers %s to %s)",
-				c.name(i), stamp(recv.Time), c.name(j), stamp(c.Ends[j].Rec.Start), stamp(c.Ends[j].Rec.End))
-		} else {
-			c.ResetOrigin = ResetMiddlebox
-			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
-				c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
-		}
-		if later != nil {
-			c.ResetEvidence += fmt.Sprintf("; the %s's own reset, sent at %s (%s), came %s after the %s's, so did not cause it",
-				c.name(j), stamp(later.Time), reasonText(later.ResetReason), format.Duration(c.on(later.Time, j, i).Sub(recv.Time)), c.Ends[i].Role())
-		}
-		return
-	}
-	for i := range 2 {
-		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
-			c.ResetOrigin = ResetLocal
-			c.ResetReason = reasonName(sent.ResetReason)
-			c.ResetEvidence = fmt.Sprintf("the %s sent a reset at %s (%s); the %s's recording has no reset received",
-				c.name(i), stamp(sent.Time), reasonText(sent.ResetReason), c.name(1-i))
-			return
-		}
-	}
-}
-
-// sentReset finds the reset end j sent that end i received at recv (i's
-// clock): the last one sent no later than recv, give or take the clock
-// offset's bound and 10 ms (the tracepoint fires after the reset left,
-// and a veth can deliver it first). later is the first one sent after
-// that: it cannot have caused what end i received.
-func (c *Conn) sentReset(j int, recv time.Time) (sent, later *events.Event) {
-	i := 1 - j
-	limit := recv.Add(c.within + 10*time.Millisecond)
-	for k := range c.Ends[j].Events {
-		ev := &c.Ends[j].Events[k]
-		if ev.Kind != events.KindSendReset {
-			continue
-		}
-		if !c.on(ev.Time, j, i).After(limit) {
-			sent = ev
-		} else if later == nil {
-			later = ev
-		}
-	}
-	return sent, later
-}
-
 // lastState says where end i's socket was at its last event.
 func (c *Conn) lastState(i int) string {
 	e := c.Ends[i]
@@ -308,68 +209,6 @@ func find(e *End, k events.Kind) *events.Event {
 		}
 	}
 	return nil
-}
-
-// dataStopped compares the first segment an end retransmitted with the
-// other end's receive sequence after it. Offsets are bytes from the ISN,
-// which are the same number at both ends.
-func (c *Conn) dataStopped() {
-	for i := range 2 {
-		e, peer := c.Ends[i], c.Ends[1-i]
-		var firstRe, lastRe *events.Event
-		n := 0
-		for k := range e.Events {
-			if ev := &e.Events[k]; ev.Kind == events.KindRetransmit {
-				if firstRe == nil {
-					firstRe = ev
-				}
-				lastRe = ev
-				n++
-			}
-		}
-		if firstRe == nil {
-			continue
-		}
-		off := firstRe.Seq - e.SndISN
-		var after *events.Event // the peer's last event after the last retransmit
-		for k := range peer.Events {
-			ev := &peer.Events[k]
-			// An event the kernel filled no TCP fields for (rcv_nxt 0) says
-			// nothing of what arrived.
-			if ev.Protocol != events.ProtoTCP || ev.RcvNxt == 0 {
-				continue
-			}
-			got := ev.RcvNxt - peer.RcvISN
-			if int32(got-off) > 0 {
-				yes := true
-				c.Reached = &yes
-				c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s's kernel received it: its rcv_nxt was at byte %d at %s. The data crossed the path; the %s never saw it acknowledged",
-					c.name(i), n, off, c.name(1-i), got, stamp(ev.Time), c.name(i))
-				return
-			}
-			if !c.on(ev.Time, 1-i, i).Before(lastRe.Time) {
-				after = ev
-			}
-		}
-		if after != nil {
-			no := false
-			c.Reached = &no
-			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. ",
-				c.name(i), n, off, stamp(firstRe.Time), stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, stamp(after.Time))
-			if d := c.Drops[1-i]; d.In > 0 {
-				c.DataStopped += fmt.Sprintf("The %s's host dropped %s on their way in to its socket (%s): the data stopped at the %s's host, before its TCP",
-					c.name(1-i), plural(d.In, "segment"), d.Where, c.Ends[1-i].Role())
-			} else {
-				c.DataStopped += fmt.Sprintf("The data stopped before the %s's TCP, and its host recorded no drop of it: lost on the path, or dropped before the packet met its socket",
-					c.name(1-i))
-			}
-			return
-		}
-		last := peer.Last()
-		c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s has no event after the retransmits, so its recording cannot tell whether they arrived (its rcv_nxt was at byte %d at %s)",
-			c.name(i), n, off, c.name(1-i), last.RcvNxt-peer.RcvISN, stamp(last.Time))
-		return
-	}
 }
 
 // reconcile turns both ends' views into one line.
@@ -434,14 +273,6 @@ func (c *Conn) reconcile() string {
 	return strings.Join(parts, "; ")
 }
 
-// retransmitter is the end whose retransmits DataStopped speaks of.
-func (c *Conn) retransmitter() int {
-	if find(c.Ends[0], events.KindRetransmit) != nil {
-		return 0
-	}
-	return 1
-}
-
 func (c *Conn) index(e *End) int {
 	if c.Ends[0] == e {
 		return 0
@@ -462,36 +293,3 @@ func (c *Conn) idleText(i int) string {
 // stamp is a time as the text shows it: this host's clock, to the
 // microsecond.
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
-
-// resetReasons are enum sk_rst_reason (include/net/rstreason.h, 6.10+).
-var resetReasons = [...]string{
-	"NOT_SPECIFIED", "NO_SOCKET", "TCP_INVALID_ACK_SEQUENCE", "TCP_RFC7323_PAWS",
-	"TCP_TOO_OLD_ACK", "TCP_ACK_UNSENT_DATA", "TCP_FLAGS", "TCP_OLD_ACK",
-	"TCP_ABORT_ON_DATA", "TCP_TIMEWAIT_SOCKET", "INVALID_SYN", "TCP_ABORT_ON_CLOSE",
-	"TCP_ABORT_ON_LINGER", "TCP_ABORT_ON_MEMORY", "TCP_STATE", "TCP_KEEPALIVE_TIMEOUT",
-	"TCP_DISCONNECT_WITH_DATA", "MPTCP_RST_EUNSPEC", "MPTCP_RST_EMPTCP", "MPTCP_RST_ERESOURCE",
-	"MPTCP_RST_EPROHIBIT", "MPTCP_RST_EWQ2BIG", "MPTCP_RST_EBADPERF", "MPTCP_RST_EMIDDLEBOX", "ERROR",
-}
-
-// ResetReason names a reset reason; on kernels before 6.10 the kernel
-// gives none and the event carries 0.
-func ResetReason(r uint32) string {
-	if int(r) < len(resetReasons) {
-		return resetReasons[r]
-	}
-	return fmt.Sprintf("reason %d", r)
-}
-
-func reasonName(r uint32) string {
-	if r == 0 {
-		return ""
-	}
-	return ResetReason(r)
-}
-
-func reasonText(r uint32) string {
-	if r == 0 {
-		return "no reason given: NOT_SPECIFIED, or a kernel before 6.10"
-	}
-	return "reason " + ResetReason(r)
-}
