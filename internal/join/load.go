@@ -6,6 +6,7 @@
 package join
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
@@ -25,6 +26,9 @@ type Recording struct {
 	End    time.Time
 	Footer bool // false: the recorder did not stop cleanly; End is the last event's time
 	Ends   []*End
+	// startMono is the recorder's CLOCK_MONOTONIC at its start: with the
+	// host and the start time, it tells one recording given twice.
+	startMono uint64
 }
 
 // End is one socket as one recording saw it, from its handshake on.
@@ -67,6 +71,11 @@ func Load(paths []string) ([]*Recording, error) {
 			return nil, err
 		}
 		c.rec.Footer = rd.Footer != nil
+		for _, r := range recs {
+			if r.Host == c.rec.Host && r.startMono == c.rec.startMono && r.Start.Equal(c.rec.Start) {
+				return nil, fmt.Errorf("%s and %s are the same recording: give one recording per end, made at the same time", r.Path, p)
+			}
+		}
 		recs = append(recs, c.rec)
 	}
 	return recs, nil
@@ -86,6 +95,7 @@ func (c *collector) Begin(d *session.Description) error {
 	c.rec.Host = d.Hostname
 	c.rec.Netns = d.Netns.Inode
 	c.rec.Start = d.StartTime
+	c.rec.startMono = d.StartMonoNS
 	return nil
 }
 
