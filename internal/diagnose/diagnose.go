@@ -122,6 +122,12 @@ type Config struct {
 	LongIdle time.Duration
 	// MaxSockets bounds the sockets tracked at once.
 	MaxSockets int
+	// ClosedLinger is how long a closed socket is remembered after its
+	// last event: long enough for the application's last sends on it to
+	// be judged as the failure's echo rather than a new failure, short
+	// enough that a host's short-lived connections do not fill the
+	// table (in serve, most sockets are short-lived).
+	ClosedLinger time.Duration
 	// StormWindow, StormMinConns and StormMinFailures define a retry
 	// storm: at least StormMinConns connections by one process to one
 	// destination within StormWindow, StormMinFailures of them failed.
@@ -139,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSockets <= 0 {
 		c.MaxSockets = 8192
+	}
+	if c.ClosedLinger <= 0 {
+		c.ClosedLinger = time.Minute
 	}
 	if c.StormWindow <= 0 {
 		c.StormWindow = 10 * time.Second

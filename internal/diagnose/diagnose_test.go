@@ -375,3 +375,43 @@ func TestRenderSummary(t *testing.T) {
 		t.Errorf("empty: %q %v", b.String(), err)
 	}
 }
+
+// A host's short-lived connections come and go while one pooled
+// connection idles; the engine forgets the closed ones, and still knows
+// the idle one when the middlebox resets it.
+func TestForgetsClosedSockets(t *testing.T) {
+	e := New(Config{ClosedLinger: time.Second, StormWindow: time.Second})
+	pooled := newChain(1).established()
+	var ds []Diagnosis
+	for _, ev := range pooled.evs {
+		ds = append(ds, e.Observe(&ev)...)
+	}
+	const n = 10000
+	for i := range n {
+		c := newChain(uint64(i + 2))
+		c.base += uint64(time.Duration(i) * 10 * ms_)
+		c.established()
+		c.add(5*ms_, events.Event{Kind: events.KindStateChange, State: events.StateClose, OldState: events.StateEstablished})
+		for j := range c.evs {
+			c.evs[j].PID = uint32(1000 + i)
+			ds = append(ds, e.Observe(&c.evs[j])...)
+		}
+		if most := 2*time.Second/(10*ms_) + 10; len(e.socks) > int(most) {
+			t.Fatalf("after %d connections, %d sockets tracked (want at most %d)", i+1, len(e.socks), most)
+		}
+		if most := 3*time.Second/(10*ms_) + 10; len(e.conns) > int(most) {
+			t.Fatalf("after %d connections, %d storm entries kept (want at most %d)", i+1, len(e.conns), most)
+		}
+	}
+	idle := time.Duration(n) * 10 * ms_
+	pooled.add(idle+time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: ms_, SinceRecv: idle})
+	for _, ev := range pooled.evs[len(pooled.evs)-1:] {
+		ds = append(ds, e.Observe(&ev)...)
+	}
+	if got := rules(ds); got != RuleIdleReset {
+		t.Fatalf("diagnoses %q, want %q", got, RuleIdleReset)
+	}
+	if ds[0].Evidence.Idle != idle {
+		t.Errorf("idle %s, want %s", ds[0].Evidence.Idle, idle)
+	}
+}

@@ -16,6 +16,7 @@ type Engine struct {
 	socks map[uint64]*sockState
 	conns map[stormKey]*stormState
 	last  uint64 // newest mono seen, for evicting stale state
+	swept uint64 // mono of the last sweep of sockets and storms gone quiet
 }
 
 // New returns an engine with cfg's thresholds (zero fields: defaults).
@@ -158,11 +159,42 @@ func (e *Engine) evict() {
 	for _, s := range all[:max(1, len(all)/4)] {
 		delete(e.socks, s.cookie)
 	}
+	e.forgetStorms()
+}
+
+// quietFor is how long before the newest event mono was.
+func (e *Engine) quietFor(mono uint64) time.Duration {
+	if e.last <= mono {
+		return 0
+	}
+	return time.Duration(e.last - mono)
+}
+
+// forgetStorms drops the retry-storm state of process and destination
+// pairs quiet for longer than the storm rule looks back.
+func (e *Engine) forgetStorms() {
 	for k, c := range e.conns {
-		if e.last > c.lastMono && time.Duration(e.last-c.lastMono) > 2*e.cfg.StormWindow {
+		if e.quietFor(c.lastMono) > 2*e.cfg.StormWindow {
 			delete(e.conns, k)
 		}
 	}
+}
+
+// sweep forgets closed sockets quiet for ClosedLinger and storms gone
+// quiet. It runs at most four times per ClosedLinger of the stream's
+// time, so a long session's memory follows the sockets alive in it,
+// not every socket it ever saw.
+func (e *Engine) sweep() {
+	if e.quietFor(e.swept) < e.cfg.ClosedLinger/4 {
+		return
+	}
+	e.swept = e.last
+	for c, s := range e.socks {
+		if s.closed && e.quietFor(s.lastMono) > e.cfg.ClosedLinger {
+			delete(e.socks, c)
+		}
+	}
+	e.forgetStorms()
 }
 
 func (s *sockState) done(rule string) bool { return slices.Contains(s.concluded, rule) }
@@ -174,6 +206,7 @@ func (s *sockState) done(rule string) bool { return slices.Contains(s.concluded,
 func (e *Engine) Observe(ev *events.Event) []Diagnosis {
 	if ev.Mono > e.last {
 		e.last = ev.Mono
+		e.sweep()
 	}
 	if ev.Cookie == 0 {
 		return nil
