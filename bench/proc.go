@@ -230,3 +230,26 @@ func procStatus(pid int, field string) uint64 {
 	}
 	return 0
 }
+
+// mapResidentKiB is the resident size of the BPF map memory pid has
+// mapped (the ring buffer, mapped twice so that a record may wrap). It
+// shows in VmRSS but is the maps' memory, which their memlock counts.
+func mapResidentKiB(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	inMap := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			inMap = len(f) >= 6 && f[5] == "anon_inode:bpf-map"
+		case inMap && len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			n += v
+		}
+	}
+	return n
+}
