@@ -146,11 +146,20 @@ func (s *Sink) Event(e *events.Event) error {
 		return nil
 	}
 	s.mu.Lock()
-	if p := s.pids[e.PID]; p == nil || p.label == LabelUnknown {
+	if p := s.pids[e.PID]; p == nil || p.label == LabelUnknown || p.reusedBy(e.Workload) {
 		s.name(e.PID, e.Workload)
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// reusedBy says whether an event of workload w, under the pid of a process
+// that exited, comes from a new process that was given the same pid. The
+// exited process's own sockets outlive it, but their events keep its
+// cgroup; an event from another cgroup is the new process's. (Reuse
+// within one workload needs no new name.)
+func (p *process) reusedBy(w *events.Workload) bool {
+	return !p.deadSince.IsZero() && p.label != LabelOther && p.label != w.String()
 }
 
 // Diagnosis counts one diagnosis under its process's workload.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,23 +32,11 @@ func TestServeRetiresExitedProcesses(t *testing.T) {
 	const procs, sendsEach = 25, 3
 	var pids []int
 	for range procs {
-		// The shell moves itself into the unit's cgroup, then becomes
-		// python, which fails sendsEach sends on an unconnected TCP
-		// socket (EPIPE) and exits.
-		cmd := exec.CommandContext(ctx, "sh", "-c", `echo $$ > "$1/cgroup.procs" && exec python3 -c "$2"`, "sh", dir,
-			fmt.Sprintf(`import socket
-s = socket.socket()
-for _ in range(%d):
-    try:
-        s.send(b"x", socket.MSG_NOSIGNAL)
-    except BrokenPipeError:
-        pass
-    else:
-        raise SystemExit("a send on an unconnected socket succeeded")`, sendsEach))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("short-lived process: %v\n%s", err, out)
+		pid, err := failSendsIn(ctx, dir, sendsEach, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		pids = append(pids, cmd.Process.Pid)
+		pids = append(pids, pid)
 	}
 
 	want := strconv.Itoa(procs * sendsEach)
@@ -125,4 +114,96 @@ func totalsKeysOf(t *testing.T, ctx context.Context, owner int, pids []int) int 
 		}
 	}
 	return n
+}
+
+// errWrongPID: the process did not get the pid asked for.
+var errWrongPID = errors.New("the process did not get the pid asked for")
+
+// failSendsIn runs a short-lived process in cgroup dir that fails n sends
+// (EPIPE, on an unconnected TCP socket) and exits, and returns its pid.
+// With pid > 0 the process must have that pid, or it exits before
+// joining the cgroup and failSendsIn returns errWrongPID.
+func failSendsIn(ctx context.Context, dir string, n, pid int) (int, error) {
+	// The shell moves itself into the cgroup, then becomes python.
+	cmd := exec.CommandContext(ctx, "sh", "-c", `[ "$3" = 0 ] || [ "$$" = "$3" ] || exit 3
+echo $$ > "$1/cgroup.procs" && exec python3 -c "$2"`, "sh", dir,
+		fmt.Sprintf(`import socket
+s = socket.socket()
+for _ in range(%d):
+    try:
+        s.send(b"x", socket.MSG_NOSIGNAL)
+    except BrokenPipeError:
+        pass
+    else:
+        raise SystemExit("a send on an unconnected socket succeeded")`, n), strconv.Itoa(pid))
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 3 {
+		return 0, errWrongPID
+	}
+	if err != nil {
+		return 0, fmt.Errorf("short-lived process: %v\n%s", err, out)
+	}
+	return cmd.Process.Pid, nil
+}
+
+// TestServePIDReuse: a process of one unit fails sends and exits; once
+// serve has retired it, a process of another unit is given the same pid
+// (through ns_last_pid) and fails sends too. Each unit's series must
+// count its own process's failures: the new process is not counted under
+// the old one's workload.
+func TestServePIDReuse(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := fleetContext(t)
+	first := "sendtrace-reuse-a-" + randomHex(t, 6) + ".service"
+	second := "sendtrace-reuse-b-" + randomHex(t, 6) + ".service"
+	dirA, _ := makeCgroup(t, "system.slice/"+first)
+	dirB, _ := makeCgroup(t, "system.slice/"+second)
+	srv := startServe(t, ctx, "--unit", first, "--unit", second, "--events=false")
+	series := func(unit string) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EPIPE",workload="systemd/` + regexp.QuoteMeta(unit) + `"\} (\S+)$`)
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if testutil.Poll(pctx, 200*time.Millisecond, func() (bool, error) { return ok(), nil }) != nil {
+			t.Fatalf("%s: not within 30 s", what)
+		}
+	}
+
+	pid, err := failSendsIn(ctx, dirA, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the first process's 3 failures exported and its keys retired", func() bool {
+		return metricValue(t, ctx, srv.addr, series(first)) == "3" && totalsKeysOf(t, ctx, srv.PID(), []int{pid}) == 0
+	})
+
+	// The next fork gets ns_last_pid + 1 when it is free; other forks on
+	// the machine may take it first, so try again.
+	for try := 0; ; try++ {
+		if try == 100 {
+			t.Fatalf("no process got pid %d again in %d tries", pid, try)
+		}
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0o644); err != nil {
+			t.Fatalf("ns_last_pid: %v", err)
+		}
+		_, err := failSendsIn(ctx, dirB, 5, pid)
+		if errors.Is(err, errWrongPID) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	var a, b string
+	waitFor("the second process's 5 failures exported", func() bool {
+		a, b = metricValue(t, ctx, srv.addr, series(first)), metricValue(t, ctx, srv.addr, series(second))
+		return b == "5" || a != "3"
+	})
+	if a != "3" || b != "5" {
+		t.Errorf("pid %d reused: /metrics counts %q for systemd/%s (want 3) and %q for systemd/%s (want 5)", pid, a, first, b, second)
+	}
+	t.Logf("pid %d: systemd/%s %s, then systemd/%s %s", pid, first, a, second, b)
 }
