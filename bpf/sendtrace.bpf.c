@@ -1174,6 +1174,8 @@ static __always_inline void count_dst(struct sock *sk, __u32 pid, struct owner *
 		nv.retrans_segs = BPF_CORE_READ(tp, total_retrans);
 		nv.bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
 	}
+	if (!cfg.keep_traffic)
+		return;
 	v = bpf_map_lookup_elem(&dst_stats, &k);
 	if (!v) {
 		v = new_value(&dst_stats, &k, &nv, COUNTER_MAX);

@@ -42,6 +42,11 @@ struct config {
 	/* Count successful sends per socket (recordings need rates). Off in
 	 * live mode, where the verifier then prunes it from the hot path. */
 	__u8 count_sends;
+	/* Keep each destination's traffic (connections, bytes, segments) at
+	 * every socket's close, for recordings and the live summary. serve
+	 * exports none of it, and there the map would only fill with a key
+	 * per process and destination a node ever had. */
+	__u8 keep_traffic;
 	/* sys_exit is attached: a stack failure inside a send syscall waits
 	 * for the syscall's exit to be joined with the errno the caller got. */
 	__u8 syscall_layer;

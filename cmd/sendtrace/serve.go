@@ -67,6 +67,7 @@ behind a network policy or a firewall.`,
 			return fmt.Errorf("invalid --event-batch %s: give 0 or more", sf.eventBatch)
 		}
 		opts.EventBatch = sf.eventBatch
+		opts.NoTraffic = true
 		if sf.peerMode, err = metrics.ParsePeer(sf.peer); err != nil {
 			return err
 		}

@@ -88,6 +88,7 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	}
 	c.SendResetHasReason = b2u(t.SendResetHasReason)
 	c.CountSends = b2u(cfg.CountSends)
+	c.KeepTraffic = b2u(!cfg.NoTraffic)
 	c.AllStateChanges = b2u(cfg.AllStateChanges || len(f.PIDs) > 0 || len(f.Comms) > 0 || len(f.Cgroups) > 0)
 	return c, nil
 }

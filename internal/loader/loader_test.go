@@ -184,11 +184,13 @@ func failOneSend(t *testing.T, noSyscall bool, layer events.Layer) {
 	}
 }
 
-// TestCountSends checks the per-destination send counts against what this
-// process sent: three successful sends on one connection, closed before
-// the counters are read, and one still open when they are read.
-func TestCountSends(t *testing.T) {
-	testutil.RequireRoot(t)
+// trafficTo sends on two loopback connections under a tracer loaded with
+// opts: three sends on one, closed before the counters are read, and two
+// on one still open when they are read. It returns this process's
+// per-destination counters for that destination, and whether there were
+// any.
+func trafficTo(t *testing.T, opts session.Options) (loader.DstStat, bool) {
+	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +214,8 @@ func TestCountSends(t *testing.T) {
 		}
 	}()
 	dst := ln.Addr().(*net.TCPAddr).AddrPort()
-	tr, err := loader.Load(loader.Config{SelfPID: 1, Options: session.Options{CountSends: true, Filters: session.Filters{Ports: []uint16{dst.Port()}}}})
+	opts.Filters = session.Filters{Ports: []uint16{dst.Port()}}
+	tr, err := loader.Load(loader.Config{SelfPID: 1, Options: opts})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -244,13 +247,29 @@ func TestCountSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got loader.DstStat
 	for _, s := range stats {
 		if s.Dst == dst && s.PID == uint32(os.Getpid()) {
-			got = s
+			return s, true
 		}
 	}
+	return loader.DstStat{}, false
+}
+
+// TestCountSends checks the per-destination send counts against what this
+// process sent.
+func TestCountSends(t *testing.T) {
+	testutil.RequireRoot(t)
+	got, _ := trafficTo(t, session.Options{CountSends: true})
 	if got.Sends != 5 || got.SendBytes != 500 || got.Conns != 2 || got.BytesSent != 500 {
-		t.Errorf("destination %v: %+v, want 5 sends, 500 bytes, 2 connections", dst, got)
+		t.Errorf("destination: %+v, want 5 sends, 500 bytes, 2 connections", got)
+	}
+}
+
+// TestNoTraffic: with NoTraffic (serve) the same connections leave no
+// per-destination counters in the kernel.
+func TestNoTraffic(t *testing.T) {
+	testutil.RequireRoot(t)
+	if got, ok := trafficTo(t, session.Options{NoTraffic: true}); ok {
+		t.Errorf("per-destination counters kept: %+v", got)
 	}
 }

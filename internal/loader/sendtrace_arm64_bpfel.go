@@ -47,8 +47,9 @@ type sendtraceConfig struct {
 	SendResetHasReason uint8
 	AllStateChanges    uint8
 	CountSends         uint8
+	KeepTraffic        uint8
 	SyscallLayer       uint8
-	_                  [3]byte
+	_                  [2]byte
 	DropConsumed       uint32
 	DropLimit          uint32
 	WakeupBytes        uint32

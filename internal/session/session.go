@@ -26,6 +26,11 @@ type Options struct {
 	// rates. It puts a socket-storage lookup on every successful send, so
 	// live mode leaves it off.
 	CountSends bool
+	// NoTraffic keeps no per-destination traffic (connections, bytes and
+	// segments, added at each socket's close). serve exports none, and
+	// on a node the map would hold a key for every process and
+	// destination it ever had.
+	NoTraffic bool
 	// NoSyscallLayer leaves sys_exit unhooked: failed sends are seen at
 	// the socket layer only, at about half the cost on the success path,
 	// and errors made before the socket layer (seccomp or LSM denials,
