@@ -215,6 +215,11 @@ func (s *Sink) refresh() {
 			if now.Sub(t) > s.cfg.SeriesTTL {
 				delete(s.seen, label)
 				s.retired.forget(label)
+				for k := range s.diags {
+					if k[1] == label {
+						delete(s.diags, k)
+					}
+				}
 				for _, p := range s.pids {
 					if p.label == label {
 						p.expired = true

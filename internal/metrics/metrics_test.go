@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -77,6 +78,38 @@ func TestWorkloadsExpire(t *testing.T) {
 	want = "errno=ECONNRESET,workload=systemd/u1.service 6"
 	if got := strings.Join(sendFailures(t, s), "; "); got != want {
 		t.Fatalf("after u0's TTL:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestExpiredWorkloadsForgotten: weeks of short-lived units, compressed.
+// Once a unit's series expire, nothing of it is kept: not its counts,
+// not its diagnoses.
+func TestExpiredWorkloadsForgotten(t *testing.T) {
+	const units = 1000
+	counts := make([]uint64, units)
+	for i := range counts {
+		counts[i] = 1
+	}
+	tot := totalsOf(counts...)
+	s := New(Config{SeriesTTL: 50 * time.Millisecond, Names: unitNames, Poll: time.Hour, MaxWorkloads: 2 * units})
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) { return tot, nil }})
+	defer s.End(&session.End{Totals: tot})
+	for i := range units {
+		if err := s.Diagnosis(&diagnose.Diagnosis{Rule: diagnose.RulePeerReset, PID: firstPID + uint32(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(series(t, s, "sendtrace_diagnoses_total")); got != units {
+		t.Fatalf("%d diagnosis series, want %d", got, units)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := series(t, s, "sendtrace_diagnoses_total"); len(got) != 0 {
+		t.Errorf("after the TTL, %d diagnosis series are still exported", len(got))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.diags) != 0 || len(s.seen) != 0 {
+		t.Errorf("after every unit's series expired, the sink still keeps %d diagnosis counts and %d workloads", len(s.diags), len(s.seen))
 	}
 }
 
