@@ -16,27 +16,63 @@ type Traffic struct {
 	RetransSegs uint64  // TCP segments retransmitted
 }
 
-// Dest is what happened to one destination: the failures and kernel
-// events seen in the stream, and its traffic when the kernel counted it.
-type Dest struct {
-	Dst          netip.AddrPort
+// Failures are one destination's failed sends, error reports and resets.
+type Failures struct {
 	SendErrors   uint64
-	SendErrno    map[int32]uint64
-	Retransmits  uint64 // retransmit events, not segments
+	ErrorReports uint64
+	ResetsRecv   uint64
+	ResetsSent   uint64
+}
+
+// Resets counts the resets in both directions.
+func (f *Failures) Resets() uint64 { return f.ResetsRecv + f.ResetsSent }
+
+// IsFailure says whether Failures count events of kind k.
+func IsFailure(k Kind) bool {
+	switch k {
+	case KindSendError, KindErrorReport, KindReceiveReset, KindSendReset:
+		return true
+	}
+	return false
+}
+
+// of is the count of kind k, which IsFailure.
+func (f *Failures) of(k Kind) *uint64 {
+	switch k {
+	case KindSendError:
+		return &f.SendErrors
+	case KindErrorReport:
+		return &f.ErrorReports
+	case KindReceiveReset:
+		return &f.ResetsRecv
+	}
+	return &f.ResetsSent
+}
+
+// Dest is what happened to one destination: the failures and kernel
+// events, and its traffic when the kernel counted it.
+type Dest struct {
+	Dst netip.AddrPort
+	// Failures are counted from the events until ApplyTotals replaces
+	// them with the kernel's exact counts, and then Exact is set.
+	// Received always counts the events that arrived, which is fewer
+	// when the ring buffer was full.
+	Failures
+	Received     Failures
+	Exact        bool
+	SendErrno    map[int32]uint64 // exact with Failures
+	Retransmits  uint64           // retransmit events, not segments
 	RetransBytes uint64
 	// Retrans is the retransmitted segments by kind: from the events,
 	// until ApplyTotals replaces them with the kernel's exact counts
 	// (untraced segments included), and then RetransExact is set.
 	Retrans      RetransSegs
 	RetransExact bool
-	ErrorReports uint64
-	ResetsRecv   uint64
-	ResetsSent   uint64
 	Traffic      *Traffic
 }
 
-// Resets counts the resets in both directions.
-func (d *Dest) Resets() uint64 { return d.ResetsRecv + d.ResetsSent }
+// Short says whether fewer events arrived than the kernel counted.
+func (d *Dest) Short() bool { return d.Exact && d.Received != d.Failures }
 
 // Dests aggregates events per destination. The summary, the recording's
 // footer and the report all use it, so they agree.
@@ -59,24 +95,25 @@ func (ds *Dests) Get(dst netip.AddrPort) *Dest {
 
 // Observe counts one event.
 func (ds *Dests) Observe(e *Event) {
-	switch e.Kind {
-	case KindSendError:
-		d := ds.Get(e.Dst)
-		d.SendErrors++
-		d.SendErrno[e.Errno]++
-	case KindRetransmit:
+	if e.Kind == KindRetransmit {
 		d := ds.Get(e.Dst)
 		d.Retransmits++
 		d.RetransBytes += uint64(e.Bytes)
 		if !d.RetransExact {
 			d.Retrans.Observe(e)
 		}
-	case KindErrorReport:
-		ds.Get(e.Dst).ErrorReports++
-	case KindReceiveReset:
-		ds.Get(e.Dst).ResetsRecv++
-	case KindSendReset:
-		ds.Get(e.Dst).ResetsSent++
+		return
+	}
+	if !IsFailure(e.Kind) {
+		return
+	}
+	d := ds.Get(e.Dst)
+	*d.Received.of(e.Kind)++
+	if !d.Exact {
+		*d.Failures.of(e.Kind)++
+		if e.Kind == KindSendError {
+			d.SendErrno[e.Errno]++
+		}
 	}
 }
 
@@ -95,12 +132,42 @@ func (ds *Dests) AddTraffic(ts []Traffic) {
 	}
 }
 
-// ApplyTotals replaces every destination's retransmitted segments with
-// the kernel's exact counts, which add up to TcpRetransSegs where the
-// events may not (lost events, segments counted without a tracepoint).
-// Destinations the kernel counted retransmits for but no event named are
-// added.
+// ApplyTotals replaces every destination's failures and retransmitted
+// segments with the kernel's exact counts, which count every event where
+// the stream may not (lost events; for segments, those counted without a
+// tracepoint, so that they add up to TcpRetransSegs). Destinations the
+// kernel counted for but no event named are added. Totals without
+// destinations (older recordings) leave the events' figures.
 func (ds *Dests) ApplyTotals(t *Totals) {
+	byDst := t.HasDsts()
+	if byDst {
+		ds.applyFailures(t)
+	}
+	ds.applyRetrans(t)
+	// A destination named only by its retransmits failed in no other
+	// way, as exactly as the kernel counts.
+	for _, d := range ds.m {
+		d.Exact = d.Exact || byDst
+	}
+}
+
+func (ds *Dests) applyFailures(t *Totals) {
+	for _, d := range ds.m {
+		d.Failures, d.SendErrno = Failures{}, map[int32]uint64{}
+	}
+	for k, v := range t.ByKey {
+		if !IsFailure(k.Kind) {
+			continue
+		}
+		d := ds.Get(k.Dst)
+		*d.Failures.of(k.Kind) += v.Count
+		if k.Kind == KindSendError {
+			d.SendErrno[k.Errno] += v.Count
+		}
+	}
+}
+
+func (ds *Dests) applyRetrans(t *Totals) {
 	if !t.HasRetransSegs() {
 		return
 	}
@@ -111,6 +178,20 @@ func (ds *Dests) ApplyTotals(t *Totals) {
 		d := ds.Get(dst)
 		d.Retrans, d.RetransExact = *r, true
 	}
+}
+
+// HasDsts says whether the totals are keyed by destination: a recording
+// made before they were has every count under the unknown destination.
+func (t *Totals) HasDsts() bool {
+	if t == nil {
+		return false
+	}
+	for k := range t.ByKey {
+		if k.Dst.IsValid() {
+			return true
+		}
+	}
+	return false
 }
 
 func addOpt(a, b *uint64) *uint64 {

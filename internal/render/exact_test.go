@@ -1,6 +1,7 @@
 package render
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -15,7 +16,7 @@ func TestSummaryCountsAreTheKernels(t *testing.T) {
 	run := sampleRun()
 	observeAll(s, run...)
 	tot := sampleTotals()
-	tot.ByKey[events.TotalsKey{PID: 4242, Kind: events.KindSendError, Errno: ecomm}] = events.TotalsValue{Count: 5, Bytes: 7240}
+	tot.ByKey[events.TotalsKey{PID: 4242, Kind: events.KindSendError, Errno: ecomm, Dst: netip.MustParseAddrPort(webDst)}] = events.TotalsValue{Count: 5, Bytes: 7240}
 	tot.LostKernel = 3
 	out := render(t, s, tot)
 	rowsEqual(t, "failed sends", tableRows(out, "Failed sends by errno"), [][]string{
@@ -56,4 +57,41 @@ func TestSummaryNoFailedSendsButFailedConnections(t *testing.T) {
 		{events.ErrnoString(ereset), "reset received", webDst, "curl/4242", "1"},
 		{events.ErrnoString(etimedout), "error report", dbDst, "curl/4242", "1"},
 	})
+}
+
+// A reader that fell behind received 1 of the 40 resets and 2 of the 30
+// error reports the kernel counted for a destination: the destinations
+// table gives the kernel's counts, the received beside them, and says so.
+func TestSummaryDestinationCountsAreTheKernels(t *testing.T) {
+	run := []events.Event{resetRecv(webDst), errorReport(1, ereset, webDst), errorReport(2, ereset, webDst), resetRecv(dbDst)}
+	s := NewSummary()
+	observeAll(s, run...)
+	web, db := netip.MustParseAddrPort(webDst), netip.MustParseAddrPort(dbDst)
+	tot := &events.Totals{LostKernel: 67, ByKey: map[events.TotalsKey]events.TotalsValue{
+		{PID: 4242, Kind: events.KindReceiveReset, Dst: web}:               {Count: 40},
+		{PID: 4242, Kind: events.KindErrorReport, Errno: ereset, Dst: web}: {Count: 30},
+		{PID: 4242, Kind: events.KindReceiveReset, Dst: db}:                {Count: 1},
+		{PID: 4242, Kind: events.KindSendReset, Dst: db}:                   {Count: 2},
+		{PID: 4242, Kind: events.KindSendError, Errno: epipe, Dst: db}:     {Count: 9},
+	}}
+	out := render(t, s, tot)
+	rowsEqual(t, "destinations", tableRows(out, "Retransmits, resets and error reports by destination"), [][]string{
+		{webDst, "0", "-", "0", "0", "40 (1 received)", "0", "30 (2 received)"},
+		{dbDst, "0", "-", "0", "0", "1", "2 (0 received)", "0"},
+	})
+	if !strings.Contains(out, "by destination (kernel's totals, exact, events received in brackets where fewer arrived;") {
+		t.Errorf("destinations title does not say its counts are the kernel's:\n%s", out)
+	}
+	// Without the totals (a recording cut short) the counts are the
+	// events', and the title says so.
+	s = NewSummary()
+	observeAll(s, run...)
+	out = render(t, s, nil)
+	rowsEqual(t, "destinations without totals", tableRows(out, "Retransmits, resets and error reports by destination"), [][]string{
+		{webDst, "0", "-", "0", "0", "1", "0", "2"},
+		{dbDst, "0", "-", "0", "0", "1", "0", "0"},
+	})
+	if !strings.Contains(out, "by destination (from the events received)") {
+		t.Errorf("destinations title without totals:\n%s", out)
+	}
 }

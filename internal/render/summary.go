@@ -228,32 +228,57 @@ func (s *Summary) renderSizes(p *printer) {
 
 func (s *Summary) renderConns(p *printer, totals *events.Totals) {
 	s.dests.ApplyTotals(totals)
-	rows := s.dests.Sorted()
+	total := func(d *events.Dest) uint64 { return d.Retrans.Total() + d.Resets() + d.ErrorReports }
+	var rows []*events.Dest
+	for _, d := range s.dests.Sorted() {
+		// The totals name destinations that only failed sends, which
+		// this table does not show.
+		if total(d)+d.Retransmits > 0 {
+			rows = append(rows, d)
+		}
+	}
 	if len(rows) == 0 {
 		return
 	}
-	total := func(d *events.Dest) uint64 { return d.Retrans.Total() + d.Resets() + d.ErrorReports }
 	slices.SortStableFunc(rows, func(a, b *events.Dest) int { return cmp.Compare(total(b), total(a)) })
 	keep, more := s.limit(len(rows))
 	cells := make([][]string, 0, keep)
-	exact := false
+	exact, segsExact := false, false
 	for _, d := range rows[:keep] {
-		exact = exact || d.RetransExact
+		exact = exact || d.Exact
+		segsExact = segsExact || d.RetransExact
 		cells = append(cells, []string{
 			format.Addr(d.Dst), u(d.Retrans.Total()), d.Retrans.Kinds(), u(d.Retransmits), u(d.RetransBytes),
-			u(d.ResetsRecv), u(d.ResetsSent), u(d.ErrorReports),
+			CountCell(d.ResetsRecv, d.Received.ResetsRecv, d.Exact),
+			CountCell(d.ResetsSent, d.Received.ResetsSent, d.Exact),
+			CountCell(d.ErrorReports, d.Received.ErrorReports, d.Exact),
 		})
 	}
-	// Retransmitted segments come from the kernel's totals, keyed by
-	// destination, so they add up to TcpRetransSegs; the other columns
-	// count the events that arrived, and the title says which is which.
-	title := "Retransmits, resets and error reports by destination (from the events received)"
-	if exact {
-		title = "Retransmits, resets and error reports by destination (segments from the kernel's totals, exact; the rest from the events received)"
-	}
-	p.table(title,
+	p.table(destsTitle(exact, segsExact),
 		[]string{"DESTINATION", "RETRANS SEGS", "KINDS (SEGS)", "RETRANS EVENTS", "RETRANS BYTES", "RESETS RECEIVED", "RESETS SENT", "ERROR REPORTS"},
 		[]bool{false, true, false, true, true, true, true, true}, cells, more)
+}
+
+// destsTitle says which columns of the destinations table are the
+// kernel's exact totals and which count the events received.
+func destsTitle(exact, segsExact bool) string {
+	const t = "Retransmits, resets and error reports by destination"
+	switch {
+	case exact:
+		return t + " (kernel's totals, exact, events received in brackets where fewer arrived; retransmit events and bytes as received)"
+	case segsExact:
+		return t + " (segments from the kernel's totals, exact; the rest from the events received)"
+	}
+	return t + " (from the events received)"
+}
+
+// CountCell is an exact count with the events received beside it when
+// fewer arrived: "57 (41 received)".
+func CountCell(count, received uint64, exact bool) string {
+	if !exact || count == received {
+		return u(count)
+	}
+	return u(count) + " (" + u(received) + " received)"
 }
 
 func (s *Summary) renderTotals(p *printer, t *events.Totals) {

@@ -108,13 +108,13 @@ func sampleRun() []events.Event {
 
 func sampleTotals() *events.Totals {
 	return &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{
-		{PID: 4242, Kind: events.KindSendError, Errno: ecomm}:                                              {Count: 2, Bytes: 2896},
-		{PID: 4242, Kind: events.KindSendError, Errno: ereset}:                                             {Count: 1, Bytes: 65536},
-		{PID: 901, Kind: events.KindSendError, Errno: epipe}:                                               {Count: 1},
+		{PID: 4242, Kind: events.KindSendError, Errno: ecomm, Dst: netip.MustParseAddrPort(webDst)}:        {Count: 2, Bytes: 2896},
+		{PID: 4242, Kind: events.KindSendError, Errno: ereset, Dst: netip.MustParseAddrPort(webDst)}:       {Count: 1, Bytes: 65536},
+		{PID: 901, Kind: events.KindSendError, Errno: epipe, Dst: netip.MustParseAddrPort(dbDst)}:          {Count: 1},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "rto"}:      {Count: 1, Bytes: 1448, Segs: 1},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "fast"}:     {Count: 1, Bytes: 1448, Segs: 10},
 		{PID: 4242, Kind: events.KindRetransmit, Dst: netip.MustParseAddrPort(webDst), Detail: "untraced"}: {Segs: 3},
-		{PID: 4242, Kind: events.KindReceiveReset}:                                                         {Count: 1},
+		{PID: 4242, Kind: events.KindReceiveReset, Dst: netip.MustParseAddrPort(webDst)}:                   {Count: 1},
 	}}
 }
 
@@ -158,7 +158,7 @@ func TestSummaryComplete(t *testing.T) {
 	rowsEqual(t, "connections", tableRows(out, "Retransmits, resets"), [][]string{
 		{webDst, "14", "rto 1, fast 10, untraced 3", "2", "2896", "1", "0", "0"},
 	})
-	if !strings.Contains(out, "segments from the kernel's totals, exact") {
+	if !strings.Contains(out, "by destination (kernel's totals, exact") {
 		t.Error("destination table title does not say its segments are the kernel's")
 	}
 	rowsEqual(t, "kernel totals", tableRows(out, "Kernel totals"), [][]string{
@@ -188,7 +188,7 @@ func TestSummaryLost(t *testing.T) {
 	run := sampleRun()
 	observeAll(s, run[1:]...) // one retransmit lost in the kernel
 	tot := sampleTotals()
-	tot.ByKey[events.TotalsKey{PID: 4242, Kind: events.KindSendError, Errno: ecomm}] = events.TotalsValue{Count: 5, Bytes: 7240}
+	tot.ByKey[events.TotalsKey{PID: 4242, Kind: events.KindSendError, Errno: ecomm, Dst: netip.MustParseAddrPort(webDst)}] = events.TotalsValue{Count: 5, Bytes: 7240}
 	tot.LostKernel, tot.LostUser = 3, 1
 	out := render(t, s, tot)
 
@@ -254,7 +254,7 @@ func TestSummaryInconsistentAndUnavailable(t *testing.T) {
 	s := NewSummary()
 	observeAll(s, sampleRun()...)
 	tot := sampleTotals()
-	delete(tot.ByKey, events.TotalsKey{PID: 901, Kind: events.KindSendError, Errno: epipe})
+	delete(tot.ByKey, events.TotalsKey{PID: 901, Kind: events.KindSendError, Errno: epipe, Dst: netip.MustParseAddrPort(dbDst)})
 	out := render(t, s, tot)
 	if !strings.Contains(out, "stream inconsistent: 7 events received, kernel counted only 6") {
 		t.Errorf("inconsistent run:\n%s", out)
