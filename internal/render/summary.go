@@ -249,9 +249,9 @@ func (s *Summary) renderConns(p *printer, totals *events.Totals) {
 		segsExact = segsExact || d.RetransExact
 		cells = append(cells, []string{
 			format.Addr(d.Dst), u(d.Retrans.Total()), d.Retrans.Kinds(), u(d.Retransmits), u(d.RetransBytes),
-			CountCell(d.ResetsRecv, d.Received.ResetsRecv, d.Exact),
-			CountCell(d.ResetsSent, d.Received.ResetsSent, d.Exact),
-			CountCell(d.ErrorReports, d.Received.ErrorReports, d.Exact),
+			format.Counted(d.ResetsRecv, d.Received.ResetsRecv),
+			format.Counted(d.ResetsSent, d.Received.ResetsSent),
+			format.Counted(d.ErrorReports, d.Received.ErrorReports),
 		})
 	}
 	p.table(destsTitle(exact, segsExact),
@@ -265,20 +265,11 @@ func destsTitle(exact, segsExact bool) string {
 	const t = "Retransmits, resets and error reports by destination"
 	switch {
 	case exact:
-		return t + " (kernel's totals, exact, events received in brackets where fewer arrived; retransmit events and bytes as received)"
+		return t + " (" + format.ExactNote(true) + "; retransmit events and bytes as received)"
 	case segsExact:
 		return t + " (segments from the kernel's totals, exact; the rest from the events received)"
 	}
-	return t + " (from the events received)"
-}
-
-// CountCell is an exact count with the events received beside it when
-// fewer arrived: "57 (41 received)".
-func CountCell(count, received uint64, exact bool) string {
-	if !exact || count == received {
-		return u(count)
-	}
-	return u(count) + " (" + u(received) + " received)"
+	return t + " (" + format.ExactNote(false) + ")"
 }
 
 func (s *Summary) renderTotals(p *printer, t *events.Totals) {

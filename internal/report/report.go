@@ -64,6 +64,13 @@ type DestRow struct {
 	SendErrors   uint64            `json:"send_errors"`
 	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
 	ErrorReports uint64            `json:"error_reports"`
+	// CountsExact: send errors, error reports and resets are the
+	// kernel's totals; else they count the events in the file (a
+	// recording without a footer, or older than per-destination totals).
+	CountsExact bool `json:"counts_exact"`
+	// Received is the events of those kinds in the file, when fewer
+	// arrived than the kernel counted.
+	Received     *DestReceived     `json:"received,omitempty"`
 	RetransSegs  uint64            `json:"retrans_segs"`
 	RetransKinds map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
 	// RetransExact: the segments are the kernel's totals, untraced
@@ -74,6 +81,21 @@ type DestRow struct {
 	Sends         *uint64      `json:"sends"`
 	Bytes         *uint64      `json:"bytes"`
 	TTF           *Percentiles `json:"time_to_failure,omitempty"`
+}
+
+// DestReceived counts a destination's events in the file.
+type DestReceived struct {
+	SendErrors   uint64 `json:"send_errors"`
+	ErrorReports uint64 `json:"error_reports"`
+	Resets       uint64 `json:"resets"`
+}
+
+func destReceived(d *events.Dest) *DestReceived {
+	if !d.Short() {
+		return nil
+	}
+	r := &d.Received
+	return &DestReceived{SendErrors: r.SendErrors, ErrorReports: r.ErrorReports, Resets: r.Resets()}
 }
 
 // ProcRow is one socket owner in the report.
@@ -185,7 +207,8 @@ func Build(r *Recording, o BuildOptions) *Report {
 		}
 		rep.Destinations = append(rep.Destinations, DestRow{
 			Dst: d.Key, SendErrors: d.SendErrors, Errnos: errnoMap(d.SendErrno),
-			ErrorReports: d.ErrorReports, RetransSegs: d.Retrans.Total(), RetransKinds: kindsMap(&d.Retrans),
+			ErrorReports: d.ErrorReports, CountsExact: d.Exact, Received: destReceived(d.Dest),
+			RetransSegs: d.Retrans.Total(), RetransKinds: kindsMap(&d.Retrans),
 			RetransExact: d.RetransExact, RetransEvents: d.Retransmits, Resets: d.Resets(),
 			Sends: d.Sends(), Bytes: d.Bytes(), TTF: percentiles(d.TTF),
 		})
@@ -393,20 +416,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		return err
 	}
 
-	if len(rep.Destinations) > 0 {
-		ew.printf("\nTop failing destinations\n")
-		tw := ew.table()
-		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tRESETS\tSENDS\tBYTES\tTIME TO FAILURE p50\n")
-		for _, d := range rep.Destinations {
-			ttf := "-"
-			if d.TTF != nil {
-				ttf = format.Duration(d.TTF.P50)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", orDash(d.Dst), d.SendErrors, ErrnoList(d.Errnos),
-				d.ErrorReports, d.RetransSegs, KindList(d.RetransKinds), d.Resets, optU(d.Sends), optU(d.Bytes), ttf)
-		}
-		ew.flush(tw)
-	}
+	writeDests(ew, rep.Destinations)
 	if len(rep.Processes) > 0 {
 		ew.printf("\nTop failing processes\n")
 		tw := ew.table()
@@ -460,6 +470,32 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	writeSysctls(ew, rep.Namespaces)
 	writeNetnsCounters(ew, rep.NetnsCounters)
 	return ew.err
+}
+
+func writeDests(ew *errWriter, rows []DestRow) {
+	if len(rows) == 0 {
+		return
+	}
+	exact := false
+	for _, d := range rows {
+		exact = exact || d.CountsExact
+	}
+	ew.printf("\nTop failing destinations (send errors, error reports and resets: %s)\n", format.ExactNote(exact))
+	tw := ew.table()
+	fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tRESETS\tSENDS\tBYTES\tTIME TO FAILURE p50\n")
+	for _, d := range rows {
+		ttf := "-"
+		if d.TTF != nil {
+			ttf = format.Duration(d.TTF.P50)
+		}
+		recv := DestReceived{SendErrors: d.SendErrors, ErrorReports: d.ErrorReports, Resets: d.Resets}
+		if d.Received != nil {
+			recv = *d.Received
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Dst), format.Counted(d.SendErrors, recv.SendErrors), ErrnoList(d.Errnos),
+			format.Counted(d.ErrorReports, recv.ErrorReports), d.RetransSegs, KindList(d.RetransKinds), format.Counted(d.Resets, recv.Resets), optU(d.Sends), optU(d.Bytes), ttf)
+	}
+	ew.flush(tw)
 }
 
 func writeBuckets(ew *errWriter, b Buckets) {
