@@ -19,34 +19,10 @@ import (
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
-// summaryRows returns the cells of every line of the summary's table
-// under title, its header first.
-func summaryRows(summary, title string) [][]string {
-	_, rest, ok := strings.Cut(summary, "\n"+title)
-	if !ok {
-		return nil
-	}
-	var rows [][]string
-	for _, l := range strings.Split(rest, "\n") {
-		if l == "" {
-			break
-		}
-		if !strings.HasPrefix(l, "|") {
-			continue
-		}
-		var cells []string
-		for _, c := range strings.Split(strings.Trim(l, "|"), "|") {
-			cells = append(cells, strings.TrimSpace(c))
-		}
-		rows = append(rows, cells)
-	}
-	return rows
-}
-
 // summaryRow returns the cells of the first table row in the summary under
 // title whose cells start with prefix.
 func summaryRow(summary, title string, prefix ...string) []string {
-	for _, cells := range summaryRows(summary, title) {
+	for _, cells := range testutil.TableRows(summary, title) {
 		if len(cells) >= len(prefix) && strings.Join(cells[:len(prefix)], "|") == strings.Join(prefix, "|") {
 			return cells
 		}
@@ -261,7 +237,7 @@ func TestSlowReaderDestinationCountsStayExact(t *testing.T) {
 	summary := st.stop(t)
 
 	var kernel uint64
-	for _, row := range summaryRows(summary, "Kernel totals by process, kind and errno") {
+	for _, row := range testutil.TableRows(summary, "Kernel totals by process, kind and errno") {
 		if row[1] == "error_report" {
 			n, _ := strconv.ParseUint(row[3], 10, 64)
 			kernel += n
