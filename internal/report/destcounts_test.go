@@ -40,6 +40,13 @@ func TestDestinationCountsFromTotals(t *testing.T) {
 	if !strings.Contains(string(js), `"counts_exact":true,"received":{"send_errors":2,"error_reports":2,"resets":0}`) {
 		t.Errorf("json %s", js)
 	}
+	if len(rep.Processes) != 1 {
+		t.Fatalf("processes %+v", rep.Processes)
+	}
+	p := rep.Processes[0]
+	if p.SendErrors != 70 || p.ErrorReports != 50 || !p.CountsExact || p.Received == nil || *p.Received != (ProcFailures{SendErrors: 2, ErrorReports: 2}) {
+		t.Errorf("process %+v (received %+v), want the kernel's 70 send errors and 50 error reports, 2 and 2 received", p, p.Received)
+	}
 	var buf bytes.Buffer
 	if err := WriteText(&buf, rec, rep); err != nil {
 		t.Fatal(err)
@@ -49,6 +56,8 @@ func TestDestinationCountsFromTotals(t *testing.T) {
 		"Top failing destinations (send errors, error reports and resets: kernel's totals, exact, events received in brackets where fewer arrived)",
 		dst.String() + "  70 (2 received)  ETIMEDOUT:70  50 (2 received)",
 		"4 (0 received)",
+		"Top failing processes (send errors and error reports: kernel's totals, exact",
+		"7    app   70 (2 received)  ETIMEDOUT:70  50 (2 received)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
@@ -69,6 +78,10 @@ func TestDestinationCountsFromEvents(t *testing.T) {
 		d := rep.Destinations[0]
 		if d.SendErrors != 2 || d.ErrorReports != 2 || d.CountsExact != footer || d.Received != nil {
 			t.Errorf("footer %v: destination %+v", footer, d)
+		}
+		p := rep.Processes[0]
+		if p.SendErrors != 2 || p.ErrorReports != 2 || p.CountsExact != footer || p.Received != nil {
+			t.Errorf("footer %v: process %+v", footer, p)
 		}
 		var buf bytes.Buffer
 		if err := WriteText(&buf, rec, rep); err != nil {

@@ -124,15 +124,26 @@ type Proc struct {
 
 // ProcStats is what one process's sockets did.
 type ProcStats struct {
+	// SendErrors, SendErrno and ErrorReports are the kernel's totals
+	// when the footer has them (Exact), else the events in the file;
+	// Received is the events in the file, set with Exact.
 	SendErrors   uint64
 	SendErrno    map[int32]uint64
 	ErrorReports uint64
+	Exact        bool
+	Received     ProcFailures
 	Retransmits  uint64 // retransmit events
 	// Retrans is the retransmitted segments by kind: the kernel's exact
 	// counts (untraced included) when the footer has them, else the
 	// events'.
 	Retrans events.RetransSegs
 	Conns   map[uint64]struct{}
+}
+
+// ProcFailures counts a process's failed sends and error reports.
+type ProcFailures struct {
+	SendErrors   uint64 `json:"send_errors"`
+	ErrorReports uint64 `json:"error_reports"`
 }
 
 // Conn is one socket's story, kept small: the timeline itself is only
@@ -228,28 +239,54 @@ func (r *Recording) End(end *session.End) error {
 	return nil
 }
 
-// applyProcTotals replaces each process's retransmitted segments with the
-// kernel's, so that they add up to TcpRetransSegs. A pid seen under two
-// names (an exec) keeps its segments on the first name; a pid the kernel
-// counted segments for without an event gets a row of its own.
+// applyProcTotals replaces each process's failures and retransmitted
+// segments with the kernel's, which count every event where the file may
+// not, and add up to TcpRetransSegs. A pid seen under two names (an exec)
+// keeps its counts on the first name; a pid the kernel counted for
+// without an event gets a row of its own.
 func (r *Recording) applyProcTotals(t *events.Totals) {
-	if !t.HasRetransSegs() {
+	if t == nil || len(t.ByKey) == 0 {
 		return
 	}
-	byPID := t.RetransSegsByPID()
 	procs := slices.SortedFunc(maps.Keys(r.Procs), func(a, b Proc) int {
 		return cmp.Or(cmp.Compare(a.PID, b.PID), cmp.Compare(a.Comm, b.Comm))
 	})
+	first := map[uint32]*ProcStats{}
 	for _, p := range procs {
 		s := r.Procs[p]
-		s.Retrans = events.RetransSegs{}
-		if segs := byPID[p.PID]; segs != nil {
-			s.Retrans = *segs
-			delete(byPID, p.PID)
+		if first[p.PID] == nil {
+			first[p.PID] = s
+		}
+		s.Received = ProcFailures{SendErrors: s.SendErrors, ErrorReports: s.ErrorReports}
+		s.SendErrors, s.SendErrno, s.ErrorReports, s.Exact = 0, map[int32]uint64{}, 0, true
+	}
+	get := func(pid uint32) *ProcStats {
+		s := first[pid]
+		if s == nil {
+			s = &ProcStats{SendErrno: map[int32]uint64{}, Conns: map[uint64]struct{}{}, Exact: true}
+			r.Procs[Proc{PID: pid}] = s
+			first[pid] = s
+		}
+		return s
+	}
+	for k, v := range t.ByKey {
+		switch k.Kind {
+		case events.KindSendError:
+			s := get(k.PID)
+			s.SendErrors += v.Count
+			s.SendErrno[k.Errno] += v.Count
+		case events.KindErrorReport:
+			get(k.PID).ErrorReports += v.Count
 		}
 	}
-	for pid, segs := range byPID {
-		r.Procs[Proc{PID: pid}] = &ProcStats{SendErrno: map[int32]uint64{}, Conns: map[uint64]struct{}{}, Retrans: *segs}
+	if !t.HasRetransSegs() {
+		return
+	}
+	for _, s := range r.Procs {
+		s.Retrans = events.RetransSegs{}
+	}
+	for pid, segs := range t.RetransSegsByPID() {
+		get(pid).Retrans = *segs
 	}
 }
 

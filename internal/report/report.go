@@ -100,11 +100,17 @@ func destReceived(d *events.Dest) *DestReceived {
 
 // ProcRow is one socket owner in the report.
 type ProcRow struct {
-	PID           uint32            `json:"pid"`
-	Comm          string            `json:"comm"`
-	SendErrors    uint64            `json:"send_errors"`
-	Errnos        map[string]uint64 `json:"send_errnos,omitempty"`
-	ErrorReports  uint64            `json:"error_reports"`
+	PID          uint32            `json:"pid"`
+	Comm         string            `json:"comm"`
+	SendErrors   uint64            `json:"send_errors"`
+	Errnos       map[string]uint64 `json:"send_errnos,omitempty"`
+	ErrorReports uint64            `json:"error_reports"`
+	// CountsExact: send errors and error reports are the kernel's
+	// totals; else they count the events in the file.
+	CountsExact bool `json:"counts_exact"`
+	// Received is those events in the file, when fewer arrived than the
+	// kernel counted.
+	Received      *ProcFailures     `json:"received,omitempty"`
 	RetransSegs   uint64            `json:"retrans_segs"`
 	RetransKinds  map[string]uint64 `json:"retrans_segs_by_kind,omitempty"`
 	RetransEvents uint64            `json:"retransmit_events"`
@@ -226,9 +232,14 @@ func Build(r *Recording, o BuildOptions) *Report {
 		if s.SendErrors+s.ErrorReports+s.Retrans.Total() == 0 {
 			continue
 		}
+		var recv *ProcFailures
+		if s.Exact && s.Received != (ProcFailures{SendErrors: s.SendErrors, ErrorReports: s.ErrorReports}) {
+			recv = &s.Received
+		}
 		rep.Processes = append(rep.Processes, ProcRow{
 			PID: p.PID, Comm: p.Comm, SendErrors: s.SendErrors, Errnos: errnoMap(s.SendErrno),
-			ErrorReports: s.ErrorReports, RetransSegs: s.Retrans.Total(), RetransKinds: kindsMap(&s.Retrans),
+			ErrorReports: s.ErrorReports, CountsExact: s.Exact, Received: recv,
+			RetransSegs: s.Retrans.Total(), RetransKinds: kindsMap(&s.Retrans),
 			RetransEvents: s.Retransmits, Connections: len(s.Conns),
 		})
 	}
@@ -417,16 +428,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	}
 
 	writeDests(ew, rep.Destinations)
-	if len(rep.Processes) > 0 {
-		ew.printf("\nTop failing processes\n")
-		tw := ew.table()
-		fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tCONNECTIONS\n")
-		for _, p := range rep.Processes {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%d\n", pidText(p.PID), orDash(p.Comm), p.SendErrors, ErrnoList(p.Errnos),
-				p.ErrorReports, p.RetransSegs, KindList(p.RetransKinds), p.Connections)
-		}
-		ew.flush(tw)
-	}
+	writeProcs(ew, rep.Processes)
 	if len(rep.FailedConns) > 0 {
 		ew.printf("\nFailed connections (sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
 		tw := ew.table()
@@ -494,6 +496,28 @@ func writeDests(ew *errWriter, rows []DestRow) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Dst), format.Counted(d.SendErrors, recv.SendErrors), ErrnoList(d.Errnos),
 			format.Counted(d.ErrorReports, recv.ErrorReports), d.RetransSegs, KindList(d.RetransKinds), format.Counted(d.Resets, recv.Resets), optU(d.Sends), optU(d.Bytes), ttf)
+	}
+	ew.flush(tw)
+}
+
+func writeProcs(ew *errWriter, rows []ProcRow) {
+	if len(rows) == 0 {
+		return
+	}
+	exact := false
+	for _, p := range rows {
+		exact = exact || p.CountsExact
+	}
+	ew.printf("\nTop failing processes (send errors and error reports: %s)\n", format.ExactNote(exact))
+	tw := ew.table()
+	fmt.Fprintf(tw, "PID\tCOMM\tSEND ERRORS\tERRNOS\tERROR REPORTS\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tCONNECTIONS\n")
+	for _, p := range rows {
+		recv := ProcFailures{SendErrors: p.SendErrors, ErrorReports: p.ErrorReports}
+		if p.Received != nil {
+			recv = *p.Received
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", pidText(p.PID), orDash(p.Comm), format.Counted(p.SendErrors, recv.SendErrors), ErrnoList(p.Errnos),
+			format.Counted(p.ErrorReports, recv.ErrorReports), p.RetransSegs, KindList(p.RetransKinds), p.Connections)
 	}
 	ew.flush(tw)
 }

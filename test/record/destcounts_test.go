@@ -72,6 +72,9 @@ func TestRecordDestinationCountsStayExact(t *testing.T) {
 		t.Errorf("report's destination has %d send errors (%v, %d received); the client's sends failed %d times",
 			d.SendErrors, d.Errnos, d.Received.SendErrors, refused)
 	}
+	if len(rep.Processes) != 1 || rep.Processes[0].SendErrors != refused || rep.Processes[0].ErrorReports != kernel || rep.Processes[0].Received == nil {
+		t.Errorf("report's processes %+v, want the client with %d send errors and %d error reports, and fewer received", rep.Processes, refused, kernel)
+	}
 	cell := fmt.Sprintf("%d (%d received)", kernel, d.Received.ErrorReports)
 
 	row := summaryRow(rec.stdout.String(), "Retransmits, resets and error reports by destination", dst.String())
