@@ -430,7 +430,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	writeDests(ew, rep.Destinations)
 	writeProcs(ew, rep.Processes)
 	if len(rep.FailedConns) > 0 {
-		ew.printf("\nFailed connections (sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
+		ew.printf("\nFailed connections (from the events in the file; sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
 		tw := ew.table()
 		fmt.Fprintf(tw, "COOKIE\tDESTINATION\tPROCESS\tERRNO\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tSEND ERRORS\tSTART\tTIME TO FAILURE\n")
 		rows := rep.FailedConns
@@ -535,7 +535,7 @@ func writeBuckets(ew *errWriter, b Buckets) {
 	if last < 0 {
 		return
 	}
-	ew.printf("\nFailures over time (buckets of %s from the start)\n", format.Duration(time.Duration(b.WidthSec*1e9)))
+	ew.printf("\nFailures over time (buckets of %s from the start; from the events in the file)\n", format.Duration(time.Duration(b.WidthSec*1e9)))
 	tw := ew.table()
 	fmt.Fprintf(tw, "FROM\tSEND ERRORS\tERROR REPORTS\tRESETS\tRETRANS SEGS\tFAILURES\n")
 	const barWidth = 30
