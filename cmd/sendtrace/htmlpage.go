@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sendtrace/sendtrace/internal/htmlreport"
+	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
@@ -52,6 +53,24 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 	}
 	o := htmlreport.Options{Conns: h.conns, Top: top, Bucket: bucket}
 	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteReport(w, rec, col, o) }); err != nil {
+		return err
+	}
+	return h.wrote(out)
+}
+
+// writeBothEnds joins recordings made at different ends and writes the
+// page that draws both ends of each failed connection.
+func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
+	if err := h.refuse(true); err != nil {
+		return err
+	}
+	recs, err := join.Load(paths)
+	if err != nil {
+		return err
+	}
+	r := join.Join(recs)
+	o := htmlreport.Options{Conns: h.conns}
+	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteBothEnds(w, r, o) }); err != nil {
 		return err
 	}
 	return h.wrote(out)

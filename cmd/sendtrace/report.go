@@ -41,12 +41,15 @@ Given recordings made at the same time on different hosts (or network
 namespaces), report joins the two ends of each TCP connection by their
 initial sequence numbers, which survive NAT, and says in its "Both ends"
 section who reset each failed connection (the peer, a middlebox, this
-host) and whether retransmitted data reached the other end.`,
+host) and whether retransmitted data reached the other end. With --html, the
+page draws both sockets of each failed connection in two lanes on one time
+axis, the other end's clock corrected by the estimated offset.`,
 		Example: `  sendtrace report incident.jsonl.zst
   sendtrace report --html incident.html incident.jsonl.zst
   sendtrace report --conn 16435 incident.jsonl.zst
   sendtrace report -o json incident.jsonl.zst | jq .time_to_failure
-  sendtrace report client.jsonl.zst server.jsonl.zst`,
+  sendtrace report client.jsonl.zst server.jsonl.zst
+  sendtrace report --html both.html client.jsonl.zst server.jsonl.zst`,
 		Args: reportArgs,
 	}
 	fl := cmd.Flags()
@@ -63,8 +66,14 @@ host) and whether retransmitted data reached the other end.`,
 			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
 		}
 		if len(args) > 1 {
-			if conn != "" || page.path != "" {
-				return fmt.Errorf("--conn and --html take one recording, got %d: give one file, or leave them out to join the ends of the connections", len(args))
+			if conn != "" {
+				return fmt.Errorf("--conn takes one recording, got %d: give one file, or leave it out to join the ends of the connections", len(args))
+			}
+			if page.path != "" {
+				if output != "text" {
+					return errors.New("--html writes the both-ends report as a page: leave out -o")
+				}
+				return page.writeBothEnds(cmd.OutOrStdout(), args)
 			}
 			return reportBothEnds(cmd.OutOrStdout(), args, output)
 		}

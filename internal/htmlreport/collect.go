@@ -14,6 +14,12 @@ import (
 // state changes), and the rest are counted.
 const maxConnEvents = 400
 
+// overCap reports whether an event of kind k is left out of a drawing
+// that already holds kept events.
+func overCap(kept int, k events.Kind) bool {
+	return kept >= maxConnEvents && (k == events.KindSendError || k == events.KindRetransmit)
+}
+
 // Collector is the page's sink: it keeps, per socket, the events a
 // timeline draws, and every failure's time and errno for the charts. It
 // runs on the same replay as the report's own sink.
@@ -90,7 +96,7 @@ func (c *Collector) Event(e *events.Event) error {
 	if ce.dropped {
 		return nil
 	}
-	if len(ce.events) >= maxConnEvents && (e.Kind == events.KindSendError || e.Kind == events.KindRetransmit) {
+	if overCap(len(ce.events), e.Kind) {
 		ce.omitted++
 		return nil
 	}

@@ -348,16 +348,26 @@ func connOf(rec *report.Recording, col *Collector, c *report.Conn, ds []*diagnos
 		}
 	}
 	v.Chart = drawTimeline(c.Cookie, evs)
+	if len(evs) > 0 {
+		v.Events = eventRows(evs, evs[0].Mono)
+	}
+	return v
+}
+
+// eventRows lists events with their time from origin, a CLOCK_MONOTONIC
+// time of their recording.
+func eventRows(evs []events.Event, origin uint64) []eventRow {
+	out := make([]eventRow, 0, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		v.Events = append(v.Events, eventRow{
-			Rel:  signedDuration(time.Duration(int64(e.Mono - evs[0].Mono))),
+		out = append(out, eventRow{
+			Rel:  signedDuration(time.Duration(int64(e.Mono - origin))),
 			Kind: e.Kind.String(), Errno: events.ErrnoName(e.Errno),
 			Text:  string(format.AppendEvent(nil, e)),
 			Class: markClass(e),
 		})
 	}
-	return v
+	return out
 }
 
 func destBars(rows []report.DestRow) []barRow {

@@ -14,9 +14,11 @@ var (
 	pageSource string
 	//go:embed style.css
 	styleSource string
+	//go:embed bothends.tmpl
+	bothEndsSource string
 )
 
-// pageTemplate holds both pages. The style sheet is part of the
+// pageTemplate holds the pages. The style sheet is part of the
 // template's own text, trusted, and every value goes through
 // html/template's contextual escaping.
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -34,4 +36,4 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	},
 	"dur":        func(d time.Duration) string { return format.Duration(d) },
 	"maxTTFDots": func() int { return maxTTFDots },
-}).Parse(strings.Replace(pageSource, "/*STYLE*/", styleSource, 1)))
+}).Parse(strings.Replace(pageSource, "/*STYLE*/", styleSource, 1) + bothEndsSource))

@@ -57,6 +57,7 @@ type shade struct {
 	X, Y, W, H px
 	Label      string
 	LabelX     px
+	LabelY     px
 	Title      string
 }
 
@@ -150,10 +151,42 @@ func drawTimeline(cookie uint64, evs []events.Event) *timelineSVG {
 		v.sendQPanel(evs, x, y)
 		y += sqHeight + panelGap
 	}
-	lanesTop := y
-	v.Panels = append(v.Panels, panel{Title: "", Top: lanesTop, Height: px(laneRow * len(lanes))})
+	y = v.eventLanes(evs, x, origin, y, 20, nil)
+	v.timeAxis(xs, y)
+
+	if idleEv != nil && idleTo > idleFrom {
+		x0, x1 := xs.at(idleFrom), xs.at(idleTo)
+		what := "no data from the peer for " + format.Duration(idleEv.SinceRecv)
+		v.Shades = append(v.Shades, shade{X: x0, Y: 4, W: x1 - x0, H: v.AxisY - 4, Label: what, LabelX: x0 + 6, LabelY: 15,
+			Title: what + " before the " + idleEv.Kind.String() + " (since_recv); since_send " + format.Duration(idleEv.SinceSend)})
+	}
+	return v
+}
+
+// timeAxis labels the time axis under the drawing's bottom y, with the
+// ticks kept inside the plot, and sets the drawing's height.
+func (v *timelineSVG) timeAxis(xs scale, y px) {
+	v.AxisY = y + 4
+	v.XTicks = nil
+	for _, t := range timeTicks(xs, 8) {
+		if t.At >= tlLeft && t.At <= tlWidth-tlRight {
+			v.XTicks = append(v.XTicks, t)
+		}
+	}
+	v.Height = v.AxisY + 30
+}
+
+// annotation is what a drawing of both ends adds to an event's mark: a
+// label in place of the usual one, classes, and words for its hover text.
+type annotation struct{ Text, Class, Title string }
+
+// eventLanes draws a row per kind of event without a sequence number from
+// top, with guides up to guideTop, and returns the rows' bottom. note, when
+// not nil, annotates some events.
+func (v *timelineSVG) eventLanes(evs []events.Event, x func(uint64) px, origin uint64, top, guideTop px, note func(*events.Event) annotation) px {
+	v.Panels = append(v.Panels, panel{Title: "", Top: top, Height: px(laneRow * len(lanes))})
 	for li, ln := range lanes {
-		ly := lanesTop + px(li*laneRow+laneRow/2)
+		ly := top + px(li*laneRow+laneRow/2)
 		v.Labels = append(v.Labels, label{X: tlLeft - 8, Y: ly + 4, Text: ln.name, Class: "lane", Anchor: "end"})
 		v.Segs = append(v.Segs, line{X1: tlLeft, Y1: ly, X2: tlWidth - tlRight, Y2: ly, Class: "laneline"})
 		lastLabel := px(-1000)
@@ -162,42 +195,38 @@ func drawTimeline(cookie uint64, evs []events.Event) *timelineSVG {
 			if !slices.Contains(ln.kinds, e.Kind) {
 				continue
 			}
+			var a annotation
+			if note != nil {
+				a = note(e)
+			}
 			mx := x(e.Mono)
-			v.Marks = append(v.Marks, mark{Shape: shapeOf(e.Kind), Class: markClass(e), X: mx, Y: ly, Title: hover(e, origin)})
-			if mx-lastLabel > 90 {
+			m := mark{Shape: shapeOf(e.Kind), Class: markClass(e), X: mx, Y: ly, Title: hover(e, origin)}
+			if a.Class != "" {
+				m.Class += " " + a.Class
+			}
+			if a.Title != "" {
+				m.Title += "\n" + a.Title
+			}
+			v.Marks = append(v.Marks, m)
+			if mx-lastLabel > 90 || a.Text != "" {
+				text := laneText(e)
+				if a.Text != "" {
+					text = a.Text
+				}
 				// Near the right edge the label goes to the mark's left.
-				l := label{X: mx + 7, Y: ly - 5, Text: laneText(e), Class: "marklabel " + markClass(e)}
-				if mx > tlWidth-tlRight-110 {
+				l := label{X: mx + 7, Y: ly - 5, Text: text, Class: "marklabel " + markClass(e)}
+				if mx > tlWidth-tlRight-110-px(4*len(a.Text)) {
 					l.X, l.Anchor = mx-8, "end"
 				}
 				v.Labels = append(v.Labels, l)
 				lastLabel = mx
 			}
 			if e.Kind != events.KindStateChange {
-				v.Guides = append(v.Guides, line{X1: mx, Y1: 20, X2: mx, Y2: ly, Class: "guide " + markClass(e)})
+				v.Guides = append(v.Guides, line{X1: mx, Y1: guideTop, X2: mx, Y2: ly, Class: "guide " + markClass(e)})
 			}
 		}
 	}
-	y = lanesTop + px(laneRow*len(lanes))
-	v.AxisY = y + 4
-	v.XTicks = timeTicks(scale{d0: xs.d0, d1: xs.d1, lo: float64(xs.lo), hi: float64(xs.hi)}, 8)
-	// Keep the ticks inside the plot.
-	ticks := v.XTicks[:0]
-	for _, t := range v.XTicks {
-		if t.At >= tlLeft && t.At <= tlWidth-tlRight {
-			ticks = append(ticks, t)
-		}
-	}
-	v.XTicks = ticks
-	v.Height = v.AxisY + 30
-
-	if idleEv != nil && idleTo > idleFrom {
-		x0, x1 := xs.at(idleFrom), xs.at(idleTo)
-		what := "no data from the peer for " + format.Duration(idleEv.SinceRecv)
-		v.Shades = append(v.Shades, shade{X: x0, Y: 4, W: x1 - x0, H: v.AxisY - 4, Label: what, LabelX: x0 + 6,
-			Title: what + " before the " + idleEv.Kind.String() + " (since_recv); since_send " + format.Duration(idleEv.SinceSend)})
-	}
-	return v
+	return top + px(laneRow*len(lanes))
 }
 
 func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64) px, top px) {
@@ -250,7 +279,7 @@ func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64
 		v.Marks = append(v.Marks, mark{Shape: k.shape, Class: "mark-retransmit " + cls, X: mx, Y: y0, Title: hover(e, origin)})
 		v.Retransmits++
 	}
-	v.RetransSegs = segs.Total()
+	v.RetransSegs += segs.Total()
 }
 
 // rtxKinds is how each kind of retransmit is drawn: a shape, so that the

@@ -37,6 +37,9 @@ type Conn struct {
 	// receive sequence, clear when the other end shows it did not, and
 	// nil when the other end's events cannot tell.
 	Reached *bool
+	// Stopped is the other end's event that DataStopped cites; nil when
+	// neither end retransmitted.
+	Stopped *DataMark
 
 	Idle [2]time.Duration // per end: no data received for this long at the failure; -1 unknown
 	// IdleAtMost is set for an end whose idle time is only an upper
@@ -51,6 +54,23 @@ type Conn struct {
 	sent    *events.Event // the reset the other end sent, for a peer's reset
 	failure [2]time.Time  // the failure's time on each end's clock
 }
+
+// DataMark is the receiver's event that tells how far the sender's
+// retransmitted data got.
+type DataMark struct {
+	Sender, Receiver int       // indexes into Ends
+	From             uint32    // the first retransmitted byte, from the sender's ISN
+	RcvNxt           uint32    // the receiver's rcv_nxt at At, bytes from the same ISN
+	At               time.Time // on the receiver's clock
+}
+
+// OnClock converts time t of end i's clock to end j's by the estimated
+// offset.
+func (c *Conn) OnClock(t time.Time, i, j int) time.Time { return c.on(t, i, j) }
+
+// FailureAt is the failure's time on end i's clock; zero when the
+// connection did not fail.
+func (c *Conn) FailureAt(i int) time.Time { return c.failure[i] }
 
 func newConn(a, b *End) *Conn {
 	if !a.Client && b.Client {
@@ -168,9 +188,9 @@ func (c *Conn) name(i int) string {
 func (c *Conn) lastState(i int) string {
 	e := c.Ends[i]
 	last := e.Last()
-	s := fmt.Sprintf("last event %s at %s, state %s", last.Kind, stamp(last.Time), events.StateName(last.State))
+	s := fmt.Sprintf("last event %s at %s, state %s", last.Kind, Stamp(last.Time), events.StateName(last.State))
 	if last.State != events.StateClose {
-		s += ", still open when its recording ended at " + stamp(e.Rec.End)
+		s += ", still open when its recording ended at " + Stamp(e.Rec.End)
 	}
 	return s
 }
@@ -189,12 +209,12 @@ func (c *Conn) stateAt(i int, t time.Time) string {
 		}
 		before = ev
 	}
-	s := fmt.Sprintf("its socket was %s then (last event before: %s at %s)", events.StateName(before.State), before.Kind, stamp(before.Time))
+	s := fmt.Sprintf("its socket was %s then (last event before: %s at %s)", events.StateName(before.State), before.Kind, Stamp(before.Time))
 	switch {
 	case after == nil && before.State != events.StateClose:
-		s += ", and still open when its recording ended at " + stamp(e.Rec.End)
+		s += ", and still open when its recording ended at " + Stamp(e.Rec.End)
 	case after != nil:
-		s += fmt.Sprintf(", next event %s at %s", after.Kind, stamp(after.Time))
+		s += fmt.Sprintf(", next event %s at %s", after.Kind, Stamp(after.Time))
 		if after.Kind == events.KindStateChange {
 			s += " to " + events.StateName(after.State)
 		}
@@ -229,10 +249,10 @@ func (c *Conn) reconcile() string {
 		if at.Before(recv.Time) {
 			when = format.Duration(recv.Time.Sub(at)) + " before"
 		}
-		s += fmt.Sprintf("; the %s received a reset of its own at %s, in %s, %s the %s's", c.Ends[1-i].Role(), stamp(other.Time),
+		s += fmt.Sprintf("; the %s received a reset of its own at %s, in %s, %s the %s's", c.Ends[1-i].Role(), Stamp(other.Time),
 			events.StateName(other.State), when, c.Ends[i].Role())
 		if sent := find(c.Ends[i], events.KindSendReset); sent != nil {
-			return s + fmt.Sprintf(", and the %s's kernel sent one at %s (%s)", c.Ends[i].Role(), stamp(sent.Time), reasonText(sent.ResetReason))
+			return s + fmt.Sprintf(", and the %s's kernel sent one at %s (%s)", c.Ends[i].Role(), Stamp(sent.Time), reasonText(sent.ResetReason))
 		}
 		return s + fmt.Sprintf(", which the %s's socket did not send: %s; it came from the middlebox again, or from the %s's kernel answering for a socket already gone",
 			c.Ends[i].Role(), c.stateAt(i, at), c.Ends[i].Role())
@@ -290,6 +310,6 @@ func (c *Conn) idleText(i int) string {
 	return " after " + format.Duration(c.Idle[i]) + " of idle"
 }
 
-// stamp is a time as the text shows it: this host's clock, to the
+// Stamp is a time as the both-ends output shows it: its host's clock, to the
 // microsecond.
-func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
+func Stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }

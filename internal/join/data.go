@@ -70,10 +70,11 @@ func (c *Conn) dataStopped() {
 			}
 			got := ev.RcvNxt - peer.RcvISN
 			if int32(got-off) > 0 {
+				c.Stopped = &DataMark{Sender: i, Receiver: 1 - i, From: off, RcvNxt: got, At: ev.Time}
 				yes := true
 				c.Reached = &yes
 				c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s's kernel received it: its rcv_nxt was at byte %d at %s. The data crossed the path; the %s never saw it acknowledged",
-					c.name(i), n, off, c.name(1-i), got, stamp(ev.Time), c.name(i))
+					c.name(i), n, off, c.name(1-i), got, Stamp(ev.Time), c.name(i))
 				return
 			}
 			if !c.on(ev.Time, 1-i, i).Before(lastRe.Time) {
@@ -81,10 +82,11 @@ func (c *Conn) dataStopped() {
 			}
 		}
 		if after != nil {
+			c.Stopped = &DataMark{Sender: i, Receiver: 1 - i, From: off, RcvNxt: after.RcvNxt - peer.RcvISN, At: after.Time}
 			no := false
 			c.Reached = &no
 			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. ",
-				c.name(i), n, off, stamp(firstRe.Time), stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, stamp(after.Time))
+				c.name(i), n, off, Stamp(firstRe.Time), Stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, Stamp(after.Time))
 			if d := c.Drops[1-i]; d.In > 0 {
 				c.DataStopped += fmt.Sprintf("The %s's host dropped %s on their way in to its socket (%s): the data stopped at the %s's host, before its TCP",
 					c.name(1-i), plural(d.In, "segment"), d.Where, c.Ends[1-i].Role())
@@ -95,8 +97,9 @@ func (c *Conn) dataStopped() {
 			return
 		}
 		last := peer.Last()
+		c.Stopped = &DataMark{Sender: i, Receiver: 1 - i, From: off, RcvNxt: last.RcvNxt - peer.RcvISN, At: last.Time}
 		c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d; the %s has no event after the retransmits, so its recording cannot tell whether they arrived (its rcv_nxt was at byte %d at %s)",
-			c.name(i), n, off, c.name(1-i), last.RcvNxt-peer.RcvISN, stamp(last.Time))
+			c.name(i), n, off, c.name(1-i), last.RcvNxt-peer.RcvISN, Stamp(last.Time))
 		return
 	}
 }

@@ -41,8 +41,11 @@ type End struct {
 	Client      bool
 	SynSent     time.Time // zero when not seen
 	Established time.Time
-	Events      []events.Event // ESTABLISHED first, in the order recorded
-	Diagnoses   []diagnose.Diagnosis
+	// Handshake are the socket's events before ESTABLISHED: its SYN_SENT
+	// and the SYNs it retransmitted; empty when not seen.
+	Handshake []events.Event
+	Events    []events.Event // ESTABLISHED first, in the order recorded
+	Diagnoses []diagnose.Diagnosis
 }
 
 // First is the handshake's event, which names the process and addresses.
@@ -65,7 +68,7 @@ func (e *End) Role() string {
 func Load(paths []string) ([]*Recording, error) {
 	recs := make([]*Recording, 0, len(paths))
 	for _, p := range paths {
-		c := &collector{rec: &Recording{Path: p}, ends: map[uint64]*End{}, syn: map[uint64]time.Time{}}
+		c := &collector{rec: &Recording{Path: p}, ends: map[uint64]*End{}, syn: map[uint64][]events.Event{}}
 		rd, err := record.Replay(p, pipeline.New(c))
 		if err != nil {
 			return nil, err
@@ -86,7 +89,7 @@ type collector struct {
 	rec  *Recording
 	desc *session.Description
 	ends map[uint64]*End
-	syn  map[uint64]time.Time
+	syn  map[uint64][]events.Event // from SYN_SENT on, until ESTABLISHED or CLOSE
 	last uint64
 }
 
@@ -105,12 +108,15 @@ func (c *collector) Event(e *events.Event) error {
 		return nil
 	}
 	if e.Kind == events.KindStateChange && e.State == events.StateSynSent {
-		c.syn[e.Cookie] = e.Time
+		c.syn[e.Cookie] = []events.Event{*e}
 		return nil
 	}
 	if e.HasISN {
 		end := &End{Rec: c.rec, Cookie: e.Cookie, SndISN: e.SndISN, RcvISN: e.RcvISN,
-			Client: e.OldState == events.StateSynSent, SynSent: c.syn[e.Cookie], Established: e.Time}
+			Client: e.OldState == events.StateSynSent, Established: e.Time, Handshake: c.syn[e.Cookie]}
+		if len(end.Handshake) > 0 {
+			end.SynSent = end.Handshake[0].Time
+		}
 		delete(c.syn, e.Cookie)
 		end.Events = append(end.Events, *e)
 		c.ends[e.Cookie] = end
@@ -119,6 +125,13 @@ func (c *collector) Event(e *events.Event) error {
 	}
 	if end := c.ends[e.Cookie]; end != nil {
 		end.Events = append(end.Events, *e)
+	} else if hs, ok := c.syn[e.Cookie]; ok {
+		if e.Kind == events.KindStateChange && e.State == events.StateClose {
+			// A connect that failed: it will never be joined.
+			delete(c.syn, e.Cookie)
+		} else {
+			c.syn[e.Cookie] = append(hs, *e)
+		}
 	}
 	return nil
 }

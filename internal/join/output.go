@@ -18,7 +18,7 @@ func WriteText(w io.Writer, r *Result) error {
 	b.WriteString("Both ends\n")
 	for _, rec := range r.Recordings {
 		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %s\n", rec.Path, rec.Host, rec.Netns,
-			stamp(rec.Start), stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), plural(len(rec.Ends), "handshake"))
+			Stamp(rec.Start), Stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), plural(len(rec.Ends), "handshake"))
 		if !rec.Footer {
 			b.WriteString("    no footer: the recorder did not stop cleanly; it ends at its last event\n")
 		}
@@ -27,7 +27,7 @@ func WriteText(w io.Writer, r *Result) error {
 		if !o.OK {
 			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", o.A.Path, o.B.Path)
 		} else {
-			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), stamp(o.Start), stamp(o.End))
+			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), Stamp(o.Start), Stamp(o.End))
 			if o.Offset != 0 {
 				fmt.Fprintf(&b, " by %s's clock, %s's corrected by %s", o.A.Path, o.B.Path, signedOffset(o.Offset))
 			}
@@ -39,12 +39,7 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 	}
 	for _, o := range r.Offsets {
-		fmt.Fprintf(&b, "  clock offset: %s's clock is %s %s's", o.B.Path, signed(o.Estimate), o.A.Path)
-		if o.Inconsistent {
-			fmt.Fprintf(&b, " (median of %d handshakes whose bounds disagree: a clock stepped or drifts)\n", o.Pairs)
-		} else {
-			fmt.Fprintf(&b, " ± %s (from %s; the upper bound is firm, the lower one assumes the client's ACK took no longer than the handshake's round trip)\n", format.Duration(o.Within), plural(o.Pairs, "handshake"))
-		}
+		fmt.Fprintf(&b, "  clock offset: %s\n", o.Text())
 	}
 	failed := 0
 	for _, c := range r.Joined {
@@ -62,7 +57,7 @@ func WriteText(w io.Writer, r *Result) error {
 		for i, e := range c.Ends {
 			fmt.Fprintf(&b, "  %-6s %s %s%s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), workloadText(e.First().Workload), e.Cookie,
-				format.Addr(e.First().Src), format.Addr(e.First().Dst), stamp(e.Established))
+				format.Addr(e.First().Src), format.Addr(e.First().Dst), Stamp(e.Established))
 			if len(e.Diagnoses) > 0 {
 				fmt.Fprintf(&b, ", diagnosis %s", e.Diagnoses[0].Rule)
 			}
@@ -100,7 +95,7 @@ func WriteText(w io.Writer, r *Result) error {
 		for _, e := range r.OneEnd {
 			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s\n", e.Role(), e.Rec.Path,
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
-				format.Addr(e.First().Src), format.Addr(e.First().Dst), stamp(e.Established))
+				format.Addr(e.First().Src), format.Addr(e.First().Dst), Stamp(e.Established))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -114,6 +109,15 @@ func workloadText(w *events.Workload) string {
 		return ""
 	}
 	return " workload=" + format.Printable(w.String())
+}
+
+// Text says the offset and how far it can be trusted.
+func (o Offset) Text() string {
+	s := fmt.Sprintf("%s's clock is %s %s's", o.B.Path, signed(o.Estimate), o.A.Path)
+	if o.Inconsistent {
+		return s + fmt.Sprintf(" (median of %d handshakes whose bounds disagree: a clock stepped or drifts)", o.Pairs)
+	}
+	return s + fmt.Sprintf(" ± %s (from %s; the upper bound is firm, the lower one assumes the client's ACK took no longer than the handshake's round trip)", format.Duration(o.Within), plural(o.Pairs, "handshake"))
 }
 
 func plural(n int, what string) string {

@@ -26,22 +26,22 @@ func (c *Conn) resetOrigin() {
 			c.ResetOrigin = ResetPeer
 			c.ResetReason = reasonName(sent.ResetReason)
 			c.ResetEvidence = fmt.Sprintf("the %s's kernel sent a reset at %s (%s); the %s received one at %s",
-				c.name(j), stamp(sent.Time), reasonText(sent.ResetReason), c.name(i), stamp(recv.Time))
+				c.name(j), Stamp(sent.Time), reasonText(sent.ResetReason), c.name(i), Stamp(recv.Time))
 			return
 		}
 		t := c.on(recv.Time, i, j)
 		if !c.covers(j, t) {
 			c.ResetOrigin = ResetUnknown
 			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s, when the %s's recording was not running (it covers %s to %s)",
-				c.name(i), stamp(recv.Time), c.name(j), stamp(c.Ends[j].Rec.Start), stamp(c.Ends[j].Rec.End))
+				c.name(i), Stamp(recv.Time), c.name(j), Stamp(c.Ends[j].Rec.Start), Stamp(c.Ends[j].Rec.End))
 		} else {
 			c.ResetOrigin = ResetMiddlebox
 			c.ResetEvidence = fmt.Sprintf("the %s received a reset at %s; the %s's recording covers that time and its socket sent no reset: %s",
-				c.name(i), stamp(recv.Time), c.name(j), c.stateAt(j, t))
+				c.name(i), Stamp(recv.Time), c.name(j), c.stateAt(j, t))
 		}
 		if later != nil {
 			c.ResetEvidence += fmt.Sprintf("; the %s's own reset, sent at %s (%s), came %s after the %s's, so did not cause it",
-				c.name(j), stamp(later.Time), reasonText(later.ResetReason), format.Duration(c.on(later.Time, j, i).Sub(recv.Time)), c.Ends[i].Role())
+				c.name(j), Stamp(later.Time), reasonText(later.ResetReason), format.Duration(c.on(later.Time, j, i).Sub(recv.Time)), c.Ends[i].Role())
 		}
 		return
 	}
@@ -50,7 +50,7 @@ func (c *Conn) resetOrigin() {
 			c.ResetOrigin = ResetLocal
 			c.ResetReason = reasonName(sent.ResetReason)
 			c.ResetEvidence = fmt.Sprintf("the %s sent a reset at %s (%s); the %s's recording has no reset received",
-				c.name(i), stamp(sent.Time), reasonText(sent.ResetReason), c.name(1-i))
+				c.name(i), Stamp(sent.Time), reasonText(sent.ResetReason), c.name(1-i))
 			return
 		}
 	}

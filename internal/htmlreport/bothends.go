@@ -1,0 +1,174 @@
+package htmlreport
+
+import (
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/join"
+)
+
+// bothEndsPage is what the template renders for recordings made at
+// different ends of the same connections.
+type bothEndsPage struct {
+	Title      string
+	Generated  string
+	Recordings []bothRecording
+	Overlaps   []overlapView
+	Offsets    []offsetView
+	Joined     int
+	Failed     int
+	Conns      []joinedView // drawn
+	Listed     []joinedRow  // joined, not drawn
+	OneEnd     []endView
+	Ambiguous  []ambiguousView
+}
+
+type bothRecording struct {
+	Path, Host           string
+	Netns                uint64
+	Start, End, Duration string
+	Footer               bool
+	Handshakes           int
+}
+
+type overlapView struct {
+	A, B                 string
+	OK                   bool
+	Duration, Start, End string
+}
+
+// offsetView is one pair's clock offset; Ms and WithinMs are the numbers
+// -o json gives.
+type offsetView struct {
+	Text         string
+	Ms, WithinMs string
+}
+
+type joinedView struct {
+	Anchor      string
+	Origin      string
+	Evidence    string
+	DataStopped string
+	Reached     string // "yes", "no", or "" when neither end can tell
+	Diagnosis   string
+	Offset      offsetView
+	Ends        [2]endView
+	Chart       *timelineSVG
+	Events      [2][]eventRow
+	Omitted     [2]int
+}
+
+// endView is one socket of a connection, as the page names it.
+type endView struct {
+	Role, Host, Proc, Workload string
+	Recording                  string
+	Cookie                     uint64
+	Src, Dst, Established      string
+	Diagnosis                  string
+	Idle                       string
+}
+
+type joinedRow struct {
+	Ends   [2]endView
+	Failed bool
+	Origin string
+}
+
+type ambiguousView struct {
+	End        endView
+	Candidates []endView
+}
+
+// WriteBothEnds writes the page of recordings joined at both ends: each
+// failed connection with both of its sockets on one time axis, up to o.Conns
+// of them, and the others listed.
+func WriteBothEnds(w io.Writer, r *join.Result, o Options) error {
+	return pageTemplate.ExecuteTemplate(w, "bothends", buildBothEnds(r, o))
+}
+
+func buildBothEnds(r *join.Result, o Options) *bothEndsPage {
+	if o.Conns <= 0 {
+		o.Conns = DefaultConns
+	}
+	p := &bothEndsPage{Title: "sendtrace report: both ends", Generated: time.Now().UTC().Format(time.RFC3339), Joined: len(r.Joined)}
+	for _, rec := range r.Recordings {
+		p.Recordings = append(p.Recordings, bothRecording{Path: rec.Path, Host: rec.Host, Netns: rec.Netns,
+			Start: join.Stamp(rec.Start), End: join.Stamp(rec.End), Duration: format.Duration(rec.End.Sub(rec.Start)),
+			Footer: rec.Footer, Handshakes: len(rec.Ends)})
+	}
+	for _, ov := range r.Overlaps {
+		v := overlapView{A: ov.A.Path, B: ov.B.Path, OK: ov.OK}
+		if ov.OK {
+			v.Duration, v.Start, v.End = format.Duration(ov.End.Sub(ov.Start)), join.Stamp(ov.Start), join.Stamp(ov.End)
+		}
+		p.Overlaps = append(p.Overlaps, v)
+	}
+	for _, off := range r.Offsets {
+		p.Offsets = append(p.Offsets, offsetOf(off))
+	}
+	for _, c := range r.Joined {
+		if c.Failed {
+			p.Failed++
+		}
+		if !c.Failed || len(p.Conns) == o.Conns {
+			p.Listed = append(p.Listed, joinedRow{Ends: [2]endView{endOf(c.Ends[0], -1), endOf(c.Ends[1], -1)}, Failed: c.Failed, Origin: c.ResetOrigin})
+			continue
+		}
+		p.Conns = append(p.Conns, joinedOf(r, c))
+	}
+	for _, e := range r.OneEnd {
+		p.OneEnd = append(p.OneEnd, endOf(e, -1))
+	}
+	for _, a := range r.Ambiguous {
+		v := ambiguousView{End: endOf(a.End, -1)}
+		for _, c := range a.Candidates {
+			v.Candidates = append(v.Candidates, endOf(c, -1))
+		}
+		p.Ambiguous = append(p.Ambiguous, v)
+	}
+	return p
+}
+
+func offsetOf(o join.Offset) offsetView {
+	return offsetView{Text: o.Text(), Ms: msText(o.Estimate), WithinMs: msText(o.Within)}
+}
+
+// msText is a duration in milliseconds as -o json gives it.
+func msText(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64)
+}
+
+func endOf(e *join.End, idle time.Duration) endView {
+	f := e.First()
+	v := endView{Role: e.Role(), Host: e.Rec.Host, Proc: format.Process(f.Comm, f.PID, f.OwnerKnown), Workload: f.Workload.String(),
+		Recording: e.Rec.Path, Cookie: e.Cookie, Src: f.Src.String(), Dst: f.Dst.String(), Established: join.Stamp(e.Established)}
+	if len(e.Diagnoses) > 0 {
+		v.Diagnosis = e.Diagnoses[0].Rule
+	}
+	if idle >= 0 {
+		v.Idle = format.Duration(idle)
+	}
+	return v
+}
+
+func joinedOf(r *join.Result, c *join.Conn) joinedView {
+	v := joinedView{
+		Anchor: "joined-" + strconv.FormatUint(c.Ends[0].Cookie, 10),
+		Origin: c.ResetOrigin, Evidence: c.ResetEvidence, DataStopped: c.DataStopped, Diagnosis: c.Diagnosis,
+	}
+	if c.Reached != nil {
+		v.Reached = map[bool]string{true: "yes", false: "no"}[*c.Reached]
+	}
+	for _, o := range r.Offsets {
+		if (o.A == c.Ends[0].Rec && o.B == c.Ends[1].Rec) || (o.A == c.Ends[1].Rec && o.B == c.Ends[0].Rec) {
+			v.Offset = offsetOf(o)
+		}
+	}
+	for i, e := range c.Ends {
+		v.Ends[i] = endOf(e, c.Idle[i])
+	}
+	v.Chart, v.Events, v.Omitted = drawBothEnds(c)
+	return v
+}

@@ -1,0 +1,246 @@
+package htmlreport
+
+import (
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/join"
+	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/session"
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// writeEnd writes a recording of host made of evs, whose Time and Mono
+// are set from at: the time after boot, on a host that booted at boot.
+func writeEnd(t testing.TB, path, host string, boot time.Time, from, to time.Duration, evs []events.Event, at []time.Duration) {
+	t.Helper()
+	h := &record.Header{Description: session.Description{
+		SendtraceVersion: "test", Hostname: host, KernelRelease: "6.18.0", BootTime: boot,
+		StartTime: boot.Add(from), StartMonoNS: uint64(from),
+		Hooks: session.Plan{{Layer: session.LayerSendReturn, Hook: "tp_btf/sock_send_length", Active: true}},
+	}}
+	w, err := record.Create(path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		evs[i].Mono, evs[i].Time = uint64(at[i]), boot.Add(at[i])
+		if err := w.WriteEvent(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := &session.End{Time: boot.Add(to), MonoNS: uint64(to), Totals: &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}}
+	if err := w.Close(record.NewFooter(end, h, uint64(len(evs)), nil, "events")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// twoEnds writes a client's and a server's recording of one connection
+// through a NAT, the server's clock 40 ms ahead: the client retransmits by
+// every kind, the server's rcv_nxt never moves, and a reset the server
+// never sent reaches the client after 2.5 s without data. The client's
+// process and the server's workload are named like markup.
+func twoEnds(t testing.TB, dir, comm string) (client, server string) {
+	t.Helper()
+	boot := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	base := func(cookie uint64, c string, src, dst string) events.Event {
+		return events.Event{PID: 4242, TID: 4242, Comm: c, OwnerKnown: true, Cookie: cookie, Family: events.AFInet, Protocol: events.ProtoTCP,
+			Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), State: events.StateEstablished,
+			SinceSend: -1, SinceRecv: -1, SRTT: time.Millisecond}
+	}
+	var cev []events.Event
+	var cat []time.Duration
+	add := func(at time.Duration, f func(*events.Event)) {
+		e := base(11, comm, "198.18.0.1:20001", "198.18.0.80:80")
+		f(&e)
+		cev, cat = append(cev, e), append(cat, at)
+	}
+	s := time.Second
+	add(10*s, func(e *events.Event) {
+		e.Kind, e.State, e.OldState, e.Src = events.KindStateChange, events.StateSynSent, events.StateClose, netip.MustParseAddrPort("198.18.0.1:0")
+	})
+	add(10*s+time.Millisecond, func(e *events.Event) {
+		e.Kind, e.OldState, e.HasISN, e.SndISN, e.RcvISN, e.RcvNxt = events.KindStateChange, events.StateSynSent, true, 1000, 9000, 9001
+	})
+	for r, k := range []events.RetransKind{events.RetransTLP, events.RetransFast, events.RetransRTO, events.RetransRTO} {
+		add(10*s+time.Duration(r+1)*200*time.Millisecond, func(e *events.Event) {
+			e.Kind, e.RetransKind, e.Seq, e.Bytes, e.Segs, e.RTO, e.RcvNxt = events.KindRetransmit, k, 1001, 100, 1, 200*time.Millisecond, 9001
+		})
+	}
+	add(13*s, func(e *events.Event) {
+		e.Kind, e.SinceRecv, e.RcvNxt = events.KindReceiveReset, 2500*time.Millisecond, 9001
+	})
+	add(13*s+time.Millisecond, func(e *events.Event) { e.Kind, e.Errno, e.State = events.KindErrorReport, 104, events.StateClose })
+	add(13*s+2*time.Millisecond, func(e *events.Event) {
+		e.Kind, e.Errno, e.State, e.Syscall, e.Layer = events.KindSendError, 32, events.StateClose, "sendto", events.LayerBoth
+	})
+	client = filepath.Join(dir, "client.jsonl")
+	writeEnd(t, client, "client-host", boot, 9*s, 14*s, cev, cat)
+
+	// The server's clock is 40 ms ahead of the client's at the same mono;
+	// it saw the handshake's ACK 300 µs after the client's ESTABLISHED.
+	var sev []events.Event
+	var sat []time.Duration
+	srv := func(at time.Duration, f func(*events.Event)) {
+		e := base(22, "server", "198.18.2.2:80", "198.18.2.1:40001")
+		e.Workload = &events.Workload{Kind: events.WorkloadKubernetes, Namespace: "shop", Pod: "<b>web-1</b>", Container: "web"}
+		f(&e)
+		sev, sat = append(sev, e), append(sat, at)
+	}
+	srv(10*s+1300*time.Microsecond, func(e *events.Event) {
+		e.Kind, e.OldState, e.HasISN, e.SndISN, e.RcvISN, e.RcvNxt = events.KindStateChange, events.StateSynRecv, true, 9000, 1000, 1001
+	})
+	srv(14*s, func(e *events.Event) { e.Kind, e.State, e.OldState, e.RcvNxt = events.KindStateChange, events.StateCloseWait, events.StateEstablished, 1001 })
+	server = filepath.Join(dir, "server.jsonl")
+	writeEnd(t, server, "server-host", boot.Add(40*time.Millisecond), 9*s, 15*s, sev, sat)
+	return client, server
+}
+
+func writeBothEndsPage(t testing.TB, paths ...string) (string, *join.Result) {
+	t.Helper()
+	recs, err := join.Load(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := join.Join(recs)
+	page := filepath.Join(filepath.Dir(paths[0]), "both.html")
+	if err := WriteFile(page, true, func(w io.Writer) error { return WriteBothEnds(w, r, Options{}) }); err != nil {
+		t.Fatal(err)
+	}
+	return page, r
+}
+
+// TestBothEndsPage opens in Chromium the page of a connection recorded at
+// both ends through a NAT, with clocks 40 ms apart. It must draw one
+// connection, its middlebox reset named in the client's lane, each lane
+// with as many marks of each kind as that end's recording holds, the
+// offset the join estimated, both ends' idle time and where the data
+// stopped; and names from the recordings must stay text.
+func TestBothEndsPage(t *testing.T) {
+	ctx := testutil.Context(t, time.Minute)
+	const comm = `<script>evil`
+	client, server := twoEnds(t, t.TempDir(), comm)
+	page, r := writeBothEndsPage(t, client, server)
+	raw, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), comm) || strings.Contains(string(raw), "<b>web-1") {
+		t.Fatal("the page holds a name from a recording unescaped")
+	}
+	if len(r.Joined) != 1 || len(r.Offsets) != 1 || r.Joined[0].ResetOrigin != join.ResetMiddlebox {
+		t.Fatalf("join: %d joined, %d offsets; want 1 joined with a middlebox reset", len(r.Joined), len(r.Offsets))
+	}
+	p := testutil.OpenPage(t, ctx, page, 1200)
+	p.RequireSelfContained(page)
+	dom := p.ReadBothEndsPage()
+	if dom.Scripts != 1 {
+		t.Errorf("%d script elements, want only the page's print helper", dom.Scripts)
+	}
+	if len(dom.Joined) != 1 {
+		t.Fatalf("%d joined connections drawn, want 1", len(dom.Joined))
+	}
+	c := dom.Joined[0]
+	checkLanes(t, c, [2]string{client, server}, [2]uint64{11, 22})
+	if c.Origin != "middlebox" || len(c.OriginMarks) != 1 || c.OriginMarks[0] != "reset-origin-middlebox lane-0" {
+		t.Errorf("reset origin %q, marks naming it %q; want middlebox, on the client's received reset", c.Origin, c.OriginMarks)
+	}
+	o := r.Offsets[0]
+	wantMs := strconv.FormatFloat(float64(o.Estimate)/1e6, 'f', -1, 64)
+	if len(dom.Offsets) != 1 || dom.Offsets[0].Ms != wantMs || c.OffsetMs != wantMs || !strings.Contains(dom.Offsets[0].Text, o.Text()) {
+		t.Errorf("offsets on the page %+v (connection's %q), want %s ms: %s", dom.Offsets, c.OffsetMs, wantMs, o.Text())
+	}
+	if o.Estimate < 39*time.Millisecond || o.Estimate > 40300*time.Microsecond {
+		t.Errorf("offset %s, want 40 ms plus the ACK's 300 µs, less at most the handshake's 1 ms round trip", o.Estimate)
+	}
+	if len(c.Idle) != 2 || c.Idle[0] != "2.5s" || c.DataMarks != [2]int{0, 1} || c.Reached != "no" {
+		t.Errorf("idle %q, data marks per lane %v, reached %q: want the client's 2.5s, a mark in the server's lane, and no", c.Idle, c.DataMarks, c.Reached)
+	}
+	for i, want := range []string{"client · client-host · " + comm + "/4242", "server · server-host · server/4242 · k8s/shop/<b>web-1</b>/web"} {
+		if i >= len(c.Names) || !strings.HasPrefix(c.Names[i], want) {
+			t.Errorf("lane names %q, want lane %d to start %q", c.Names, i, want)
+		}
+	}
+	if !strings.Contains(dom.Text, comm+"/4242") {
+		t.Error("the process name does not show as text")
+	}
+	t.Logf("lanes %v, origin marks %q, offset %s ms, idle %q", c.Lanes, c.OriginMarks, c.OffsetMs, c.Idle)
+	if shots := os.Getenv("SENDTRACE_SCREENSHOTS"); shots != "" {
+		p.ScreenshotOf("details.joined", filepath.Join(shots, "synthetic-both-ends.png"))
+	}
+}
+
+// checkLanes compares each lane's marks of each kind with the events of
+// that end's socket in its recording.
+func checkLanes(t *testing.T, c testutil.JoinedOnPage, recs [2]string, cookies [2]uint64) {
+	t.Helper()
+	for i := range 2 {
+		evs, _ := testutil.ReadRecording(t, recs[i])
+		want := testutil.MarksOf(evs, cookies[i])
+		if len(want) == 0 {
+			t.Errorf("end %d: socket %d has no event in %s", i, cookies[i], recs[i])
+		}
+		if !maps.Equal(c.Lanes[i], want) {
+			t.Errorf("lane %d: marks by kind %v, the recording's events of socket %d by kind %v", i, c.Lanes[i], cookies[i], want)
+		}
+	}
+}
+
+// TestBothEndsPageApart: recordings that do not overlap join nothing, and
+// a recording beside one that saw neither end lists its socket as seen at
+// one end only.
+func TestBothEndsPageApart(t *testing.T) {
+	dir := t.TempDir()
+	client, server := twoEnds(t, dir, "client")
+	// The same server an hour later by its clock.
+	evs, _ := testutil.ReadRecording(t, server)
+	at := make([]time.Duration, len(evs))
+	for i := range evs {
+		at[i] = time.Duration(evs[i].Mono) + time.Hour
+	}
+	later := filepath.Join(dir, "later.jsonl")
+	writeEnd(t, later, "server-host", time.Date(2026, 11, 28, 0, 0, 0, 40e6, time.UTC), time.Hour+9*time.Second, time.Hour+15*time.Second, evs, at)
+	quiet := filepath.Join(dir, "quiet.jsonl")
+	writeEnd(t, quiet, "other-host", time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), 9*time.Second, 14*time.Second, nil, nil)
+
+	for _, tc := range []struct {
+		name     string
+		paths    []string
+		overlaps string
+		oneEnd   []string
+	}{
+		{"apart", []string{client, later}, "false", nil},
+		{"one end", []string{client, quiet}, "true", []string{"11"}},
+	} {
+		page, _ := writeBothEndsPage(t, tc.paths...)
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if n := strings.Count(s, `class="conn joined"`); n != 0 {
+			t.Errorf("%s: %d connections drawn, want none", tc.name, n)
+		}
+		if !strings.Contains(s, `data-overlaps="`+tc.overlaps+`"`) || (tc.overlaps == "false") != strings.Contains(s, "do not overlap in time") {
+			t.Errorf("%s: the page does not say overlaps=%s", tc.name, tc.overlaps)
+		}
+		var got []string
+		for _, part := range strings.Split(s, `class="one-end" data-cookie="`)[1:] {
+			got = append(got, part[:strings.IndexByte(part, '"')])
+		}
+		if strings.Join(got, ",") != strings.Join(tc.oneEnd, ",") {
+			t.Errorf("%s: at one end only %q, want %q", tc.name, got, tc.oneEnd)
+		}
+		if !strings.Contains(s, "<b>0</b> connections joined") {
+			t.Errorf("%s: the page does not say that nothing was joined", tc.name)
+		}
+	}
+}
