@@ -98,7 +98,9 @@ func twoEnds(t testing.TB, dir, comm string) (client, server string) {
 	srv(10*s+1300*time.Microsecond, func(e *events.Event) {
 		e.Kind, e.OldState, e.HasISN, e.SndISN, e.RcvISN, e.RcvNxt = events.KindStateChange, events.StateSynRecv, true, 9000, 1000, 1001
 	})
-	srv(14*s, func(e *events.Event) { e.Kind, e.State, e.OldState, e.RcvNxt = events.KindStateChange, events.StateCloseWait, events.StateEstablished, 1001 })
+	srv(14*s, func(e *events.Event) {
+		e.Kind, e.State, e.OldState, e.RcvNxt = events.KindStateChange, events.StateCloseWait, events.StateEstablished, 1001
+	})
 	server = filepath.Join(dir, "server.jsonl")
 	writeEnd(t, server, "server-host", boot.Add(40*time.Millisecond), 9*s, 15*s, sev, sat)
 	return client, server

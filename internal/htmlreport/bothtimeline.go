@@ -163,20 +163,24 @@ func resetNote(c *join.Conn, i int) func(*events.Event) annotation {
 	title := "reset origin " + c.ResetOrigin + ": " + c.ResetEvidence
 	done := false
 	return func(e *events.Event) annotation {
-		if done || c.ResetOrigin == "" {
-			return annotation{}
-		}
-		switch {
-		case i == receiver && e.Kind == events.KindReceiveReset:
-			done = true
-			return annotation{Text: originWords[c.ResetOrigin], Class: class, Title: title}
-		case i == sender && e.Kind == events.KindSendReset:
-			done = true
-			text := "RST sent by this kernel"
-			if c.ResetOrigin == join.ResetLocal {
-				text = "RST sent, never received"
+		if !done && c.ResetOrigin != "" {
+			switch {
+			case i == receiver && e.Kind == events.KindReceiveReset:
+				done = true
+				return annotation{Text: originWords[c.ResetOrigin], Class: class, Title: title}
+			case i == sender && e.Kind == events.KindSendReset:
+				done = true
+				text := "RST sent by this kernel"
+				if c.ResetOrigin == join.ResetLocal {
+					text = "RST sent, never received"
+				}
+				return annotation{Text: text, Class: class, Title: title}
 			}
-			return annotation{Text: text, Class: class, Title: title}
+		}
+		if e.Kind == events.KindReceiveReset {
+			// One end's own page says "from peer"; both ends' view names
+			// the origin of the reset it explains, and no other.
+			return annotation{Text: "RST received"}
 		}
 		return annotation{}
 	}

@@ -41,8 +41,8 @@ type End struct {
 	Client      bool
 	SynSent     time.Time // zero when not seen
 	Established time.Time
-	// Handshake are the socket's events before ESTABLISHED: its SYN_SENT
-	// and the SYNs it retransmitted; empty when not seen.
+	// Handshake are the socket's events before ESTABLISHED, from its
+	// SYN_SENT or SYN_RECV: the SYNs it retransmitted; empty when not seen.
 	Handshake []events.Event
 	Events    []events.Event // ESTABLISHED first, in the order recorded
 	Diagnoses []diagnose.Diagnosis
@@ -89,7 +89,7 @@ type collector struct {
 	rec  *Recording
 	desc *session.Description
 	ends map[uint64]*End
-	syn  map[uint64][]events.Event // from SYN_SENT on, until ESTABLISHED or CLOSE
+	syn  map[uint64][]events.Event // from SYN_SENT or SYN_RECV on, until ESTABLISHED or CLOSE
 	last uint64
 }
 
@@ -107,14 +107,14 @@ func (c *collector) Event(e *events.Event) error {
 	if e.Protocol != events.ProtoTCP || e.Cookie == 0 {
 		return nil
 	}
-	if e.Kind == events.KindStateChange && e.State == events.StateSynSent {
+	if e.Kind == events.KindStateChange && (e.State == events.StateSynSent || e.State == events.StateSynRecv) {
 		c.syn[e.Cookie] = []events.Event{*e}
 		return nil
 	}
 	if e.HasISN {
 		end := &End{Rec: c.rec, Cookie: e.Cookie, SndISN: e.SndISN, RcvISN: e.RcvISN,
 			Client: e.OldState == events.StateSynSent, Established: e.Time, Handshake: c.syn[e.Cookie]}
-		if len(end.Handshake) > 0 {
+		if len(end.Handshake) > 0 && end.Handshake[0].State == events.StateSynSent {
 			end.SynSent = end.Handshake[0].Time
 		}
 		delete(c.syn, e.Cookie)

@@ -211,6 +211,7 @@ func joinOf(t *testing.T, b *bothEnds) *joinReport {
 
 func TestBothEndsMiddleboxReset(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.Chromium(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
@@ -239,6 +240,7 @@ func TestBothEndsMiddleboxReset(t *testing.T) {
 	if n := nstatValue(t, r.Client, "TcpEstabResets"); n != 1 {
 		t.Errorf("the client's namespace counted %d resets of established connections, want 1", n)
 	}
+	checkBothEndsPage(t, ctx, "middlebox", b, j)
 
 	// The same client recording with one from the same period that saw
 	// neither end: listed at one end only, never joined.
@@ -268,17 +270,20 @@ func TestBothEndsMiddleboxReset(t *testing.T) {
 		t.Errorf("text does not say the recordings do not overlap:\n%s", text)
 	}
 	t.Logf("apart:\n%s", text)
+	checkApartPages(t, ctx, b, later.serverRec)
 }
 
 func TestBothEndsPeerReset(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.Chromium(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	b := recordBothEnds(t, ctx, r, dst, "reset", func(*recorder) {
 		// The server resets 100 ms after accept; the client sends after.
 		time.Sleep(500 * time.Millisecond)
 	})
-	c := joinOf(t, b).Joined[0]
+	j := joinOf(t, b)
+	c := j.Joined[0]
 	if !c.Failed || c.ResetOrigin != "peer" {
 		t.Errorf("reset origin %q (failed %v), want peer", c.ResetOrigin, c.Failed)
 	}
@@ -304,6 +309,8 @@ func TestBothEndsPeerReset(t *testing.T) {
 	if n := nstatValue(t, r.Server, "TcpOutRsts"); n != 1 {
 		t.Errorf("the server's namespace sent %d resets, want its 1", n)
 	}
+
+	checkBothEndsPage(t, ctx, "peer", b, j)
 
 	// Two recordings of the server's end: the client's socket has two
 	// candidates with its ISNs, so nothing is joined, and the output says
@@ -349,6 +356,7 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 
 func TestBothEndsServerFirewall(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.Chromium(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
@@ -361,7 +369,8 @@ func TestBothEndsServerFirewall(t *testing.T) {
 }`, dst.Port()))
 	})
 	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
-	c := joinOf(t, b).Joined[0]
+	j := joinOf(t, b)
+	c := j.Joined[0]
 	if !c.Failed || c.DataReached == nil || *c.DataReached {
 		t.Errorf("data reached the server: %v, want false (its firewall dropped every segment)", c.DataReached)
 	}
@@ -379,6 +388,7 @@ func TestBothEndsServerFirewall(t *testing.T) {
 	if c.ResetOrigin != "" {
 		t.Errorf("reset origin %q: nobody sent a reset", c.ResetOrigin)
 	}
+	checkBothEndsPage(t, ctx, "firewall", b, j)
 }
 
 // wantFirstErrno checks the errno the client's first failed send got, as
