@@ -3,6 +3,7 @@ package htmlreport
 import (
 	"io"
 	"maps"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -170,6 +171,17 @@ func TestBothEndsPage(t *testing.T) {
 		if i >= len(c.Names) || !strings.HasPrefix(c.Names[i], want) {
 			t.Errorf("lane names %q, want lane %d to start %q", c.Names, i, want)
 		}
+	}
+	// The server's ESTABLISHED came 300 µs after the client's: moved onto
+	// the client's clock it is drawn where the client's is (the 40 ms the
+	// clocks differ by would be 10 pixels), and its hover text says +1.5ms
+	// from the client's SYN_SENT (1.3 ms + 40 ms - the 39.8 ms estimate).
+	if len(c.States[0]) != 2 || len(c.States[1]) != 2 {
+		t.Fatalf("state marks per lane %v, want 2 and 2", c.States)
+	}
+	cli, srv := c.States[0][1], c.States[1][0]
+	if math.Abs(cli.X-srv.X) > 1 || !strings.HasPrefix(cli.Title, "+1ms ") || !strings.HasPrefix(srv.Title, "+1.5ms ") {
+		t.Errorf("ESTABLISHED drawn at x %.1f (%q) by the client and %.1f (%q) by the server: want the same place, +1ms and +1.5ms", cli.X, cli.Title, srv.X, srv.Title)
 	}
 	if !strings.Contains(dom.Text, comm+"/4242") {
 		t.Error("the process name does not show as text")

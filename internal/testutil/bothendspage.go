@@ -31,7 +31,15 @@ type JoinedOnPage struct {
 	DataMarks   [2]int
 	Reached     string
 	Diagnosis   string
-	Ticks       int
+	// States are each lane's state-change marks, in order: where the
+	// browser drew them and their hover text.
+	States [2][]MarkOnPage
+}
+
+// MarkOnPage is one mark: its centre's x in CSS pixels, and its hover text.
+type MarkOnPage struct {
+	X     float64
+	Title string
 }
 
 // MarkClasses are the classes a drawing gives an event's mark, one per
@@ -98,7 +106,10 @@ func (p *Page) ReadBothEndsPage() *BothEndsPage {
 				dataMarks: [0, 1].map(i => d.querySelectorAll("svg circle.datamark.lane-" + i).length),
 				reached: (d.querySelector(".data") || {dataset: {}}).dataset.reached || "",
 				diagnosis: d.querySelector(".reconciled p").textContent,
-				ticks: d.querySelectorAll("svg .axis text").length,
+				states: [0, 1].map(i => [...d.querySelectorAll("svg .lane-" + i + ".mark-state")].map(m => {
+					const r = m.getBoundingClientRect();
+					return {x: r.x + r.width / 2, title: m.querySelector("title").textContent};
+				})),
 			};
 		}),
 		listed: [...document.querySelectorAll("tr.joined-row")].map(e => e.dataset.resetOrigin),
