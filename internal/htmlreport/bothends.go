@@ -58,6 +58,8 @@ type joinedView struct {
 	Chart       *timelineSVG
 	Events      [2][]eventRow
 	Omitted     [2]int
+	// Own are each end's diagnoses from its recording alone.
+	Own []diagView
 }
 
 // endView is one socket of a connection, as the page names it.
@@ -169,6 +171,12 @@ func joinedOf(r *join.Result, c *join.Conn) joinedView {
 	for i, e := range c.Ends {
 		v.Ends[i] = endOf(e, c.Idle[i])
 	}
-	v.Chart, v.Events, v.Omitted = drawBothEnds(c)
+	d := drawBothEnds(c)
+	v.Chart, v.Events, v.Omitted = d.Chart, d.Events, d.Omitted
+	for i, e := range c.Ends {
+		for k := range e.Diagnoses {
+			v.Own = append(v.Own, diagOf(d.Origin[i], &e.Diagnoses[k], ""))
+		}
+	}
 	return v
 }

@@ -10,6 +10,16 @@ import (
 	"github.com/sendtrace/sendtrace/internal/join"
 )
 
+// bothDrawing is a connection's drawing, each end's events for the tables
+// under it, and the moment the axis counts from, on each end's
+// CLOCK_MONOTONIC.
+type bothDrawing struct {
+	Chart   *timelineSVG
+	Events  [2][]eventRow
+	Omitted [2]int
+	Origin  [2]uint64
+}
+
 // Geometry of a drawing of both ends, beside the one of a socket's.
 const (
 	endHeader = 24 // the row that names an end
@@ -38,8 +48,7 @@ func endEvents(e *join.End) (kept []events.Event, omitted int) {
 // kind of event, as a socket's own drawing has; the idle time before the
 // failure is shaded in each lane, the reset is named by its origin, and the
 // receiver's event that tells where retransmitted data stopped is marked.
-// It returns the drawing and each end's events for the tables under it.
-func drawBothEnds(c *join.Conn) (*timelineSVG, [2][]eventRow, [2]int) {
+func drawBothEnds(c *join.Conn) *bothDrawing {
 	v := &timelineSVG{Cookie: c.Ends[0].Cookie, Width: tlWidth, Left: tlLeft, Right: tlWidth - tlRight}
 	var evs [2][]events.Event
 	var omitted [2]int
@@ -76,7 +85,7 @@ func drawBothEnds(c *join.Conn) (*timelineSVG, [2][]eventRow, [2]int) {
 	pad := (d1 - d0) * 0.03
 	xs := scale{d0: d0 - pad, d1: d1 + pad, lo: tlLeft, hi: tlWidth - tlRight}
 
-	var rows [2][]eventRow
+	out := &bothDrawing{Chart: v}
 	y := px(4)
 	for i, e := range c.Ends {
 		x := func(mono uint64) px { return xs.at(rel(i, wall(i, mono))) }
@@ -84,6 +93,7 @@ func drawBothEnds(c *join.Conn) (*timelineSVG, [2][]eventRow, [2]int) {
 		// texts and the event table count from the same moment as the axis.
 		ref := &evs[i][0]
 		originMono := ref.Mono + uint64(c.OnClock(origin, 0, i).Sub(ref.Time))
+		out.Origin[i] = originMono
 		top := y
 		v.Labels = append(v.Labels, label{X: 4, Y: top + 16, Text: endName(e), Class: "endname"})
 		y += endHeader
@@ -112,13 +122,14 @@ func drawBothEnds(c *join.Conn) (*timelineSVG, [2][]eventRow, [2]int) {
 		if s := c.Stopped; s != nil && s.Receiver == i {
 			v.dataMark(c, xs.at(rel(i, s.At)), top+endHeader, y, i)
 		}
-		rows[i] = eventRows(evs[i], originMono)
+		out.Events[i] = eventRows(evs[i], originMono)
 		v.Segs = append(v.Segs, line{X1: 0, Y1: y + endGap/2, X2: tlWidth, Y2: y + endGap/2, Class: "endsep"})
 		y += endGap
 	}
 	v.resetPath()
 	v.timeAxis(xs, y-endGap/2)
-	return v, rows, omitted
+	out.Omitted = omitted
+	return out
 }
 
 // endName is how a lane is titled: the end's role, host, process and

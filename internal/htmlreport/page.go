@@ -278,9 +278,9 @@ func groups(rec *report.Recording, onPage map[uint64]string) []diagGroup {
 			g.Name = d.Name
 			switch {
 			case len(g.Shown) < fullDiagnoses:
-				g.Shown = append(g.Shown, diagOf(rec, d, onPage[d.Cookie]))
+				g.Shown = append(g.Shown, diagOf(rec.StartMono, d, onPage[d.Cookie]))
 			case len(g.Brief) < maxDiagnoses:
-				g.Brief = append(g.Brief, diagOf(rec, d, onPage[d.Cookie]))
+				g.Brief = append(g.Brief, diagOf(rec.StartMono, d, onPage[d.Cookie]))
 			default:
 				g.More++
 			}
@@ -292,12 +292,14 @@ func groups(rec *report.Recording, onPage map[uint64]string) []diagGroup {
 	return out
 }
 
-func diagOf(rec *report.Recording, d *diagnose.Diagnosis, anchor string) diagView {
+// diagOf shows a diagnosis, its time counted from origin, a
+// CLOCK_MONOTONIC time of its recording.
+func diagOf(origin uint64, d *diagnose.Diagnosis, anchor string) diagView {
 	v := diagView{
 		Rule: d.Rule, Name: d.Name, Confidence: d.Confidence, ConfidenceWhy: d.ConfidenceWhy,
 		Who: format.Process(d.Comm, d.PID, d.OwnerKnown), Errno: events.ErrnoString(d.Errno),
 		Evidence: d.Evidence.Text, Next: d.NextStep, Anchor: anchor, Cookie: d.Cookie,
-		Time: signedDuration(time.Duration(int64(d.Mono - rec.StartMono))),
+		Time: signedDuration(time.Duration(int64(d.Mono - origin))),
 	}
 	if d.Dst.IsValid() {
 		v.Dst = d.Dst.String()
@@ -335,7 +337,7 @@ func connOf(rec *report.Recording, col *Collector, c *report.Conn, ds []*diagnos
 		Rule: ruleOf(ds), Open: open, Omitted: ce.omitted,
 	}
 	for _, d := range ds {
-		v.Diagnoses = append(v.Diagnoses, diagOf(rec, d, ""))
+		v.Diagnoses = append(v.Diagnoses, diagOf(rec.StartMono, d, ""))
 	}
 	evs := ce.events
 	if len(evs) > 0 {
