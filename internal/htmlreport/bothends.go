@@ -22,7 +22,10 @@ type bothEndsPage struct {
 	Conns      []joinedView // drawn
 	Listed     []joinedRow  // joined, not drawn
 	OneEnd     []endView
-	Ambiguous  []ambiguousView
+	// ListMore and OneEndMore are what the tables leave out past
+	// maxListed rows.
+	ListMore, OneEndMore int
+	Ambiguous            []ambiguousView
 }
 
 type bothRecording struct {
@@ -115,12 +118,20 @@ func buildBothEnds(r *join.Result, o Options) *bothEndsPage {
 			p.Failed++
 		}
 		if !c.Failed || len(p.Conns) == o.Conns {
+			if len(p.Listed) == maxListed {
+				p.ListMore++
+				continue
+			}
 			p.Listed = append(p.Listed, joinedRow{Ends: [2]endView{endOf(c.Ends[0], -1), endOf(c.Ends[1], -1)}, Failed: c.Failed, Origin: c.ResetOrigin})
 			continue
 		}
 		p.Conns = append(p.Conns, joinedOf(r, c))
 	}
 	for _, e := range r.OneEnd {
+		if len(p.OneEnd) == maxListed {
+			p.OneEndMore++
+			continue
+		}
 		p.OneEnd = append(p.OneEnd, endOf(e, -1))
 	}
 	for _, a := range r.Ambiguous {

@@ -1,6 +1,7 @@
 package htmlreport
 
 import (
+	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -255,6 +256,30 @@ func TestBothEndsPageApart(t *testing.T) {
 		}
 		if !strings.Contains(s, "<b>0</b> connections joined") {
 			t.Errorf("%s: the page does not say that nothing was joined", tc.name)
+		}
+	}
+}
+
+// TestBothEndsPageBounded: a page of recordings with many sockets seen at
+// one end only lists a bounded number of them and counts the rest.
+func TestBothEndsPageBounded(t *testing.T) {
+	rec := &join.Recording{Path: "client.jsonl", Host: "client-host"}
+	r := &join.Result{Recordings: []*join.Recording{rec}}
+	for i := range maxListed + 5 {
+		e := &join.End{Rec: rec, Cookie: uint64(i + 1), Client: true, Events: []events.Event{{Kind: events.KindStateChange, Comm: "client", PID: 1}}}
+		r.OneEnd = append(r.OneEnd, e)
+	}
+	var b strings.Builder
+	if err := WriteBothEnds(&b, r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	if n := strings.Count(s, `class="one-end"`); n != maxListed {
+		t.Errorf("%d rows at one end only, want %d", n, maxListed)
+	}
+	for _, want := range []string{"… 5 more", fmt.Sprintf("Seen at one end only (%d)", maxListed+5), fmt.Sprintf("<b>%d</b> seen at one end only", maxListed+5)} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the page lacks %q", want)
 		}
 	}
 }

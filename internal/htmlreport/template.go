@@ -35,5 +35,6 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 		return a
 	},
 	"dur":        func(d time.Duration) string { return format.Duration(d) },
+	"addint":     func(a, b int) int { return a + b },
 	"maxTTFDots": func() int { return maxTTFDots },
 }).Parse(strings.Replace(pageSource, "/*STYLE*/", styleSource, 1) + bothEndsSource))
