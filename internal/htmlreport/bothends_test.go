@@ -47,10 +47,13 @@ func writeEnd(t testing.TB, path, host string, boot time.Time, from, to time.Dur
 
 // twoEnds writes a client's and a server's recording of one connection
 // through a NAT, the server's clock 40 ms ahead: the client retransmits by
-// every kind, the server's rcv_nxt never moves, and a reset the server
-// never sent reaches the client after 2.5 s without data. The client's
-// process and the server's workload are named like markup.
-func twoEnds(t testing.TB, dir, comm string) (client, server string) {
+// every kind and the server's rcv_nxt never moves. Then, by the reset
+// origin asked for: a reset the server never sent reaches the client after
+// 2.5 s without data (middlebox); the same, after the server's recording
+// stopped (unknown); or the server sends a reset the client never receives
+// (local). The client's process and the server's workload are named like
+// markup.
+func twoEnds(t testing.TB, dir, comm, origin string) (client, server string) {
 	t.Helper()
 	boot := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	base := func(cookie uint64, c string, src, dst string) events.Event {
@@ -77,9 +80,11 @@ func twoEnds(t testing.TB, dir, comm string) (client, server string) {
 			e.Kind, e.RetransKind, e.Seq, e.Bytes, e.Segs, e.RTO, e.RcvNxt = events.KindRetransmit, k, 1001, 100, 1, 200*time.Millisecond, 9001
 		})
 	}
-	add(13*s, func(e *events.Event) {
-		e.Kind, e.SinceRecv, e.RcvNxt = events.KindReceiveReset, 2500*time.Millisecond, 9001
-	})
+	if origin != join.ResetLocal {
+		add(13*s, func(e *events.Event) {
+			e.Kind, e.SinceRecv, e.RcvNxt = events.KindReceiveReset, 2500*time.Millisecond, 9001
+		})
+	}
 	add(13*s+time.Millisecond, func(e *events.Event) { e.Kind, e.Errno, e.State = events.KindErrorReport, 104, events.StateClose })
 	add(13*s+2*time.Millisecond, func(e *events.Event) {
 		e.Kind, e.Errno, e.State, e.Syscall, e.Layer = events.KindSendError, 32, events.StateClose, "sendto", events.LayerBoth
@@ -100,11 +105,20 @@ func twoEnds(t testing.TB, dir, comm string) (client, server string) {
 	srv(10*s+1300*time.Microsecond, func(e *events.Event) {
 		e.Kind, e.OldState, e.HasISN, e.SndISN, e.RcvISN, e.RcvNxt = events.KindStateChange, events.StateSynRecv, true, 9000, 1000, 1001
 	})
-	srv(14*s, func(e *events.Event) {
-		e.Kind, e.State, e.OldState, e.RcvNxt = events.KindStateChange, events.StateCloseWait, events.StateEstablished, 1001
-	})
+	end := 15 * s
+	switch origin {
+	case join.ResetUnknown:
+		end = 12 * s
+	case join.ResetLocal:
+		srv(13*s, func(e *events.Event) { e.Kind, e.RcvNxt = events.KindSendReset, 1001 })
+	}
+	if origin != join.ResetUnknown {
+		srv(14*s, func(e *events.Event) {
+			e.Kind, e.State, e.OldState, e.RcvNxt = events.KindStateChange, events.StateCloseWait, events.StateEstablished, 1001
+		})
+	}
 	server = filepath.Join(dir, "server.jsonl")
-	writeEnd(t, server, "server-host", boot.Add(40*time.Millisecond), 9*s, 15*s, sev, sat)
+	writeEnd(t, server, "server-host", boot.Add(40*time.Millisecond), 9*s, end, sev, sat)
 	return client, server
 }
 
@@ -131,7 +145,7 @@ func writeBothEndsPage(t testing.TB, paths ...string) (string, *join.Result) {
 func TestBothEndsPage(t *testing.T) {
 	ctx := testutil.Context(t, time.Minute)
 	const comm = `<script>evil`
-	client, server := twoEnds(t, t.TempDir(), comm)
+	client, server := twoEnds(t, t.TempDir(), comm, join.ResetMiddlebox)
 	page, r := writeBothEndsPage(t, client, server)
 	raw, err := os.ReadFile(page)
 	if err != nil {
@@ -193,6 +207,35 @@ func TestBothEndsPage(t *testing.T) {
 	}
 }
 
+// TestBothEndsPageResetOrigins: a reset whose other end was not recording
+// is marked as of unknown origin where it was received, and one an end
+// sent that the other never received is marked local where it was sent.
+func TestBothEndsPageResetOrigins(t *testing.T) {
+	ctx := testutil.Context(t, time.Minute)
+	for _, tc := range []struct{ origin, mark string }{
+		{join.ResetUnknown, "reset-origin-unknown lane-0"},
+		{join.ResetLocal, "reset-origin-local lane-1"},
+	} {
+		client, server := twoEnds(t, t.TempDir(), "client", tc.origin)
+		page, r := writeBothEndsPage(t, client, server)
+		if len(r.Joined) != 1 || r.Joined[0].ResetOrigin != tc.origin {
+			t.Fatalf("%s: the join found %d connections, want 1 with that reset origin", tc.origin, len(r.Joined))
+		}
+		p := testutil.OpenPage(t, ctx, page, 1200)
+		p.RequireSelfContained(page)
+		dom := p.ReadBothEndsPage()
+		if len(dom.Joined) != 1 {
+			t.Fatalf("%s: %d connections drawn, want 1", tc.origin, len(dom.Joined))
+		}
+		c := dom.Joined[0]
+		if c.Origin != tc.origin || len(c.OriginMarks) != 1 || c.OriginMarks[0] != tc.mark {
+			t.Errorf("reset origin %q, marks naming it %q; want %s, %q", c.Origin, c.OriginMarks, tc.origin, tc.mark)
+		}
+		checkLanes(t, c, [2]string{client, server}, [2]uint64{11, 22})
+		t.Logf("%s: origin marks %q, lanes %v", tc.origin, c.OriginMarks, c.Lanes)
+	}
+}
+
 // checkLanes compares each lane's marks of each kind with the events of
 // that end's socket in its recording.
 func checkLanes(t *testing.T, c testutil.JoinedOnPage, recs [2]string, cookies [2]uint64) {
@@ -214,7 +257,7 @@ func checkLanes(t *testing.T, c testutil.JoinedOnPage, recs [2]string, cookies [
 // one end only.
 func TestBothEndsPageApart(t *testing.T) {
 	dir := t.TempDir()
-	client, server := twoEnds(t, dir, "client")
+	client, server := twoEnds(t, dir, "client", join.ResetMiddlebox)
 	// The same server an hour later by its clock.
 	evs, _ := testutil.ReadRecording(t, server)
 	at := make([]time.Duration, len(evs))

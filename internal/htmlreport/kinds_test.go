@@ -2,6 +2,7 @@ package htmlreport
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
@@ -122,12 +124,20 @@ func containsPrefix(ss []string, p string) bool {
 // dark theme would: the print style must turn the dark theme off (black
 // on white, the light palette's marks), show the contents of the folded
 // sections (the event lists under each graph) without a script, and
-// Chromium's print to PDF must give a document of several pages.
+// Chromium's print to PDF must give a document of several pages. The
+// page of both ends shares the style and must print alike.
 func TestPrintStyle(t *testing.T) {
 	ctx := testutil.Context(t, time.Minute)
 	rec := filepath.Join(t.TempDir(), "print.jsonl")
 	syntheticKinds(t, rec, "bulk", 3, 12, mixedKinds)
-	page := writePage(t, rec, Options{})
+	checkPrint(t, ctx, writePage(t, rec, Options{}))
+	client, server := twoEnds(t, t.TempDir(), "client", join.ResetMiddlebox)
+	both, _ := writeBothEndsPage(t, client, server)
+	checkPrint(t, ctx, both)
+}
+
+func checkPrint(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
 	p := testutil.OpenPage(t, ctx, page, 1200)
 
 	type look struct {

@@ -18,7 +18,7 @@ import (
 // bothEndsPage writes `report --html` of recordings, opens it in headless
 // Chromium and reads it. SENDTRACE_SCREENSHOTS=DIR keeps a screenshot of
 // its first drawn connection there as html-both-ends-NAME.png.
-func bothEndsPage(t *testing.T, ctx context.Context, name string, recordings ...string) *testutil.BothEndsPage {
+func bothEndsPage(t *testing.T, ctx context.Context, name string, recordings ...string) (*testutil.BothEndsPage, string) {
 	t.Helper()
 	page := filepath.Join(t.TempDir(), name+".html")
 	sendtrace(t, append([]string{"report", "--html", page}, recordings...)...)
@@ -28,7 +28,7 @@ func bothEndsPage(t *testing.T, ctx context.Context, name string, recordings ...
 	if shots := os.Getenv("SENDTRACE_SCREENSHOTS"); shots != "" && len(dom.Joined) > 0 {
 		p.ScreenshotOf("details.joined", filepath.Join(shots, "html-both-ends-"+name+".png"))
 	}
-	return dom
+	return dom, page
 }
 
 // checkBothEndsPage checks the page of a fault's two recordings against
@@ -38,7 +38,8 @@ func bothEndsPage(t *testing.T, ctx context.Context, name string, recordings ...
 // its kind.
 func checkBothEndsPage(t *testing.T, ctx context.Context, name string, b *bothEnds, j *joinReport) {
 	t.Helper()
-	dom := bothEndsPage(t, ctx, name, b.clientRec, b.serverRec)
+	dom, page := bothEndsPage(t, ctx, name, b.clientRec, b.serverRec)
+	checkRefusesOverwrite(t, page, "report", "--html", page, b.clientRec, b.serverRec)
 	if dom.Scripts != 1 {
 		t.Errorf("%d script elements, want only the page's print helper", dom.Scripts)
 	}
@@ -131,13 +132,13 @@ func durationMs(ms float64) time.Duration { return time.Duration(math.Round(ms *
 // and the page says they do not overlap.
 func checkApartPages(t *testing.T, ctx context.Context, b *bothEnds, laterServer string) {
 	t.Helper()
-	one := bothEndsPage(t, ctx, "one-end", b.clientRec, b.other)
+	one, _ := bothEndsPage(t, ctx, "one-end", b.clientRec, b.other)
 	want := strconv.FormatUint(b.client.Sockets[0].Cookie, 10)
 	if len(one.Joined)+len(one.Listed) != 0 || len(one.OneEnd) != 1 || one.OneEnd[0] != want || len(one.Overlaps) != 1 || one.Overlaps[0] != "true" {
 		t.Errorf("client beside an unrelated recording: %d joined, at one end only %q, overlaps %q; want none joined, %s at one end only, overlapping",
 			len(one.Joined)+len(one.Listed), one.OneEnd, one.Overlaps, want)
 	}
-	apart := bothEndsPage(t, ctx, "apart", b.clientRec, laterServer)
+	apart, _ := bothEndsPage(t, ctx, "apart", b.clientRec, laterServer)
 	if len(apart.Joined)+len(apart.Listed)+len(apart.OneEnd) != 0 || len(apart.Overlaps) != 1 || apart.Overlaps[0] != "false" || !strings.Contains(apart.Text, "do not overlap in time") {
 		t.Errorf("recordings apart in time: %d joined, at one end only %q, overlaps %q; want nothing and no overlap", len(apart.Joined)+len(apart.Listed), apart.OneEnd, apart.Overlaps)
 	}
