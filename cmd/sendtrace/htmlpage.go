@@ -69,8 +69,15 @@ func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
 		return err
 	}
 	r := join.Join(recs)
+	// Each recording's header and diagnoses, as its own page has them.
+	loaded := make([]*report.Recording, len(paths))
+	for i, p := range paths {
+		if loaded[i], err = report.Load(p, report.Options{}); err != nil {
+			return err
+		}
+	}
 	o := htmlreport.Options{Conns: h.conns}
-	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteBothEnds(w, r, o) }); err != nil {
+	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteBothEnds(w, r, loaded, o) }); err != nil {
 		return err
 	}
 	return h.wrote(out)

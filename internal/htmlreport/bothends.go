@@ -7,6 +7,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/join"
+	"github.com/sendtrace/sendtrace/internal/report"
 )
 
 // bothEndsPage is what the template renders for recordings made at
@@ -22,6 +23,7 @@ type bothEndsPage struct {
 	Conns      []joinedView // drawn
 	Listed     []joinedRow  // joined, not drawn
 	OneEnd     []endView
+	Sections   []recordingSection
 	// ListMore and OneEndMore are what the tables leave out past
 	// maxListed rows.
 	ListMore, OneEndMore int
@@ -29,11 +31,21 @@ type bothEndsPage struct {
 }
 
 type bothRecording struct {
+	Anchor               string
 	Path, Host           string
 	Netns                uint64
 	Start, End, Duration string
 	Footer               bool
 	Handshakes           int
+}
+
+// recordingSection is what a recording's own page says of it at the top:
+// its header and its diagnoses, which link to the joined connections
+// drawn.
+type recordingSection struct {
+	Anchor string
+	Head   headView
+	Groups []diagGroup
 }
 
 type overlapView struct {
@@ -88,18 +100,19 @@ type ambiguousView struct {
 
 // WriteBothEnds writes the page of recordings joined at both ends: each
 // failed connection with both of its sockets on one time axis, up to o.Conns
-// of them, and the others listed.
-func WriteBothEnds(w io.Writer, r *join.Result, o Options) error {
-	return pageTemplate.ExecuteTemplate(w, "bothends", buildBothEnds(r, o))
+// of them, and the others listed; then each recording's header and
+// diagnoses. recs are the same recordings as r's, in the same order.
+func WriteBothEnds(w io.Writer, r *join.Result, recs []*report.Recording, o Options) error {
+	return pageTemplate.ExecuteTemplate(w, "bothends", buildBothEnds(r, recs, o))
 }
 
-func buildBothEnds(r *join.Result, o Options) *bothEndsPage {
+func buildBothEnds(r *join.Result, recs []*report.Recording, o Options) *bothEndsPage {
 	if o.Conns <= 0 {
 		o.Conns = DefaultConns
 	}
 	p := &bothEndsPage{Title: "sendtrace report: both ends", Generated: time.Now().UTC().Format(time.RFC3339), Joined: len(r.Joined)}
-	for _, rec := range r.Recordings {
-		p.Recordings = append(p.Recordings, bothRecording{Path: rec.Path, Host: rec.Host, Netns: rec.Netns,
+	for k, rec := range r.Recordings {
+		p.Recordings = append(p.Recordings, bothRecording{Anchor: recAnchor(k, recs), Path: rec.Path, Host: rec.Host, Netns: rec.Netns,
 			Start: join.Stamp(rec.Start), End: join.Stamp(rec.End), Duration: format.Duration(rec.End.Sub(rec.Start)),
 			Footer: rec.Footer, Handshakes: len(rec.Ends)})
 	}
@@ -134,6 +147,17 @@ func buildBothEnds(r *join.Result, o Options) *bothEndsPage {
 		}
 		p.OneEnd = append(p.OneEnd, endOf(e, -1))
 	}
+	for k, rec := range recs {
+		onPage := map[uint64]string{}
+		for _, c := range p.Conns {
+			for _, e := range c.Ends {
+				if e.Recording == r.Recordings[k].Path {
+					onPage[e.Cookie] = c.Anchor
+				}
+			}
+		}
+		p.Sections = append(p.Sections, recordingSection{Anchor: recAnchor(k, recs), Head: head(rec), Groups: groups(rec, onPage, recAnchor(k, recs)+"-")})
+	}
 	for _, a := range r.Ambiguous {
 		v := ambiguousView{End: endOf(a.End, -1)}
 		for _, c := range a.Candidates {
@@ -142,6 +166,15 @@ func buildBothEnds(r *join.Result, o Options) *bothEndsPage {
 		p.Ambiguous = append(p.Ambiguous, v)
 	}
 	return p
+}
+
+// recAnchor is the id of recording k's section; "" when the page has
+// none.
+func recAnchor(k int, recs []*report.Recording) string {
+	if k >= len(recs) {
+		return ""
+	}
+	return "rec-" + strconv.Itoa(k)
 }
 
 func offsetOf(o join.Offset) offsetView {

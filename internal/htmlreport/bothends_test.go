@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/report"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/testutil"
 )
@@ -129,8 +131,14 @@ func writeBothEndsPage(t testing.TB, paths ...string) (string, *join.Result) {
 		t.Fatal(err)
 	}
 	r := join.Join(recs)
+	loaded := make([]*report.Recording, len(paths))
+	for i, p := range paths {
+		if loaded[i], err = report.Load(p, report.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	page := filepath.Join(filepath.Dir(paths[0]), "both.html")
-	if err := WriteFile(page, true, func(w io.Writer) error { return WriteBothEnds(w, r, Options{}) }); err != nil {
+	if err := WriteFile(page, true, func(w io.Writer) error { return WriteBothEnds(w, r, loaded, Options{}) }); err != nil {
 		t.Fatal(err)
 	}
 	return page, r
@@ -197,6 +205,11 @@ func TestBothEndsPage(t *testing.T) {
 	cli, srv := c.States[0][1], c.States[1][0]
 	if math.Abs(cli.X-srv.X) > 1 || !strings.HasPrefix(cli.Title, "+1ms ") || !strings.HasPrefix(srv.Title, "+1.5ms ") {
 		t.Errorf("ESTABLISHED drawn at x %.1f (%q) by the client and %.1f (%q) by the server: want the same place, +1ms and +1.5ms", cli.X, cli.Title, srv.X, srv.Title)
+	}
+	// Each recording's section follows, and the client's diagnosis links
+	// to the connection drawn.
+	if len(dom.Sections) != 2 || dom.Sections[0].ID != "rec-0" || !slices.Equal(dom.Sections[0].Links, []string{"#joined-11"}) || len(dom.Broken) != 0 {
+		t.Errorf("recording sections %+v, links without a target %q: want rec-0 and rec-1, the client's diagnosis linking to #joined-11", dom.Sections, dom.Broken)
 	}
 	if !strings.Contains(dom.Text, comm+"/4242") {
 		t.Error("the process name does not show as text")
@@ -313,7 +326,7 @@ func TestBothEndsPageBounded(t *testing.T) {
 		r.OneEnd = append(r.OneEnd, e)
 	}
 	var b strings.Builder
-	if err := WriteBothEnds(&b, r, Options{}); err != nil {
+	if err := WriteBothEnds(&b, r, nil, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	s := b.String()

@@ -84,6 +84,7 @@ type kv struct{ K, V string }
 // diagGroup is one rule's diagnoses: the first few in full, the rest as
 // one line each, up to a bound.
 type diagGroup struct {
+	Anchor     string
 	Rule, Name string
 	N          int
 	Shown      []diagView
@@ -179,7 +180,7 @@ func buildReport(rec *report.Recording, col *Collector, o Options) *reportPage {
 		}
 	}
 
-	p.Groups = groups(rec, onPage)
+	p.Groups = groups(rec, onPage, "")
 
 	p.Failures = failuresChart(rec, col, rep.Buckets)
 	p.Dests = destBars(rep.Destinations)
@@ -265,10 +266,12 @@ func failedConns(rec *report.Recording, col *Collector, byCookie map[uint64][]*d
 	return out
 }
 
-func groups(rec *report.Recording, onPage map[uint64]string) []diagGroup {
+// groups are a recording's diagnoses by rule; each rule's heading is
+// anchored at prefix + "rule-" + its name.
+func groups(rec *report.Recording, onPage map[uint64]string, prefix string) []diagGroup {
 	var out []diagGroup
 	for _, r := range diagnose.Rules {
-		g := diagGroup{Rule: r}
+		g := diagGroup{Rule: r, Anchor: prefix + "rule-" + r}
 		for i := range rec.Diagnoses {
 			d := &rec.Diagnoses[i]
 			if d.Rule != r {

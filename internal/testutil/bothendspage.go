@@ -14,6 +14,14 @@ type BothEndsPage struct {
 	Listed   []string // reset origin of each joined connection not drawn
 	OneEnd   []string // cookies
 	Ambig    []string // cookies
+	// Sections are each recording's section: its id and where its
+	// diagnoses link to.
+	Sections []struct {
+		ID    string
+		Links []string
+	}
+	// Broken are the in-page links whose target is not on the page.
+	Broken []string
 }
 
 // JoinedOnPage is one drawn connection.
@@ -115,6 +123,9 @@ func (p *Page) ReadBothEndsPage() *BothEndsPage {
 		listed: [...document.querySelectorAll("tr.joined-row")].map(e => e.dataset.resetOrigin),
 		oneEnd: [...document.querySelectorAll("tr.one-end")].map(e => e.dataset.cookie),
 		ambig: [...document.querySelectorAll("tr.ambiguous")].map(e => e.dataset.cookie),
+		sections: [...document.querySelectorAll("section.recording")].map(s => ({id: s.id,
+			links: [...s.querySelectorAll(".diag a[href^='#']")].map(a => a.getAttribute("href"))})),
+		broken: [...document.querySelectorAll("a[href^='#']")].map(a => a.getAttribute("href")).filter(h => !document.getElementById(h.slice(1))),
 	};
 })()`, &out)
 	return &out

@@ -43,6 +43,9 @@ func checkBothEndsPage(t *testing.T, ctx context.Context, name string, b *bothEn
 	if dom.Scripts != 1 {
 		t.Errorf("%d script elements, want only the page's print helper", dom.Scripts)
 	}
+	if len(dom.Sections) != 2 || len(dom.Broken) != 0 {
+		t.Errorf("recording sections %+v, links without a target %q: want one section a recording, every link with its target", dom.Sections, dom.Broken)
+	}
 	failed := 0
 	for _, c := range j.Joined {
 		if c.Failed {
