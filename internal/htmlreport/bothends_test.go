@@ -265,9 +265,10 @@ func checkLanes(t *testing.T, c testutil.JoinedOnPage, recs [2]string, cookies [
 	}
 }
 
-// TestBothEndsPageApart: recordings that do not overlap join nothing, and
-// a recording beside one that saw neither end lists its socket as seen at
-// one end only.
+// TestBothEndsPageApart: recordings that do not overlap join nothing, a
+// recording beside one that saw neither end lists its socket as seen at
+// one end only, and a socket whose ISNs match two at the other ends is
+// listed as ambiguous with both candidates.
 func TestBothEndsPageApart(t *testing.T) {
 	dir := t.TempDir()
 	client, server := twoEnds(t, dir, "client", join.ResetMiddlebox)
@@ -281,15 +282,25 @@ func TestBothEndsPageApart(t *testing.T) {
 	writeEnd(t, later, "server-host", time.Date(2026, 11, 28, 0, 0, 0, 40e6, time.UTC), time.Hour+9*time.Second, time.Hour+15*time.Second, evs, at)
 	quiet := filepath.Join(dir, "quiet.jsonl")
 	writeEnd(t, quiet, "other-host", time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), 9*time.Second, 14*time.Second, nil, nil)
+	// The same server recorded twice: the client's ISNs match two sockets.
+	evs, _ = testutil.ReadRecording(t, server)
+	at = at[:0]
+	for i := range evs {
+		at = append(at, time.Duration(evs[i].Mono))
+	}
+	twin := filepath.Join(dir, "twin.jsonl")
+	writeEnd(t, twin, "twin-host", time.Date(2026, 11, 28, 0, 0, 0, 40e6, time.UTC), 9*time.Second, 15*time.Second, evs, at)
 
 	for _, tc := range []struct {
 		name     string
 		paths    []string
 		overlaps string
 		oneEnd   []string
+		ambig    int // candidates of the client's socket
 	}{
-		{"apart", []string{client, later}, "false", nil},
-		{"one end", []string{client, quiet}, "true", []string{"11"}},
+		{"apart", []string{client, later}, "false", nil, 0},
+		{"one end", []string{client, quiet}, "true", []string{"11"}, 0},
+		{"ambiguous", []string{client, server, twin}, "true", nil, 2},
 	} {
 		page, _ := writeBothEndsPage(t, tc.paths...)
 		b, err := os.ReadFile(page)
@@ -312,6 +323,10 @@ func TestBothEndsPageApart(t *testing.T) {
 		}
 		if !strings.Contains(s, "<b>0</b> connections joined") {
 			t.Errorf("%s: the page does not say that nothing was joined", tc.name)
+		}
+		ambig := strings.Count(s, `<tr class="ambiguous" data-cookie="11">`)
+		if candidates := strings.Count(s, `<td class="muted">candidate</td>`); ambig != min(tc.ambig, 1) || candidates != tc.ambig {
+			t.Errorf("%s: %d ambiguous rows of the client's socket with %d candidates, want %d and %d", tc.name, ambig, candidates, min(tc.ambig, 1), tc.ambig)
 		}
 	}
 }
