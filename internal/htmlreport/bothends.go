@@ -52,6 +52,12 @@ type overlapView struct {
 	A, B                 string
 	OK                   bool
 	Duration, Start, End string
+	// Corrected is how B's clock was corrected before the overlap was
+	// taken; "" when it was not.
+	Corrected string
+	// Outside says how many handshakes matched outside the overlap, and
+	// at what offset; "" when none did.
+	Outside string
 }
 
 // offsetView is one pair's clock offset; Ms and WithinMs are the numbers
@@ -67,6 +73,7 @@ type joinedView struct {
 	Evidence    string
 	DataStopped string
 	Reached     string // "yes", "no", or "" when neither end can tell
+	Drops       bool   // either end's host dropped some of its packets
 	Diagnosis   string
 	Offset      offsetView
 	Ends        [2]endView
@@ -84,7 +91,11 @@ type endView struct {
 	Cookie                     uint64
 	Src, Dst, Established      string
 	Diagnosis                  string
-	Idle                       string
+	Idle                       string // "at most …" when only an upper bound is known
+	// DropsIn and DropsOut are what the end's own host dropped of its
+	// socket's packets; Drops says so, "" when it dropped none.
+	DropsIn, DropsOut int
+	Drops             string
 }
 
 type joinedRow struct {
@@ -121,6 +132,7 @@ func buildBothEnds(r *join.Result, recs []*report.Recording, o Options) *bothEnd
 		if ov.OK {
 			v.Duration, v.Start, v.End = format.Duration(ov.End.Sub(ov.Start)), join.Stamp(ov.Start), join.Stamp(ov.End)
 		}
+		v.Corrected, v.Outside = ov.CorrectedText(), ov.OutsideText()
 		p.Overlaps = append(p.Overlaps, v)
 	}
 	for _, off := range r.Offsets {
@@ -214,6 +226,13 @@ func joinedOf(r *join.Result, c *join.Conn) joinedView {
 	}
 	for i, e := range c.Ends {
 		v.Ends[i] = endOf(e, c.Idle[i])
+		if c.Idle[i] >= 0 && c.IdleAtMost[i] {
+			v.Ends[i].Idle = "at most " + v.Ends[i].Idle
+		}
+		if d := c.Drops[i]; d.In+d.Out > 0 {
+			v.Ends[i].DropsIn, v.Ends[i].DropsOut, v.Ends[i].Drops = d.In, d.Out, d.Text()
+			v.Drops = true
+		}
 	}
 	d := drawBothEnds(c)
 	v.Chart, v.Events, v.Omitted = d.Chart, d.Events, d.Omitted

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
@@ -53,7 +54,10 @@ func writeEnd(t testing.TB, path, host string, boot time.Time, from, to time.Dur
 // origin asked for: a reset the server never sent reaches the client after
 // 2.5 s without data (middlebox); the same, after the server's recording
 // stopped (unknown); or the server sends a reset the client never receives
-// (local). The client's process and the server's workload are named like
+// (local), its host's firewall having dropped the client's retransmits on
+// their way in. The server's ESTABLISHED, the ACK just received, is its
+// last event before the failure: its idle time is an upper bound. The
+// client's process and the server's workload are named like
 // markup.
 func twoEnds(t testing.TB, dir, comm, origin string) (client, server string) {
 	t.Helper()
@@ -106,12 +110,18 @@ func twoEnds(t testing.TB, dir, comm, origin string) (client, server string) {
 	}
 	srv(10*s+1300*time.Microsecond, func(e *events.Event) {
 		e.Kind, e.OldState, e.HasISN, e.SndISN, e.RcvISN, e.RcvNxt = events.KindStateChange, events.StateSynRecv, true, 9000, 1000, 1001
+		e.SinceRecv = 0
 	})
 	end := 15 * s
 	switch origin {
 	case join.ResetUnknown:
 		end = 12 * s
 	case join.ResetLocal:
+		for r := range 4 {
+			srv(10*s+time.Duration(r+1)*200*time.Millisecond+40*time.Millisecond, func(e *events.Event) {
+				e.Kind, e.DropDir, e.DropReason, e.DropLocation, e.DropDev, e.Segs, e.RcvNxt = events.KindDrop, events.DropIn, "NETFILTER_DROP", "nf_hook_slow", "eth0", 1, 1001
+			})
+		}
 		srv(13*s, func(e *events.Event) { e.Kind, e.RcvNxt = events.KindSendReset, 1001 })
 	}
 	if origin != join.ResetUnknown {
@@ -190,6 +200,14 @@ func TestBothEndsPage(t *testing.T) {
 	if len(c.Idle) != 2 || c.Idle[0] != "2.5s" || c.DataMarks != [2]int{0, 1} || c.Reached != "no" {
 		t.Errorf("idle %q, data marks per lane %v, reached %q: want the client's 2.5s, a mark in the server's lane, and no", c.Idle, c.DataMarks, c.Reached)
 	}
+	// The server's last event before the failure is its ESTABLISHED, and
+	// none after it tells: its idle time is only an upper bound.
+	if j := r.Joined[0]; !j.IdleAtMost[1] || len(c.Idle) != 2 || c.Idle[1] != "at most "+format.Duration(j.Idle[1]) {
+		t.Errorf("server's idle %q on the page, the join's %s (at most: %v): want \"at most\" it", c.Idle, j.Idle[1], j.IdleAtMost[1])
+	}
+	if len(c.Drops) != 0 {
+		t.Errorf("local drops %q, want no line: neither host dropped anything", c.Drops)
+	}
 	for i, want := range []string{"client · client-host · " + comm + "/4242", "server · server-host · server/4242 · k8s/shop/<b>web-1</b>/web"} {
 		if i >= len(c.Names) || !strings.HasPrefix(c.Names[i], want) {
 			t.Errorf("lane names %q, want lane %d to start %q", c.Names, i, want)
@@ -245,7 +263,13 @@ func TestBothEndsPageResetOrigins(t *testing.T) {
 			t.Errorf("reset origin %q, marks naming it %q; want %s, %q", c.Origin, c.OriginMarks, tc.origin, tc.mark)
 		}
 		checkLanes(t, c, [2]string{client, server}, [2]uint64{11, 22})
-		t.Logf("%s: origin marks %q, lanes %v", tc.origin, c.OriginMarks, c.Lanes)
+		if tc.origin == join.ResetLocal {
+			want := []string{"none", "its host dropped 4 of its packets (4 in, 0 out; NETFILTER_DROP in nf_hook_slow on eth0)"}
+			if !slices.Equal(c.Drops, want) {
+				t.Errorf("local drops %q, want %q", c.Drops, want)
+			}
+		}
+		t.Logf("%s: origin marks %q, lanes %v, drops %q", tc.origin, c.OriginMarks, c.Lanes, c.Drops)
 	}
 }
 

@@ -116,6 +116,9 @@ func drawBothEnds(c *join.Conn) *bothDrawing {
 		if idle[i][1] > idle[i][0] {
 			x0, x1 := xs.at(idle[i][0]), xs.at(idle[i][1])
 			what := "no data received for " + format.Duration(c.Idle[i])
+			if c.IdleAtMost[i] {
+				what = "no data received for at most " + format.Duration(c.Idle[i])
+			}
 			v.Shades = append(v.Shades, shade{X: x0, Y: top + endHeader - 4, W: x1 - x0, H: y - top - endHeader + 4,
 				Label: what, LabelX: x0 + 6, LabelY: y - 3, Title: "the " + e.Role() + " had " + what + " when the connection failed"})
 		}

@@ -28,14 +28,13 @@ func WriteText(w io.Writer, r *Result) error {
 			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", o.A.Path, o.B.Path)
 		} else {
 			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), Stamp(o.Start), Stamp(o.End))
-			if o.Offset != 0 {
-				fmt.Fprintf(&b, " by %s's clock, %s's corrected by %s", o.A.Path, o.B.Path, signedOffset(o.Offset))
+			if t := o.CorrectedText(); t != "" {
+				b.WriteString(" " + t)
 			}
 			b.WriteString("\n")
 		}
-		if o.Outside > 0 {
-			fmt.Fprintf(&b, "    yet the ISNs of %s match one socket each way outside that overlap, as if %s's clock were %s %s's: not joined; if the hosts' clocks differ that much, recordings that share two connections or more are aligned by them\n",
-				plural(o.Outside, "handshake"), o.B.Path, signed(o.OutsideOffset), o.A.Path)
+		if t := o.OutsideText(); t != "" {
+			b.WriteString("    " + t + "\n")
 		}
 	}
 	for _, o := range r.Offsets {
@@ -68,7 +67,7 @@ func WriteText(w io.Writer, r *Result) error {
 				fmt.Fprintf(&b, ", idle %s at the failure", format.Duration(c.Idle[i]))
 			}
 			if d := c.Drops[i]; d.In+d.Out > 0 {
-				fmt.Fprintf(&b, ", its host dropped %d of its packets (%d in, %d out; %s)", d.In+d.Out, d.In, d.Out, d.Where)
+				b.WriteString(", " + d.Text())
 			}
 			b.WriteString("\n")
 		}
@@ -109,6 +108,30 @@ func workloadText(w *events.Workload) string {
 		return ""
 	}
 	return " workload=" + format.Printable(w.String())
+}
+
+// CorrectedText says how B's clock was corrected before the overlap was
+// taken; "" when it was not.
+func (o Overlap) CorrectedText() string {
+	if o.Offset == 0 {
+		return ""
+	}
+	return fmt.Sprintf("by %s's clock, %s's corrected by %s", o.A.Path, o.B.Path, signedOffset(o.Offset))
+}
+
+// OutsideText names the handshakes that matched outside the overlap; ""
+// when none did.
+func (o Overlap) OutsideText() string {
+	if o.Outside == 0 {
+		return ""
+	}
+	return fmt.Sprintf("yet the ISNs of %s match one socket each way outside that overlap, as if %s's clock were %s %s's: not joined; if the hosts' clocks differ that much, recordings that share two connections or more are aligned by them",
+		plural(o.Outside, "handshake"), o.B.Path, signed(o.OutsideOffset), o.A.Path)
+}
+
+// Text says what an end's host dropped of its socket's packets.
+func (d LocalDrops) Text() string {
+	return fmt.Sprintf("its host dropped %d of its packets (%d in, %d out; %s)", d.In+d.Out, d.In, d.Out, d.Where)
 }
 
 // Text says the offset and how far it can be trusted.

@@ -36,9 +36,12 @@ type JoinedOnPage struct {
 	// mark that names the reset's origin.
 	OriginMarks []string
 	Idle        []string
-	DataMarks   [2]int
-	Reached     string
-	Diagnosis   string
+	// Drops are each end's local drops as the page says them ("none"),
+	// empty when neither end's host dropped any.
+	Drops     []string
+	DataMarks [2]int
+	Reached   string
+	Diagnosis string
 	// States are each lane's state-change marks, in order: where the
 	// browser drew them and their hover text.
 	States [2][]MarkOnPage
@@ -111,6 +114,7 @@ func (p *Page) ReadBothEndsPage() *BothEndsPage {
 				lanes: [lane(s, 0), lane(s, 1)],
 				originMarks: [...d.querySelectorAll("svg .reset-origin:not(text)")].map(e => [...e.classList].filter(c => c.startsWith("lane-") || c.startsWith("reset-origin-")).join(" ")),
 				idle: [...d.querySelectorAll(".idle [class^='idle-']")].map(e => e.textContent),
+				drops: [...d.querySelectorAll(".drops [class^='drops-']")].map(e => e.textContent),
 				dataMarks: [0, 1].map(i => d.querySelectorAll("svg circle.datamark.lane-" + i).length),
 				reached: (d.querySelector(".data") || {dataset: {}}).dataset.reached || "",
 				diagnosis: d.querySelector(".reconciled p").textContent,

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 // both ends, then moves the server's recording 5 s ahead, as a host whose
 // clock runs ahead would have written it. The handshakes near the
 // recordings' edges fall outside the overlap by the raw clocks; the two
-// connections give the offset, and both are joined.
+// connections give the offset, and both are joined; the page says so too.
 func TestBothEndsClockOffset(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.Chromium(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	dir := keepDir(t)
@@ -80,6 +82,12 @@ func TestBothEndsClockOffset(t *testing.T) {
 	}
 	if len(j.Overlaps) != 1 || !j.Overlaps[0].Overlaps || math.Abs(j.Overlaps[0].CorrectedMs-want) > 20 {
 		t.Errorf("overlaps %+v: want one, with the server's clock corrected by about %v", j.Overlaps, ahead)
+	}
+	dom, _ := bothEndsPage(t, ctx, "clock", clientRec, shifted)
+	if len(dom.Listed)+len(dom.Joined) != 2 || len(dom.OneEnd) != 0 || len(dom.Overlaps) != 1 || dom.Overlaps[0] != "true" ||
+		len(dom.Offsets) != 1 || !strings.Contains(dom.Text, "server-ahead.jsonl's corrected by -") {
+		t.Errorf("page: %d joined, %d at one end only, overlaps %q, offsets %+v: want both joined, one overlap with the server's clock corrected",
+			len(dom.Listed)+len(dom.Joined), len(dom.OneEnd), dom.Overlaps, dom.Offsets)
 	}
 }
 

@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -33,8 +34,8 @@ func bothEndsPage(t *testing.T, ctx context.Context, name string, recordings ...
 
 // checkBothEndsPage checks the page of a fault's two recordings against
 // what `report -o json` says of them (j) and against the recordings: as
-// many connections, each with the reset origin, offset and idle times of
-// the JSON, and each lane with one mark per event of that end's socket, of
+// many connections, each with the reset origin, offset, idle times (an
+// upper bound said as one) and local drops of the JSON, and each lane with one mark per event of that end's socket, of
 // its kind.
 func checkBothEndsPage(t *testing.T, ctx context.Context, name string, b *bothEnds, j *joinReport) {
 	t.Helper()
@@ -105,9 +106,19 @@ func checkBothEndsPage(t *testing.T, ctx context.Context, name string, b *bothEn
 			idle := "unknown"
 			if e.IdleMs != nil {
 				idle = format.Duration(durationMs(*e.IdleMs))
+				if e.IdleAtMost {
+					idle = "at most " + idle
+				}
 			}
 			if i < len(got.Idle) && got.Idle[i] != idle {
 				t.Errorf("connection %s: %s idle %q on the page, %s from -o json", cookies, e.Role, got.Idle[i], idle)
+			}
+			drops := "none"
+			if d := e.LocalDrops; d != nil {
+				drops = fmt.Sprintf("its host dropped %d of its packets (%d in, %d out; %s)", d.In+d.Out, d.In, d.Out, d.Where)
+			}
+			if (len(got.Drops) > 0 || drops != "none") && (i >= len(got.Drops) || got.Drops[i] != drops) {
+				t.Errorf("connection %s: local drops on the page %q, -o json says the %s's %q", cookies, got.Drops, e.Role, drops)
 			}
 			if i >= len(got.Names) || !strings.HasPrefix(got.Names[i], e.Role+" · "+e.Host+" · ") || !strings.Contains(got.Names[i], "/"+strconv.Itoa(e.PID)) {
 				t.Errorf("lane names %q: lane %d must name the %s on %s, pid %d", got.Names, i, e.Role, e.Host, e.PID)
@@ -123,8 +134,8 @@ func checkBothEndsPage(t *testing.T, ctx context.Context, name string, b *bothEn
 		if !strings.Contains(got.Diagnosis, c.Diagnosis) {
 			t.Errorf("connection %s: the page's diagnosis %q, -o json %q", cookies, got.Diagnosis, c.Diagnosis)
 		}
-		t.Logf("%s: connection %s reset origin %q, lanes %v, origin marks %q, idle %q, offset %s ms, data marks %v",
-			name, cookies, got.Origin, got.Lanes, got.OriginMarks, got.Idle, got.OffsetMs, got.DataMarks)
+		t.Logf("%s: connection %s reset origin %q, lanes %v, origin marks %q, idle %q, drops %q, offset %s ms, data marks %v",
+			name, cookies, got.Origin, got.Lanes, got.OriginMarks, got.Idle, got.Drops, got.OffsetMs, got.DataMarks)
 	}
 }
 

@@ -416,6 +416,7 @@ func wantFirstErrno(t *testing.T, client *actorreport.Report, want ...syscall.Er
 // its host: the data did not stop on the way in.
 func TestBothEndsServerDropsItsAcks(t *testing.T) {
 	testutil.RequireRoot(t)
+	testutil.Chromium(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r, dst := balanced(t)
 	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
@@ -428,7 +429,8 @@ func TestBothEndsServerDropsItsAcks(t *testing.T) {
 }`, dst.Port()))
 	})
 	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
-	c := joinOf(t, b).Joined[0]
+	j := joinOf(t, b)
+	c := j.Joined[0]
 	if !c.Failed || c.DataReached == nil || !*c.DataReached || !strings.Contains(c.DataStopped, "the server on") {
 		t.Errorf("data reached the server: %v (%s), want true: its TCP received every retransmit", c.DataReached, c.DataStopped)
 	}
@@ -443,6 +445,7 @@ func TestBothEndsServerDropsItsAcks(t *testing.T) {
 		t.Errorf("server's local drops %+v (the firewall counted %d), diagnosis %q: want its acknowledgements dropped on its host", d, counted, c.Diagnosis)
 	}
 	t.Logf("the firewall counted %d packets; the server's recording has %+v", counted, d)
+	checkBothEndsPage(t, ctx, "drops-acks", b, j)
 }
 
 // nftCounter reads the packets of the first counter in an nftables table
