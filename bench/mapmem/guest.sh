@@ -8,6 +8,10 @@
 # maps. footprint = maps + RSS outside those mappings.
 set -eu
 bin=${1:-sendtrace}
+# A second argument sets serve's GOMAXPROCS.
+if [ -n "${2:-}" ]; then
+	export GOMAXPROCS="$2"
+fi
 ready=/tmp/mapmem.ready
 rm -f "$ready"
 "$bin" serve --events=false --ready-file "$ready" --listen 127.0.0.1:9464 >/tmp/mapmem.out 2>&1 &

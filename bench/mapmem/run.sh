@@ -3,18 +3,22 @@
 # in vmtest guests (Debian's 6.12 amd64 kernel) with few and with many
 # CPUs, and extrapolates linearly to a large node:
 #
-#   bench/mapmem/run.sh [--small 2] [--large 16] [--target-cpus 96] [--kernel 6.12]
+#   bench/mapmem/run.sh [--small 2] [--large 16] [--target-cpus 96] [--kernel 6.12] [--gomaxprocs N]
+#
+# --gomaxprocs sets GOMAXPROCS in serve's environment, as the systemd unit
+# does and as the Go runtime derives it from a container's CPU limit.
 #
 # 16 vCPUs under TCG boot slowly (a few minutes on a 2-core machine).
 set -eu
-small=2 large=16 target=96 kernel=6.12
+small=2 large=16 target=96 kernel=6.12 gomaxprocs=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--small) small=$2; shift 2 ;;
 	--large) large=$2; shift 2 ;;
 	--target-cpus) target=$2; shift 2 ;;
 	--kernel) kernel=$2; shift 2 ;;
-	*) echo "usage: $0 [--small N] [--large N] [--target-cpus N] [--kernel LABEL]" >&2; exit 2 ;;
+	--gomaxprocs) gomaxprocs=$2; shift 2 ;;
+	*) echo "usage: $0 [--small N] [--large N] [--target-cpus N] [--kernel LABEL] [--gomaxprocs N]" >&2; exit 2 ;;
 	esac
 done
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,7 +28,7 @@ mkdir "$tmp/bin"
 (cd "$root" && CGO_ENABLED=0 go build -o "$tmp/bin/sendtrace" ./cmd/sendtrace)
 for n in $small $large; do
 	"$root/vmtest/run.sh" --kernel "$kernel" --smp "$n" --timeout 900 --bin-dir "$tmp/bin" \
-		--add "$root/bench/mapmem/guest.sh:/vmtest/mapmem.sh" -- /vmtest/mapmem.sh >"$tmp/out.$n" 2>&1 ||
+		--add "$root/bench/mapmem/guest.sh:/vmtest/mapmem.sh" -- /vmtest/mapmem.sh sendtrace $gomaxprocs >"$tmp/out.$n" 2>&1 ||
 		{ cat "$tmp/out.$n" >&2; exit 1; }
 	grep 'mapmem ' "$tmp/out.$n" | sed 's/^\[[^]]*\] //'
 done
