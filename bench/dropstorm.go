@@ -118,11 +118,10 @@ func (h *harness) dropStormOnce(all bool) (dropRun, error) {
 		return run, fmt.Errorf("no drop count in tc -s qdisc: %s", out)
 	}
 	run.qdiscDrops, _ = strconv.ParseUint(string(m[1]), 10, 64)
-	lines, f, size, err := scanRecording(file)
+	_, f, size, err := scanRecording(file)
 	if err != nil {
 		return run, err
 	}
-	_ = lines
 	run.fileMiB = float64(size) / (1 << 20)
 	run.lostK, run.lostU, run.unstreamed = f.Lost.Kernel, f.Lost.User, f.Lost.Unstreamed
 	for _, t := range f.Totals {

@@ -117,13 +117,11 @@ func (h *harness) runMany() error {
 	if err := st.stop(); err != nil {
 		return err
 	}
-	lines, f, _, err := scanRecording(file)
+	evLines, f, _, err := scanRecording(file)
 	if err != nil {
 		return err
 	}
-	if lines >= 2 {
-		res.recorded = lines - 2
-	}
+	res.recorded = evLines
 	for _, t := range f.Totals {
 		res.total += t.Count
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -189,15 +190,12 @@ func (h *harness) stormOnce(c stormConfig) (stormRun, error) {
 	if err := st.stop(); err != nil {
 		return run, err
 	}
-	lines, footer, size, err := scanRecording(file)
+	evLines, footer, size, err := scanRecording(file)
 	if err != nil {
 		return run, err
 	}
 	run.fileMiB = float64(size) / (1 << 20)
-	// Every line but the header and the footer is an event.
-	if lines >= 2 {
-		run.recorded = lines - 2
-	}
+	run.recorded = evLines
 	run.footerEv = footer.Events
 	run.lostK, run.lostU = footer.Lost.Kernel, footer.Lost.User
 	for _, t := range footer.Totals {
@@ -224,9 +222,13 @@ type footer struct {
 	} `json:"lost"`
 }
 
-// scanRecording counts the lines of an uncompressed recording and decodes
-// its footer.
-func scanRecording(path string) (lines uint64, f footer, size int64, err error) {
+// diagnosisLine starts the lines of a recording that hold a diagnosis,
+// which the recorder concludes from the events and which are not events.
+var diagnosisLine = []byte(`{"kind":"diagnosis"`)
+
+// scanRecording counts the event lines of a recording (every line but the
+// header, the footer and the diagnoses) and decodes its footer.
+func scanRecording(path string) (evLines uint64, f footer, size int64, err error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return 0, f, 0, err
@@ -245,16 +247,20 @@ func scanRecording(path string) (lines uint64, f footer, size int64, err error) 
 		defer zr.Close()
 		in = zr
 	}
-	buf := make([]byte, 1<<20)
-	var last []byte // the tail of the file, enough to hold the footer
+	r := bufio.NewReaderSize(in, 1<<20)
+	var lines, diagnoses uint64
+	var last []byte // the last line: the footer
 	for {
-		n, rerr := in.Read(buf)
-		lines += uint64(bytes.Count(buf[:n], []byte{'\n'}))
-		if n > 0 {
-			last = append(last, buf[:n]...)
-			if len(last) > 2<<20 {
-				last = append(last[:0], last[len(last)-(1<<20):]...)
+		l, rerr := r.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			return 0, f, 0, fmt.Errorf("recording %s has a line over 1 MiB", path)
+		}
+		if len(l) > 0 {
+			lines++
+			if bytes.HasPrefix(l, diagnosisLine) {
+				diagnoses++
 			}
+			last = append(last[:0], l...)
 		}
 		if rerr == io.EOF {
 			break
@@ -263,14 +269,13 @@ func scanRecording(path string) (lines uint64, f footer, size int64, err error) 
 			return 0, f, 0, rerr
 		}
 	}
-	last = bytes.TrimRight(last, "\n")
-	if i := bytes.LastIndexByte(last, '\n'); i >= 0 {
-		last = last[i+1:]
-	}
-	if err := json.Unmarshal(last, &f); err != nil || f.Kind != "footer" {
+	if err := json.Unmarshal(bytes.TrimRight(last, "\n"), &f); err != nil || f.Kind != "footer" {
 		return 0, f, 0, fmt.Errorf("recording %s has no footer (err %v)", path, err)
 	}
-	return lines, f, st.Size(), nil
+	if lines < 2+diagnoses {
+		return 0, f, 0, fmt.Errorf("recording %s has no header", path)
+	}
+	return lines - 2 - diagnoses, f, st.Size(), nil
 }
 
 func fsType(dir string) string {
