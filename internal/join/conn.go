@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
+
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
@@ -47,7 +49,11 @@ type Conn struct {
 	// data came between its last event and the failure.
 	IdleAtMost [2]bool
 	Drops      [2]LocalDrops // per end: what its own host dropped of its socket's packets
-	Diagnosis  string        // one line that reconciles both ends
+	// DroppedAtHost is set for the end whose own host dropped the other
+	// end's data on its way in: that end's diagnosis is local-drop, though
+	// its socket saw nothing fail.
+	DroppedAtHost [2]bool
+	Diagnosis     string // one line that reconciles both ends
 
 	offset  time.Duration // Ends[1]'s clock minus Ends[0]'s
 	within  time.Duration // ± on offset
@@ -313,3 +319,16 @@ func (c *Conn) idleText(i int) string {
 // Stamp is a time as the both-ends output shows it: its host's clock, to the
 // microsecond.
 func Stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
+
+// Rule is end i's diagnosis: the first its recording concluded, or
+// local-drop when the join found its own host dropped the data that
+// stopped; "" when neither.
+func (c *Conn) Rule(i int) string {
+	if e := c.Ends[i]; len(e.Diagnoses) > 0 {
+		return e.Diagnoses[0].Rule
+	}
+	if c.DroppedAtHost[i] {
+		return diagnose.RuleLocalDrop
+	}
+	return ""
+}

@@ -88,6 +88,7 @@ func (c *Conn) dataStopped() {
 			c.DataStopped = fmt.Sprintf("the %s retransmitted %d times from byte %d (%s to %s); the %s's kernel never received it: its rcv_nxt was still at byte %d at %s, after the last retransmit. ",
 				c.name(i), n, off, Stamp(firstRe.Time), Stamp(lastRe.Time), c.name(1-i), after.RcvNxt-peer.RcvISN, Stamp(after.Time))
 			if d := c.Drops[1-i]; d.In > 0 {
+				c.DroppedAtHost[1-i] = true
 				c.DataStopped += fmt.Sprintf("The %s's host dropped %s on their way in to its socket (%s): the data stopped at the %s's host, before its TCP",
 					c.name(1-i), plural(d.In, "segment"), d.Where, c.Ends[1-i].Role())
 			} else {

@@ -57,8 +57,8 @@ func WriteText(w io.Writer, r *Result) error {
 			fmt.Fprintf(&b, "  %-6s %s %s%s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), workloadText(e.First().Workload), e.Cookie,
 				format.Addr(e.First().Src), format.Addr(e.First().Dst), Stamp(e.Established))
-			if len(e.Diagnoses) > 0 {
-				fmt.Fprintf(&b, ", diagnosis %s", e.Diagnoses[0].Rule)
+			if r := c.Rule(i); r != "" {
+				fmt.Fprintf(&b, ", diagnosis %s", r)
 			}
 			switch {
 			case c.Idle[i] >= 0 && c.IdleAtMost[i]:
@@ -246,6 +246,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func (c *Conn) endJSON(i int) jsonEnd {
 	j := endJSON(c.Ends[i], c.Idle[i], c.Failed)
+	j.Diagnosis = c.Rule(i)
 	j.IdleAtMost = c.Failed && c.Idle[i] >= 0 && c.IdleAtMost[i]
 	if d := c.Drops[i]; d.In+d.Out > 0 {
 		j.LocalDrops = &jsonDrops{d.In, d.Out, d.Where}

@@ -384,6 +384,9 @@ func TestBothEndsServerFirewall(t *testing.T) {
 	if !strings.Contains(c.DataStopped, "stopped at the server's host") {
 		t.Errorf("data stopped %q: want it at the server's host", c.DataStopped)
 	}
+	if c.Ends[1].Diagnosis != "local-drop" {
+		t.Errorf("server's diagnosis %q, want local-drop: its own host dropped the data", c.Ends[1].Diagnosis)
+	}
 	t.Logf("the firewall counted %d packets; the server's recording has %+v", counted, d)
 	if c.ResetOrigin != "" {
 		t.Errorf("reset origin %q: nobody sent a reset", c.ResetOrigin)
