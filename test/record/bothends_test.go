@@ -355,20 +355,7 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 }
 
 func TestBothEndsServerFirewall(t *testing.T) {
-	testutil.RequireRoot(t)
-	testutil.Chromium(t)
-	ctx := testutil.Context(t, 2*time.Minute)
-	r, dst := balanced(t)
-	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
-	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
-		r.Server.MustNft(fmt.Sprintf(`table inet fw {
-	chain in {
-		type filter hook input priority 0; policy accept;
-		tcp dport %d counter drop
-	}
-}`, dst.Port()))
-	})
-	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
+	ctx, r, b := serverFirewall(t, "input", "dport")
 	j := joinOf(t, b)
 	c := j.Joined[0]
 	if !c.Failed || c.DataReached == nil || *c.DataReached {
@@ -392,6 +379,29 @@ func TestBothEndsServerFirewall(t *testing.T) {
 		t.Errorf("reset origin %q: nobody sent a reset", c.ResetOrigin)
 	}
 	checkBothEndsPage(t, ctx, "firewall", b, j)
+}
+
+// serverFirewall records both ends of a client whose data meets a rule
+// in the server's own firewall, on hook (input or output), that drops
+// every segment of the service's port (dport or sport, as seen there),
+// until the client times out.
+func serverFirewall(t *testing.T, hook, port string) (context.Context, *netlab.Routed, *bothEnds) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.Chromium(t)
+	ctx := testutil.Context(t, 2*time.Minute)
+	r, dst := balanced(t)
+	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
+	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
+		r.Server.MustNft(fmt.Sprintf(`table inet fw {
+	chain c {
+		type filter hook %s priority 0; policy accept;
+		tcp %s %d counter drop
+	}
+}`, hook, port, dst.Port()))
+	})
+	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
+	return ctx, r, b
 }
 
 // wantFirstErrno checks the errno the client's first failed send got, as
@@ -418,20 +428,7 @@ func wantFirstErrno(t *testing.T, client *actorreport.Report, want ...syscall.Er
 // retransmits reach the server's TCP, whose acknowledgements never leave
 // its host: the data did not stop on the way in.
 func TestBothEndsServerDropsItsAcks(t *testing.T) {
-	testutil.RequireRoot(t)
-	testutil.Chromium(t)
-	ctx := testutil.Context(t, 2*time.Minute)
-	r, dst := balanced(t)
-	r.Client.MustSetSysctl("net.ipv4.tcp_retries2", "3")
-	b := recordBothEnds(t, ctx, r, dst, "discard", func(*recorder) {
-		r.Server.MustNft(fmt.Sprintf(`table inet fw {
-	chain out {
-		type filter hook output priority 0; policy accept;
-		tcp sport %d counter drop
-	}
-}`, dst.Port()))
-	})
-	wantFirstErrno(t, b.client, syscall.ETIMEDOUT)
+	ctx, r, b := serverFirewall(t, "output", "sport")
 	j := joinOf(t, b)
 	c := j.Joined[0]
 	if !c.Failed || c.DataReached == nil || !*c.DataReached || !strings.Contains(c.DataStopped, "the server on") {
