@@ -41,8 +41,12 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 for m in $(cat /vmtest/early-modules.list); do
 	insmod /vmtest/modules/$m || echo "vmtest: insmod $m failed" >/dev/console
 done
+# The device node can exist before its port is ready (opening it then
+# fails with ENODEV), and a failed redirection on exec would end init, so
+# wait until a subshell can open it; only once it is a character device,
+# so that the probe never creates a plain file in its place.
 n=0
-while [ ! -e "$CHANNEL" ] && [ "$n" -lt 100 ]; do
+while ! { [ -c "$CHANNEL" ] && (: >>"$CHANNEL") 2>/dev/null; } && [ "$n" -lt 100 ]; do
 	sleep 0.1
 	n=$((n + 1))
 done
