@@ -1,18 +1,14 @@
 package diagnose_test
 
 import (
-	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/testutil"
 )
 
 // TestNodeKeepAliveIdleReset is the pooled-connection failure as Node.js
@@ -21,56 +17,12 @@ import (
 // diagnosis must not say the peer never sent data.
 func TestNodeKeepAliveIdleReset(t *testing.T) {
 	ctx := scenario(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (Debian's nodejs) is needed: %v", err)
-	}
 	lab, dst := idleLab(t, true)
-	host, port, _ := strings.Cut(dst, ":")
-	dir := t.TempDir()
-	for name, src := range map[string]string{"server.js": netlab.NodeHTTPServer, "client.js": netlab.NodeHTTPClient} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ready := filepath.Join(dir, "ready")
-	srv := lab.Server.Command(context.Background(), node, filepath.Join(dir, "server.js"), host, port, ready)
-	var srvOut testutil.LockedBuffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := testutil.WaitFile(wctx, ready); err != nil {
-		t.Fatalf("node server not listening: %v: %s", err, srvOut.Bytes())
-	}
-
-	goFile := filepath.Join(dir, "go")
-	cl := lab.Client.Command(context.Background(), node, filepath.Join(dir, "client.js"), host, port, goFile, "3500")
-	var clOut testutil.LockedBuffer
-	cl.Stdout, cl.Stderr = &clOut, &clOut
-	if err := cl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cl.Wait() }()
-	t.Cleanup(func() { _ = cl.Process.Kill(); <-done })
-	tr := startTracer(t, ctx, "--pid="+strconv.Itoa(cl.Process.Pid))
-	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Fatalf("node client: %v: %s", err, clOut.Bytes())
-		}
-	case <-ctx.Done():
-		t.Fatalf("node client still running: %s", clOut.Bytes())
-	}
+	addr := netip.MustParseAddrPort(dst)
+	h := netlab.StartNodeHTTP(t, ctx, t.TempDir(), lab.Server, addr, lab.Client, addr, "3500")
+	tr := startTracer(t, ctx, "--pid="+strconv.Itoa(h.Client.Process.Pid))
+	h.Release(t)
+	clOut := h.WaitClient(t, ctx)
 	var r struct {
 		Results []struct {
 			N      int
@@ -79,10 +31,10 @@ func TestNodeKeepAliveIdleReset(t *testing.T) {
 			Reused bool
 		}
 	}
-	if err := json.Unmarshal(clOut.Bytes(), &r); err != nil {
-		t.Fatalf("node client output: %v: %s", err, clOut.Bytes())
+	if err := json.Unmarshal(clOut, &r); err != nil {
+		t.Fatalf("node client output: %v: %s", err, clOut)
 	}
-	t.Logf("node client: %s", clOut.Bytes())
+	t.Logf("node client: %s", clOut)
 	if len(r.Results) != 3 || r.Results[1].Status != 200 || r.Results[2].Error != "ECONNRESET" || !r.Results[2].Reused {
 		t.Fatalf("lab: want request 1 answered and request 2 ECONNRESET on the reused socket, got %+v", r.Results)
 	}

@@ -1,10 +1,7 @@
 package record_test
 
 import (
-	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,61 +23,17 @@ import (
 func TestBothEndsNodeKeepAlive(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := testutil.Context(t, 2*time.Minute)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (Debian's nodejs, scripts/deps.sh) is needed: %v", err)
-	}
 	r, dst := balanced(t)
 	r.ApplyMiddlebox(t, netlab.Middlebox{Idle: time.Second, Reset: true})
 	dir := keepDir(t)
-	for name, src := range map[string]string{"server.js": netlab.NodeHTTPServer, "client.js": netlab.NodeHTTPClient} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	ready := filepath.Join(dir, "ready")
-	srv := r.Server.Command(context.Background(), node, filepath.Join(dir, "server.js"), dst.Addr().String(), strconv.Itoa(int(dst.Port())), ready)
-	var srvOut testutil.LockedBuffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	srvDone := make(chan struct{})
-	go func() { _ = srv.Wait(); close(srvDone) }()
-	t.Cleanup(func() { _ = srv.Process.Kill(); <-srvDone })
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := testutil.WaitFile(wctx, ready); err != nil {
-		t.Fatalf("node server not listening: %v: %s", err, srvOut.Bytes())
-	}
-
-	goFile := filepath.Join(dir, "go")
-	cl := r.Client.Command(context.Background(), node, filepath.Join(dir, "client.js"), vip.Addr().String(), strconv.Itoa(int(vip.Port())), goFile, "2500", "1500")
-	var clOut testutil.LockedBuffer
-	cl.Stdout, cl.Stderr = &clOut, &clOut
-	if err := cl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	clDone := make(chan error, 1)
-	go func() { clDone <- cl.Wait() }()
-	t.Cleanup(func() { _ = cl.Process.Kill(); <-clDone; clDone <- nil })
+	h := netlab.StartNodeHTTP(t, ctx, dir, r.Server, dst, r.Client, vip, "2500", "1500")
+	srv, cl := h.Server, h.Client
 
 	clientRec, serverRec := filepath.Join(dir, "client.jsonl"), filepath.Join(dir, "server.jsonl")
 	srvRec := startRecorder(t, ctx, serverRec, nil, "--pid", strconv.Itoa(srv.Process.Pid))
 	cliRec := startRecorder(t, ctx, clientRec, nil, "--pid", strconv.Itoa(cl.Process.Pid))
-	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-clDone:
-		clDone <- err
-		if err != nil {
-			t.Fatalf("node client: %v: %s", err, clOut.Bytes())
-		}
-	case <-ctx.Done():
-		t.Fatalf("node client still running: %s", clOut.Bytes())
-	}
+	h.Release(t)
+	clOut := h.WaitClient(t, ctx)
 	cliRec.wait(t, ctx)
 	_ = srv.Process.Signal(syscall.SIGTERM)
 	srvRec.wait(t, ctx)
@@ -94,10 +47,10 @@ func TestBothEndsNodeKeepAlive(t *testing.T) {
 			Reused bool
 		}
 	}
-	if err := json.Unmarshal(clOut.Bytes(), &got); err != nil {
-		t.Fatalf("node client output: %v: %s", err, clOut.Bytes())
+	if err := json.Unmarshal(clOut, &got); err != nil {
+		t.Fatalf("node client output: %v: %s", err, clOut)
 	}
-	t.Logf("node client: %s", clOut.Bytes())
+	t.Logf("node client: %s", clOut)
 	last := len(got.Results) - 1
 	if last < 4 || got.Results[last].Error != "ECONNRESET" || !got.Results[last].Reused {
 		t.Fatalf("lab: want requests answered for 1.5 s and the last one ECONNRESET on the reused socket, got %+v", got.Results)
