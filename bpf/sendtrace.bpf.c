@@ -53,23 +53,52 @@ struct {
 	__type(value, struct owner);
 } owners SEC(".maps");
 
-/* Owners of datagram sockets, recorded at connect()'s exit. A socket found
- * from a file descriptor is not a BTF pointer, so it cannot reach socket
- * local storage there: the first asynchronous event on the socket (an ICMP
- * error report) looks it up here by address and moves it into storage.
- * The socket's inode number guards against an address reused by a later
- * socket. Bounded by LRU; only UDP connect() adds to it. */
-struct connected_owner {
+/* Owners found where a socket is not a BTF pointer, so that they cannot
+ * reach socket local storage there: a datagram socket's owner at
+ * connect()'s exit (from its file descriptor), and every socket the
+ * task_file iterator finds (kernels from 6.18.44 on refuse the socket that
+ * bpf_sock_from_file() leads to as untrusted). The first asynchronous
+ * event on the socket looks its owner up here by address and moves it
+ * into storage. The socket's inode number guards against an address
+ * reused by a later socket. Bounded by LRU: a socket evicted before its
+ * first event is found again by the next seeding pass. */
+struct addr_owner {
 	__u64 ino;
 	struct owner o;
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct connected_owner);
-} connected SEC(".maps");
+	__type(value, struct addr_owner);
+} addr_owners SEC(".maps");
+
+/* Owners of listening sockets by network namespace and port, for the
+ * sockets accepted from them: a listener whose owner has not yet reached
+ * its own storage cannot hand it down by cloning (BPF_F_CLONE), so a
+ * socket born from it (SYN_RECV) takes it from here. Two listeners of
+ * different processes on one port (SO_REUSEPORT) make the entry
+ * ambiguous: no owner is given then. */
+struct listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 _pad;
+};
+
+struct listener_owner {
+	struct owner o;
+	__u32 seed_pass; /* the seeding pass that wrote the entry */
+	__u8 ambiguous;
+	__u8 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listener_key);
+	__type(value, struct listener_owner);
+} listener_owners SEC(".maps");
 
 /* A stack-layer failure waiting for its syscall exit, per thread. */
 struct pending {
@@ -320,6 +349,7 @@ static __always_inline void remember_owner(struct sock *sk, const struct event *
 	__builtin_memcpy(o->comm, e->comm, sizeof(o->comm));
 	o->cookie = e->cookie;
 	o->interesting = 1;
+	o->inherited = 0;
 }
 
 /* sock_ino is the inode number of the socket's file, 0 when it has none. */
@@ -332,28 +362,60 @@ static __always_inline __u64 sock_ino(struct sock *sk)
 	return BPF_CORE_READ(sock, file, f_inode, i_ino);
 }
 
-/* connected_owner_of moves an owner recorded at connect() into the
- * socket's local storage. */
-static __always_inline struct owner *connected_owner_of(struct sock *sk)
+/* take_owner gives a socket's storage an owner found outside it. */
+static __always_inline void take_owner(struct owner *o, const struct owner *from)
+{
+	o->pid = from->pid;
+	o->tid = from->tid;
+	o->cgroup = from->cgroup;
+	__builtin_memcpy(o->comm, from->comm, sizeof(o->comm));
+	o->inherited = from->inherited;
+	if (!o->rtx_known && from->rtx_known) {
+		o->rtx_seen = from->rtx_seen;
+		o->rtx_known = 1;
+	}
+}
+
+/* addr_owner_of moves an owner found by address (addr_owners) into the
+ * socket's local storage, o when it has some already. An owner inherited
+ * from a listener gives way to the task found holding the socket (a
+ * pre-forked worker, not the master the listener was seeded to); one seen
+ * in process context is kept. */
+static __always_inline struct owner *addr_owner_of(struct sock *sk, struct owner *o)
 {
 	__u64 key = (__u64)sk;
-	struct connected_owner *c = bpf_map_lookup_elem(&connected, &key);
+	struct addr_owner *a = bpf_map_lookup_elem(&addr_owners, &key);
+
+	if (!a)
+		return o;
+	if (a->ino != sock_ino(sk)) {
+		bpf_map_delete_elem(&addr_owners, &key);
+		return o;
+	}
+	if (!o)
+		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o && (!o->pid || o->inherited))
+		take_owner(o, &a->o);
+	bpf_map_delete_elem(&addr_owners, &key);
+	return o;
+}
+
+/* listener_owner_of gives a socket just accepted (SYN_RECV) whose
+ * listener had no storage to clone the owner seeded for that listener. */
+static __always_inline struct owner *listener_owner_of(struct sock *sk)
+{
+	struct listener_key k = {};
+	struct listener_owner *l;
 	struct owner *o;
 
-	if (!c)
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listener_owners, &k);
+	if (!l || l->ambiguous)
 		return NULL;
-	if (c->ino != sock_ino(sk)) {
-		bpf_map_delete_elem(&connected, &key);
-		return NULL;
-	}
 	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (o && !o->pid) {
-		o->pid = c->o.pid;
-		o->tid = c->o.tid;
-		o->cgroup = c->o.cgroup;
-		__builtin_memcpy(o->comm, c->o.comm, sizeof(o->comm));
-	}
-	bpf_map_delete_elem(&connected, &key);
+	if (o && !o->pid)
+		take_owner(o, &l->o);
 	return o;
 }
 
@@ -364,8 +426,8 @@ static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark
 {
 	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
 
-	if (!o)
-		o = connected_owner_of(sk);
+	if (!o || o->inherited)
+		o = addr_owner_of(sk, o);
 	if (!o) {
 		count(COUNTER_UNOWNED);
 		return !has_process_filter();
@@ -759,7 +821,7 @@ static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
  * recorded at SYN_SENT. */
 static __always_inline void connect_exit(struct pt_regs *regs)
 {
-	struct connected_owner c = {};
+	struct addr_owner c = {};
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sock *sk;
 	__u16 family;
@@ -779,7 +841,7 @@ static __always_inline void connect_exit(struct pt_regs *regs)
 	c.o.cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(c.o.comm, sizeof(c.o.comm));
 	key = (__u64)sk;
-	bpf_map_update_elem(&connected, &key, &c, BPF_ANY);
+	bpf_map_update_elem(&addr_owners, &key, &c, BPF_ANY);
 }
 
 /* The liveness probe: user space sets probe_tid to one of its threads,
@@ -1222,6 +1284,8 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 			return 0;
 	} else {
 		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		if (!o && newstate == TCP_SYN_RECV)
+			o = listener_owner_of(sk);
 		/* An accepted socket is born with a copy of its listener's
 		 * record (BPF_F_CLONE): it starts its own cookie, retransmit
 		 * baseline (its total_retrans counts the SYN-ACK retransmits,
@@ -1268,49 +1332,78 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 
 /* Iterators, run from Go. */
 
-/* seed_owners attributes sockets that existed before the session, or were
- * accepted since, to a task that holds them. An owner already seen in
- * process context is kept; one inherited from the listener gives way to the
- * task that holds the accepted socket (a pre-forked worker, not the master
- * that the listener was seeded to). */
+/* seed_pass numbers the seeding passes (set by user space before each):
+ * a listener entry from an earlier pass is stale, not a second listener. */
+volatile __u32 seed_pass;
+
+/* seed_listener records a listening socket's owner for the sockets that
+ * will be accepted from it. */
+static __always_inline void seed_listener(struct sock *sk, const struct owner *o)
+{
+	struct listener_key k = {};
+	struct listener_owner *l, nl = {};
+
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listener_owners, &k);
+	if (l && l->seed_pass == seed_pass) {
+		if (l->o.pid != o->pid)
+			l->ambiguous = 1;
+		return;
+	}
+	nl.o = *o;
+	nl.seed_pass = seed_pass;
+	bpf_map_update_elem(&listener_owners, &k, &nl, BPF_ANY);
+}
+
+/* seed_owners finds the owners of sockets that existed before the session,
+ * or were accepted since, in the tasks that hold them. The socket is
+ * reached through plain kernel addresses, which cannot reach socket local
+ * storage: the owner waits in addr_owners for the socket's first
+ * asynchronous event (addr_owner_of), and a listener's also in
+ * listener_owners for the sockets accepted from it. Only owners the
+ * process filters want are seeded. */
 SEC("iter/task_file")
 int seed_owners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct socket *sock;
+	struct addr_owner a = {}, *old;
 	struct sock *sk;
-	struct owner *o;
 	__u16 family;
-	bool listener;
+	__u64 key;
 
 	if (!task || !file)
 		return 0;
-	sock = bpf_sock_from_file(file);
-	if (!sock)
-		return 0;
-	sk = sock->sk;
+	sk = sock_of_file(file);
 	if (!sk)
 		return 0;
-	family = sk->__sk_common.skc_family;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	listener = sk->__sk_common.skc_state == TCP_LISTEN;
-	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!o || (o->pid && (!o->inherited || listener)))
+	a.o.pid = task->tgid;
+	a.o.tid = task->pid;
+	a.o.cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	bpf_probe_read_kernel_str(a.o.comm, sizeof(a.o.comm), task->comm);
+	if (!match_process(a.o.pid, a.o.comm, a.o.cgroup))
 		return 0;
-	/* Cloned into every socket accepted from this listener. */
-	o->inherited = listener;
-	o->pid = task->tgid;
-	o->tid = task->pid;
-	o->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->comm);
-	o->cookie = bpf_get_socket_cookie(sk);
-	if (!o->rtx_known && sk->sk_protocol == IPPROTO_TCP && sk->sk_type == SOCK_STREAM) {
+	a.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	key = (__u64)sk;
+	/* The first task found holding the socket keeps it. */
+	old = bpf_map_lookup_elem(&addr_owners, &key);
+	if (old && old->ino == a.ino)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP && BPF_CORE_READ(sk, sk_type) == SOCK_STREAM) {
 		/* Retransmits from here on are the session's to count. */
-		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
-		o->rtx_known = 1;
+		a.o.rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+		a.o.rtx_known = 1;
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN) {
+			/* Cloned into every socket accepted from it. */
+			a.o.inherited = 1;
+			seed_listener(sk, &a.o);
+		}
 	}
+	bpf_map_update_elem(&addr_owners, &key, &a, BPF_ANY);
 	return 0;
 }
 

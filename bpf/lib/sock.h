@@ -74,6 +74,24 @@ static __always_inline void fill_sock(struct event *e, struct sock *sk)
 		fill_tcp(e, sk);
 }
 
+/* sock_of_file returns the socket behind a file, or NULL when the file is
+ * not a socket. It reads through plain kernel addresses rather than
+ * bpf_sock_from_file() (5.11+), whose socket newer verifiers refuse to
+ * follow to a trusted struct sock. */
+static __always_inline struct sock *sock_of_file(struct file *file)
+{
+	struct socket *sock;
+
+	if (!file)
+		return NULL;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
 /* sock_from_fd finds the socket behind one of the current task's file
  * descriptors, or returns NULL when the descriptor is not a socket. */
 static __always_inline struct sock *sock_from_fd(int fd)
@@ -81,7 +99,6 @@ static __always_inline struct sock *sock_from_fd(int fd)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct file **fds;
 	struct file *file = NULL;
-	struct socket *sock;
 	unsigned int max;
 
 	if (fd < 0)
@@ -90,12 +107,7 @@ static __always_inline struct sock *sock_from_fd(int fd)
 	if ((unsigned int)fd >= max)
 		return NULL;
 	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
 		return NULL;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
+	return sock_of_file(file);
 }

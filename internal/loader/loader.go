@@ -122,6 +122,7 @@ type Programs struct {
 	seed     *ebpf.Program
 	openTCP  *ebpf.Program
 	seedLink *link.Iter
+	seedPass uint32
 	tcpLink  *link.Iter
 	openUDP  *ebpf.Program
 	udpLink  *link.Iter
@@ -135,9 +136,13 @@ type maps struct {
 	DstStats *ebpf.Map `ebpf:"dst_stats"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	SendArgs *ebpf.Map `ebpf:"send_args"`
-	// Connected holds owners recorded at connect() by the syscall
-	// layer, read by the async programs: one map for all of them.
-	Connected *ebpf.Map `ebpf:"connected"`
+	// AddrOwners holds owners found where a socket is no BTF pointer
+	// (connect() by the syscall layer, the seeding iterator), read by
+	// the async programs: one map for all of them.
+	AddrOwners *ebpf.Map `ebpf:"addr_owners"`
+	// ListenerOwners holds seeded listeners' owners for the sockets
+	// accepted from them.
+	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
 	// WokenCgroups: cgroups whose first event woke the reader when
 	// events are batched.
 	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
@@ -146,18 +151,19 @@ type maps struct {
 	Globals   *ebpf.Map      `ebpf:".bss"`
 	ProbeTID  *ebpf.Variable `ebpf:"probe_tid"`
 	ProbeSeen *ebpf.Variable `ebpf:"probe_seen"`
+	SeedPass  *ebpf.Variable `ebpf:"seed_pass"`
 }
 
 func (m *maps) replacements() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
 		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
-		"connected": m.Connected, "woken_cgroups": m.WokenCgroups, ".bss": m.Globals,
+		"addr_owners": m.AddrOwners, "listener_owners": m.ListenerOwners, "woken_cgroups": m.WokenCgroups, ".bss": m.Globals,
 	}
 }
 
 func (m *maps) close() {
-	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.Connected, m.WokenCgroups, m.Globals} {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.AddrOwners, m.ListenerOwners, m.WokenCgroups, m.Globals} {
 		if mp != nil {
 			mp.Close()
 		}
@@ -287,18 +293,7 @@ func load(cfg Config) (*Programs, error) {
 		t.Plan = append(t.Plan, ch)
 	}
 
-	t.seed, err = loadOne(spec, &opts, "seed_owners")
-	seedChoice := session.Hook{Layer: session.LayerOwnerSeed}
-	if err == nil {
-		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})
-	}
-	if err != nil {
-		seedChoice.Why = "sockets that existed before the session are attributed at their first failure only"
-		seedChoice.Tried = []string{fmt.Sprintf("iter/task_file: %v", err)}
-	} else {
-		seedChoice.Hook, seedChoice.Active, seedChoice.Why = "iter/task_file", true, "attributes sockets that existed before the session"
-	}
-	t.Plan = append(t.Plan, seedChoice)
+	t.Plan = append(t.Plan, t.loadSeeding(spec, &opts, cfg))
 
 	t.openTCP, err = loadOne(spec, &opts, "open_tcp_counters")
 	tcpChoice := session.Hook{Layer: session.LayerOpenCounter}
@@ -511,9 +506,39 @@ func tracepointArgs(spec *btf.Spec, name string) int {
 // Events is the ring buffer the programs stream into.
 func (t *Programs) Events() *ebpf.Map { return t.maps.Events }
 
+// seedHook is the owner-seeding layer's one hook.
+const seedHook = "iter/task_file"
+
+// loadSeeding loads and attaches the owner-seeding iterator, and says
+// what is lost without it.
+func (t *Programs) loadSeeding(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, cfg Config) session.Hook {
+	h := session.Hook{Layer: session.LayerOwnerSeed}
+	var err error
+	if disabled(seedHook, cfg.Disable) {
+		err = errors.New("disabled by --disable-hook")
+	} else if t.seed, err = loadOne(spec, opts, "seed_owners"); err == nil {
+		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})
+	}
+	if err != nil {
+		h.Why = "connections and listeners that existed before the session: their retransmits, resets, drops and error reports are attributed by /proc lookup, and accepted sockets by their listener's owner only once found"
+		h.Tried = []string{fmt.Sprintf("%s: %v", seedHook, err)}
+		return h
+	}
+	h.Hook, h.Active, h.Why = seedHook, true, "attributes sockets that existed before the session, and listeners"
+	return h
+}
+
 // SeedOwners runs the task_file iterator, attributing every open inet
-// socket that has no owner yet.
+// socket that has no owner yet. Each pass has its own number, so that a
+// listener found in an earlier pass is not taken for a second one.
 func (t *Programs) SeedOwners() error {
+	if t.seedLink == nil {
+		return nil
+	}
+	t.seedPass++
+	if err := t.maps.SeedPass.Set(t.seedPass); err != nil {
+		return fmt.Errorf("number the seeding pass: %w", err)
+	}
 	return runIter(t.seedLink)
 }
 

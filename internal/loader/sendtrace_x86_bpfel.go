@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sendtraceAddrOwner struct {
+	_   structs.HostLayout
+	Ino uint64
+	O   sendtraceOwner
+}
+
 type sendtraceCidr struct {
 	_         structs.HostLayout
 	Family    uint8
@@ -54,12 +60,6 @@ type sendtraceConfig struct {
 	DropLimit          uint32
 	WakeupBytes        uint32
 	_                  [4]byte
-}
-
-type sendtraceConnectedOwner struct {
-	_   structs.HostLayout
-	Ino uint64
-	O   sendtraceOwner
 }
 
 type sendtraceCounter uint32
@@ -178,6 +178,21 @@ const (
 	sendtraceLimitsJIFFIES_UNKNOWN sendtraceLimits = 4294967295
 )
 
+type sendtraceListenerKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Port  uint16
+	Pad   uint16
+}
+
+type sendtraceListenerOwner struct {
+	_         structs.HostLayout
+	O         sendtraceOwner
+	SeedPass  uint32
+	Ambiguous uint8
+	Pad       [3]uint8
+}
+
 type sendtraceOwner struct {
 	_            structs.HostLayout
 	Sends        uint64
@@ -243,10 +258,11 @@ type sendtraceTotalsVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sendtraceMapConnected              = "connected"
+	sendtraceMapAddrOwners             = "addr_owners"
 	sendtraceMapCounters               = "counters"
 	sendtraceMapDstStats               = "dst_stats"
 	sendtraceMapEvents                 = "events"
+	sendtraceMapListenerOwners         = "listener_owners"
 	sendtraceMapOwners                 = "owners"
 	sendtraceMapPending                = "pending"
 	sendtraceMapSendArgs               = "send_args"
@@ -277,6 +293,7 @@ const (
 	sendtraceVarCfg                    = "cfg"
 	sendtraceVarProbeSeen              = "probe_seen"
 	sendtraceVarProbeTid               = "probe_tid"
+	sendtraceVarSeedPass               = "seed_pass"
 	sendtraceVarUnusedConfig           = "unused_config"
 	sendtraceVarUnusedCounter          = "unused_counter"
 	sendtraceVarUnusedDropDir          = "unused_drop_dir"
@@ -362,15 +379,16 @@ type sendtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sendtraceMapSpecs struct {
-	Connected    *ebpf.MapSpec `ebpf:"connected"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	DstStats     *ebpf.MapSpec `ebpf:"dst_stats"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Owners       *ebpf.MapSpec `ebpf:"owners"`
-	Pending      *ebpf.MapSpec `ebpf:"pending"`
-	SendArgs     *ebpf.MapSpec `ebpf:"send_args"`
-	Totals       *ebpf.MapSpec `ebpf:"totals"`
-	WokenCgroups *ebpf.MapSpec `ebpf:"woken_cgroups"`
+	AddrOwners     *ebpf.MapSpec `ebpf:"addr_owners"`
+	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	DstStats       *ebpf.MapSpec `ebpf:"dst_stats"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	ListenerOwners *ebpf.MapSpec `ebpf:"listener_owners"`
+	Owners         *ebpf.MapSpec `ebpf:"owners"`
+	Pending        *ebpf.MapSpec `ebpf:"pending"`
+	SendArgs       *ebpf.MapSpec `ebpf:"send_args"`
+	Totals         *ebpf.MapSpec `ebpf:"totals"`
+	WokenCgroups   *ebpf.MapSpec `ebpf:"woken_cgroups"`
 }
 
 // sendtraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -380,6 +398,7 @@ type sendtraceVariableSpecs struct {
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
 	ProbeSeen         *ebpf.VariableSpec `ebpf:"probe_seen"`
 	ProbeTid          *ebpf.VariableSpec `ebpf:"probe_tid"`
+	SeedPass          *ebpf.VariableSpec `ebpf:"seed_pass"`
 	UnusedConfig      *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedDropDir     *ebpf.VariableSpec `ebpf:"unused_drop_dir"`
@@ -415,23 +434,25 @@ func (o *sendtraceObjects) Close() error {
 //
 // It can be passed to loadSendtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sendtraceMaps struct {
-	Connected    *ebpf.Map `ebpf:"connected"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	DstStats     *ebpf.Map `ebpf:"dst_stats"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Owners       *ebpf.Map `ebpf:"owners"`
-	Pending      *ebpf.Map `ebpf:"pending"`
-	SendArgs     *ebpf.Map `ebpf:"send_args"`
-	Totals       *ebpf.Map `ebpf:"totals"`
-	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
+	AddrOwners     *ebpf.Map `ebpf:"addr_owners"`
+	Counters       *ebpf.Map `ebpf:"counters"`
+	DstStats       *ebpf.Map `ebpf:"dst_stats"`
+	Events         *ebpf.Map `ebpf:"events"`
+	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
+	Owners         *ebpf.Map `ebpf:"owners"`
+	Pending        *ebpf.Map `ebpf:"pending"`
+	SendArgs       *ebpf.Map `ebpf:"send_args"`
+	Totals         *ebpf.Map `ebpf:"totals"`
+	WokenCgroups   *ebpf.Map `ebpf:"woken_cgroups"`
 }
 
 func (m *sendtraceMaps) Close() error {
 	return _SendtraceClose(
-		m.Connected,
+		m.AddrOwners,
 		m.Counters,
 		m.DstStats,
 		m.Events,
+		m.ListenerOwners,
 		m.Owners,
 		m.Pending,
 		m.SendArgs,
@@ -447,6 +468,7 @@ type sendtraceVariables struct {
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
 	ProbeSeen         *ebpf.Variable `ebpf:"probe_seen"`
 	ProbeTid          *ebpf.Variable `ebpf:"probe_tid"`
+	SeedPass          *ebpf.Variable `ebpf:"seed_pass"`
 	UnusedConfig      *ebpf.Variable `ebpf:"unused_config"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedDropDir     *ebpf.Variable `ebpf:"unused_drop_dir"`
