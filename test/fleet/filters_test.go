@@ -54,10 +54,17 @@ func TestWorkloadFilters(t *testing.T) {
 			}
 			saw[s.name] = len(failedSends(t, ctx, s.actor))
 		} else {
-			saw[s.name] = len(s.runc.run(t, ctx).Sockets[0].Failed())
+			saw[s.name] = s.runc.failed(t, ctx)
 		}
 	}
+	// The containers exit only once the tracer has read every event
+	// (see startRunc).
 	stdout, stderr := tr.Stop(t, tracerStop)
+	for _, s := range srcs {
+		if s.runc != nil {
+			s.runc.run(t, ctx)
+		}
+	}
 	t.Logf("sendtrace stderr:\n%s", stderr)
 	got := map[string]int{}
 	for _, e := range parseEvents(t, stdout) {

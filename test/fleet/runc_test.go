@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,11 +27,14 @@ type runcContainer struct {
 	cmd                     *exec.Cmd
 	stdout, stderr          bytes.Buffer
 	done                    chan error
+	sent                    []actorreport.Socket // the actor's sockets, once parked at phase "sent"
 }
 
 // startRunc runs args (the actor's, after its role) in a container
 // joined to the lab namespace ns, and waits until the actor is parked at
-// phase "start".
+// phase "start". After its sends the actor parks again, at phase "sent":
+// a container that has exited has no cgroup left to be named by, so the
+// test keeps it until sendtrace has read its events (see send and run).
 func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, args ...string) *runcContainer {
 	t.Helper()
 	if _, err := exec.LookPath("runc"); err != nil {
@@ -57,7 +61,7 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 		"process": map[string]any{
 			"terminal": false,
 			"user":     map[string]any{"uid": 0, "gid": 0},
-			"args":     append([]string{"/actor", "client", "-ctl", "/ctl"}, args...),
+			"args":     append([]string{"/actor", "client", "-ctl", "/ctl", "-pause-sent"}, args...),
 			"env":      []string{"PATH=/"},
 			"cwd":      "/",
 		},
@@ -115,10 +119,52 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 	return c
 }
 
-// run releases the actor and returns its report.
+// send releases the actor, waits until it has made its sends and is
+// parked at phase "sent", and returns its sockets with their results.
+// The container and its cgroup stay until run.
+func (c *runcContainer) send(t *testing.T, ctx context.Context) []actorreport.Socket {
+	t.Helper()
+	if c.sent != nil {
+		return c.sent
+	}
+	if err := actorreport.Release(c.ctl, "start"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var p *actorreport.Phase
+	err := testutil.Poll(wctx, 10*time.Millisecond, func() (bool, error) {
+		select {
+		case err := <-c.done:
+			c.done <- err // for run and the cleanup
+			return false, fmt.Errorf("exited before phase sent: %v", err)
+		default:
+		}
+		var err error
+		p, err = actorreport.ReadPhase(c.ctl, "sent")
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("container %s: %v\nstdout: %s\nstderr: %s", c.id[:12], err, c.stdout.String(), c.stderr.String())
+	}
+	if len(p.Sockets) != 1 {
+		t.Fatalf("actor in container at phase sent: %+v", p.Sockets)
+	}
+	c.sent = p.Sockets
+	return c.sent
+}
+
+// failed is how many of the actor's sends failed (send first).
+func (c *runcContainer) failed(t *testing.T, ctx context.Context) int {
+	return len(c.send(t, ctx)[0].Failed())
+}
+
+// run lets the actor finish (after its sends, see send), waits for the
+// container to exit and returns the actor's report.
 func (c *runcContainer) run(t *testing.T, ctx context.Context) *actorreport.Report {
 	t.Helper()
-	if err := actorreport.Release(c.ctl, "start"); err != nil {
+	c.send(t, ctx)
+	if err := actorreport.Release(c.ctl, "sent"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -166,9 +212,10 @@ func TestRuncPodNames(t *testing.T) {
 	tr := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, "-o", "json", "--dst="+lab.Link.V4Net.String())
 	recording := filepath.Join(t.TempDir(), "pod.jsonl.zst")
 	rec := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, "record", "-o", recording, "--dst="+lab.Link.V4Net.String())
-	r := c.run(t, ctx)
+	c.send(t, ctx)
 	stdout, stderr := tr.Stop(t, tracerStop)
 	rec.Stop(t, tracerStop)
+	r := c.run(t, ctx)
 	defer checkRecordedWorkload(t, recording, c.id, pod.String(), 3)
 	t.Logf("sendtrace stderr:\n%s", stderr)
 	saw := r.Sockets[0].Failed()

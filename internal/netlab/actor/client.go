@@ -31,6 +31,7 @@ type clientOpts struct {
 	recvErr        bool
 	seccompECOMM   bool
 	pauseConnected bool
+	pauseSent      bool
 	unconnected    bool
 	hold           time.Duration
 }
@@ -55,6 +56,7 @@ func clientMain(args []string) func(context.Context, *actorreport.Report) error 
 	fs.BoolVar(&o.recvErr, "recverr", false, "set IP_RECVERR (IPV6_RECVERR): report every ICMP error, not only the ones the kernel deems fatal")
 	fs.BoolVar(&o.seccompECOMM, "seccomp-ecomm", false, "after connect, make sendto on this socket fail with ECOMM through a seccomp filter")
 	fs.BoolVar(&o.pauseConnected, "pause-connected", false, "stop at phase \"connected\" after connect")
+	fs.BoolVar(&o.pauseSent, "pause-sent", false, "stop at phase \"sent\" after the last send, its results in the phase: the process and its cgroup stay until the test has read what it needs")
 	fs.BoolVar(&o.unconnected, "unconnected", false, "UDP only: never connect; each send names -to in its arguments (sendto, sendmsg, sendmmsg)")
 	fs.DurationVar(&o.hold, "hold", 0, "keep the socket open this long after the last send")
 	_ = fs.Parse(args)
@@ -189,6 +191,11 @@ func runClient(ctx context.Context, o clientOpts, rep *actorreport.Report) error
 		sock.Sends = append(sock.Sends, s)
 		if s.Errno != 0 && o.untilError {
 			break
+		}
+	}
+	if o.pauseSent {
+		if err := phase(ctx, "sent", true, rep.Sockets); err != nil {
+			return err
 		}
 	}
 	if o.hold > 0 {
