@@ -17,6 +17,7 @@ func newCheckCmd() *cobra.Command {
 		noSyscall bool
 		output    string
 		expect    []string
+		expectF   string
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -34,13 +35,14 @@ refused with the kernel's answer, then detaches everything.`,
 					return fmt.Errorf("invalid --expect %q: give LAYER=HOOK, such as send-return=fexit", e)
 				}
 			}
-			return runCheck(session.Options{BTFPath: btfPath, Disable: disable, NoSyscallLayer: noSyscall}, output, expect, cmd.OutOrStdout())
+			return runCheck(session.Options{BTFPath: btfPath, Disable: disable, NoSyscallLayer: noSyscall}, output, expect, expectF, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&btfPath, "btf", "", "kernel BTF file, for kernels that do not publish /sys/kernel/btf/vmlinux")
 	cmd.Flags().StringSliceVar(&disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length)")
 	cmd.Flags().BoolVar(&noSyscall, "no-syscall-layer", false, "plan without the syscall layer, as live mode and record do with this flag")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVar(&expectF, "expect-file", "", "fail when a layer degrades, or takes another hook, than this kernel's line of FILE allows (see test/hooks.expect)")
 	cmd.Flags().StringSliceVar(&expect, "expect", nil, "fail unless LAYER uses a hook starting with HOOK (LAYER=HOOK, LAYER=degraded or LAYER=off); repeatable")
 	return cmd
 }

@@ -4,11 +4,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/hookexpect"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -17,7 +21,19 @@ import (
 
 // runCheck plans and attaches every layer, prints the plan, detaches,
 // and fails when the plan differs from --expect.
-func runCheck(opts session.Options, output string, expect []string, w io.Writer) error {
+func runCheck(opts session.Options, output string, expect []string, expectFile string, w io.Writer) error {
+	var want *hookexpect.File
+	if expectFile != "" {
+		f, err := os.Open(expectFile)
+		if err != nil {
+			return fmt.Errorf("--expect-file: %w: give the file of expected hooks, such as test/hooks.expect", err)
+		}
+		want, err = hookexpect.Parse(f, expectFile)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--expect-file: %w", err)
+		}
+	}
 	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
@@ -32,6 +48,12 @@ func runCheck(opts session.Options, output string, expect []string, w io.Writer)
 	}
 	if err != nil {
 		return err
+	}
+	if want != nil {
+		release := host.KernelRelease()
+		if bad := want.Check(plan, release, hookexpect.Label(release, runtime.GOARCH)); len(bad) > 0 {
+			return &exitError{code: 1, err: errors.New(strings.Join(bad, "\nsendtrace: "))}
+		}
 	}
 	return checkExpect(plan, expect)
 }

@@ -22,7 +22,7 @@ func runRecord(session.Options, string, bool, time.Duration, io.Writer, io.Write
 	return errNeedsLinux
 }
 
-func runCheck(session.Options, string, []string, io.Writer) error { return errNeedsLinux }
+func runCheck(session.Options, string, []string, string, io.Writer) error { return errNeedsLinux }
 
 func runServe(session.Options, serveFlags, io.Writer, io.Writer) error { return errNeedsLinux }
 
