@@ -100,6 +100,19 @@ struct {
 	__type(value, struct listener_owner);
 } listener_owners SEC(".maps");
 
+/* Owners that user space found through /proc/PID/fd for OWNER_PENDING
+ * events, by socket inode: an owner, or pid 0 for a socket no process the
+ * filters want holds. The socket's next event moves it into storage, so
+ * the kernel filters that socket itself from then on: one round trip per
+ * socket, not per event. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct owner);
+} proc_owners SEC(".maps");
+
 /* A stack-layer failure waiting for its syscall exit, per thread. */
 struct pending {
 	__u64 sk;
@@ -142,7 +155,8 @@ enum counter {
 	COUNTER_UNOWNED = 2,       /* async event on a socket with no owner yet */
 	COUNTER_PENDING_STALE = 3, /* stack record never joined by a syscall exit */
 	COUNTER_DROPS_UNSTREAMED = 4, /* drop counted in the totals, not streamed (rate limit) */
-	COUNTER_MAX = 5,
+	COUNTER_OWNER_PENDING = 5, /* event sent to user space to find its owner */
+	COUNTER_MAX = 6,
 };
 
 struct {
@@ -167,6 +181,7 @@ const enum counter *unused_counter __attribute__((unused));
 const enum limits *unused_limits __attribute__((unused));
 const enum retrans_kind *unused_retrans_kind __attribute__((unused));
 const enum drop_dir *unused_drop_dir __attribute__((unused));
+const enum owner_via *unused_owner_via __attribute__((unused));
 
 static __always_inline void count(__u32 which)
 {
@@ -231,7 +246,7 @@ static __always_inline void totals_add(struct totals_key *k, __u64 events, __u64
 static __always_inline void count_totals(const struct event *e)
 {
 	struct totals_key k = {
-		.pid = e->pid,
+		.pid = e->owner_via == OWNER_PENDING ? PENDING_PID : e->pid,
 		.kind = e->kind,
 		.err = totals_errno(e),
 		.family = e->family,
@@ -419,15 +434,50 @@ static __always_inline struct owner *listener_owner_of(struct sock *sk)
 	return o;
 }
 
+/* proc_owner_of moves the answer user space wrote for a socket's inode
+ * into the socket's storage. */
+static __always_inline struct owner *proc_owner_of(struct sock *sk, __u64 ino)
+{
+	struct owner *found, *o;
+
+	if (!ino)
+		return NULL;
+	found = bpf_map_lookup_elem(&proc_owners, &ino);
+	if (!found)
+		return NULL;
+	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (o && !o->pid) {
+		take_owner(o, found);
+		o->via_proc = 1;
+	}
+	bpf_map_delete_elem(&proc_owners, &ino);
+	return o;
+}
+
 /* owner_of fills the event from the socket's recorded owner and reports
  * whether the process filters let it through. The on-CPU task is never
- * used: in softirq and timer context it is unrelated to the socket. */
+ * used: in softirq and timer context it is unrelated to the socket. A
+ * socket with no owner passes when no process filter is set; under one,
+ * its event goes to user space to find the owner (OWNER_PENDING), unless
+ * the socket has no file left to find it by. */
 static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark)
 {
 	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	__u64 ino;
 
 	if (!o || o->inherited)
 		o = addr_owner_of(sk, o);
+	if (!o && has_process_filter()) {
+		ino = sock_ino(sk);
+		o = proc_owner_of(sk, ino);
+		if (!o && ino) {
+			count(COUNTER_UNOWNED);
+			count(COUNTER_OWNER_PENDING);
+			e->owner_via = OWNER_PENDING;
+			e->sock_ino = ino;
+			return true;
+		}
+	}
 	if (!o) {
 		count(COUNTER_UNOWNED);
 		return !has_process_filter();
@@ -438,6 +488,7 @@ static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark
 	e->tid = o->tid;
 	e->cgroup = o->cgroup;
 	e->owner_known = 1;
+	e->owner_via = o->via_proc ? OWNER_VIA_PROC : OWNER_VIA_KERNEL;
 	e->cookie = o->cookie;
 	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
 	if (mark)

@@ -43,6 +43,18 @@ enum event_layer {
 enum limits {
 	/* since_send_j/since_recv_j when the socket has no such time. */
 	JIFFIES_UNKNOWN = 0xffffffffu,
+	/* The pid the totals count an OWNER_PENDING event under, until
+	 * user space says whose it was. */
+	PENDING_PID = 0xffffffffu,
+};
+
+/* How an event's owner was found. */
+enum owner_via {
+	OWNER_VIA_KERNEL = 0,  /* in process context, or by the seeding iterator */
+	OWNER_VIA_PROC = 1,    /* by user space, through /proc/PID/fd */
+	/* Not found: user space looks the socket's inode up in /proc,
+	 * applies the process filters and writes the answer to proc_owners. */
+	OWNER_PENDING = 2,
 };
 
 /* One flat record for every kind: Go tells kinds apart by the kind field,
@@ -94,7 +106,7 @@ struct event {
 	__u8 backoff;
 	__u8 retrans_kind;
 	__u8 drop_dir;
-	__u8 _pad;
+	__u8 owner_via; /* enum owner_via */
 	__u32 data_segs_in; /* data segments received from the peer (RFC 4898) */
 	__u32 netns;        /* inode of the socket's network namespace: whose sysctls apply */
 	/* Sequence state, which survives NAT: the two ends of one connection
@@ -104,6 +116,7 @@ struct event {
 	__u32 rcv_nxt;
 	__u32 snd_isn; /* our ISN: in the ESTABLISHED state change only */
 	__u32 rcv_isn; /* the peer's ISN, likewise */
+	__u64 sock_ino; /* the socket's inode, for an OWNER_PENDING event */
 };
 
 /* Exact totals, kept per CPU whatever happens to the ring buffer, per
@@ -167,5 +180,6 @@ struct owner {
 	 * (BPF_F_CLONE): the task holding the socket, once seen, replaces it. */
 	__u8 inherited;
 	__u8 rtx_known;
-	__u8 _pad[4];
+	__u8 via_proc; /* found by user space through /proc */
+	__u8 _pad[3];
 };

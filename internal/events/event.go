@@ -113,6 +113,11 @@ type Event struct {
 	// sysctls apply to it); 0 when unknown (older recordings).
 	Netns      uint32
 	OwnerKnown bool
+	// OwnerVia says how the owner was found: "" by the kernel (in
+	// process context, or the seeding iterator), OwnerViaProc by
+	// sendtrace through /proc/PID/fd, for a socket the kernel had no
+	// owner for.
+	OwnerVia string
 	// Workload is what owns the socket (a pod's container, a unit, ...),
 	// set by a pipeline stage; nil when not resolved.
 	Workload *Workload
@@ -196,7 +201,15 @@ type Totals struct {
 	// Unstreamed is the number of drop events counted in ByKey but not
 	// streamed, under the per-socket rate limit of a drop storm.
 	Unstreamed uint64
+	// OwnersByProc is the number of events whose owner sendtrace found
+	// through /proc (their counts moved into ByKey under that owner), and
+	// OwnersUnresolved the number whose owner was still being looked up
+	// when they were lost: counted in no process's totals.
+	OwnersByProc, OwnersUnresolved uint64
 }
+
+// OwnerViaProc is Event.OwnerVia for an owner found through /proc.
+const OwnerViaProc = "proc"
 
 // TotalsKey groups the kernel's exact counters. A failed retransmit is
 // counted under its errno (ENOBUFS for a qdisc drop, as the kernel tells

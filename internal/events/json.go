@@ -33,6 +33,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = AppendJSONString(dst, e.Comm)
 	dst = append(dst, `,"owner_known":`...)
 	dst = strconv.AppendBool(dst, e.OwnerKnown)
+	if e.OwnerVia != "" {
+		dst = append(dst, `,"owner_via":`...)
+		dst = AppendJSONString(dst, e.OwnerVia)
+	}
 	dst = append(dst, `,"cgroup":`...)
 	dst = strconv.AppendUint(dst, e.Cgroup, 10)
 	dst = appendWorkloadJSON(dst, e.Workload)
@@ -283,6 +287,7 @@ type jsonEvent struct {
 	TID          uint32        `json:"tid"`
 	Comm         string        `json:"comm"`
 	OwnerKnown   bool          `json:"owner_known"`
+	OwnerVia     string        `json:"owner_via"`
 	Cgroup       uint64        `json:"cgroup"`
 	Workload     string        `json:"workload"`
 	WorkloadInfo *jsonWorkload `json:"workload_info"`
@@ -426,6 +431,7 @@ func ParseJSON(line []byte, e *Event) error {
 		Cgroup:       j.Cgroup,
 		Workload:     j.WorkloadInfo.workload(),
 		OwnerKnown:   j.OwnerKnown,
+		OwnerVia:     j.OwnerVia,
 		Cookie:       j.Cookie,
 		Netns:        j.Netns,
 		Bytes:        j.Bytes,

@@ -65,6 +65,7 @@ func fullTCP() Event {
 		DropDir:      DropOut,
 		OldState:     StateEstablished,
 		ResetReason:  7,
+		OwnerVia:     OwnerViaProc,
 	}
 }
 
@@ -144,7 +145,7 @@ func TestAppendJSONFields(t *testing.T) {
 	e := fullTCP()
 	line := string(AppendJSON(nil, &e))
 	want := `{"time":"2026-11-22T02:14:45.123456789Z","mono_ns":987654321012,"kind":"send_error",` +
-		`"pid":4242,"tid":4243,"comm":"curl","owner_known":true,"cgroup":1099511627776,` +
+		`"pid":4242,"tid":4243,"comm":"curl","owner_known":true,"owner_via":"proc","cgroup":1099511627776,` +
 		`"workload":"k8s/shop/cart-7d9/cart","workload_info":{"kind":"k8s","name":"cart-7d9","id":"3f2a9c1b7e44aa",` +
 		`"pod":"cart-7d9","namespace":"shop","container":"cart","unit":"cri-containerd-3f2a.scope"},` +
 		`"cookie":18446744073709551615,"netns":4026531840,"family":"inet","proto":"tcp","src":"10.0.0.1:43210",` +

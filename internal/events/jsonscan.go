@@ -211,6 +211,8 @@ func (s *scanner) eventField(key []byte, j *jsonEvent) bool {
 		return s.strField(&j.Comm)
 	case "owner_known":
 		return s.boolean(&j.OwnerKnown)
+	case "owner_via":
+		return s.strField(&j.OwnerVia)
 	case "cgroup":
 		return unsigned(s, &j.Cgroup)
 	case "cookie":

@@ -134,6 +134,9 @@ func (d *Decoder) Decode(raw []byte, e *events.Event) error {
 		OldState:     r.OldState,
 		ResetReason:  r.ResetReason,
 	}
+	if sendtraceOwnerVia(r.OwnerVia) == sendtraceOwnerViaOWNER_VIA_PROC {
+		e.OwnerVia = events.OwnerViaProc
+	}
 	if !e.OwnerKnown {
 		e.Comm = ""
 	}
@@ -167,3 +170,18 @@ var syscallNames = map[uint32]string{
 func SyscallName(nr uint32) string {
 	return syscallNames[nr]
 }
+
+// PendingOwner returns the socket inode of a raw record whose owner the
+// kernel could not find under a process filter (OWNER_PENDING): the
+// tracer looks it up in /proc, then attributes the event or drops it.
+func PendingOwner(raw []byte) (ino uint64, pending bool) {
+	if len(raw) < EventSize {
+		return 0, false
+	}
+	r := (*sendtraceEvent)(unsafe.Pointer(&raw[0]))
+	return r.SockIno, sendtraceOwnerVia(r.OwnerVia) == sendtraceOwnerViaOWNER_PENDING
+}
+
+// PendingPID is the pid the kernel's totals count a pending event under
+// until its owner is known.
+const PendingPID = uint32(sendtraceLimitsPENDING_PID)

@@ -143,6 +143,9 @@ type maps struct {
 	// ListenerOwners holds seeded listeners' owners for the sockets
 	// accepted from them.
 	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
+	// ProcOwners holds the owners user space found through /proc for
+	// events the kernel could not attribute.
+	ProcOwners *ebpf.Map `ebpf:"proc_owners"`
 	// WokenCgroups: cgroups whose first event woke the reader when
 	// events are batched.
 	WokenCgroups *ebpf.Map `ebpf:"woken_cgroups"`
@@ -158,12 +161,12 @@ func (m *maps) replacements() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"events": m.Events, "owners": m.Owners, "pending": m.Pending, "totals": m.Totals,
 		"dst_stats": m.DstStats, "counters": m.Counters, "send_args": m.SendArgs,
-		"addr_owners": m.AddrOwners, "listener_owners": m.ListenerOwners, "woken_cgroups": m.WokenCgroups, ".bss": m.Globals,
+		"addr_owners": m.AddrOwners, "listener_owners": m.ListenerOwners, "proc_owners": m.ProcOwners, "woken_cgroups": m.WokenCgroups, ".bss": m.Globals,
 	}
 }
 
 func (m *maps) close() {
-	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.AddrOwners, m.ListenerOwners, m.WokenCgroups, m.Globals} {
+	for _, mp := range []*ebpf.Map{m.Events, m.Owners, m.Pending, m.Totals, m.DstStats, m.Counters, m.SendArgs, m.AddrOwners, m.ListenerOwners, m.ProcOwners, m.WokenCgroups, m.Globals} {
 		if mp != nil {
 			mp.Close()
 		}
@@ -520,7 +523,7 @@ func (t *Programs) loadSeeding(spec *ebpf.CollectionSpec, opts *ebpf.CollectionO
 		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})
 	}
 	if err != nil {
-		h.Why = "connections and listeners that existed before the session: their retransmits, resets, drops and error reports are attributed by /proc lookup, and accepted sockets by their listener's owner only once found"
+		h.Why = "connections and listeners older than the session have no owner in the kernel: under --pid, --comm or a workload filter their retransmits, resets, drops and error reports are attributed by /proc lookup (a socket whose process exited first is not found); without a filter they show no owner"
 		h.Tried = []string{fmt.Sprintf("%s: %v", seedHook, err)}
 		return h
 	}

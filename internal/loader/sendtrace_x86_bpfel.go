@@ -70,7 +70,8 @@ const (
 	sendtraceCounterCOUNTER_UNOWNED          sendtraceCounter = 2
 	sendtraceCounterCOUNTER_PENDING_STALE    sendtraceCounter = 3
 	sendtraceCounterCOUNTER_DROPS_UNSTREAMED sendtraceCounter = 4
-	sendtraceCounterCOUNTER_MAX              sendtraceCounter = 5
+	sendtraceCounterCOUNTER_OWNER_PENDING    sendtraceCounter = 5
+	sendtraceCounterCOUNTER_MAX              sendtraceCounter = 6
 )
 
 type sendtraceDropDir uint32
@@ -143,13 +144,14 @@ type sendtraceEvent struct {
 	Backoff      uint8
 	RetransKind  uint8
 	DropDir      uint8
-	Pad          uint8
+	OwnerVia     uint8
 	DataSegsIn   uint32
 	Netns        uint32
 	SndUna       uint32
 	RcvNxt       uint32
 	SndIsn       uint32
 	RcvIsn       uint32
+	SockIno      uint64
 }
 
 type sendtraceEventKind uint32
@@ -176,6 +178,7 @@ type sendtraceLimits uint32
 
 const (
 	sendtraceLimitsJIFFIES_UNKNOWN sendtraceLimits = 4294967295
+	sendtraceLimitsPENDING_PID     sendtraceLimits = 4294967295
 )
 
 type sendtraceListenerKey struct {
@@ -209,8 +212,17 @@ type sendtraceOwner struct {
 	DstCounted   uint8
 	Inherited    uint8
 	RtxKnown     uint8
-	Pad          [4]uint8
+	ViaProc      uint8
+	Pad          [3]uint8
 }
+
+type sendtraceOwnerVia uint32
+
+const (
+	sendtraceOwnerViaOWNER_VIA_KERNEL sendtraceOwnerVia = 0
+	sendtraceOwnerViaOWNER_VIA_PROC   sendtraceOwnerVia = 1
+	sendtraceOwnerViaOWNER_PENDING    sendtraceOwnerVia = 2
+)
 
 type sendtracePending struct {
 	_  structs.HostLayout
@@ -265,6 +277,7 @@ const (
 	sendtraceMapListenerOwners         = "listener_owners"
 	sendtraceMapOwners                 = "owners"
 	sendtraceMapPending                = "pending"
+	sendtraceMapProcOwners             = "proc_owners"
 	sendtraceMapSendArgs               = "send_args"
 	sendtraceMapTotals                 = "totals"
 	sendtraceMapWokenCgroups           = "woken_cgroups"
@@ -304,6 +317,7 @@ const (
 	sendtraceVarUnusedEventLayer       = "unused_event_layer"
 	sendtraceVarUnusedLimits           = "unused_limits"
 	sendtraceVarUnusedOwner            = "unused_owner"
+	sendtraceVarUnusedOwnerVia         = "unused_owner_via"
 	sendtraceVarUnusedRetransKind      = "unused_retrans_kind"
 	sendtraceVarUnusedTotalsKey        = "unused_totals_key"
 	sendtraceVarUnusedTotalsVal        = "unused_totals_val"
@@ -386,6 +400,7 @@ type sendtraceMapSpecs struct {
 	ListenerOwners *ebpf.MapSpec `ebpf:"listener_owners"`
 	Owners         *ebpf.MapSpec `ebpf:"owners"`
 	Pending        *ebpf.MapSpec `ebpf:"pending"`
+	ProcOwners     *ebpf.MapSpec `ebpf:"proc_owners"`
 	SendArgs       *ebpf.MapSpec `ebpf:"send_args"`
 	Totals         *ebpf.MapSpec `ebpf:"totals"`
 	WokenCgroups   *ebpf.MapSpec `ebpf:"woken_cgroups"`
@@ -409,6 +424,7 @@ type sendtraceVariableSpecs struct {
 	UnusedEventLayer  *ebpf.VariableSpec `ebpf:"unused_event_layer"`
 	UnusedLimits      *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedOwner       *ebpf.VariableSpec `ebpf:"unused_owner"`
+	UnusedOwnerVia    *ebpf.VariableSpec `ebpf:"unused_owner_via"`
 	UnusedRetransKind *ebpf.VariableSpec `ebpf:"unused_retrans_kind"`
 	UnusedTotalsKey   *ebpf.VariableSpec `ebpf:"unused_totals_key"`
 	UnusedTotalsVal   *ebpf.VariableSpec `ebpf:"unused_totals_val"`
@@ -441,6 +457,7 @@ type sendtraceMaps struct {
 	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
 	Owners         *ebpf.Map `ebpf:"owners"`
 	Pending        *ebpf.Map `ebpf:"pending"`
+	ProcOwners     *ebpf.Map `ebpf:"proc_owners"`
 	SendArgs       *ebpf.Map `ebpf:"send_args"`
 	Totals         *ebpf.Map `ebpf:"totals"`
 	WokenCgroups   *ebpf.Map `ebpf:"woken_cgroups"`
@@ -455,6 +472,7 @@ func (m *sendtraceMaps) Close() error {
 		m.ListenerOwners,
 		m.Owners,
 		m.Pending,
+		m.ProcOwners,
 		m.SendArgs,
 		m.Totals,
 		m.WokenCgroups,
@@ -479,6 +497,7 @@ type sendtraceVariables struct {
 	UnusedEventLayer  *ebpf.Variable `ebpf:"unused_event_layer"`
 	UnusedLimits      *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedOwner       *ebpf.Variable `ebpf:"unused_owner"`
+	UnusedOwnerVia    *ebpf.Variable `ebpf:"unused_owner_via"`
 	UnusedRetransKind *ebpf.Variable `ebpf:"unused_retrans_kind"`
 	UnusedTotalsKey   *ebpf.Variable `ebpf:"unused_totals_key"`
 	UnusedTotalsVal   *ebpf.Variable `ebpf:"unused_totals_val"`

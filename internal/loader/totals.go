@@ -180,3 +180,18 @@ func (t *Programs) Traffic(countSends bool) ([]events.Traffic, error) {
 	}
 	return out, nil
 }
+
+// SetProcOwner writes the owner user space found through /proc for a
+// socket's inode, or pid 0 for a socket no process the filters select
+// holds: the socket's next event takes it into storage, and the kernel
+// filters that socket itself from then on.
+func (t *Programs) SetProcOwner(ino uint64, pid uint32, comm string, cgroup uint64) error {
+	o := sendtraceOwner{Pid: pid, Tid: pid, Cgroup: cgroup}
+	for i := 0; i < len(o.Comm)-1 && i < len(comm); i++ {
+		o.Comm[i] = int8(comm[i])
+	}
+	if err := t.maps.ProcOwners.Put(ino, &o); err != nil {
+		return fmt.Errorf("write the owner of socket inode %d: %w", ino, err)
+	}
+	return nil
+}

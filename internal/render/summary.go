@@ -380,6 +380,12 @@ func (s *Summary) renderCompleteness(p *printer, t *events.Totals) {
 	if t.Unstreamed > 0 {
 		p.line("drop events counted but not streamed (rate limit per socket): %d; the kernel totals include them", t.Unstreamed)
 	}
+	if t.OwnersByProc > 0 {
+		p.line("events attributed by /proc lookup (the kernel had no owner for their sockets): %d", t.OwnersByProc)
+	}
+	if t.OwnersUnresolved > 0 {
+		p.line("events lost before their owner was looked up: %d; the kernel counted them, under no process", t.OwnersUnresolved)
+	}
 	if t.Uncounted > 0 {
 		p.line("kernel totals inexact: %d events found no room in the totals map (more than 16,384 process/kind/errno keys)", t.Uncounted)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
+	"github.com/sendtrace/sendtrace/internal/sockowner"
+	"github.com/sendtrace/sendtrace/internal/workload"
 )
 
 // Live reads the kernel's loss and attribution counters while a session
@@ -105,7 +107,8 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if live != nil {
 		live(t.Counters)
 	}
-	p.WatchTotals(pipeline.LiveTotals{Read: t.Totals, Retire: t.RetireTotals})
+	owners := startOwnerLookup(t, opts)
+	p.WatchTotals(pipeline.LiveTotals{Read: owners.totals(t.Totals), Retire: t.RetireTotals})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -116,7 +119,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	var lostUser, received uint64
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- readLoop(rd, dec, p, opts.EventBatch, &lostUser, &received)
+		readErr <- readLoop(rd, dec, owners, p, opts.EventBatch, &lostUser, &received)
 	}()
 
 	var reason string
@@ -151,11 +154,26 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if end.Traffic, err = t.Traffic(opts.CountSends); err != nil {
 		return nil, err
 	}
-	if end.Totals, err = t.Totals(); err != nil {
+	if end.Totals, err = owners.totals(t.Totals)(); err != nil {
 		return nil, err
 	}
 	end.Totals.LostUser = lostUser
 	return end, p.End(end)
+}
+
+// startOwnerLookup makes the lookup of unattributed events' owners when
+// the session filters processes (without a filter, such events pass as
+// they are, with no owner); nil otherwise.
+func startOwnerLookup(t *loader.Programs, opts session.Options) *ownerLookup {
+	if !opts.Filters.ProcessFilter() {
+		return nil
+	}
+	root, _ := workload.CgroupV2Mount()
+	f := &sockowner.Finder{ProcRoot: "/proc", CgroupRoot: root, Filters: opts.Filters, Now: host.MonoNow}
+	// The sockets older than the session are the ones the kernel may
+	// have no owner for: index them now, while their processes live.
+	f.Scan()
+	return newOwnerLookup(f, t.SetProcOwner)
 }
 
 func readyText(plan session.Plan) string {
@@ -181,7 +199,7 @@ const flushTick = 250 * time.Millisecond
 // then every flushTick while it stays empty. With batch set, the programs
 // wake it only for a large batch, so it also reads whatever waits every
 // batch.
-func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, batch time.Duration, lostUser, received *uint64) error {
+func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, owners *ownerLookup, p *pipeline.Pipeline, batch time.Duration, lostUser, received *uint64) error {
 	var rec ringbuf.Record
 	var ev events.Event
 	dirty := false
@@ -212,6 +230,12 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, p *pipeline.Pipeline, bat
 			continue
 		}
 		*received++
+		if owners != nil {
+			if ino, pending := loader.PendingOwner(rec.RawSample); pending && !owners.resolve(&ev, ino) {
+				continue
+			}
+			owners.counted(&ev)
+		}
 		if err := p.Event(&ev); err != nil {
 			return err
 		}

@@ -281,9 +281,21 @@ func (r *Resolver) Matching(match func(*events.Workload) bool) []uint64 {
 	return ids
 }
 
+// ProcCgroupID is the id (the directory's inode) of a process's cgroup v2
+// under the mount cgroupRoot, reading procRoot (/proc); 0 when unknown.
+func ProcCgroupID(procRoot, cgroupRoot string, pid uint32) uint64 {
+	p, err := procCgroupIn(procRoot, pid)
+	if err != nil {
+		return 0
+	}
+	return inode(filepath.Join(cgroupRoot, p))
+}
+
 // procCgroup reads a process's cgroup v2 path.
-func procCgroup(pid uint32) (string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
+func procCgroup(pid uint32) (string, error) { return procCgroupIn("/proc", pid) }
+
+func procCgroupIn(procRoot string, pid uint32) (string, error) {
+	b, err := os.ReadFile(procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")
 	if err != nil {
 		return "", err
 	}

@@ -26,6 +26,7 @@ type Event struct {
 	TID        uint32 `json:"tid"`
 	Comm       string `json:"comm"`
 	OwnerKnown bool   `json:"owner_known"`
+	OwnerVia   string `json:"owner_via"` // optional: "proc" or absent
 	Cgroup     uint64 `json:"cgroup"`
 	Cookie     uint64 `json:"cookie"`
 	Netns      uint32 `json:"netns"`

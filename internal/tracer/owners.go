@@ -1,0 +1,134 @@
+package tracer
+
+import (
+	"sync"
+
+	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/sockowner"
+)
+
+// ownerLookup attributes the events the kernel sent up without an owner
+// under a process filter (OWNER_PENDING): it finds the socket's holder
+// through /proc, keeps the event when the filters select it and drops it
+// otherwise, and writes the answer back so the kernel attributes or
+// filters that socket's later events itself. The kernel counted those
+// events under loader.PendingPID; rekey moves each received one to its
+// owner's totals, or out of them when it was not the session's.
+type ownerLookup struct {
+	mu     sync.Mutex
+	finder *sockowner.Finder
+	write  func(ino uint64, pid uint32, comm string, cgroup uint64) error
+	// answers holds each socket's answer until the kernel takes it: the
+	// socket's events already in the ring buffer need the same one.
+	answers map[uint64]*sockowner.Proc
+	moves   map[move]events.TotalsValue
+	// byProc counts the events received whose owner was found through
+	// /proc, here or by the kernel from an answer written back.
+	byProc uint64
+}
+
+// move is a pending event's totals key and its owner's (zero: not the
+// session's).
+type move struct{ from, to events.TotalsKey }
+
+func newOwnerLookup(f *sockowner.Finder, write func(uint64, uint32, string, uint64) error) *ownerLookup {
+	return &ownerLookup{finder: f, write: write, answers: map[uint64]*sockowner.Proc{}, moves: map[move]events.TotalsValue{}}
+}
+
+// resolve attributes e, the event of socket inode ino, and says whether
+// the filters keep it.
+func (l *ownerLookup) resolve(e *events.Event, ino uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, answered := l.answers[ino]
+	if !answered {
+		if found, ok := l.finder.Find(ino, e.Mono); ok {
+			p = &found
+		}
+		l.answers[ino] = p
+		var err error
+		if p != nil {
+			err = l.write(ino, p.PID, p.Comm, p.Cgroup)
+		} else {
+			err = l.write(ino, 0, "", 0)
+		}
+		if err != nil {
+			// Not written: the socket's next event asks again.
+			delete(l.answers, ino)
+		}
+	}
+	e.PID = loader.PendingPID
+	from := events.TotalsKeyOf(e)
+	v := events.TotalsValue{Count: 1, Bytes: uint64(e.Bytes), Segs: uint64(e.Segs)}
+	var to events.TotalsKey
+	if p != nil {
+		e.PID, e.TID, e.Comm, e.Cgroup = p.PID, p.PID, p.Comm, p.Cgroup
+		e.OwnerKnown, e.OwnerVia = true, events.OwnerViaProc
+		to = events.TotalsKeyOf(e)
+	} else {
+		e.PID = 0
+	}
+	m := l.moves[move{from, to}]
+	m.Count, m.Bytes, m.Segs = m.Count+v.Count, m.Bytes+v.Bytes, m.Segs+v.Segs
+	l.moves[move{from, to}] = m
+	return p != nil
+}
+
+// rekey moves the pending events' counts to their owners, or out of the
+// totals when they were not the session's; what stays pending was lost
+// before its owner was looked up.
+func (l *ownerLookup) rekey(t *events.Totals) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for m, v := range l.moves {
+		from := t.ByKey[m.from]
+		n := min(v.Count, from.Count)
+		from.Count -= n
+		from.Bytes -= min(v.Bytes, from.Bytes)
+		from.Segs -= min(v.Segs, from.Segs)
+		if from.Count == 0 && from.Segs == 0 {
+			delete(t.ByKey, m.from)
+		} else {
+			t.ByKey[m.from] = from
+		}
+		if m.to != (events.TotalsKey{}) {
+			to := t.ByKey[m.to]
+			to.Count += n
+			to.Bytes += v.Bytes
+			to.Segs += v.Segs
+			t.ByKey[m.to] = to
+		}
+	}
+	for k, v := range t.ByKey {
+		if k.PID == loader.PendingPID {
+			t.OwnersUnresolved += v.Count
+			delete(t.ByKey, k)
+		}
+	}
+	t.OwnersByProc = l.byProc
+}
+
+// counted notes an event attributed through /proc.
+func (l *ownerLookup) counted(e *events.Event) {
+	if e.OwnerVia == events.OwnerViaProc {
+		l.mu.Lock()
+		l.byProc++
+		l.mu.Unlock()
+	}
+}
+
+// totals reads the kernel's totals with the pending events moved to their
+// owners; with no lookup, as they are.
+func (l *ownerLookup) totals(read func() (*events.Totals, error)) func() (*events.Totals, error) {
+	if l == nil {
+		return read
+	}
+	return func() (*events.Totals, error) {
+		t, err := read()
+		if err == nil {
+			l.rekey(t)
+		}
+		return t, err
+	}
+}
