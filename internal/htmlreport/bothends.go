@@ -23,6 +23,7 @@ type bothEndsPage struct {
 	Conns      []joinedView // drawn
 	Listed     []joinedRow  // joined, not drawn
 	OneEnd     []endView
+	OneEndWhy  string
 	Sections   []recordingSection
 	// ListMore and OneEndMore are what the tables leave out past
 	// maxListed rows.
@@ -37,6 +38,7 @@ type bothRecording struct {
 	Start, End, Duration string
 	Footer               bool
 	Handshakes           int
+	OwnersLimited        string
 }
 
 // recordingSection is what a recording's own page says of it at the top:
@@ -125,8 +127,9 @@ func buildBothEnds(r *join.Result, recs []*report.Recording, o Options) *bothEnd
 	for k, rec := range r.Recordings {
 		p.Recordings = append(p.Recordings, bothRecording{Anchor: recAnchor(k, recs), Path: rec.Path, Host: rec.Host, Netns: rec.Netns,
 			Start: join.Stamp(rec.Start), End: join.Stamp(rec.End), Duration: format.Duration(rec.End.Sub(rec.Start)),
-			Footer: rec.Footer, Handshakes: len(rec.Ends)})
+			Footer: rec.Footer, Handshakes: len(rec.Ends), OwnersLimited: rec.OwnersLimited})
 	}
+	p.OneEndWhy = join.OneEndWhy(r)
 	for _, ov := range r.Overlaps {
 		v := overlapView{A: ov.A.Path, B: ov.B.Path, OK: ov.OK}
 		if ov.OK {

@@ -26,6 +26,11 @@ type Recording struct {
 	End    time.Time
 	Footer bool // false: the recorder did not stop cleanly; End is the last event's time
 	Ends   []*End
+	// OwnersLimited says why sockets may be missing from this recording
+	// under its process filters (its owner-seed layer was degraded), so
+	// that a handshake seen at one end only is not blamed on the other
+	// end not being recorded; "" when nothing limited them.
+	OwnersLimited string
 	// startMono is the recorder's CLOCK_MONOTONIC at its start: with the
 	// host and the start time, it tells one recording given twice.
 	startMono uint64
@@ -99,6 +104,7 @@ func (c *collector) Begin(d *session.Description) error {
 	c.rec.Netns = d.Netns.Inode
 	c.rec.Start = d.StartTime
 	c.rec.startMono = d.StartMonoNS
+	c.rec.OwnersLimited = ownersLimited(d)
 	return nil
 }
 
@@ -149,4 +155,17 @@ func (c *collector) End(end *session.End) error {
 		c.rec.End = c.desc.Wall(mono)
 	}
 	return nil
+}
+
+// ownersLimited says what a degraded owner-seed layer may have hidden from
+// a recording made with process filters: without an owner, a socket that
+// existed before the recording or was accepted from a listener does not
+// pass them.
+func ownersLimited(d *session.Description) string {
+	h, ok := session.Plan(d.Hooks).Layer(session.LayerOwnerSeed)
+	if !ok || h.Status() != session.StatusDegraded || !d.Filters.ProcessFilter() {
+		return ""
+	}
+	return "its owner-seed layer was degraded (" + h.Why + "), so under its filters (" + d.Filters.String() +
+		") sockets accepted from its listeners and connections older than the recording may be missing from it"
 }

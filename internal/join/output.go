@@ -22,6 +22,9 @@ func WriteText(w io.Writer, r *Result) error {
 		if !rec.Footer {
 			b.WriteString("    no footer: the recorder did not stop cleanly; it ends at its last event\n")
 		}
+		if rec.OwnersLimited != "" {
+			b.WriteString("    warning: " + format.Printable(rec.OwnersLimited) + "\n")
+		}
 	}
 	for _, o := range r.Overlaps {
 		if !o.OK {
@@ -90,7 +93,7 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 	}
 	if len(r.OneEnd) > 0 {
-		b.WriteString("\n  Seen at one end only (no socket with the same ISNs in the other recordings):\n")
+		b.WriteString("\n  Seen at one end only (no socket with the same ISNs in the other recordings: " + OneEndWhy(r) + "):\n")
 		for _, e := range r.OneEnd {
 			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s\n", e.Role(), e.Rec.Path,
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
@@ -309,4 +312,21 @@ func WriteJSON(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// OneEndWhy says why a handshake may have no other end: the other end
+// was not recorded or was filtered out, or a recording's owners were
+// limited (Recording.OwnersLimited).
+func OneEndWhy(r *Result) string {
+	var limited []string
+	for _, rec := range r.Recordings {
+		if rec.OwnersLimited != "" {
+			limited = append(limited, rec.Path)
+		}
+	}
+	if len(limited) == 0 {
+		return "the other end was not recorded, or was filtered out"
+	}
+	return "the other end was not recorded or was filtered out, or was missed by " + strings.Join(limited, " and ") +
+		", whose owner-seed layer was degraded"
 }
