@@ -385,6 +385,7 @@ static __always_inline void take_owner(struct owner *o, const struct owner *from
 	o->cgroup = from->cgroup;
 	__builtin_memcpy(o->comm, from->comm, sizeof(o->comm));
 	o->inherited = from->inherited;
+	o->via_proc = from->via_proc;
 	if (!o->rtx_known && from->rtx_known) {
 		o->rtx_seen = from->rtx_seen;
 		o->rtx_known = 1;
@@ -446,10 +447,8 @@ static __always_inline struct owner *proc_owner_of(struct sock *sk, __u64 ino)
 	if (!found)
 		return NULL;
 	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (o && !o->pid) {
+	if (o && !o->pid)
 		take_owner(o, found);
-		o->via_proc = 1;
-	}
 	bpf_map_delete_elem(&proc_owners, &ino);
 	return o;
 }

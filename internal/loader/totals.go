@@ -186,12 +186,60 @@ func (t *Programs) Traffic(countSends bool) ([]events.Traffic, error) {
 // holds: the socket's next event takes it into storage, and the kernel
 // filters that socket itself from then on.
 func (t *Programs) SetProcOwner(ino uint64, pid uint32, comm string, cgroup uint64) error {
-	o := sendtraceOwner{Pid: pid, Tid: pid, Cgroup: cgroup}
-	for i := 0; i < len(o.Comm)-1 && i < len(comm); i++ {
-		o.Comm[i] = int8(comm[i])
-	}
+	o := procOwner(pid, comm, cgroup)
 	if err := t.maps.ProcOwners.Put(ino, &o); err != nil {
 		return fmt.Errorf("write the owner of socket inode %d: %w", ino, err)
 	}
 	return nil
+}
+
+// procOwner is an owner found through /proc, as the kernel keeps it.
+func procOwner(pid uint32, comm string, cgroup uint64) sendtraceOwner {
+	o := sendtraceOwner{Pid: pid, Tid: pid, Cgroup: cgroup, ViaProc: 1}
+	for i := 0; i < len(o.Comm)-1 && i < len(comm); i++ {
+		o.Comm[i] = int8(comm[i])
+	}
+	return o
+}
+
+// ListenerOwner is the owner user space found for a listening socket, by
+// the socket's network namespace and port; Ambiguous when processes of
+// different pids listen there (SO_REUSEPORT).
+type ListenerOwner struct {
+	Netns     uint32
+	Port      uint16
+	PID       uint32
+	Comm      string
+	Cgroup    uint64
+	Ambiguous bool
+}
+
+// SetListenerOwners writes the listeners' owners found through /proc,
+// for the sockets accepted from them, and deletes those written before
+// that are no longer listening: a later listener on the same port may be
+// another process's. It returns what it wrote, to be passed back next
+// time as before.
+func (t *Programs) SetListenerOwners(ls []ListenerOwner, before map[[2]uint32]bool) (map[[2]uint32]bool, error) {
+	written := make(map[[2]uint32]bool, len(ls))
+	for _, l := range ls {
+		k := sendtraceListenerKey{Netns: l.Netns, Port: l.Port}
+		v := sendtraceListenerOwner{O: procOwner(l.PID, l.Comm, l.Cgroup)}
+		// Cloned into accepted sockets: the task found holding one
+		// replaces it (a pre-forked worker).
+		v.O.Inherited = 1
+		if l.Ambiguous {
+			v.Ambiguous = 1
+		}
+		if err := t.maps.ListenerOwners.Put(&k, &v); err != nil {
+			return written, fmt.Errorf("write the owner of the listener on port %d: %w", l.Port, err)
+		}
+		written[[2]uint32{l.Netns, uint32(l.Port)}] = true
+	}
+	for nk := range before {
+		if !written[nk] {
+			k := sendtraceListenerKey{Netns: nk[0], Port: uint16(nk[1])}
+			_ = t.maps.ListenerOwners.Delete(&k)
+		}
+	}
+	return written, nil
 }

@@ -33,7 +33,8 @@ type Finder struct {
 	Now func() uint64
 
 	index   map[uint64]Proc
-	scanned uint64 // when the index was built; 0: never
+	fresh   map[uint64]Proc // what the last scan found
+	scanned uint64          // when the index was built; 0: never
 	// Scans counts the scans of /proc, for tests.
 	Scans int
 }
@@ -63,6 +64,7 @@ func (f *Finder) Scan() {
 	if f.index == nil {
 		f.index = make(map[uint64]Proc)
 	}
+	f.fresh = make(map[uint64]Proc)
 	for _, pid := range f.candidates() {
 		p, ok := f.selected(pid)
 		if !ok {
@@ -90,6 +92,9 @@ func (f *Finder) Scan() {
 			// the kernel's seeding.
 			if _, dup := f.index[ino]; !dup {
 				f.index[ino] = p
+			}
+			if _, dup := f.fresh[ino]; !dup {
+				f.fresh[ino] = p
 			}
 		}
 	}

@@ -55,3 +55,29 @@ func TestFind(t *testing.T) {
 		t.Errorf("a miss older than the index scanned again (%d scans, was %d) or was found", f.Scans, scans)
 	}
 }
+
+// A listener this process holds is found with its namespace and port.
+func TestListeners(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	self := uint32(os.Getpid())
+	var n uint64
+	f := &Finder{ProcRoot: "/proc", Filters: session.Filters{PIDs: []uint32{self}}, Now: func() uint64 { n++; return n }}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range f.Listeners() {
+		if l.Port == port {
+			if l.Netns != uint32(st.Ino) || l.Proc.PID != self || l.Ambiguous {
+				t.Errorf("listener on port %d: %+v; want netns %d, pid %d, not ambiguous", port, l, st.Ino, self)
+			}
+			return
+		}
+	}
+	t.Errorf("the listener on port %d was not found", port)
+}

@@ -26,6 +26,28 @@ type ownerLookup struct {
 	// byProc counts the events received whose owner was found through
 	// /proc, here or by the kernel from an answer written back.
 	byProc uint64
+	// listeners writes listeners' owners when the kernel's seeding
+	// cannot (nil when it can); written is what it wrote last time.
+	listeners func([]loader.ListenerOwner, map[[2]uint32]bool) (map[[2]uint32]bool, error)
+	written   map[[2]uint32]bool
+}
+
+// seedListeners gives the selected processes' listeners owners for the
+// sockets accepted from them, when the kernel's seeding is degraded.
+func (l *ownerLookup) seedListeners() error {
+	if l == nil || l.listeners == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []loader.ListenerOwner
+	for _, ln := range l.finder.Listeners() {
+		out = append(out, loader.ListenerOwner{Netns: ln.Netns, Port: ln.Port, PID: ln.Proc.PID, Comm: ln.Proc.Comm,
+			Cgroup: ln.Proc.Cgroup, Ambiguous: ln.Ambiguous})
+	}
+	written, err := l.listeners(out, l.written)
+	l.written = written
+	return err
 }
 
 // move is a pending event's totals key and its owner's (zero: not the

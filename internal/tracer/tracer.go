@@ -84,7 +84,14 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 
 	// Sockets that existed before the session get their owners now, so
 	// that async events on them are attributed (and pass --pid).
-	if err := t.SeedOwners(); err != nil {
+	owners := startOwnerLookup(t, opts)
+	seed := func() error {
+		if err := t.SeedOwners(); err != nil {
+			return err
+		}
+		return owners.seedListeners()
+	}
+	if err := seed(); err != nil {
 		return nil, fmt.Errorf("seed socket owners: %w", err)
 	}
 	desc := host.Describe(version, opts, t.Plan, boot)
@@ -107,13 +114,12 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if live != nil {
 		live(t.Counters)
 	}
-	owners := startOwnerLookup(t, opts)
 	p.WatchTotals(pipeline.LiveTotals{Read: owners.totals(t.Totals), Retire: t.RetireTotals})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan string, 4)
-	go watch(ctx, t, opts, stop)
+	go watch(ctx, t, seed, opts, stop)
 
 	dec := loader.NewDecoder(boot, hz).NameDrops(t.DropNames)
 	var lostUser, received uint64
@@ -173,7 +179,13 @@ func startOwnerLookup(t *loader.Programs, opts session.Options) *ownerLookup {
 	// The sockets older than the session are the ones the kernel may
 	// have no owner for: index them now, while their processes live.
 	f.Scan()
-	return newOwnerLookup(f, t.SetProcOwner)
+	l := newOwnerLookup(f, t.SetProcOwner)
+	if h, ok := t.Plan.Layer(session.LayerOwnerSeed); ok && h.Status() != session.StatusOn {
+		// Without the seeding iterator nothing gives listeners owners
+		// for the sockets accepted from them: user space does.
+		l.listeners = t.SetListenerOwners
+	}
+	return l
 }
 
 func readyText(plan session.Plan) string {
@@ -245,7 +257,7 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, owners *ownerLookup, p *p
 
 // watch ends the session on --duration or when every --pid target has
 // exited, and keeps owners seeded for sockets accepted during the session.
-func watch(ctx context.Context, t *loader.Programs, opts session.Options, stop chan<- string) {
+func watch(ctx context.Context, t *loader.Programs, seed func() error, opts session.Options, stop chan<- string) {
 	var deadline <-chan time.Time
 	if opts.Duration > 0 {
 		timer := time.NewTimer(opts.Duration)
@@ -281,7 +293,7 @@ func watch(ctx context.Context, t *loader.Programs, opts session.Options, stop c
 		if c.Unowned != lastUnowned || (opts.Filters.ProcessFilter() && time.Since(lastSeed) >= time.Second) {
 			lastUnowned = c.Unowned
 			lastSeed = time.Now()
-			_ = t.SeedOwners()
+			_ = seed()
 		}
 	}
 }

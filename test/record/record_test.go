@@ -115,6 +115,10 @@ type recorder struct {
 	err            error
 }
 
+// recordArgs are added to every recording a test starts (see
+// withoutSeeding).
+var recordArgs []string
+
 func startRecorder(t *testing.T, ctx context.Context, path string, cs []*netlab.Actor, extra ...string) *recorder {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
@@ -123,6 +127,7 @@ func startRecorder(t *testing.T, ctx context.Context, path string, cs []*netlab.
 		args = append(args, "--pid", strconv.Itoa(c.PID()))
 	}
 	args = append(args, extra...)
+	args = append(args, recordArgs...)
 	r := &recorder{path: path, done: make(chan struct{})}
 	r.cmd = exec.Command(sendtraceBin, args...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
