@@ -1,0 +1,45 @@
+// Command mkkernels writes docs/kernels.md from the plans a kernel matrix
+// run saved: one `sendtrace check -o json` per kernel, in DIR/LABEL.json
+// (`make vmtest` saves them in .vmbin/plans).
+//
+//	go run ./internal/hookexpect/mkkernels -plans .vmbin/plans > docs/kernels.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sendtrace/sendtrace/internal/hookexpect"
+)
+
+func main() {
+	dir := flag.String("plans", ".vmbin/plans", "directory of LABEL.json files, each a `sendtrace check -o json`")
+	flag.Parse()
+	files, err := filepath.Glob(filepath.Join(*dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		fmt.Fprintf(os.Stderr, "mkkernels: no plans in %s: run make vmtest first\n", *dir)
+		os.Exit(1)
+	}
+	results := map[string]*hookexpect.CheckResult{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mkkernels:", err)
+			os.Exit(1)
+		}
+		r, err := hookexpect.ReadCheck(fh)
+		fh.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mkkernels: %s: %v\n", f, err)
+			os.Exit(1)
+		}
+		results[strings.TrimSuffix(filepath.Base(f), ".json")] = r
+	}
+	if err := hookexpect.WriteKernelsDoc(os.Stdout, results, "a `make vmtest` run"); err != nil {
+		fmt.Fprintln(os.Stderr, "mkkernels:", err)
+		os.Exit(1)
+	}
+}
