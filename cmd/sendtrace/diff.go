@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
 
@@ -46,6 +47,13 @@ failure drawn side by side.`,
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
+		}
+		// A recording and a copy of it are refused, not warned about: the
+		// diff of one session with itself is "no change" everywhere, which
+		// reads as a finding (the change did nothing) when it is only the
+		// wrong file given, and it has nothing else to show.
+		if err := record.FindDuplicate(args); err != nil {
+			return fmt.Errorf("%w: give two different recordings, one made before the change and one after", err)
 		}
 		if page.path != "" {
 			if output != "text" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/spf13/cobra"
 )
@@ -141,6 +142,9 @@ func (tf *traceFlags) options() (session.Options, error) {
 	}
 	o.Filters = f
 	o.BTFPath = tf.btf
+	if tf.readyFile != "" && tf.btf != "" && outfile.Same(tf.readyFile, tf.btf) {
+		return o, fmt.Errorf("--ready-file %s is the --btf file this command reads: give the ready file another name", tf.readyFile)
+	}
 	o.ReadyFile = tf.readyFile
 	o.Disable = tf.disable
 	o.NoSyscallLayer = tf.noSyscall

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/htmlreport"
 	"github.com/sendtrace/sendtrace/internal/join"
-	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
 
@@ -31,19 +31,17 @@ func (h *htmlFlags) register(fl *pflag.FlagSet, drawsConns bool) {
 }
 
 // refuse checks the page's file and the flags before a recording is read:
-// a large recording takes seconds to load.
-func (h *htmlFlags) refuse(drawsConns bool) error {
+// a large recording takes seconds to load. The page is never written over
+// one of the recordings it is made from, --force or not.
+func (h *htmlFlags) refuse(drawsConns bool, recordings ...string) error {
 	if drawsConns && h.conns < 1 {
 		return fmt.Errorf("invalid --html-conns %d: give the number of failed connections to draw, 1 or more", h.conns)
 	}
-	if !h.force {
-		return record.RefuseExisting(h.path)
-	}
-	return nil
+	return outfile.Check(h.path, h.force, recordings...)
 }
 
 func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket time.Duration) error {
-	if err := h.refuse(true); err != nil {
+	if err := h.refuse(true, recording); err != nil {
 		return err
 	}
 	col := htmlreport.NewCollector(h.conns)
@@ -61,7 +59,7 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 // writeBothEnds joins recordings made at different ends and writes the
 // page that draws both ends of each failed connection.
 func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
-	if err := h.refuse(true); err != nil {
+	if err := h.refuse(true, paths...); err != nil {
 		return err
 	}
 	recs, err := join.Load(paths)
@@ -84,7 +82,7 @@ func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
 }
 
 func (h *htmlFlags) writeDiff(out io.Writer, before, after string) error {
-	if err := h.refuse(false); err != nil {
+	if err := h.refuse(false, before, after); err != nil {
 		return err
 	}
 	a, err := report.Load(before, report.Options{})

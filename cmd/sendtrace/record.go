@@ -2,11 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sendtrace/sendtrace/internal/record"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 )
 
 func init() { subcommands = append(subcommands, newRecordCmd) }
@@ -41,12 +42,14 @@ kill -9 or a full disk stays readable up to its last complete record.`,
 		if out == "" {
 			return errors.New("missing -o FILE: say where to write the recording, e.g. -o incident.jsonl.zst")
 		}
-		if !force {
-			// Before anything is loaded: an earlier incident's
-			// recording is worth more than this run.
-			if err := record.RefuseExisting(out); err != nil {
-				return err
-			}
+		// Before anything is loaded: an earlier incident's recording is
+		// worth more than this run, and the file this run reads (--btf)
+		// is never replaced, --force or not.
+		if err := outfile.Check(out, force, tf.btf); err != nil {
+			return err
+		}
+		if tf.readyFile != "" && (tf.readyFile == out || outfile.Same(tf.readyFile, out)) {
+			return fmt.Errorf("--ready-file %s is the recording -o %s: give the ready file another name", tf.readyFile, out)
 		}
 		opts, err := tf.options()
 		if err != nil {

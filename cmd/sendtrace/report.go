@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
 
@@ -66,6 +67,9 @@ axis, the other end's clock corrected by the estimated offset.`,
 			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
 		}
 		if len(args) > 1 {
+			if err := record.FindDuplicate(args); err != nil {
+				return fmt.Errorf("%w: give one recording per end, made at the same time", err)
+			}
 			if conn != "" {
 				return fmt.Errorf("--conn takes one recording, got %d: give one file, or leave it out to join the ends of the connections", len(args))
 			}

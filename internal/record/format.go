@@ -225,3 +225,11 @@ func (f *Footer) Traffic() []events.Traffic {
 func (f *Footer) End() *session.End {
 	return &session.End{Time: f.EndTime, MonoNS: f.EndMonoNS, Totals: f.EventsTotals(), Traffic: f.Traffic(), Received: f.Events}
 }
+
+// SameSession reports whether two headers describe one recording
+// session: the same host, boot, and start. Two files that do are copies
+// of one recording (or one is a copy cut short), never two recordings.
+func SameSession(a, b *session.Description) bool {
+	return a.Hostname == b.Hostname && a.BootTime.Equal(b.BootTime) &&
+		a.StartTime.Equal(b.StartTime) && a.StartMonoNS == b.StartMonoNS
+}

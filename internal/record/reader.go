@@ -58,6 +58,11 @@ type Reader struct {
 	// Truncated is set when the file ends inside a record or inside a
 	// compressed block, as after kill -9 or a full disk.
 	Truncated bool
+	// StreamCut is set when the compressed stream itself was cut, rather
+	// than ending as a finished stream does: CutAt is then the byte of the
+	// file where it stops (its length).
+	StreamCut bool
+	CutAt     int64
 	// Skipped counts records of kinds this version does not know, which
 	// newer versions may add without changing the format version.
 	Skipped int
@@ -74,6 +79,19 @@ type Reader struct {
 	partial     []byte // start of a truncated last line, for messages
 	closer      io.Closer
 	decoder     *zstd.Decoder
+	raw         *countingReader // the file's bytes, before decompression
+}
+
+// countingReader counts the bytes read from the file.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Open opens a recording, plain or compressed (told by its first bytes,
@@ -108,9 +126,9 @@ func (r *Reader) Compression() Compression { return r.compression }
 
 // NewReader reads the header from r, which may be plain or compressed.
 func NewReader(in io.Reader) (*Reader, error) {
-	raw := bufio.NewReader(in)
+	r := &Reader{raw: &countingReader{r: in}}
+	raw := bufio.NewReader(r.raw)
 	magic, _ := raw.Peek(4)
-	r := &Reader{}
 	var src io.Reader = raw
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
@@ -272,6 +290,11 @@ func (r *Reader) readLine() ([]byte, error) {
 			r.line++
 			r.lineOff = start
 			return nil, r.errf("read %s stream: %v", r.compression, err)
+		}
+		if streamCut && r.compression != CompressNone && !r.StreamCut {
+			// The decompressor read the file to its end and wanted
+			// more.
+			r.StreamCut, r.CutAt = true, r.raw.n
 		}
 		if len(bytes.TrimSpace(r.buf)) == 0 {
 			r.Truncated = r.Truncated || streamCut

@@ -1,9 +1,7 @@
 package record
 
 import (
-	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"sync"
 
@@ -34,27 +32,14 @@ func NewRecorder(path string, overwrite bool) *Recorder {
 
 // Begin creates the file and writes the header.
 func (r *Recorder) Begin(d *session.Description) error {
-	if !r.overwrite {
-		if err := RefuseExisting(r.path); err != nil {
-			return err
-		}
-	}
 	h := &Header{Description: *d}
-	w, err := Create(r.path, h)
+	w, err := CreateFile(r.path, r.overwrite, h)
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.w, r.h = w, h
 	r.mu.Unlock()
-	return nil
-}
-
-// RefuseExisting returns an error that says what to do when path exists.
-func RefuseExisting(path string) error {
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("%s exists: give a new file name, or --force to overwrite it", path)
-	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 )
 
 // Compression of a recording file.
@@ -115,21 +116,30 @@ type Stats struct {
 
 // Create creates path with mode 0600 (recordings show which processes talk
 // to which hosts), writes the header and flushes it, so that even a
-// recorder killed at once leaves a readable file.
+// recorder killed at once leaves a readable file. An existing file at path
+// is replaced; see CreateFile.
 func Create(path string, h *Header) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	return CreateFile(path, true, h)
+}
+
+// CreateFile is Create that refuses an existing path unless force. A file
+// it replaces is never truncated: the new recording is a new file, put at
+// path once its header is written, so a reader of the old one (a report
+// running) reads it whole, and the old file's other links keep it.
+func CreateFile(path string, force bool, h *Header) (*Writer, error) {
+	f, err := outfile.Create(path, force)
 	if err != nil {
-		return nil, fmt.Errorf("create recording: %w", err)
-	}
-	// An existing file keeps its mode through O_TRUNC; a recording must not
-	// become readable by others just because its name was reused.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("create recording: %w", err)
+		return nil, err
 	}
 	w, err := newWriter(path, f, CompressionFor(path), h)
+	if err == nil {
+		err = f.Commit()
+	}
 	if err != nil {
-		f.Close()
+		if w != nil {
+			w.Close(nil)
+		}
+		f.Abort()
 		return nil, err
 	}
 	return w, nil

@@ -35,8 +35,12 @@ type Recording struct {
 	Header    *record.Header
 	Footer    *record.Footer // nil when the recording was not stopped cleanly
 	Truncated bool
-	Skipped   int
-	Events    uint64 // event records read
+	// CutAt is, when the compressed stream itself was cut, the byte of
+	// the file where it stops; 0 otherwise. Compression names the stream.
+	CutAt       int64
+	Compression record.Compression
+	Skipped     int
+	Events      uint64 // event records read
 
 	// Summary is the live mode's summary, fed with every event.
 	Summary *render.Summary
@@ -189,6 +193,10 @@ func Load(path string, o Options, also ...pipeline.Sink) (*Recording, error) {
 	rec.Header = rd.Header
 	rec.Footer = rd.Footer
 	rec.Truncated = rd.Truncated
+	if rd.StreamCut {
+		rec.CutAt = rd.CutAt
+	}
+	rec.Compression = rd.Compression()
 	rec.Skipped = rd.Skipped
 	rec.Events = rd.EventsRead
 	rec.Dests = make(map[string]*Dest, rec.dests.Len())

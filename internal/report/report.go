@@ -285,8 +285,12 @@ func problems(r *Recording) []string {
 			"all %d complete records were read, but the kernel's exact totals, lost-event counts and per-destination traffic are not in the file, "+
 			"so counts below are from the events alone", r.Events+1))
 	}
-	if r.Truncated {
-		p = append(p, "the file ends inside a record (or a compressed block); that last partial record was skipped")
+	switch {
+	case r.CutAt > 0:
+		p = append(p, fmt.Sprintf("the %s stream itself is cut off at byte %d, where the file ends: the file was not finished "+
+			"(the recorder was killed or the disk filled up) or was copied before it was; every complete record before the cut was read", r.Compression, r.CutAt))
+	case r.Truncated:
+		p = append(p, "the file ends inside a record; that last partial record was skipped")
 	}
 	if r.Skipped > 0 {
 		p = append(p, fmt.Sprintf("%d records of kinds this version does not know were skipped", r.Skipped))
