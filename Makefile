@@ -34,7 +34,8 @@ build-static: ## Build a static ./sendtrace, as the Dockerfile does
 
 generate: ## Regenerate the BPF objects with the pinned clang ($(CLANG))
 	@$(CLANG) --version | head -1 | grep -q 'version 19\.' || { echo "make generate needs clang 19 (apt-get install clang-19 llvm-19)"; exit 1; }
-	cd internal/loader && $(GO) generate ./...
+	@# bpf2go strips with llvm-strip, which llvm-19 installs only as llvm-strip-19 (and in its own bin directory).
+	cd internal/loader && PATH="/usr/lib/llvm-19/bin:$$PATH" $(GO) generate ./...
 
 generate-check: generate ## Fail when the committed BPF objects are stale
 	@git diff --exit-code --stat -- internal/loader || { echo "generated BPF objects are stale: run 'make generate' and commit"; exit 1; }
