@@ -4,6 +4,9 @@
 # module proxy, when none is installed), and the Go modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The PATH this was run with (sudo's secure_path, or the user's): whether
+# `go` works there is what the README's commands need.
+run_path=$PATH
 
 # The arm64 guests of the kernel matrix boot Debian's arm64 kernels and run
 # arm64 busybox, dash, ip and nft: apt must know the architecture to
@@ -23,6 +26,7 @@ packages=(
 	nodejs                      # a Node.js keep-alive client in the diagnosis tests
 	chromium                    # headless browser that opens the report --html pages in tests
 	iperf3                      # a real bulk sender for the retransmit scenario
+	python3                     # fleet tests: short-lived processes that name their own cgroup
 	jq gzip git make ca-certificates curl unzip
 )
 missing=()
@@ -60,6 +64,17 @@ if ! have_go; then
 	unzip -q "$zip" -d /usr/local/go-toolchain && rm -f "$zip"
 	ln -sfn "/usr/local/go-toolchain/golang.org/toolchain@v0.0.1-go$want.linux-amd64" /usr/local/go
 	export PATH=/usr/local/go/bin:$PATH
-	echo "installed Go $want in /usr/local/go; add /usr/local/go/bin to PATH"
+	echo "installed Go $want in /usr/local/go"
+fi
+# Go in /usr/local/go is not on anyone's PATH: when the PATH this was run
+# with has no go, link go and gofmt into /usr/local/bin, which every
+# login shell and sudo's secure_path search, so that `go build` works as
+# the README says.
+if [[ $(command -v go) == /usr/local/go/bin/go ]] && ! PATH=$run_path command -v go >/dev/null 2>&1; then
+	ln -sfn /usr/local/go/bin/go /usr/local/bin/go
+	ln -sfn /usr/local/go/bin/gofmt /usr/local/bin/gofmt
+	echo "linked go and gofmt into /usr/local/bin: go is on PATH now ($(/usr/local/bin/go version))"
+elif ! PATH=$run_path have_go; then
+	echo "note: the go on PATH ($(PATH=$run_path command -v go)) is older than go $want; this script uses /usr/local/go/bin/go: put /usr/local/go/bin first on PATH"
 fi
 go mod download

@@ -2,8 +2,10 @@
 # Runs the README's build command in a fresh Debian 12 root, as a newcomer
 # would on a stock machine: bookworm made by debootstrap (minbase, which has
 # less than a cloud image) with only sudo added. It proves that the command
-# installs make, git and Go before it needs them, that the build works, and
-# that the first build is stamped with its git version, not "dev".
+# installs make, git and Go before it needs them, that the build works, that
+# the first build is stamped with its git version, not "dev", that `go` is
+# then on PATH for the README's `go build`, and that every tool the test
+# command runs (python3, runc, prometheus, chromium...) is installed.
 #
 # It takes about 9 minutes on a 2-core machine (apt downloads the test dependencies: clang,
 # qemu, bpftrace), so CI does not run it. Run it as root:
@@ -77,7 +79,9 @@ fi
 echo "fresh-debian: running in a fresh bookworm root: $command"
 
 failed=0
+checks=0
 check() {
+	checks=$((checks + 1))
 	if chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		bash -c "cd /src/sendtrace && $1"; then
@@ -89,7 +93,12 @@ check() {
 }
 check "$command" "the build command ($command)"
 check 'command -v make git && test -x /usr/local/go/bin/go' "make, git and go are installed"
+check 'go version && go build -o /tmp/sendtrace-gobuild ./cmd/sendtrace' "go is on PATH: the README's go build ./cmd/sendtrace works"
+# What the test command runs besides Go: scripts/deps.sh must have put each
+# of them here (grep the tests for exec.Command and LookPath).
+tools='python3 setpriv unshare setcap runc prometheus promtool systemd-analyze node chromium iperf3 strace bpftrace bpftool jq zstdcat curl ip ss tc nstat nft clang-19 llvm-strip-19 qemu-system-x86_64 qemu-system-aarch64'
+check "missing=; for t in $tools; do command -v \$t >/dev/null || missing=\"\$missing \$t\"; done; [[ -z \$missing ]] || { echo \"not installed:\$missing\"; false; }" "the tools the tests run are installed"
 check "v=\$(./sendtrace --version) && echo \"\$v\" && [[ \$v == *' $want_version' ]]" "the binary is stamped $want_version"
 check './sendtrace check >/dev/null' "sendtrace check runs"
-echo "fresh-debian: $((4 - failed)) passed, $failed failed"
+echo "fresh-debian: $((checks - failed)) passed, $failed failed"
 ((failed == 0))
