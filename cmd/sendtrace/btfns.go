@@ -52,10 +52,26 @@ func withBTFFile(path string) (bool, error) {
 	// The child handles SIGINT/SIGTERM itself; keep them from ending us
 	// before it has printed its summary.
 	signal.Ignore(os.Interrupt, syscall.SIGTERM)
-	err = cmd.Run()
+	// SIGHUP is the child's to answer (serve goes on; the others end):
+	// pass it on rather than die of it and take the child along.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err = cmd.Start(); err == nil {
+		go func() {
+			for s := range hup {
+				_ = cmd.Process.Signal(s)
+			}
+		}()
+		err = cmd.Wait()
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return true, &exitError{code: ee.ExitCode(), err: errSilent}
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal()) // as a shell reports it
+		}
+		return true, &exitError{code: code, err: errSilent}
 	}
 	if err != nil {
 		return true, fmt.Errorf("run in a private mount namespace for --btf: %w", err)

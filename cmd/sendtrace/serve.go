@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/metrics"
@@ -19,6 +20,7 @@ type serveFlags struct {
 	maxPeers     int
 	hostRoot     string
 	eventBatch   time.Duration
+	webConfig    string
 }
 
 const defaultListen = "127.0.0.1:9464"
@@ -31,7 +33,9 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve [filters] [--listen ADDR]",
 		Short: "Export failed sends, retransmits, resets and diagnoses per workload as Prometheus metrics",
 		Long: `serve traces until SIGTERM or SIGINT and serves /metrics (Prometheus
-exposition format) and /healthz. The counters are the kernel's exact totals,
+exposition format) and /healthz. It prints the address it listens on (with
+port 0, the port it got) and writes it to the ready file as "listen\tADDR".
+The counters are the kernel's exact totals,
 read on every scrape, so a full ring buffer loses events but never counts.
 Each count is labelled with its workload (a pod's container, a container, a
 systemd unit, or the process name). Events go to stdout as JSON Lines unless
@@ -40,9 +44,13 @@ systemd unit, or the process name). Events go to stdout as JSON Lines unless
 The default --listen address is loopback only. Binding another address
 (0.0.0.0:9464 in a Kubernetes pod) lets anyone who can reach the port read
 the names of the workloads on this host and how their sends fail: put it
-behind a network policy or a firewall.`,
+behind a network policy or a firewall, and give --web.config.file for TLS,
+client certificates and basic auth (the Prometheus exporters' web
+configuration file, as node_exporter reads it). That file is read again on
+every connection and request; SIGHUP checks it and says whether it is valid,
+and serve goes on.`,
 		Example: `  sudo sendtrace serve
-  sudo sendtrace serve --listen 0.0.0.0:9464 --events=false`,
+  sudo sendtrace serve --listen 0.0.0.0:9464 --events=false --web.config.file /etc/sendtrace/web.yml`,
 		Args: cobra.NoArgs,
 	}
 	tf := addTraceFlags(cmd, 16)
@@ -55,10 +63,17 @@ behind a network policy or a firewall.`,
 	fl.IntVar(&sf.maxPeers, "max-peers", 100, "at most this many peer label values; the rest are counted as peer=\"other\"")
 	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (the first event of each cgroup still wakes it at once); 0: read each event at once, at more CPU; counts are never delayed")
 	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
+	fl.StringVar(&sf.webConfig, "web.config.file", "", "TLS, client certificates and basic auth: a web configuration file as Prometheus exporters read it (tls_server_config, basic_auth_users with bcrypt hashes); read again on every connection and request")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts, err := tf.options()
 		if err != nil {
 			return err
+		}
+		if strings.TrimSpace(sf.listen) == "" {
+			return fmt.Errorf("invalid --listen %q: give an address and port, such as %s, or [::1]:0 for a free port (serve prints the one it got)", sf.listen, defaultListen)
+		}
+		if sf.seriesTTL <= 0 {
+			return fmt.Errorf("invalid --series-ttl %s: give a duration above 0, such as 10m (series of workloads that are gone must expire)", sf.seriesTTL)
 		}
 		if sf.maxWorkloads < 1 {
 			return fmt.Errorf("invalid --max-workloads %d: give 1 or more", sf.maxWorkloads)

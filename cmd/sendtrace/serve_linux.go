@@ -7,15 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/metrics"
@@ -27,14 +31,23 @@ import (
 )
 
 // runServe traces into the metrics sink (and the JSON stream) and serves
-// /metrics and /healthz until SIGTERM or SIGINT.
+// /metrics and /healthz until SIGTERM or SIGINT. SIGHUP checks the web
+// configuration file (onHangup) and serve goes on.
 func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) error {
+	setup, err := checkWebConfig(sf.webConfig)
+	if err != nil {
+		return fmt.Errorf("invalid --web.config.file %s: %w: give a web configuration file as Prometheus exporters read it (docs/agent.md)", sf.webConfig, err)
+	}
 	if done, err := prepareTracing(opts); done || err != nil {
 		return err
 	}
 	limitProcs()
 	ctx, cancel := signalContext()
 	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go onHangup(ctx, hup, stderr, sf.webConfig, setup)
 
 	names := workloads(stderr, hostWorkloadConfig(sf.hostRoot))
 	cfg := metrics.Config{Version: version, MaxWorkloads: sf.maxWorkloads, SeriesTTL: sf.seriesTTL,
@@ -51,6 +64,14 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("listen on %s: %w: give a free address with --listen", sf.listen, err)}
 	}
+	// The address bound, which says the port that port 0 got; the ready
+	// file has it too.
+	bound := ln.Addr().String()
+	fmt.Fprintf(stderr, "sendtrace: serving /metrics and /healthz on %s://%s (%s)\n", setup.scheme(), bound, setup)
+	if setup.basicAuth && !setup.tls {
+		fmt.Fprintf(stderr, "sendtrace: --web.config.file %s asks for basic auth without TLS: passwords cross the network in the clear\n", sf.webConfig)
+	}
+	opts.ReadyLines = append(opts.ReadyLines, "listen\t"+bound)
 	var running atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
@@ -61,9 +82,18 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.New(stderr, "sendtrace: ", 0)}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		// TLS and authentication as the web configuration file says, or
+		// plain HTTP without one.
+		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &sf.webConfig}, webLogger(stderr))
+		if !errors.Is(err, http.ErrServerClosed) {
+			cancel() // nothing serves the metrics: stop tracing
+		}
+		served <- err
+	}()
 
 	sinks := []pipeline.Sink{sink, &beganSink{running: &running}}
 	if sf.events {

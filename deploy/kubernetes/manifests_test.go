@@ -4,6 +4,7 @@
 package kubernetes_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -230,5 +231,102 @@ func TestServiceMonitor(t *testing.T) {
 				t.Errorf("endpoint key %q is not one this check knows", k)
 			}
 		}
+	}
+}
+
+// uncomment turns on the example lines a manifest carries commented out,
+// with "#" in column 1 before the line's own indentation (prose comments
+// are indented, or "# " at the top), and says how many it turned on.
+func uncomment(t *testing.T, file string) ([]byte, int) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	n := 0
+	for i, l := range lines {
+		if strings.HasPrefix(l, "#   ") {
+			lines[i] = " " + l[1:]
+			n++
+		}
+	}
+	return []byte(strings.Join(lines, "\n")), n
+}
+
+// TestWebConfigExamples turns on the commented TLS and basic auth lines of
+// the DaemonSet, the Service and the ServiceMonitor, as their comments say
+// to, and checks the result decodes strictly and fits together: the flag
+// names a file in the Secret's mount, and the ServiceMonitor scrapes over
+// TLS with basic auth.
+func TestWebConfigExamples(t *testing.T) {
+	b, n := uncomment(t, "daemonset.yaml")
+	if n != 8 {
+		t.Fatalf("daemonset.yaml: %d commented example lines, want 8 (flag, mount, volume)", n)
+	}
+	var ds appsv1.DaemonSet
+	if err := strict(b, &ds); err != nil {
+		t.Fatalf("daemonset.yaml with the TLS lines on: %v", err)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	var file string
+	for _, a := range c.Args {
+		if f, ok := strings.CutPrefix(a, "--web.config.file="); ok {
+			file = f
+		}
+	}
+	var mounted bool
+	for _, m := range c.VolumeMounts {
+		if m.Name == "web-config" {
+			mounted = m.ReadOnly && strings.HasPrefix(file, m.MountPath+"/")
+		}
+	}
+	var secret string
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.Name == "web-config" && v.Secret != nil {
+			secret = v.Secret.SecretName
+		}
+	}
+	if file == "" || !mounted || secret != "sendtrace-web-config" {
+		t.Errorf("--web.config.file=%q, mounted read-only from the web-config volume: %v, its Secret %q", file, mounted, secret)
+	}
+
+	b, n = uncomment(t, "service.yaml")
+	var svc corev1.Service
+	if err := strict(b, &svc); err != nil || n != 1 || svc.Annotations["prometheus.io/scheme"] != "https" {
+		t.Errorf("service.yaml with the TLS line on (%d lines): %v, annotations %v", n, err, svc.Annotations)
+	}
+
+	b, n = uncomment(t, "servicemonitor.yaml")
+	var sm struct {
+		Spec struct {
+			Endpoints []struct {
+				Port, Path, Interval, Scheme string
+				Relabelings                  []any
+				TLSConfig                    struct {
+					ServerName string `json:"serverName"`
+					CA         struct {
+						Secret struct{ Name, Key string }
+					}
+				} `json:"tlsConfig"`
+				BasicAuth struct {
+					Username, Password struct{ Name, Key string }
+				} `json:"basicAuth"`
+			}
+		}
+	}
+	j, err := yaml.YAMLToJSONStrict(b)
+	if err == nil {
+		// Unknown fields are left to the Operator; the keys above must
+		// be where it reads them.
+		err = json.Unmarshal(j, &sm)
+	}
+	if err != nil || n != 14 || len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("servicemonitor.yaml with the TLS lines on (%d lines, want 14): %v", n, err)
+	}
+	e := sm.Spec.Endpoints[0]
+	if e.Scheme != "https" || e.TLSConfig.CA.Secret.Name == "" || e.TLSConfig.CA.Secret.Key == "" || e.TLSConfig.ServerName == "" ||
+		e.BasicAuth.Username.Name == "" || e.BasicAuth.Password.Key == "" {
+		t.Errorf("servicemonitor.yaml endpoint with the TLS lines on: %+v", e)
 	}
 }

@@ -13,9 +13,12 @@ import (
 // Options configure a live session.
 type Options struct {
 	Filters   Filters
-	BTFPath   string        // kernel BTF to use instead of /sys/kernel/btf/vmlinux
-	ReadyFile string        // written once every program is attached
-	Duration  time.Duration // 0: until stopped
+	BTFPath   string // kernel BTF to use instead of /sys/kernel/btf/vmlinux
+	ReadyFile string // written once every program is attached
+	// ReadyLines are more "key\tvalue" lines for the ready file, after
+	// each layer's "layer\thook" (serve's "listen\tADDR").
+	ReadyLines []string
+	Duration   time.Duration // 0: until stopped
 	// Disable names hook prefixes the planner must skip ("fexit",
 	// "tp_btf/sock_send_length", "kretprobe"), to exercise fallbacks.
 	Disable []string

@@ -78,6 +78,7 @@ func (l *LockedBuffer) Bytes() []byte {
 // Sendtrace is one running sendtrace under test.
 type Sendtrace struct {
 	Args           []string
+	ReadyFile      string // the --ready-file it was given
 	cmd            *exec.Cmd
 	stdout, stderr LockedBuffer
 	done           chan struct{}
@@ -92,7 +93,7 @@ type Sendtrace struct {
 func StartSendtrace(t *testing.T, ctx context.Context, bin string, ready time.Duration, args ...string) *Sendtrace {
 	t.Helper()
 	readyFile := filepath.Join(t.TempDir(), "ready")
-	s := &Sendtrace{Args: append([]string{"--ready-file", readyFile}, args...), done: make(chan struct{})}
+	s := &Sendtrace{Args: append([]string{"--ready-file", readyFile}, args...), ReadyFile: readyFile, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, s.Args...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	// A tracer must not outlive a killed test run.
@@ -141,6 +142,19 @@ func (s *Sendtrace) Stdout() []byte { return s.stdout.Bytes() }
 
 // PID is the running sendtrace's process id.
 func (s *Sendtrace) PID() int { return s.cmd.Process.Pid }
+
+// Stderr is what sendtrace has written to stderr so far.
+func (s *Sendtrace) Stderr() []byte { return s.stderr.Bytes() }
+
+// Exited says whether sendtrace has exited, and how.
+func (s *Sendtrace) Exited() (bool, error) {
+	select {
+	case <-s.done:
+		return true, s.err
+	default:
+		return false, nil
+	}
+}
 
 // Stop interrupts sendtrace as a user would (SIGINT), waits at most
 // within (stretched by $VMTEST_TIME_SCALE) for it to exit, and returns

@@ -107,7 +107,7 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	// counters are first read there, and traffic a test starts on
 	// the ready file must come after that reading.
 	if opts.ReadyFile != "" {
-		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(t.Plan)), 0o644); err != nil {
+		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(t.Plan, opts.ReadyLines)), 0o644); err != nil {
 			return nil, fmt.Errorf("write ready file: %w", err)
 		}
 	}
@@ -188,10 +188,15 @@ func startOwnerLookup(t *loader.Programs, opts session.Options) *ownerLookup {
 	return l
 }
 
-func readyText(plan session.Plan) string {
+// readyText is the ready file: a "layer\thook" line per layer, then the
+// caller's own lines.
+func readyText(plan session.Plan, more []string) string {
 	var b strings.Builder
 	for _, h := range plan {
 		fmt.Fprintf(&b, "%s\t%s\n", h.Layer, h.Shown())
+	}
+	for _, l := range more {
+		b.WriteString(l + "\n")
 	}
 	return b.String()
 }

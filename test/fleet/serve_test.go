@@ -82,6 +82,13 @@ type prometheus struct {
 
 func startPrometheus(t *testing.T, ctx context.Context, target string) *prometheus {
 	t.Helper()
+	return startPrometheusJob(t, ctx, target, "")
+}
+
+// startPrometheusJob is startPrometheus with more settings for the scrape
+// job (scheme, basic_auth, tls_config), indented as a job's keys.
+func startPrometheusJob(t *testing.T, ctx context.Context, target, job string) *prometheus {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatal("prometheus is not installed: apt-get install prometheus (scripts/deps.sh)")
@@ -94,9 +101,9 @@ scrape_configs:
   - job_name: sendtrace
     scrape_interval: 1s
     scrape_timeout: 1s
-    static_configs:
+%s    static_configs:
       - targets: ['%s']
-`, target)
+`, job, target)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

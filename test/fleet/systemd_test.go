@@ -68,3 +68,39 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("the unit names a User; it runs as a DynamicUser")
 	}
 }
+
+// TestSystemdUnitWebConfig turns on the unit's commented TLS and basic
+// auth lines, as its comment says to, and checks the result with
+// systemd-analyze verify: serve then reads its web configuration file
+// from the credentials systemd hands the dynamic user.
+func TestSystemdUnitWebConfig(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Fatal("systemd-analyze is needed: apt-get install systemd (scripts/deps.sh)")
+	}
+	b, err := os.ReadFile(unitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	on := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "#LoadCredential=") || strings.HasPrefix(line, "#ExecStart=") {
+			line = line[1:]
+			on++
+		}
+		lines = append(lines, line)
+	}
+	unit := strings.Join(lines, "\n")
+	if on != 5 {
+		t.Fatalf("%d commented LoadCredential= and ExecStart= lines, want 5:\n%s", on, b)
+	}
+	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/sendtrace serve --listen 0.0.0.0:9464 --events=false --web.config.file %d/web.yml\n") {
+		t.Errorf("the TLS ExecStart= does not give --web.config.file %%d/web.yml:\n%s", unit)
+	}
+	if !strings.Contains(unit, "\nExecReload=kill -HUP $MAINPID\n") {
+		t.Errorf("no ExecReload= sending SIGHUP")
+	}
+	if out, err := verifyUnit(t, unit); err != nil || out != "" {
+		t.Errorf("systemd-analyze verify, TLS lines on: %v\n%s", err, out)
+	}
+}
