@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/hookexpect"
 	"github.com/sendtrace/sendtrace/internal/host"
@@ -60,12 +61,17 @@ func runCheck(opts session.Options, output string, expect []string, expectFile s
 
 func writeCheckJSON(w io.Writer, hooks session.Plan) error {
 	hz, read := loader.KernelHZ()
-	return json.NewEncoder(w).Encode(struct {
+	b, err := json.Marshal(struct {
 		Kernel string       `json:"kernel"`
 		HZ     int          `json:"hz"`
 		HZRead bool         `json:"hz_from_config"`
 		Hooks  session.Plan `json:"hooks"`
 	}{host.KernelRelease(), hz, read, hooks})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(events.EscapeJSONControls(b), '\n'))
+	return err
 }
 
 // checkWidth is the widest line check prints: a terminal of 100 columns

@@ -124,7 +124,9 @@ func AppendJSON(dst []byte, d *Diagnosis) []byte {
 		// Every field is a plain value; Marshal cannot fail on it.
 		panic(err)
 	}
-	return append(dst, b...)
+	// Escaped as the event records are: a terminal shows the live
+	// stream's diagnoses too.
+	return append(dst, events.EscapeJSONControls(b)...)
 }
 
 // ErrNotDiagnosis is returned by ParseJSON for a record of another kind.

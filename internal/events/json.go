@@ -278,6 +278,39 @@ func AppendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// EscapeJSONControls escapes, in a JSON document that encoding/json wrote,
+// DEL and the C1 controls (U+0080 to U+009F) as AppendJSONString does:
+// encoding/json escapes only the C0 controls, and a terminal that shows
+// the document acts on the others too. JSON holds neither outside its
+// strings, so the document reads back the same. It returns b itself when
+// there is nothing to escape.
+func EscapeJSONControls(b []byte) []byte {
+	var out []byte
+	start := 0
+	for i := 0; i < len(b); i++ {
+		var r byte
+		switch {
+		case b[i] == 0x7f:
+			r = 0x7f
+		case b[i] == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
+			// 0xc2 is a lead byte: it starts the rune, never ends one.
+			r = b[i+1]
+		default:
+			continue
+		}
+		out = append(out, b[start:i]...)
+		out = append(out, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		if r != 0x7f {
+			i++
+		}
+		start = i + 1
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[start:]...)
+}
+
 // jsonEvent mirrors the schema for decoding.
 type jsonEvent struct {
 	Time         *string       `json:"time"`

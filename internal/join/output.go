@@ -1,6 +1,7 @@
 package join
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -309,9 +310,14 @@ func WriteJSON(w io.Writer, r *Result) error {
 		}
 		out.Ambiguous = append(out.Ambiguous, j)
 	}
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := w.Write(events.EscapeJSONControls(b.Bytes()))
+	return err
 }
 
 // OneEndWhy says why a handshake may have no other end: the other end

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -390,11 +391,17 @@ func buckets(r *Recording, width time.Duration) Buckets {
 	return Buckets{WidthSec: secs(width), Rows: rows}
 }
 
-// WriteJSON writes v as one indented JSON document.
+// WriteJSON writes v as one indented JSON document, with every control
+// character in its strings escaped (events.EscapeJSONControls).
 func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(events.EscapeJSONControls(b.Bytes()))
+	return err
 }
 
 // WriteText writes the report for a person: the recording's context, the
