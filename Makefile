@@ -55,13 +55,18 @@ test: ## Every Go test; as root the BPF and network-namespace scenario tests run
 	$(GO) test -count=1 -timeout 25m ./...
 	SENDTRACE_ARGS=--no-syscall-layer $(GO) test -count=1 -timeout 10m ./test/scenario
 
-vmtest: ## Run the hook-plan checks and scenarios in Debian 6.1 and 6.12 kernels, amd64 and arm64, under qemu
+vmtest: ## Run the hook-plan checks and scenarios in the pinned Debian kernels (5.10, 6.1, 6.12, 7.2: vmtest/kernels.pin), amd64 and arm64, under qemu
 	rm -rf $(VMBIN)
 	$(foreach a,$(VMARCHS),\
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/sendtrace ./cmd/sendtrace && \
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/actor ./internal/netlab/actor && \
+	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/guestcheck ./vmtest/guestcheck && \
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/$(a)/scenario.test ./test/scenario && ) true
-	vmtest/run.sh --kernel all $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --commands vmtest/matrix.txt --timeout 1500
+	vmtest/run.sh --kernel $(or $(VMTEST_KERNELS),all) $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --commands vmtest/matrix.txt --timeout 1500 --jobs 2 $(VMTEST_FLAGS)
+
+.PHONY: vmtest-latest
+vmtest-latest: ## The vmtest matrix in the newest kernel Debian packages, experimental's release candidates included (not in test-all)
+	$(MAKE) vmtest VMTEST_KERNELS=latest,arm64-latest VMTEST_FLAGS='--apt-update $(VMTEST_FLAGS)'
 
 bench: ## Full benchmark run; writes docs/benchmarks.md
 	$(GO) run ./bench

@@ -18,24 +18,34 @@ import (
 	"time"
 )
 
-// kernel is one prepared (downloaded and unpacked) Debian kernel package.
+// kernel is one prepared (downloaded and unpacked) Debian kernel.
 type kernel struct {
-	Label   string // what the user asked for: "6.1", "6.12" or a package name
-	Package string // Debian package name
+	Label   string // what the user asked for: "6.1", "arm64-7.2", "latest" or a package name
+	Package string // Debian package name of the image (linux-image-...)
 	Version string // Debian package version
 	Release string // uname -r inside the guest
 	Arch    string // Debian architecture: amd64 or arm64
-	Dir     string // cache directory holding the unpacked package
-	Fetched bool   // true when this run downloaded it (cold cache)
+	Dir     string // cache directory holding the unpacked package(s)
+	// Also names further labels whose commands this guest runs: for
+	// "latest", the newest pinned kernel of its architecture, so that it
+	// runs the same matrix as that one.
+	Also    []string
+	Fetched bool // true when this run downloaded it (cold cache)
 	PrepSec float64
+	// Paths inside Dir: boot/vmlinuz-R and lib/modules/R (one package),
+	// or usr/lib/modules/R/vmlinuz.unsigned and usr/lib/modules/R (the
+	// kernel split into binary, modules and base packages, Debian 14).
+	vmlinuzPath, modPath string
 }
 
-func (k *kernel) vmlinuz() string { return filepath.Join(k.Dir, "root", "boot", "vmlinuz-"+k.Release) }
-func (k *kernel) modDir() string  { return filepath.Join(k.Dir, "root", "lib", "modules", k.Release) }
+func (k *kernel) vmlinuz() string { return filepath.Join(k.Dir, "root", k.vmlinuzPath) }
+func (k *kernel) modDir() string  { return filepath.Join(k.Dir, "root", k.modPath) }
 
 // kernelSeries matches a label like "6.1" or "6.12" (amd64), or
-// "arm64-6.12": the series, optionally after an architecture.
-var kernelSeries = regexp.MustCompile(`^(?:(amd64|arm64)-)?([0-9]+\.[0-9]+)$`)
+// "arm64-6.12": the series, optionally after an architecture; "latest"
+// stands for the newest kernel packaged for the architecture, release
+// candidates included.
+var kernelSeries = regexp.MustCompile(`^(?:(amd64|arm64)-)?([0-9]+\.[0-9]+|latest)$`)
 
 // labelSeries splits a series label into its architecture and series; ok
 // is false for anything else (a package name).
@@ -50,9 +60,6 @@ func labelSeries(label string) (arch, series string, ok bool) {
 	return m[1], m[2], true
 }
 
-// flavour is the Debian kernel flavour used for every label.
-func flavour(arch string) string { return "cloud-" + arch + "-unsigned" }
-
 // packageArch is the architecture a kernel package is built for, from its
 // flavour ("...-cloud-arm64-unsigned").
 var packageArchRE = regexp.MustCompile(`-(amd64|arm64)(?:-unsigned)?$`)
@@ -64,11 +71,49 @@ func packageArch(pkg string) string {
 	return "amd64"
 }
 
-// packagePattern returns the regular expression that selects the packages of
-// one kernel series. "6.1" must not match "6.12": the series is followed by a
-// dot or a dash.
+// packagePattern returns the regular expression that selects the image
+// packages of one kernel series of the cloud flavour: Debian 11 and 12
+// name them linux-image-R-unsigned (besides the signed linux-image-R),
+// Debian 14 linux-image-R only. "6.1" must not match "6.12": the series
+// is followed by a dot, a dash or the flavour. "latest" matches every
+// series.
 func packagePattern(series, arch string) *regexp.Regexp {
-	return regexp.MustCompile(`^linux-image-` + regexp.QuoteMeta(series) + `[.-][^ ]*-` + regexp.QuoteMeta(flavour(arch)) + `$`)
+	s := regexp.QuoteMeta(series) + `(?:[.-][^ ]*)?`
+	if series == "latest" {
+		s = `[0-9][^ ]*`
+	}
+	return regexp.MustCompile(`^linux-image-` + s + `-cloud-` + regexp.QuoteMeta(arch) + `(?:-unsigned)?$`)
+}
+
+// packageSeries is the series ("6.12") of a kernel image package.
+var packageSeriesRE = regexp.MustCompile(`^linux-image-([0-9]+\.[0-9]+)[.+-]`)
+
+func packageSeries(pkg string) string {
+	if m := packageSeriesRE.FindStringSubmatch(pkg); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// packageRelease is the kernel release an image package installs.
+func packageRelease(pkg string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-unsigned")
+}
+
+// splitPackaging reports whether pkg names a kernel that Debian ships in
+// parts: linux-image-R then only depends on linux-binary-R (the signed
+// image), linux-modules-R and linux-base-R (config, modules.builtin).
+func splitPackaging(pkg string) bool { return !strings.HasSuffix(pkg, "-unsigned") }
+
+// kernelDebs are the packages to download for the image package pkg: the
+// -unsigned image itself, or the unsigned image, modules and base files
+// of a split kernel.
+func kernelDebs(pkg string) []string {
+	if !splitPackaging(pkg) {
+		return []string{pkg}
+	}
+	rel := packageRelease(pkg)
+	return []string{"linux-binary-unsigned-" + rel, "linux-modules-" + rel, "linux-base-" + rel}
 }
 
 // naturalLess compares strings treating digit runs as numbers, so that
@@ -103,46 +148,168 @@ func digitRun(s string) int {
 	return i
 }
 
-// aptCandidates lists the package names apt knows for a series, newest last.
-func aptCandidates(series, arch string) ([]string, error) {
-	re := packagePattern(series, arch)
-	out, err := exec.Command("apt-cache", "search", "--names-only", "^linux-image-"+regexp.QuoteMeta(series)+"[.-].*-"+flavour(arch)+"$").Output()
-	if err != nil {
-		return nil, fmt.Errorf("apt-cache search: %w", err)
-	}
-	var names []string
-	for _, line := range strings.Split(string(out), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if re.MatchString(name) {
-			names = append(names, name)
+// debVersionCompare compares two Debian package versions as dpkg does
+// (epoch, upstream version, revision; "~" sorts before anything, so
+// 7.3~rc7-1 < 7.3-1 < 7.3.1-1). It returns -1, 0 or 1.
+func debVersionCompare(a, b string) int {
+	ea, ua, ra := splitDebVersion(a)
+	eb, ub, rb := splitDebVersion(b)
+	if ea != eb {
+		if ea < eb {
+			return -1
 		}
+		return 1
 	}
-	sort.Slice(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
-	return names, nil
+	if c := debPartCompare(ua, ub); c != 0 {
+		return c
+	}
+	return debPartCompare(ra, rb)
 }
 
-// aptCandidateVersion returns the version apt would download for pkg, a
-// package of architecture arch (named pkg:arch, which apt needs for a
-// foreign architecture).
-func aptCandidateVersion(pkg, arch string) (string, error) {
-	out, err := exec.Command("apt-cache", "policy", pkg+":"+arch).Output()
-	if err != nil {
-		return "", fmt.Errorf("apt-cache policy %s: %w", pkg, err)
+func splitDebVersion(v string) (epoch int, upstream, revision string) {
+	if e, rest, ok := strings.Cut(v, ":"); ok {
+		epoch, _ = strconv.Atoi(e)
+		v = rest
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "Candidate:"); ok {
-			v = strings.TrimSpace(v)
-			if v == "" || v == "(none)" {
-				break
+	if i := strings.LastIndex(v, "-"); i >= 0 {
+		return epoch, v[:i], v[i+1:]
+	}
+	return epoch, v, ""
+}
+
+// debOrder is the weight of one non-digit character in dpkg's comparison.
+func debOrder(s string) int {
+	switch {
+	case s == "" || isDigit(s[0]):
+		return 0
+	case s[0] == '~':
+		return -1
+	case (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'):
+		return int(s[0])
+	default:
+		return int(s[0]) + 256
+	}
+}
+
+func debPartCompare(a, b string) int {
+	for a != "" || b != "" {
+		for (a != "" && !isDigit(a[0])) || (b != "" && !isDigit(b[0])) {
+			oa, ob := debOrder(a), debOrder(b)
+			if oa != ob {
+				if oa < ob {
+					return -1
+				}
+				return 1
 			}
-			return v, nil
+			a, b = a[1:], b[1:]
 		}
+		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		i, j := digitRun(a), digitRun(b)
+		if i != j {
+			if i < j {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a[:i], b[:j]); c != 0 {
+			return c
+		}
+		a, b = a[i:], b[j:]
 	}
-	return "", fmt.Errorf("apt has no candidate version of %s", pkg)
+	return 0
 }
 
-// cachedFor lists complete cache entries for a label, newest last.
+// kernelChoice is one kernel apt offers: its image package and version.
+type kernelChoice struct{ Package, Version string }
+
+// aptKernels lists the kernels apt offers for a series ("latest": any) of
+// the cloud flavour for arch, oldest first: one per release, the
+// -unsigned image where there is one, a split kernel only when its
+// unsigned binary package exists.
+func aptKernels(a *aptState, series, arch string) ([]kernelChoice, error) {
+	re := packagePattern(series, arch)
+	names, err := a.search(`^linux-image-[0-9].*-cloud-` + arch + `(-unsigned)?$`)
+	if err != nil {
+		return nil, err
+	}
+	byRel := map[string]string{}
+	for _, n := range names {
+		if !re.MatchString(n) {
+			continue
+		}
+		rel := packageRelease(n)
+		if old, ok := byRel[rel]; !ok || !splitPackaging(n) && splitPackaging(old) {
+			byRel[rel] = n
+		}
+	}
+	// The version of a kernel is that of the package actually fetched.
+	carrier := map[string]string{}
+	var ask []string
+	for _, p := range byRel {
+		c := kernelDebs(p)[0]
+		carrier[p] = c
+		ask = append(ask, c)
+	}
+	if len(ask) == 0 {
+		return nil, nil
+	}
+	vers, err := a.candidates(arch, ask...)
+	if err != nil {
+		return nil, err
+	}
+	var ks []kernelChoice
+	for _, p := range byRel {
+		if v, ok := vers[carrier[p]]; ok {
+			ks = append(ks, kernelChoice{p, v})
+		}
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if c := debVersionCompare(ks[i].Version, ks[j].Version); c != 0 {
+			return c < 0
+		}
+		return naturalLess(ks[i].Package, ks[j].Package)
+	})
+	return ks, nil
+}
+
+// aptResolve finds the package and version for a label that is not
+// pinned: the newest of a series, or a package name's candidate.
+func aptResolve(a *aptState, label string) (pkg, ver string, err error) {
+	if arch, series, ok := labelSeries(label); ok {
+		ks, err := aptKernels(a, series, arch)
+		if err != nil {
+			return "", "", err
+		}
+		if len(ks) == 0 {
+			return "", "", fmt.Errorf("apt knows no package matching %s (sources: %s)", packagePattern(series, arch), a.sourcesFile())
+		}
+		k := ks[len(ks)-1]
+		return k.Package, k.Version, nil
+	}
+	if !strings.HasPrefix(label, "linux-image-") {
+		return "", "", fmt.Errorf("kernel %q: want a series such as 6.1, latest, or a linux-image-* package name", label)
+	}
+	pkg = label
+	arch := packageArch(pkg)
+	if splitPackaging(pkg) {
+		// A signed image of Debian 11 or 12: take its -unsigned twin.
+		if v, _ := a.candidates(arch, pkg+"-unsigned"); v[pkg+"-unsigned"] != "" {
+			pkg += "-unsigned"
+		}
+	}
+	carrier := kernelDebs(pkg)[0]
+	vers, err := a.candidates(arch, carrier)
+	if err != nil {
+		return "", "", err
+	}
+	if vers[carrier] == "" {
+		return "", "", fmt.Errorf("apt has no candidate version of %s", carrier)
+	}
+	return pkg, vers[carrier], nil
+}
+
+// cachedFor lists complete cache entries for a label (a series, latest or
+// a package name), oldest first.
 func cachedFor(cache, label string) []string {
 	ents, _ := os.ReadDir(filepath.Join(cache, "kernels"))
 	var re *regexp.Regexp
@@ -162,80 +329,104 @@ func cachedFor(cache, label string) []string {
 			}
 		}
 	}
-	sort.Slice(dirs, func(i, j int) bool { return naturalLess(dirs[i], dirs[j]) })
+	sort.Slice(dirs, func(i, j int) bool {
+		_, vi, _ := strings.Cut(filepath.Base(dirs[i]), "_")
+		_, vj, _ := strings.Cut(filepath.Base(dirs[j]), "_")
+		if c := debVersionCompare(vi, vj); c != 0 {
+			return c < 0
+		}
+		return naturalLess(dirs[i], dirs[j])
+	})
 	return dirs
 }
 
-// resolveKernel finds the package for a label with apt, downloads and unpacks
-// it into the cache unless it is already there. With offline set, or when apt
-// cannot resolve the label, the newest cached entry is used.
-func resolveKernel(cache, label string, offline bool, logf func(string, ...any)) (*kernel, error) {
+func kernelDir(cache, pkg, ver string) string {
+	return filepath.Join(cache, "kernels", pkg+"_"+sanitize(ver))
+}
+
+// resolveKernel finds the package for a label, downloads and unpacks it
+// into the cache unless it is already there. A label in the pin file
+// (vmtest/kernels.pin) gets exactly the pinned version, unless
+// o.unpinned; other labels get apt's newest. apt runs on the project's
+// own state (apt.go); its lists are fetched when missing, and once more
+// when a download fails. With o.offline only the cache is used.
+func resolveKernel(o *options, label string, logf func(string, ...any)) (*kernel, error) {
 	start := time.Now()
+	done := func(k *kernel, err error) (*kernel, error) {
+		if k != nil {
+			k.PrepSec = time.Since(start).Seconds()
+		}
+		return k, err
+	}
+	pin, pinned := o.pins.get(label)
+	pinned = pinned && !o.unpinned
 	var pkg, ver string
-	var aptErr error
-	if !offline {
-		pkg, ver, aptErr = aptResolve(label)
-		if aptErr != nil && os.Geteuid() == 0 && len(cachedFor(cache, label)) == 0 {
-			// Fresh machine: the package lists may never have been fetched,
-			// nor the guest's architecture added to dpkg.
-			if arch, _, ok := labelSeries(label); ok && !aptKnowsArch(arch) {
-				logf("adding the %s architecture to dpkg", arch)
-				if out, err := exec.Command("dpkg", "--add-architecture", arch).CombinedOutput(); err != nil {
-					logf("dpkg --add-architecture %s failed: %v\n%s", arch, err, out)
-				}
-			}
-			logf("apt could not resolve %s (%v); running apt-get update", label, aptErr)
-			if out, err := exec.Command("apt-get", "update").CombinedOutput(); err != nil {
-				logf("apt-get update failed: %v\n%s", err, out)
-			}
-			pkg, ver, aptErr = aptResolve(label)
+	switch {
+	case pinned:
+		pkg, ver = pin.Package, pin.Version
+		if dir := kernelDir(o.cache, pkg, ver); isComplete(dir) {
+			return done(loadCached(dir, label))
 		}
-	}
-	if offline || aptErr != nil {
-		dirs := cachedFor(cache, label)
+		if o.offline {
+			dirs := cachedFor(o.cache, label)
+			if len(dirs) == 0 {
+				return nil, fmt.Errorf("kernel %s: offline, and the pinned %s %s is not cached", label, pkg, ver)
+			}
+			logf("kernel %s: offline, and the pinned %s is not cached; using %s", label, ver, filepath.Base(dirs[len(dirs)-1]))
+			return done(loadCached(dirs[len(dirs)-1], label))
+		}
+	case o.offline:
+		dirs := cachedFor(o.cache, label)
 		if len(dirs) == 0 {
-			if aptErr == nil {
-				aptErr = errors.New("offline and nothing cached")
+			return nil, fmt.Errorf("kernel %s: offline and nothing cached", label)
+		}
+		return done(loadCached(dirs[len(dirs)-1], label))
+	default:
+		if err := o.apt.ensure(logf); err != nil {
+			return nil, err
+		}
+		var err error
+		if pkg, ver, err = aptResolve(o.apt, label); err != nil {
+			dirs := cachedFor(o.cache, label)
+			if len(dirs) == 0 {
+				return nil, fmt.Errorf("kernel %s: %w", label, err)
 			}
-			return nil, fmt.Errorf("kernel %s: %w", label, aptErr)
+			logf("kernel %s: apt failed (%v); using cached %s", label, err, filepath.Base(dirs[len(dirs)-1]))
+			return done(loadCached(dirs[len(dirs)-1], label))
 		}
-		if aptErr != nil {
-			logf("kernel %s: apt failed (%v); using cached %s", label, aptErr, filepath.Base(dirs[len(dirs)-1]))
+		if dir := kernelDir(o.cache, pkg, ver); isComplete(dir) {
+			return done(loadCached(dir, label))
 		}
-		k, err := loadCached(dirs[len(dirs)-1], label)
-		if k != nil {
-			k.PrepSec = time.Since(start).Seconds()
-		}
-		return k, err
 	}
-	dir := filepath.Join(cache, "kernels", pkg+"_"+sanitize(ver))
-	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
-		k, err := loadCached(dir, label)
-		if k != nil {
-			k.PrepSec = time.Since(start).Seconds()
-		}
-		return k, err
+	if err := o.apt.ensure(logf); err != nil {
+		return nil, err
 	}
-	logf("kernel %s: downloading %s %s", label, pkg, ver)
-	if err := fetchPackage(dir, pkg, ver); err != nil {
-		// Stale package lists name a version the mirror has dropped:
-		// refresh them once and resolve again.
-		if os.Geteuid() != 0 {
-			return nil, err
+	dir := kernelDir(o.cache, pkg, ver)
+	logf("kernel %s: downloading %s %s", label, strings.Join(kernelDebs(pkg), " "), ver)
+	if err := fetchKernel(o.apt, dir, pkg, ver); err != nil {
+		// Stale lists name a version the archive has dropped, or do
+		// not know a newly pinned one yet: refresh them once.
+		logf("kernel %s: %v; updating the package lists and retrying", label, err)
+		if uerr := o.apt.update(logf); uerr != nil {
+			return nil, fmt.Errorf("%w; %v", err, uerr)
 		}
-		logf("kernel %s: %v; running apt-get update and retrying", label, err)
-		if out, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
-			return nil, fmt.Errorf("%w; apt-get update: %v\n%s", err, uerr, out)
+		if !pinned {
+			var rerr error
+			if pkg, ver, rerr = aptResolve(o.apt, label); rerr != nil {
+				return nil, rerr
+			}
+			dir = kernelDir(o.cache, pkg, ver)
 		}
-		if pkg, ver, err = aptResolve(label); err != nil {
-			return nil, err
-		}
-		dir = filepath.Join(cache, "kernels", pkg+"_"+sanitize(ver))
-		if err := fetchPackage(dir, pkg, ver); err != nil {
+		if err := fetchKernel(o.apt, dir, pkg, ver); err != nil {
+			if pinned {
+				return nil, fmt.Errorf("kernel %s: the pinned %s %s (%s) cannot be downloaded: %w\n"+
+					"Debian's archive keeps only current versions: `vmtest/run.sh pin -w` pins the newest of each series in %s",
+					label, pkg, ver, pin.Suite, err, o.pinsName)
+			}
 			return nil, err
 		}
 	}
-	pruneOld(cache, label, dir, logf)
+	pruneOld(o, pkg, dir, logf)
 	k, err := loadCached(dir, label)
 	if err != nil {
 		return nil, err
@@ -246,27 +437,9 @@ func resolveKernel(cache, label string, offline bool, logf func(string, ...any))
 	return k, nil
 }
 
-func aptResolve(label string) (pkg, ver string, err error) {
-	if arch, series, ok := labelSeries(label); ok {
-		names, err := aptCandidates(series, arch)
-		if err != nil {
-			return "", "", err
-		}
-		if len(names) == 0 {
-			msg := fmt.Sprintf("apt knows no package matching %s", packagePattern(series, arch))
-			if !aptKnowsArch(arch) {
-				msg += fmt.Sprintf(" (apt has no %s packages: dpkg --add-architecture %s && apt-get update; scripts/deps.sh does it)", arch, arch)
-			}
-			return "", "", errors.New(msg)
-		}
-		pkg = names[len(names)-1]
-	} else if strings.HasPrefix(label, "linux-image-") {
-		pkg = label
-	} else {
-		return "", "", fmt.Errorf("kernel %q: want a series such as 6.1 or a linux-image-* package name", label)
-	}
-	ver, err = aptCandidateVersion(pkg, packageArch(pkg))
-	return pkg, ver, err
+func isComplete(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "complete"))
+	return err == nil
 }
 
 func sanitize(s string) string {
@@ -278,10 +451,11 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// fetchPackage downloads pkg=ver with apt-get download and unpacks it into
-// dir/root. The .deb is removed afterwards; only the unpacked tree is kept.
-func fetchPackage(dir, pkg, ver string) error {
-	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+// fetchKernel downloads the packages of the image package pkg at version
+// ver with apt and unpacks them into dir/root. The .debs are removed
+// afterwards; only the unpacked tree is kept.
+func fetchKernel(a *aptState, dir, pkg, ver string) error {
+	if isComplete(dir) {
 		return nil // another run fetched it meanwhile
 	}
 	os.RemoveAll(dir) // an incomplete leftover
@@ -293,38 +467,41 @@ func fetchPackage(dir, pkg, ver string) error {
 		return err
 	}
 	defer os.RemoveAll(dl)
-	// apt drops privileges to _apt for downloads; let it write there.
+	// apt may drop privileges to _apt for downloads; let it write there.
 	os.Chmod(dl, 0o777)
-	cmd := exec.Command("apt-get", "download", "-q", pkg+":"+packageArch(pkg)+"="+ver)
-	cmd.Dir = dl
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s=%s: %v\n%s", pkg, ver, err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
-	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s: expected one .deb, found %d", pkg, len(debs))
-	}
-	root := filepath.Join(dl, "root")
-	if out, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
-		return fmt.Errorf("dpkg-deb -x %s: %v\n%s", debs[0], err, out)
-	}
-	vmlinuz, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
-	if len(vmlinuz) != 1 {
-		return fmt.Errorf("%s: expected one boot/vmlinuz-*, found %d", pkg, len(vmlinuz))
-	}
-	rel := strings.TrimPrefix(filepath.Base(vmlinuz[0]), "vmlinuz-")
-	meta := fmt.Sprintf("package=%s\nversion=%s\nrelease=%s\n", pkg, ver, rel)
-	if err := os.WriteFile(filepath.Join(dl, "meta"), []byte(meta), 0o644); err != nil {
+	pkgs := kernelDebs(pkg)
+	if err := a.download(dl, packageArch(pkg), ver, pkgs); err != nil {
 		return err
 	}
-	if err := os.Remove(debs[0]); err != nil {
+	debs, _ := filepath.Glob(filepath.Join(dl, "*.deb"))
+	if len(debs) != len(pkgs) {
+		return fmt.Errorf("apt-get download %s: expected %d .deb files, found %d", pkg, len(pkgs), len(debs))
+	}
+	root := filepath.Join(dl, "root")
+	for _, d := range debs {
+		if out, err := exec.Command("dpkg-deb", "-x", d, root).CombinedOutput(); err != nil {
+			return fmt.Errorf("dpkg-deb -x %s: %v\n%s", d, err, out)
+		}
+		if err := os.Remove(d); err != nil {
+			return err
+		}
+	}
+	rel, vmlinuz, mods, err := kernelLayout(root)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", pkg, ver, err)
+	}
+	// arm64's base package carries device trees (40 MiB); qemu's virt
+	// board makes its own.
+	os.RemoveAll(filepath.Join(root, mods, "dtb"))
+	meta := fmt.Sprintf("package=%s\nversion=%s\nrelease=%s\nvmlinuz=%s\nmodules=%s\n", pkg, ver, rel, vmlinuz, mods)
+	if err := os.WriteFile(filepath.Join(dl, "meta"), []byte(meta), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dl, "complete"), nil, 0o644); err != nil {
 		return err
 	}
 	if err := os.Rename(dl, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, "complete")); serr == nil {
+		if isComplete(dir) {
 			return nil // a concurrent run won the race
 		}
 		return err
@@ -332,17 +509,41 @@ func fetchPackage(dir, pkg, ver string) error {
 	return nil
 }
 
-// pruneOld removes cached packages of the same series older than keep, so
-// that the cache holds one kernel per series.
-func pruneOld(cache, label, keep string, logf func(string, ...any)) {
-	if _, _, ok := labelSeries(label); !ok {
+// kernelLayout finds the release, the image and the modules directory in
+// an unpacked kernel, relative to root: boot/vmlinuz-R with lib/modules/R
+// (Debian 11, 12), or usr/lib/modules/R/vmlinuz* (Debian 14).
+func kernelLayout(root string) (rel, vmlinuz, mods string, err error) {
+	if m, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*")); len(m) == 1 {
+		rel = strings.TrimPrefix(filepath.Base(m[0]), "vmlinuz-")
+		vmlinuz = filepath.Join("boot", filepath.Base(m[0]))
+	} else if m, _ := filepath.Glob(filepath.Join(root, "usr", "lib", "modules", "*", "vmlinuz*")); len(m) == 1 {
+		rel = filepath.Base(filepath.Dir(m[0]))
+		vmlinuz, _ = filepath.Rel(root, m[0])
+	} else {
+		return "", "", "", errors.New("expected one boot/vmlinuz-* or usr/lib/modules/*/vmlinuz*")
+	}
+	for _, d := range []string{filepath.Join("lib", "modules", rel), filepath.Join("usr", "lib", "modules", rel)} {
+		if _, err := os.Stat(filepath.Join(root, d, "kernel")); err == nil {
+			return rel, vmlinuz, d, nil
+		}
+	}
+	return "", "", "", fmt.Errorf("release %s: no modules directory", rel)
+}
+
+// pruneOld removes cached kernels of the same series and architecture as
+// pkg other than keep, so that the cache holds one kernel per series,
+// besides the pinned ones.
+func pruneOld(o *options, pkg, keep string, logf func(string, ...any)) {
+	series := packageSeries(pkg)
+	if series == "" {
 		return
 	}
-	for _, d := range cachedFor(cache, label) {
-		if d != keep {
-			logf("kernel %s: removing superseded %s from the cache", label, filepath.Base(d))
-			os.RemoveAll(d)
+	for _, d := range cachedFor(o.cache, packageArch(pkg)+"-"+series) {
+		if d == keep || o.pins.holds(filepath.Base(d)) {
+			continue
 		}
+		logf("kernel %s: removing superseded %s from the cache", pkg, filepath.Base(d))
+		os.RemoveAll(d)
 	}
 }
 
@@ -361,10 +562,21 @@ func loadCached(dir, label string) (*kernel, error) {
 			k.Version = val
 		case "release":
 			k.Release = val
+		case "vmlinuz":
+			k.vmlinuzPath = val
+		case "modules":
+			k.modPath = val
 		}
 	}
 	if k.Package == "" || k.Release == "" {
 		return nil, fmt.Errorf("%s: incomplete meta file", dir)
+	}
+	// Entries written before the split packaging named neither path.
+	if k.vmlinuzPath == "" {
+		k.vmlinuzPath = filepath.Join("boot", "vmlinuz-"+k.Release)
+	}
+	if k.modPath == "" {
+		k.modPath = filepath.Join("lib", "modules", k.Release)
 	}
 	k.Arch = packageArch(k.Package)
 	return k, nil

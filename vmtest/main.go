@@ -3,6 +3,7 @@
 //
 //	vmtest [flags] [-- CMD ARGS...]   run commands in each kernel
 //	vmtest fetch [--kernel LIST]      only download and unpack kernels
+//	vmtest pin [-w] [--kernel LIST]   the newest version of each pinned series
 package main
 
 import (
@@ -11,19 +12,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// defaultKernels is what --kernel all means: Debian's 6.1 and 6.12 cloud
-// kernels for amd64 and for arm64.
-var defaultKernels = []string{"6.1", "6.12", "arm64-6.1", "arm64-6.12"}
-
 // defaultModules are loaded in every guest (with their dependencies) when
 // the kernel has them as modules. The scenarios need veth and nftables
-// with reject and conntrack; netem is there for delay and loss.
+// with reject and conntrack; netem is there for delay and loss. nft's
+// counter is a module of its own in 5.10 (nft_counter), part of
+// nf_tables from 5.13.
 var defaultModules = []string{
 	"veth",
-	"nf_tables", "nf_conntrack", "nft_ct",
+	"nf_tables", "nf_conntrack", "nft_ct", "nft_counter",
 	"nf_reject_ipv4", "nf_reject_ipv6",
 	"nft_reject", "nft_reject_ipv4", "nft_reject_ipv6", "nft_reject_inet",
 	"ipv6",
@@ -51,26 +51,37 @@ type options struct {
 	offline    bool
 	keep       string
 	quiet      bool
+	plansDir   string
+	// The pin file (vmtest/kernels.pin): pinsPath is "" for the copy
+	// built into the runner; pinsName names it in messages.
+	pins      pins
+	pinsPath  string
+	pinsName  string
+	unpinned  bool
+	aptUpdate bool
+	apt       *aptState
 }
 
 // command is one shell command for the guest.
 type command struct {
 	Text    string
 	Kernels []string // run only on these labels/packages/architectures; empty: all
+	Not     []string // never on these ("!5.10" in a command file)
 	NoBTF   bool     // hide /sys/kernel/btf/vmlinux while it runs
 	Timeout int      // seconds, 0: the --cmd-timeout default
+	// Plan marks the command whose output is the guest's plan: printed
+	// again, per guest, at the end of the run, and kept with --plans.
+	Plan bool
 }
 
 func (c command) appliesTo(k *kernel) bool {
-	if len(c.Kernels) == 0 {
-		return true
+	is := func(l string) bool {
+		return l == k.Label || l == k.Package || l == k.Release || l == k.Arch || slices.Contains(k.Also, l)
 	}
-	for _, l := range c.Kernels {
-		if l == k.Label || l == k.Package || l == k.Release || l == k.Arch {
-			return true
-		}
+	if slices.ContainsFunc(c.Not, is) {
+		return false
 	}
-	return false
+	return len(c.Kernels) == 0 || slices.ContainsFunc(c.Kernels, is)
 }
 
 func defaultCache() string {
@@ -92,6 +103,15 @@ func usage(fs *flag.FlagSet) func() {
 		fmt.Fprintf(os.Stderr, `usage:
   vmtest [flags] [-- CMD ARGS...]   boot each kernel and run the commands in it
   vmtest fetch [--kernel LIST]      download and unpack the kernels into the cache
+  vmtest pin [-w] [--kernel LIST]   print (-w: write into the pin file) the newest
+                                    version of each pinned series that the archive serves
+
+Kernels: "all" is every label of the pin file (vmtest/kernels.pin), each
+its pinned package; a series (6.1, arm64-7.2) not pinned, or any with
+--unpinned, is the newest apt offers; "latest" (arm64-latest) is the newest
+of all, experimental's release candidates included, and also runs the
+commands of the newest pinned kernel of its architecture. apt runs on the
+runner's own state under the cache (sources: vmtest/sources.list).
 
 The command after "--" is run as one shell command (its words are quoted).
 More commands come from --cmd (repeatable) and --commands FILE; they run in
@@ -100,9 +120,12 @@ order: --commands first, then --cmd, then the one after "--".
 Command file lines: "[opts] shell command" (no space after "["; a line
 starting with "[ " is taken as the shell's test command). Blank lines and
 lines starting with # are ignored. opts is a comma-separated list of: kernel labels (6.1,
-6.12, arm64-6.12: run only there), architectures (amd64, arm64), nobtf (hide /sys/kernel/btf/vmlinux; the BTF is at
-/btf/vmlinux), timeout=N (seconds). In the guest, VMTEST_KERNEL holds the
-label, VMTEST_KREL the release and VMTEST_BTF the BTF copy's path.
+6.12, arm64-6.12: run only there), architectures (amd64, arm64), either
+after "!" (!5.10: not there), nobtf (hide /sys/kernel/btf/vmlinux; the BTF is at
+/btf/vmlinux), timeout=N (seconds), plan (its output is the guest's plan:
+shown again per guest at the end, and saved with --plans). In the guest,
+VMTEST_KERNEL holds the label, VMTEST_KREL the release and VMTEST_BTF the
+BTF copy's path.
 
 flags:
 `)
@@ -112,18 +135,18 @@ flags:
 
 func main() {
 	args := os.Args[1:]
-	fetchOnly := false
-	if len(args) > 0 && args[0] == "fetch" {
-		fetchOnly = true
+	sub := ""
+	if len(args) > 0 && (args[0] == "fetch" || args[0] == "pin") {
+		sub = args[0]
 		args = args[1:]
 	}
 	var o options
 	var kernelList, cmdFiles, cmdFlags, modList listFlag
 	var addFlags, binDirs listFlag
-	var hideBTF bool
+	var hideBTF, writePins bool
 	fs := flag.NewFlagSet("vmtest", flag.ExitOnError)
 	fs.Usage = usage(fs)
-	fs.Var(&kernelList, "kernel", "kernels: all, or a comma list of series (6.1,6.12) or linux-image-* package names (repeatable)")
+	fs.Var(&kernelList, "kernel", "kernels: all (the pinned ones), latest, arm64-latest, or a comma list of series (6.1,arm64-7.2) or linux-image-* package names (repeatable)")
 	fs.IntVar(&o.timeout, "timeout", 600, "seconds allowed per kernel for boot plus all commands")
 	fs.IntVar(&o.cmdTimeout, "cmd-timeout", 0, "seconds allowed per command inside the guest (0: only --timeout)")
 	fs.Var(&cmdFlags, "cmd", "shell command to run in the guest (repeatable)")
@@ -137,22 +160,55 @@ func main() {
 	fs.IntVar(&o.jobs, "jobs", 2, "guests run at the same time")
 	fs.IntVar(&o.memMiB, "mem", 1024, "guest memory in MiB")
 	fs.StringVar(&o.cache, "cache", defaultCache(), "cache directory for kernels (also $VMTEST_CACHE)")
-	fs.BoolVar(&o.offline, "offline", false, "do not ask apt; use the newest cached kernel of each series")
+	fs.BoolVar(&o.offline, "offline", false, "do not ask apt: a pinned label uses its pinned kernel if cached, anything else the newest cached kernel of its series")
 	fs.StringVar(&o.keep, "keep", "", "keep each guest's initramfs and console log under this directory")
 	fs.BoolVar(&o.quiet, "q", false, "do not stream command output (it is still shown for failed commands)")
+	fs.StringVar(&o.plansDir, "plans", "", "write each guest's plan (the output of its plan command) to DIR/LABEL.txt")
+	fs.StringVar(&o.pinsPath, "pins", os.Getenv("VMTEST_PINS"), "pin file (default: vmtest/kernels.pin as built into the runner; also $VMTEST_PINS)")
+	fs.BoolVar(&o.unpinned, "unpinned", false, "ignore the pins: each series label is the newest kernel apt offers")
+	fs.BoolVar(&o.aptUpdate, "apt-update", false, "update the runner's package lists before resolving kernels")
+	if sub == "pin" {
+		fs.BoolVar(&writePins, "w", false, "write the new versions into the pin file")
+	}
 	fs.Parse(args)
+
+	var err error
+	if o.pins, o.pinsName, err = loadPins(o.pinsPath); err != nil {
+		fatal(err)
+	}
+	if o.apt, err = newAptState(o.cache); err != nil {
+		fatal(err)
+	}
+	if sub == "pin" {
+		for _, k := range kernelList {
+			for _, s := range strings.Split(k, ",") {
+				if s = strings.TrimSpace(s); s != "" && s != "all" {
+					o.kernels = append(o.kernels, s)
+				}
+			}
+		}
+		if err := pinNewest(&o, writePins); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	if o.aptUpdate && !o.offline {
+		if err := o.apt.update(logf); err != nil {
+			fatal(err)
+		}
+	}
 
 	for _, k := range kernelList {
 		for _, s := range strings.Split(k, ",") {
 			if s = strings.TrimSpace(s); s == "all" {
-				o.kernels = append(o.kernels, defaultKernels...)
+				o.kernels = append(o.kernels, o.pins.labels()...)
 			} else if s != "" {
 				o.kernels = append(o.kernels, s)
 			}
 		}
 	}
 	if len(o.kernels) == 0 {
-		o.kernels = defaultKernels
+		o.kernels = o.pins.labels()
 	}
 	for _, m := range modList {
 		for _, s := range strings.Split(m, ",") {
@@ -181,7 +237,7 @@ func main() {
 		fatal(fmt.Errorf("--accel %q: want tcg, kvm or auto", o.accel))
 	}
 
-	if fetchOnly {
+	if sub == "fetch" {
 		if err := fetch(&o); err != nil {
 			fatal(err)
 		}
@@ -256,6 +312,10 @@ func readCommands(file string) ([]command, error) {
 				case opt == "":
 				case opt == "nobtf":
 					c.NoBTF = true
+				case opt == "plan":
+					c.Plan = true
+				case strings.HasPrefix(opt, "!") && len(opt) > 1:
+					c.Not = append(c.Not, opt[1:])
 				case strings.HasPrefix(opt, "timeout="):
 					if _, err := fmt.Sscanf(opt, "timeout=%d", &c.Timeout); err != nil {
 						return nil, fmt.Errorf("%s:%d: bad %q", file, n+1, opt)
@@ -277,7 +337,7 @@ func readCommands(file string) ([]command, error) {
 
 func fetch(o *options) error {
 	for _, label := range o.kernels {
-		k, err := resolveKernel(o.cache, label, o.offline, logf)
+		k, err := resolveKernel(o, label, logf)
 		if err != nil {
 			return err
 		}
@@ -296,9 +356,9 @@ func fetch(o *options) error {
 		if k.Fetched {
 			state = "downloaded"
 		}
-		fmt.Printf("%-6s %s %s release=%s modules=%d %s in %.1fs\n", k.Label, k.Package, k.Version, k.Release, len(order), state, k.PrepSec)
+		fmt.Printf("%-10s %s %s release=%s modules=%d %s in %.1fs\n", k.Label, k.Package, k.Version, k.Release, len(order), state, k.PrepSec)
 		if len(missing) > 0 {
-			fmt.Printf("%-6s not available as modules (built in or absent): %s\n", k.Label, strings.Join(missing, " "))
+			fmt.Printf("%-10s not available as modules (built in or absent): %s\n", k.Label, strings.Join(missing, " "))
 		}
 	}
 	return nil

@@ -65,9 +65,15 @@ func runAll(o *options) (bool, error) {
 	var kernels []*kernel
 	lands := map[string]*userland{}
 	for _, label := range o.kernels {
-		k, err := resolveKernel(o.cache, label, o.offline, logf)
+		k, err := resolveKernel(o, label, logf)
 		if err != nil {
 			return false, err
+		}
+		if _, series, ok := labelSeries(label); ok && series == "latest" {
+			// The newest kernel runs the matrix of the newest pinned one.
+			if l := o.pins.newestFor(k.Arch); l != "" {
+				k.Also = []string{l}
+			}
 		}
 		if _, ok := machines[k.Arch]; !ok {
 			return false, fmt.Errorf("kernel %s: no qemu machine for %s", label, k.Arch)
@@ -117,6 +123,9 @@ func runAll(o *options) (bool, error) {
 		last[g.k.Label] = g.total
 	}
 	writeTimings(o.cache, last)
+	if err := printPlans(os.Stdout, runs, o.plansDir); err != nil {
+		return false, err
+	}
 	printTable(os.Stdout, runs)
 	ok := true
 	for _, g := range runs {
@@ -270,8 +279,12 @@ func runKernel(o *options, k *kernel, u *userland) (*guestRun, error) {
 		return nil, fmt.Errorf("kernel %s: initramfs: %w", k.Label, err)
 	}
 	st, _ := os.Stat(initrd)
-	logf("kernel %s (%s %s): initramfs %.1f MiB built in %.1fs, %d commands",
-		k.Label, k.Package, k.Version, float64(st.Size())/(1<<20), time.Since(t0).Seconds(), len(cmds))
+	also := ""
+	if len(k.Also) > 0 {
+		also = ", also those of " + strings.Join(k.Also, ",")
+	}
+	logf("kernel %s (%s %s): initramfs %.1f MiB built in %.1fs, %d commands%s",
+		k.Label, k.Package, k.Version, float64(st.Size())/(1<<20), time.Since(t0).Seconds(), len(cmds), also)
 
 	accel := o.accel
 	if k.Arch != hostArch() {
@@ -499,6 +512,40 @@ func reportFailure(g *guestRun) {
 			}
 		}
 	}
+}
+
+// printPlans shows, per guest, the output of its plan commands (the
+// hook each layer got, or why it is degraded), which the streamed output
+// interleaves when guests run at once; with dir set it also writes each to
+// dir/LABEL.txt.
+func printPlans(w *os.File, runs []*guestRun, dir string) error {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, g := range runs {
+		var plan []string
+		for _, r := range g.results {
+			if r.cmd.Plan && r.status != "NOT RUN" {
+				plan = append(plan, r.output...)
+			}
+		}
+		if plan == nil {
+			continue
+		}
+		fmt.Fprintf(w, "==== plan: %s (%s, %s %s)\n", g.k.Label, g.k.Release, g.k.Package, g.k.Version)
+		for _, l := range plan {
+			fmt.Fprintln(w, l)
+		}
+		if dir != "" {
+			f := filepath.Join(dir, g.k.Label+".txt")
+			if err := os.WriteFile(f, []byte(strings.Join(plan, "\n")+"\n"), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func printTable(w *os.File, runs []*guestRun) {

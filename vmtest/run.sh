@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run commands inside Debian kernels under qemu. See vmtest/README.md.
-#   vmtest/run.sh [--kernel 6.1|6.12|arm64-6.1|arm64-6.12|all] [--timeout S] [--add HOST:GUEST]
-#                 [--bin-dir DIR] [--commands FILE] [--cmd CMD] [-- CMD ARGS...]
+#   vmtest/run.sh [--kernel all|5.10|6.1|6.12|7.2|arm64-5.10|...|latest|arm64-latest]
+#                 [--timeout S] [--add HOST:GUEST] [--bin-dir DIR] [--commands FILE]
+#                 [--cmd CMD] [--plans DIR] [-- CMD ARGS...]
 #   vmtest/run.sh fetch [--kernel ...]
+#   vmtest/run.sh pin [-w]        # the newest version of each pinned series
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -30,4 +32,6 @@ cache=${VMTEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sendtrace-vmtest}
 mkdir -p "$cache/bin"
 bin=$cache/bin/vmtest
 (cd "$repo" && CGO_ENABLED=0 go build -o "$bin.new" ./vmtest) && mv "$bin.new" "$bin"
+# The pin file the runner was built with is also the one `pin -w` writes.
+export VMTEST_PINS=${VMTEST_PINS:-$here/kernels.pin}
 exec "$bin" "$@"

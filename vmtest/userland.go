@@ -207,6 +207,20 @@ func fetchUserland(dir, arch string, pkgs []string) error {
 	}
 	// apt drops privileges to _apt for downloads; let it write there.
 	os.Chmod(dl, 0o777)
+	// These come from the machine's own apt (the packages of its
+	// release), which needs the architecture added to dpkg.
+	if !aptKnowsArch(arch) {
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("apt has no %s packages: dpkg --add-architecture %s && apt-get update (as root; scripts/deps.sh does it)", arch, arch)
+		}
+		logf("adding the %s architecture to dpkg and updating apt's lists", arch)
+		if out, err := exec.Command("dpkg", "--add-architecture", arch).CombinedOutput(); err != nil {
+			return fmt.Errorf("dpkg --add-architecture %s: %v\n%s", arch, err, out)
+		}
+		if out, err := exec.Command("apt-get", "update", "-q").CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get update: %v\n%s", err, out)
+		}
+	}
 	args := []string{"download", "-q"}
 	for _, p := range pkgs {
 		args = append(args, p+":"+arch)
