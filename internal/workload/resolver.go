@@ -176,7 +176,9 @@ func (r *Resolver) path(p string) *events.Workload {
 	w := FromPath(p)
 	if w != nil && w.ID != "" {
 		a, err := annotations(r.cfg.RunDir, w.ID)
-		if err != nil {
+		// Only a pod's container loses a name to unreadable state: a
+		// plain Docker or Podman container is named by its id either way.
+		if err != nil && inPod(p) {
 			r.warn(err)
 		}
 		w = withPod(w, a)
@@ -184,6 +186,10 @@ func (r *Resolver) path(p string) *events.Workload {
 	r.byPath[p] = w
 	return w
 }
+
+// inPod says whether a cgroup path is a Kubernetes pod's (kubelet's
+// kubepods tree, with the cgroupfs or the systemd driver).
+func inPod(p string) bool { return strings.Contains(p, "kubepods") }
 
 func (r *Resolver) warn(err error) {
 	if r.warned || r.cfg.Warn == nil {

@@ -173,3 +173,40 @@ func TestServeLeastPrivilege(t *testing.T) {
 		t.Logf("with %s, stderr:\n%s", run.caps, stderr)
 	}
 }
+
+// TestServeLeastPrivilegeDocker: on a plain Docker host (a container in
+// /docker/<id>, no pod), serve as an ordinary user with only CAP_BPF and
+// CAP_PERFMON counts the container's failed sends under its id and warns
+// about nothing: the runtime's unreadable state would name no pod there.
+// It used to warn that Kubernetes pod names need CAP_DAC_READ_SEARCH.
+func TestServeLeastPrivilegeDocker(t *testing.T) {
+	ctx := fleetContext(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed: %v", err)
+	}
+	dir, bin := testutil.NobodyCopy(t, sendtraceBin)
+	lab := newUDPLab(t, ctx)
+	addr := freeAddr(t)
+	s := startServeAsNobody(t, ctx, dir, bin, "bpf,perfmon", addr, "--events=false", "--dst="+lab.Link.V4Net.String())
+	c := startRuncAt(t, ctx, lab.Client, kubePod{}, func(id string) string { return "/docker/" + id }, lab.failingArgs(3)...)
+	label := "docker/" + c.id[:12]
+	saw := c.failed(t, ctx)
+	series := regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EMSGSIZE",workload="` + regexp.QuoteMeta(label) + `"\} (\S+)$`)
+	var got string
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_ = testutil.Poll(wctx, 100*time.Millisecond, func() (bool, error) {
+		got = metricValue(t, ctx, addr, series)
+		return got == fmt.Sprint(saw), nil
+	})
+	cancel()
+	c.run(t, ctx)
+	if saw != 3 || got != "3" {
+		t.Errorf("the container's actor saw %d failed sends, /metrics says %q for workload %s", saw, got, label)
+	}
+	s.sigterm(t)
+	stderr := string(s.stderr.Bytes())
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("serve warned where nothing is missing:\n%s", stderr)
+	}
+	t.Logf("stderr:\n%s", stderr)
+}

@@ -37,6 +37,13 @@ type runcContainer struct {
 // test keeps it until sendtrace has read its events (see send and run).
 func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, args ...string) *runcContainer {
 	t.Helper()
+	return startRuncAt(t, ctx, ns, pod, func(id string) string { return "/kubepods/burstable/pod" + pod.uid + "/" + id }, args...)
+}
+
+// startRuncAt is startRunc with the container's cgroupsPath made from its
+// id by cgroup (a plain Docker host's /docker/<id>, say).
+func startRuncAt(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, cgroup func(id string) string, args ...string) *runcContainer {
+	t.Helper()
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Fatal("runc is not installed: apt-get install runc (scripts/deps.sh)")
 	}
@@ -54,7 +61,7 @@ func startRunc(t *testing.T, ctx context.Context, ns *netlab.NS, pod kubePod, ar
 	if err := os.WriteFile(filepath.Join(rootfs, "actor"), bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c.cgroup = "/kubepods/burstable/pod" + pod.uid + "/" + c.id
+	c.cgroup = cgroup(c.id)
 	spec := map[string]any{
 		"ociVersion": "1.0.2",
 		"root":       map[string]any{"path": "rootfs", "readonly": true},
