@@ -53,7 +53,13 @@ func runCheck(opts session.Options, output string, expect []string, expectFile s
 	if want != nil {
 		release := host.KernelRelease()
 		if bad := want.Check(plan, release, hookexpect.Label(release, runtime.GOARCH)); len(bad) > 0 {
-			return &exitError{code: 1, err: errors.New(strings.Join(bad, "\nsendtrace: "))}
+			// One line each: main prints each error errors.Join holds
+			// on its own line.
+			errs := make([]error, len(bad))
+			for i, b := range bad {
+				errs[i] = errors.New(b)
+			}
+			return &exitError{code: 1, err: errors.Join(errs...)}
 		}
 	}
 	return checkExpect(plan, expect)
@@ -82,15 +88,17 @@ const checkWidth = 100
 // inside their column, and the refused candidates, whose kernel messages
 // are long, follow the table one per paragraph.
 func writeCheckTable(w io.Writer, hooks session.Plan) error {
-	fmt.Fprintf(w, "kernel %s\n", host.KernelRelease())
+	fmt.Fprintf(w, "kernel %s\n", format.Printable(host.KernelRelease()))
 	rows := make([][4]string, 0, len(hooks))
 	widths := [3]int{len("LAYER"), len("HOOK"), len("STATUS")}
 	for _, h := range hooks {
-		hook := strings.ReplaceAll(h.Hook, ",", ",\n")
+		// A hook's candidates are one to a line; everything the
+		// kernel or the planner said is escaped.
+		hook := strings.ReplaceAll(format.Printable(h.Hook), ",", ",\n")
 		if h.Status() != session.StatusOn {
 			hook = "-"
 		}
-		r := [4]string{h.Layer, hook, statusText(h.Status()), h.Why}
+		r := [4]string{format.Printable(h.Layer), hook, statusText(h.Status()), format.Printable(h.Why)}
 		for i := range widths {
 			for _, line := range strings.Split(r[i], "\n") {
 				widths[i] = max(widths[i], len(line))
@@ -116,7 +124,7 @@ func writeCheckTable(w io.Writer, hooks session.Plan) error {
 				fmt.Fprintln(w, "Refused candidates, with the kernel's answer:")
 				refused = true
 			}
-			fmt.Fprintf(w, "  %s\n", format.WrapWords(h.Layer+": "+tried, checkWidth-2, "    "))
+			fmt.Fprintf(w, "  %s\n", format.WrapWords(format.Printable(h.Layer+": "+tried), checkWidth-2, "    "))
 		}
 	}
 	hz, read := loader.KernelHZ()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/htmlreport"
 	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/outfile"
@@ -104,6 +105,6 @@ func (h *htmlFlags) wrote(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "wrote %s (%d bytes)\n", h.path, st.Size())
+	_, err = fmt.Fprintf(out, "wrote %s (%d bytes)\n", format.Printable(h.path), st.Size())
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/render"
@@ -58,9 +59,9 @@ func warnDegraded(w io.Writer, plan session.Plan) {
 	for _, h := range plan {
 		switch h.Status() {
 		case session.StatusOff:
-			fmt.Fprintf(w, "sendtrace: layer %s is %s\n", h.Layer, h.Why)
+			fmt.Fprintf(w, "sendtrace: layer %s is %s\n", format.Printable(h.Layer), format.Printable(h.Why))
 		case session.StatusDegraded:
-			fmt.Fprintf(w, "sendtrace: warning: layer %s is degraded on this kernel (%s); run 'sendtrace check' for details\n", h.Layer, h.Why)
+			fmt.Fprintf(w, "sendtrace: warning: layer %s is degraded on this kernel (%s); run 'sendtrace check' for details\n", format.Printable(h.Layer), format.Printable(h.Why))
 		}
 	}
 }

@@ -5,9 +5,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -36,7 +40,7 @@ func main() {
 	}
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errSilent) {
-			fmt.Fprintf(os.Stderr, "sendtrace: %v\n", err)
+			printError(os.Stderr, err)
 		}
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -44,4 +48,38 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// printError writes err as "sendtrace: " lines, one for each error that
+// errors.Join put together, each through format.Printable: errors name
+// files, the values of flags, and what a recording or the kernel said.
+func printError(w io.Writer, err error) {
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(w, "sendtrace: %s\n", format.Printable(line))
+	}
+}
+
+// errorLines splits an error that errors.Join made, and only such a one:
+// its newlines are the joins', where any other error's are its data's.
+func errorLines(err error) []string {
+	if ee, ok := err.(*exitError); ok {
+		err = ee.err
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []string{err.Error()}
+	}
+	errs := j.Unwrap()
+	texts := make([]string, len(errs))
+	for i, e := range errs {
+		texts[i] = e.Error()
+	}
+	if strings.Join(texts, "\n") != err.Error() {
+		return []string{err.Error()}
+	}
+	var lines []string
+	for _, e := range errs {
+		lines = append(lines, errorLines(e)...)
+	}
+	return lines
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/record"
@@ -84,7 +85,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	case !began:
 		return errors.New("the session ended before it started")
 	}
-	fmt.Fprintf(stderr, "sendtrace: recorded %d events to %s (%s)\n", st.Events, path, sizeText(st.FileBytes))
+	fmt.Fprintf(stderr, "sendtrace: recorded %d events to %s (%s)\n", st.Events, format.Printable(path), sizeText(st.FileBytes))
 	return nil
 }
 
@@ -132,7 +133,7 @@ func statusLoop(stderr io.Writer, path string, rec *record.Recorder, every time.
 			lost = strconv.FormatUint(c.Lost, 10)
 		}
 		fmt.Fprintf(stderr, "sendtrace: recording %s: %s, %d events, %s lost, %s\n",
-			path, time.Since(start).Round(time.Second), st.Events, lost, sizeText(st.FileBytes))
+			format.Printable(path), time.Since(start).Round(time.Second), st.Events, lost, sizeText(st.FileBytes))
 	}
 }
 func sizeText(n int64) string {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/metrics"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/render"
@@ -69,7 +70,7 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	bound := ln.Addr().String()
 	fmt.Fprintf(stderr, "sendtrace: serving /metrics and /healthz on %s://%s (%s)\n", setup.scheme(), bound, setup)
 	if setup.basicAuth && !setup.tls {
-		fmt.Fprintf(stderr, "sendtrace: --web.config.file %s asks for basic auth without TLS: passwords cross the network in the clear\n", sf.webConfig)
+		fmt.Fprintf(stderr, "sendtrace: --web.config.file %s asks for basic auth without TLS: passwords cross the network in the clear\n", format.Printable(sf.webConfig))
 	}
 	opts.ReadyLines = append(opts.ReadyLines, "listen\t"+bound)
 	var running atomic.Bool

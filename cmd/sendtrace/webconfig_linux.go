@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // webSetup is what serve's --web.config.file turns on. The file is the
@@ -117,7 +119,8 @@ func onHangup(ctx context.Context, hup <-chan os.Signal, stderr io.Writer, path 
 		case <-ctx.Done():
 			return
 		case <-hup:
-			fmt.Fprintln(stderr, "sendtrace: SIGHUP: "+hangupNote(path, started))
+			// The note names the file and what was wrong in it.
+			fmt.Fprintln(stderr, "sendtrace: SIGHUP: "+format.Printable(hangupNote(path, started)))
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/workload"
 )
@@ -14,10 +15,11 @@ import (
 // nil, after one line on stderr, when the host has no cgroup v2 to name
 // them from: tracing goes on without names.
 func workloads(stderr io.Writer, cfg workload.Config) *workload.Resolver {
-	cfg.Warn = func(msg string) { fmt.Fprintln(stderr, "sendtrace: warning:", msg) }
+	// Warnings name runtime state files and what they held.
+	cfg.Warn = func(msg string) { fmt.Fprintln(stderr, "sendtrace: warning:", format.Printable(msg)) }
 	r, err := workload.NewResolver(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "sendtrace: warning: no workload names:", err)
+		fmt.Fprintln(stderr, "sendtrace: warning: no workload names:", format.Printable(err.Error()))
 		return nil
 	}
 	r.Prime()

@@ -191,19 +191,20 @@ func ParseJSON(line []byte, d *Diagnosis) error {
 }
 
 // String is the one-line text form: rule, confidence, who and where, the
-// evidence and the next step.
+// evidence and the next step. A diagnosis read from a recording holds
+// whatever text the file gave it, so every text is escaped.
 func (d *Diagnosis) String() string {
 	var b strings.Builder
-	b.WriteString(d.Rule)
+	b.WriteString(format.Printable(d.Rule))
 	b.WriteString(" (")
-	b.WriteString(d.Confidence)
+	b.WriteString(format.Printable(d.Confidence))
 	b.WriteString(" confidence): ")
-	b.WriteString(d.Name)
+	b.WriteString(format.Printable(d.Name))
 	b.WriteString(" — ")
 	b.WriteString(format.Process(d.Comm, d.PID, d.OwnerKnown))
 	if d.Dst.IsValid() {
 		b.WriteString(" -> ")
-		b.WriteString(d.Dst.String())
+		b.WriteString(format.Addr(d.Dst))
 	}
 	if d.Cookie != 0 {
 		// The number --conn takes, and the cookie ss -e prints.
@@ -218,12 +219,12 @@ func (d *Diagnosis) String() string {
 	b.WriteString(format.Printable(d.Evidence.Text))
 	if d.ConfidenceWhy != "" {
 		b.WriteString(". Confidence ")
-		b.WriteString(d.Confidence)
+		b.WriteString(format.Printable(d.Confidence))
 		b.WriteString(": ")
-		b.WriteString(d.ConfidenceWhy)
+		b.WriteString(format.Printable(d.ConfidenceWhy))
 	}
 	b.WriteString(". Next: ")
-	b.WriteString(d.NextStep)
+	b.WriteString(format.Printable(d.NextStep))
 	return b.String()
 }
 
@@ -256,15 +257,15 @@ func RenderSummary(w io.Writer, ds []Diagnosis) error {
 		d := &ds[i]
 		g := groups[d.Rule]
 		if g == nil {
-			g = &group{rule: d.Rule, name: d.Name, conf: map[string]int{}, procs: map[string]int{},
-				dsts: map[string]int{}, errnos: map[string]int{}, next: d.NextStep}
+			g = &group{rule: format.Printable(d.Rule), name: format.Printable(d.Name), conf: map[string]int{}, procs: map[string]int{},
+				dsts: map[string]int{}, errnos: map[string]int{}, next: format.Printable(d.NextStep)}
 			groups[d.Rule] = g
 		}
 		g.n++
 		g.conf[d.Confidence]++
 		g.procs[format.Process(d.Comm, d.PID, d.OwnerKnown)]++
 		if d.Dst.IsValid() {
-			g.dsts[d.Dst.String()]++
+			g.dsts[format.Addr(d.Dst)]++
 		}
 		if d.Errno != 0 {
 			g.errnos[events.ErrnoName(d.Errno)]++

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -607,8 +608,10 @@ func retryStorm(k stormKey, c *stormState, s *sockState, ev *events.Event) Diagn
 	if w > 0 {
 		d.Evidence.Rate = float64(n-1) / w.Seconds()
 	}
+	// The text keeps the name as the process gave it, as the comm field
+	// does; String escapes the whole text once, where it is printed.
 	d.Evidence.Text = fmt.Sprintf("%s opened %d connections to %s within %s (%.1f/s); %d of them failed in that time",
-		format.Process(c.comm, k.pid, true), n, k.dst, format.Duration(w), d.Evidence.Rate, len(c.failures))
+		cmp.Or(c.comm, "?")+"/"+strconv.FormatUint(uint64(k.pid), 10), n, k.dst, format.Duration(w), d.Evidence.Rate, len(c.failures))
 	if d.Evidence.Rate >= 1 && 2*len(c.failures) >= n {
 		d.Confidence = High
 		d.ConfidenceWhy = "most new connections failed and the process kept reconnecting at once"

@@ -12,10 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// AppendPrintable appends s with everything a terminal might act on
-// escaped. Task names are chosen by the process, so a hostile or buggy one
-// could otherwise move the cursor or recolour the screen. Backslashes are
-// escaped too, so the escapes stay unambiguous.
+// AppendPrintable appends Printable(s).
 func AppendPrintable(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -41,6 +38,22 @@ func appendHexByte(dst []byte, c byte) []byte {
 	return append(dst, '\\', 'x', hex[c>>4], hex[c&0xf])
 }
 
+// Printable is s with everything a terminal might act on escaped, as
+// \xNN for each byte: the C0 controls (newline and tab among them), DEL,
+// the C1 controls U+0080 to U+009F, the other runes that print nothing
+// (format characters such as bidi overrides, separators other than the
+// space) and bytes that are not UTF-8. A backslash is written \\, so the
+// escapes stay unambiguous: a host named "vm" ESC "]0;PWNED" BEL, which
+// would retitle the window, prints as vm\x1b]0;PWNED\x07.
+//
+// It is the one escaping function of everything sendtrace writes for a
+// terminal: every string that comes from a recording, from the kernel
+// (task names, drop reasons, devices) or from a user's flag or file path
+// goes through it (or AppendPrintable) before it reaches the text of
+// report, diff, the live stream, summaries, warnings and error lines.
+// Recordings travel, so their strings are someone else's input; a task
+// names itself. JSON output does not use it: its encoders escape control
+// characters themselves, and keep the data as it was.
 func Printable(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
@@ -66,6 +79,10 @@ func Process(comm string, pid uint32, known bool) string {
 func Addr(a netip.AddrPort) string {
 	if !a.IsValid() {
 		return "?"
+	}
+	if a.Addr().Zone() != "" {
+		// An IPv6 zone read from a recording is any text at all.
+		return Printable(a.String())
 	}
 	return a.String()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/netstat"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
@@ -160,7 +161,7 @@ func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, s
 		t.out.Netns.Note = "counters not read: " + err.Error()
 		if !n.warned && n.warn != nil {
 			n.warned = true
-			fmt.Fprintf(n.warn, "sendtrace: recording without the counters of %s: %v\n", session.NetnsName(ino), err)
+			fmt.Fprintf(n.warn, "sendtrace: recording without the counters of %s: %s\n", session.NetnsName(ino), format.Printable(err.Error()))
 		}
 		return
 	}

@@ -13,36 +13,38 @@ import (
 	"github.com/sendtrace/sendtrace/internal/format"
 )
 
-// WriteText writes the "Both ends" section.
+// WriteText writes the "Both ends" section. Paths, host names and every
+// text that holds a recording's strings go through format.Printable.
 func WriteText(w io.Writer, r *Result) error {
+	p := format.Printable
 	var b strings.Builder
 	b.WriteString("Both ends\n")
 	for _, rec := range r.Recordings {
-		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %s\n", rec.Path, rec.Host, rec.Netns,
+		fmt.Fprintf(&b, "  %s: host %s, netns %d, %s to %s (%s), %s\n", p(rec.Path), p(rec.Host), rec.Netns,
 			Stamp(rec.Start), Stamp(rec.End), format.Duration(rec.End.Sub(rec.Start)), plural(len(rec.Ends), "handshake"))
 		if !rec.Footer {
 			b.WriteString("    no footer: the recorder did not stop cleanly; it ends at its last event\n")
 		}
 		if rec.OwnersLimited != "" {
-			b.WriteString("    warning: " + format.Printable(rec.OwnersLimited) + "\n")
+			b.WriteString("    warning: " + p(rec.OwnersLimited) + "\n")
 		}
 	}
 	for _, o := range r.Overlaps {
 		if !o.OK {
-			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", o.A.Path, o.B.Path)
+			fmt.Fprintf(&b, "  %s and %s do not overlap in time (by each host's clock): nothing of theirs can be joined\n", p(o.A.Path), p(o.B.Path))
 		} else {
-			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", o.A.Path, o.B.Path, format.Duration(o.End.Sub(o.Start)), Stamp(o.Start), Stamp(o.End))
+			fmt.Fprintf(&b, "  %s and %s overlap for %s, %s to %s", p(o.A.Path), p(o.B.Path), format.Duration(o.End.Sub(o.Start)), Stamp(o.Start), Stamp(o.End))
 			if t := o.CorrectedText(); t != "" {
-				b.WriteString(" " + t)
+				b.WriteString(" " + p(t))
 			}
 			b.WriteString("\n")
 		}
 		if t := o.OutsideText(); t != "" {
-			b.WriteString("    " + t + "\n")
+			b.WriteString("    " + p(t) + "\n")
 		}
 	}
 	for _, o := range r.Offsets {
-		fmt.Fprintf(&b, "  clock offset: %s\n", o.Text())
+		fmt.Fprintf(&b, "  clock offset: %s\n", p(o.Text()))
 	}
 	failed := 0
 	for _, c := range r.Joined {
@@ -58,11 +60,11 @@ func WriteText(w io.Writer, r *Result) error {
 		}
 		b.WriteString("\n")
 		for i, e := range c.Ends {
-			fmt.Fprintf(&b, "  %-6s %s %s%s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), e.Rec.Host,
+			fmt.Fprintf(&b, "  %-6s %s %s%s cookie %d: %s -> %s, ESTABLISHED %s", e.Role(), p(e.Rec.Host),
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), workloadText(e.First().Workload), e.Cookie,
 				format.Addr(e.First().Src), format.Addr(e.First().Dst), Stamp(e.Established))
 			if r := c.Rule(i); r != "" {
-				fmt.Fprintf(&b, ", diagnosis %s", r)
+				fmt.Fprintf(&b, ", diagnosis %s", p(r))
 			}
 			switch {
 			case c.Idle[i] >= 0 && c.IdleAtMost[i]:
@@ -71,32 +73,32 @@ func WriteText(w io.Writer, r *Result) error {
 				fmt.Fprintf(&b, ", idle %s at the failure", format.Duration(c.Idle[i]))
 			}
 			if d := c.Drops[i]; d.In+d.Out > 0 {
-				b.WriteString(", " + d.Text())
+				b.WriteString(", " + p(d.Text()))
 			}
 			b.WriteString("\n")
 		}
 		if c.ResetOrigin != "" {
-			fmt.Fprintf(&b, "    reset by: %s: %s\n", c.ResetOrigin, c.ResetEvidence)
+			fmt.Fprintf(&b, "    reset by: %s: %s\n", c.ResetOrigin, p(c.ResetEvidence))
 		}
 		if c.DataStopped != "" {
-			fmt.Fprintf(&b, "    data: %s\n", c.DataStopped)
+			fmt.Fprintf(&b, "    data: %s\n", p(c.DataStopped))
 		}
-		fmt.Fprintf(&b, "    => %s\n", c.Diagnosis)
+		fmt.Fprintf(&b, "    => %s\n", p(c.Diagnosis))
 	}
 	if len(r.Ambiguous) > 0 {
 		b.WriteString("\n  Not joined, ambiguous (the ISNs match more than one socket at the other end):\n")
 		for _, a := range r.Ambiguous {
 			var cs []string
 			for _, c := range a.Candidates {
-				cs = append(cs, fmt.Sprintf("%s cookie %d", c.Rec.Path, c.Cookie))
+				cs = append(cs, fmt.Sprintf("%s cookie %d", p(c.Rec.Path), c.Cookie))
 			}
-			fmt.Fprintf(&b, "  %s cookie %d: %s\n", a.End.Rec.Path, a.End.Cookie, strings.Join(cs, ", "))
+			fmt.Fprintf(&b, "  %s cookie %d: %s\n", p(a.End.Rec.Path), a.End.Cookie, strings.Join(cs, ", "))
 		}
 	}
 	if len(r.OneEnd) > 0 {
-		b.WriteString("\n  Seen at one end only (no socket with the same ISNs in the other recordings: " + OneEndWhy(r) + "):\n")
+		b.WriteString("\n  Seen at one end only (no socket with the same ISNs in the other recordings: " + p(OneEndWhy(r)) + "):\n")
 		for _, e := range r.OneEnd {
-			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s\n", e.Role(), e.Rec.Path,
+			fmt.Fprintf(&b, "  %-6s %s %s cookie %d: %s -> %s, ESTABLISHED %s\n", e.Role(), p(e.Rec.Path),
 				format.Process(e.First().Comm, e.First().PID, e.First().OwnerKnown), e.Cookie,
 				format.Addr(e.First().Src), format.Addr(e.First().Dst), Stamp(e.Established))
 		}

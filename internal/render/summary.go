@@ -314,7 +314,7 @@ func (s *Summary) renderTotals(p *printer, t *events.Totals) {
 		}
 		kind := r.k.Kind.String()
 		if r.k.Detail != "" {
-			kind += "/" + r.k.Detail
+			kind += "/" + format.Printable(r.k.Detail)
 		}
 		segs := "-"
 		if r.v.Segs != 0 {

@@ -312,28 +312,31 @@ func union(a, b []int32) []int32 {
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
-// WriteDiffText writes the diff side by side.
+// WriteDiffText writes the diff side by side. Every string from the
+// recordings, and their paths, goes through format.Printable.
 func WriteDiffText(w io.Writer, d *Diff) error {
 	ew := &errWriter{w: w}
+	p := format.Printable
 	tw := ew.table()
 	fmt.Fprintf(tw, "\tBEFORE\tAFTER\n")
-	fmt.Fprintf(tw, "file\t%s\t%s\n", d.Before.File, d.After.File)
-	fmt.Fprintf(tw, "host\t%s\t%s\n", orDash(d.Before.Hostname), orDash(d.After.Hostname))
-	fmt.Fprintf(tw, "kernel\t%s\t%s\n", orDash(d.Before.KernelRelease), orDash(d.After.KernelRelease))
-	fmt.Fprintf(tw, "started\t%s\t%s\n", shortTime(d.Before.Start), shortTime(d.After.Start))
+	fmt.Fprintf(tw, "file\t%s\t%s\n", p(d.Before.File), p(d.After.File))
+	fmt.Fprintf(tw, "host\t%s\t%s\n", p(orDash(d.Before.Hostname)), p(orDash(d.After.Hostname)))
+	fmt.Fprintf(tw, "kernel\t%s\t%s\n", p(orDash(d.Before.KernelRelease)), p(orDash(d.After.KernelRelease)))
+	fmt.Fprintf(tw, "started\t%s\t%s\n", p(shortTime(d.Before.Start)), p(shortTime(d.After.Start)))
 	fmt.Fprintf(tw, "ran\t%s\t%s\n", format.Duration(time.Duration(d.Before.DurationSec*1e9)), format.Duration(time.Duration(d.After.DurationSec*1e9)))
 	fmt.Fprintf(tw, "counts\t%s\t%s\n", countsText(d.Before), countsText(d.After))
 	fmt.Fprintf(tw, "sends\t%s\t%s\n", optU(d.Before.Sends), optU(d.After.Sends))
 	ew.flush(tw)
 	for _, n := range d.Notes {
-		ew.printf("note: %s\n", n)
+		ew.printf("note: %s\n", p(n))
 	}
 
 	for _, nd := range d.Namespaces {
+		// Before and After are namespaceText's, escaped already.
 		ew.printf("\nNetwork namespaces compared (%s):\n  before %s\n  after  %s\n", nd.Why, nd.Before, nd.After)
 		switch {
 		case nd.Unknown != "":
-			ew.printf("Sysctls: unknown, not recorded in %s\n", nd.Unknown)
+			ew.printf("Sysctls: unknown, not recorded in %s\n", p(nd.Unknown))
 		case len(nd.Sysctls) == 0:
 			ew.printf("Sysctls: all %d the same\n", nd.Compared)
 		default:
@@ -341,7 +344,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 			tw = ew.table()
 			fmt.Fprintf(tw, "NAME\tBEFORE\tAFTER\n")
 			for _, s := range nd.Sysctls {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, absent(s.Before), absent(s.After))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p(s.Name), p(absent(s.Before)), p(absent(s.After)))
 			}
 			ew.flush(tw)
 		}
@@ -351,7 +354,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	tw = ew.table()
 	fmt.Fprintf(tw, "METRIC\tBEFORE\tAFTER\tCHANGE\n")
 	for _, m := range d.Metrics {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, rateText(m.Before, m.BeforeN), rateText(m.After, m.AfterN), changeText(m))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p(m.Name), rateText(m.Before, m.BeforeN), rateText(m.After, m.AfterN), changeText(m))
 	}
 	t := d.TTF
 	ttfRow := func(name string, get func(*Percentiles) time.Duration, change string) {
@@ -368,7 +371,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 		tw = ew.table()
 		fmt.Fprintf(tw, "DESTINATION\tSEND ERRORS\tRETRANS SEGS\tERROR REPORTS\tFAILED/1000 SENDS\tTTF p50\tTTF\n")
 		for _, dd := range d.Destinations {
-			fmt.Fprintf(tw, "%s\t%d -> %d\t%d -> %d\t%d -> %d\t%s -> %s\t%s -> %s\t%s\n", dd.Dst,
+			fmt.Fprintf(tw, "%s\t%d -> %d\t%d -> %d\t%d -> %d\t%s -> %s\t%s -> %s\t%s\n", p(dd.Dst),
 				dd.Before.SendErrors, dd.After.SendErrors, dd.Before.RetransSegs, dd.After.RetransSegs,
 				dd.Before.ErrorReports, dd.After.ErrorReports,
 				optF(dd.Before.FailedPer1000), optF(dd.After.FailedPer1000),
@@ -424,9 +427,9 @@ func changeText(m Metric) string {
 		}
 		return "gone"
 	case VerdictUnknown:
-		return "unknown: " + m.Why
+		return "unknown: " + format.Printable(m.Why)
 	case VerdictTooFew:
-		return "too few to tell (" + m.Why + ")"
+		return "too few to tell (" + format.Printable(m.Why) + ")"
 	}
 	if m.BeforeN == m.AfterN && m.Before != nil && m.After != nil && *m.Before == *m.After {
 		return VerdictUnchanged

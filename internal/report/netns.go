@@ -176,7 +176,7 @@ func writeSysctls(ew *errWriter, nss []Namespace) {
 		n := &nss[i]
 		ew.printf("\nSysctls of %s\n", namespaceText(*n))
 		if n.Note != "" {
-			ew.printf("  note: %s\n", n.Note)
+			ew.printf("  note: %s\n", format.Printable(n.Note))
 		}
 		if len(n.Sysctls) == 0 {
 			ew.printf("  none recorded\n")
@@ -188,7 +188,7 @@ func writeSysctls(ew *errWriter, nss []Namespace) {
 			if first != nil && first.Sysctls[k] == n.Sysctls[k] {
 				continue
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", k, n.Sysctls[k])
+			fmt.Fprintf(tw, "  %s\t%s\n", format.Printable(k), format.Printable(n.Sysctls[k]))
 			shown++
 		}
 		ew.flush(tw)

@@ -303,7 +303,7 @@ func writeNetnsCounters(ew *errWriter, nss []NetnsCounters) {
 		}
 		ew.printf("\nNamespace counters of %s (%s, %s, %s)\n", n.Netns, who, when, format.Duration(durationOf(n.DurationSec)))
 		if n.Note != "" {
-			ew.printf("  note: %s\n", n.Note)
+			ew.printf("  note: %s\n", format.Printable(n.Note))
 		}
 		if len(n.Moved) == 0 {
 			if n.Note == "" {
@@ -312,23 +312,23 @@ func writeNetnsCounters(ew *errWriter, nss []NetnsCounters) {
 			continue
 		}
 		if len(n.Compared) > 0 {
-			ew.printf("  beside sendtrace's exact totals: %s\n", n.Scope)
+			ew.printf("  beside sendtrace's exact totals: %s\n", format.Printable(n.Scope))
 			tw := ew.table()
 			fmt.Fprintf(tw, "  WHAT\tNAMESPACE COUNTER\tNAMESPACE\tSENDTRACE\tSENDTRACE COUNTS\tEXPECTED\tVERDICT\n")
 			for _, c := range n.Compared {
-				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.What, c.Counter, c.CounterValue, c.SendtraceValue, c.Sendtrace, c.Expect, verdictText(c))
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.What, format.Printable(c.Counter), c.CounterValue, c.SendtraceValue, c.Sendtrace, c.Expect, verdictText(c))
 			}
 			ew.flush(tw)
 			for _, c := range n.Compared {
 				if c.Why != "" && c.Verdict != CounterNotCompared {
-					ew.printf("  %s: %s\n", c.Counter, c.Why)
+					ew.printf("  %s: %s\n", format.Printable(c.Counter), c.Why)
 				}
 			}
 		}
 		ew.printf("  counters that moved (nstat's names; retransmits, timeouts, resets and drops first):\n")
 		tw := ew.table()
 		for _, m := range n.Moved {
-			fmt.Fprintf(tw, "  %s\t%d\n", m.Name, m.Delta)
+			fmt.Fprintf(tw, "  %s\t%d\n", format.Printable(m.Name), m.Delta)
 		}
 		ew.flush(tw)
 	}

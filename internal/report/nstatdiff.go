@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -118,6 +119,8 @@ func counterRate(name string, na, nb uint64, ea, eb float64) Metric {
 	return m
 }
 
+// writeNetnsCounterDiff prints the namespace counters compared; the
+// counters' names are the recordings' and go through format.Printable.
 func writeNetnsCounterDiff(ew *errWriter, nds []NetnsCounterDiff) {
 	for _, nd := range nds {
 		ew.printf("\nNamespace counters (nstat's), per %s:\n  before %s\n  after  %s\n  matched because %s\n", nd.Per, nd.Before, nd.After, nd.Why)
@@ -133,7 +136,7 @@ func writeNetnsCounterDiff(ew *errWriter, nds []NetnsCounterDiff) {
 		fmt.Fprintf(tw, "  COUNTER\tBEFORE\tAFTER\tCHANGE\n")
 		fmt.Fprintf(tw, "  %s\t%d\t%d\t(the traffic: segments sent)\n", counterOutSegs, nd.BeforeOutSegs, nd.AfterOutSegs)
 		for _, m := range nd.Metrics {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.Name, rateText(m.Before, m.BeforeN), rateText(m.After, m.AfterN), changeText(m))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", format.Printable(m.Name), rateText(m.Before, m.BeforeN), rateText(m.After, m.AfterN), changeText(m))
 		}
 		ew.flush(tw)
 	}

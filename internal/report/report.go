@@ -405,26 +405,28 @@ func WriteJSON(w io.Writer, v any) error {
 }
 
 // WriteText writes the report for a person: the recording's context, the
-// live summary tables, then the post-mortem tables.
+// live summary tables, then the post-mortem tables. Every string from the
+// recording, and its path, goes through format.Printable.
 func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	ew := &errWriter{w: w}
 	h := r.Header
-	ew.printf("recording %s\n", r.Path)
-	ew.printf("  host %s, kernel %s, sendtrace %s\n", orDash(h.Hostname), orDash(h.KernelRelease), orDash(h.SendtraceVersion))
+	p := format.Printable
+	ew.printf("recording %s\n", p(r.Path))
+	ew.printf("  host %s, kernel %s, sendtrace %s\n", p(orDash(h.Hostname)), p(orDash(h.KernelRelease)), p(orDash(h.SendtraceVersion)))
 	ew.printf("  started %s, ran %s, %d events\n", h.StartTime.Local().Format("2006-01-02 15:04:05 MST"), format.Duration(r.Duration()), r.Events)
 	if f := h.Filters.String(); f != "" {
-		ew.printf("  filters: %s\n", f)
+		ew.printf("  filters: %s\n", p(f))
 	}
 	for _, hk := range h.Hooks {
 		switch hk.Status() {
 		case session.StatusOff:
-			ew.printf("  layer %s %s\n", hk.Layer, hk.Why)
+			ew.printf("  layer %s %s\n", p(hk.Layer), p(hk.Why))
 		case session.StatusDegraded:
-			ew.printf("  degraded layer %s: %s\n", hk.Layer, hk.Why)
+			ew.printf("  degraded layer %s: %s\n", p(hk.Layer), p(hk.Why))
 		}
 	}
-	for _, p := range rep.Problems {
-		ew.printf("warning: %s\n", p)
+	for _, pr := range rep.Problems {
+		ew.printf("warning: %s\n", p(pr))
 	}
 	ew.printf("\n")
 	if ew.err != nil {
@@ -441,7 +443,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 	writeDests(ew, rep.Destinations)
 	writeProcs(ew, rep.Processes)
 	if len(rep.FailedConns) > 0 {
-		ew.printf("\nFailed connections (from the events in the file; sendtrace report --conn COOKIE %s shows one in full)\n", r.Path)
+		ew.printf("\nFailed connections (from the events in the file; sendtrace report --conn COOKIE %s shows one in full)\n", p(r.Path))
 		tw := ew.table()
 		fmt.Fprintf(tw, "COOKIE\tDESTINATION\tPROCESS\tERRNO\tRETRANS SEGS\tRETRANS KINDS (SEGS)\tSEND ERRORS\tSTART\tTIME TO FAILURE\n")
 		rows := rep.FailedConns
@@ -454,7 +456,7 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 			if c.TTFSec >= 0 {
 				ttf = format.Duration(time.Duration(c.TTFSec * 1e9))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t+%s\t%s\n", c.Cookie, orDash(c.Dst), format.Process(c.Comm, c.PID, c.PID != 0),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t+%s\t%s\n", c.Cookie, p(orDash(c.Dst)), format.Process(c.Comm, c.PID, c.PID != 0),
 				c.Errno, c.RetransSegs, KindList(c.RetransKinds), c.SendErrors, fmtSec(c.StartSec), ttf)
 		}
 		ew.flush(tw)
@@ -505,7 +507,7 @@ func writeDests(ew *errWriter, rows []DestRow) {
 		if d.Received != nil {
 			recv = *d.Received
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Dst), format.Counted(d.SendErrors, recv.SendErrors), ErrnoList(d.Errnos),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", format.Printable(orDash(d.Dst)), format.Counted(d.SendErrors, recv.SendErrors), ErrnoList(d.Errnos),
 			format.Counted(d.ErrorReports, recv.ErrorReports), d.RetransSegs, KindList(d.RetransKinds), format.Counted(d.Resets, recv.Resets), optU(d.Sends), optU(d.Bytes), ttf)
 	}
 	ew.flush(tw)
@@ -527,7 +529,7 @@ func writeProcs(ew *errWriter, rows []ProcRow) {
 		if p.Received != nil {
 			recv = *p.Received
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", pidText(p.PID), orDash(p.Comm), format.Counted(p.SendErrors, recv.SendErrors), ErrnoList(p.Errnos),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\n", pidText(p.PID), format.Printable(orDash(p.Comm)), format.Counted(p.SendErrors, recv.SendErrors), ErrnoList(p.Errnos),
 			format.Counted(p.ErrorReports, recv.ErrorReports), p.RetransSegs, KindList(p.RetransKinds), p.Connections)
 	}
 	ew.flush(tw)
