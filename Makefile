@@ -50,11 +50,13 @@ lint: ## gofmt and go vet
 test-unit: ## Tests that need no privilege
 	SENDTRACE_UNPRIVILEGED=1 $(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./internal/htmlreport/... ./cmd/...
 
-# The scenarios run a second time with the socket layer alone (--no-syscall-layer).
+# The scenarios run a second time with the socket layer alone (--no-syscall-layer),
+# and a third with the legacy object of kernels before 5.11 (--disable-hook=sk_storage).
 # FuzzReportText then fuzzes for 20s: no control character from a recording reaches the terminal.
 test: ## Every Go test; as root the BPF and network-namespace scenario tests run too
 	$(GO) test -count=1 -timeout 25m ./...
 	SENDTRACE_ARGS=--no-syscall-layer $(GO) test -count=1 -timeout 10m ./test/scenario
+	SENDTRACE_ARGS=--disable-hook=sk_storage $(GO) test -count=1 -timeout 10m ./test/scenario
 	$(GO) test -run '^$$' -fuzz '^FuzzReportText$$' -fuzztime 20s -fuzzminimizetime 20x ./internal/report
 
 vmtest: ## Run the hook-plan checks and scenarios in the pinned Debian kernels (5.10, 6.1, 6.12, 7.2: vmtest/kernels.pin), amd64 and arm64, under qemu

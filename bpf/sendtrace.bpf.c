@@ -33,8 +33,6 @@
 
 const volatile struct config cfg = {};
 
-#include "lib/sock.h"
-#include "lib/filter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -43,6 +41,7 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+#ifndef SENDTRACE_LEGACY
 /* BPF_F_CLONE: a socket accepted from an owned listener is born owned by
  * the listener's process, so its handshake (ESTABLISHED, with the ISNs that
  * join the two ends of a connection) is attributed before accept() runs. */
@@ -52,6 +51,132 @@ struct {
 	__type(key, int);
 	__type(value, struct owner);
 } owners SEC(".maps");
+
+static __always_inline struct owner *owner_get(struct sock *sk, bool create)
+{
+	return bpf_sk_storage_get(&owners, sk, 0, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+}
+
+/* owner_reset starts a new socket's record; storage is born empty. */
+static __always_inline struct owner *owner_reset(struct sock *sk)
+{
+	return owner_get(sk, true);
+}
+
+/* owner_forget drops a record that may have outlived its socket; socket
+ * storage never does. */
+static __always_inline void owner_forget(struct sock *sk)
+{
+}
+
+static __always_inline __u64 sock_cookie(struct sock *sk)
+{
+	return bpf_get_socket_cookie(sk);
+}
+
+/* sock_cookie_any is the cookie of a socket reached through a pointer
+ * the cookie helper refuses: the kernel's, when something already asked
+ * for it, else 0. */
+static __always_inline __u64 sock_cookie_any(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return bpf_get_current_task_btf();
+}
+
+static __always_inline struct pt_regs *task_regs(struct task_struct *task)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(task);
+}
+#else
+/* Kernels before 5.11 (5.10: Debian 11, Amazon Linux 2) give tracing
+ * programs no socket local storage and no BTF task pointer, and before
+ * 5.12 no socket cookie. The legacy object keeps owners in a hash map
+ * keyed by the socket's address: a record outlives its socket until LRU
+ * evicts it, so each TCP socket's birth (SYN_SENT, SYN_RECV, LISTEN) and a
+ * UDP connect() start it afresh. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+static __always_inline struct owner *owner_get(struct sock *sk, bool create)
+{
+	__u64 key = (__u64)sk;
+	struct owner *o = bpf_map_lookup_elem(&owners, &key);
+	struct owner empty = {};
+
+	if (o || !create)
+		return o;
+	bpf_map_update_elem(&owners, &key, &empty, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&owners, &key);
+}
+
+static __always_inline struct owner *owner_reset(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct owner empty = {};
+
+	bpf_map_update_elem(&owners, &key, &empty, BPF_ANY);
+	return bpf_map_lookup_elem(&owners, &key);
+}
+
+static __always_inline void owner_forget(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&owners, &key);
+}
+
+/* A socket's id is the kernel's cookie when something already asked for
+ * it (ss -e, SO_COOKIE): a program cannot make one here. Else it is the
+ * socket's address, salted per session so that no kernel address reaches
+ * a recording: unique while the socket lives, and replaced by the cookie
+ * once someone asks. */
+static __always_inline __u64 sock_cookie(struct sock *sk)
+{
+	__u64 addr = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+
+	if (addr)
+		return addr;
+
+	/* Read as a number: the verifier allows no arithmetic on the
+	 * pointer itself. */
+	bpf_probe_read_kernel(&addr, sizeof(addr), &sk);
+	return addr ^ cfg.cookie_salt;
+}
+
+static __always_inline __u64 sock_cookie_any(struct sock *sk)
+{
+	return sock_cookie(sk);
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* THREAD_SIZE of x86-64 and arm64 with 4 KiB pages and no KASAN, as
+ * Debian builds them: the user registers sit at the top of the stack. */
+#define LEGACY_THREAD_SIZE 16384
+static __always_inline struct pt_regs *task_regs(struct task_struct *task)
+{
+	void *stack = BPF_CORE_READ(task, stack);
+
+	if (!stack)
+		return NULL;
+	/* The running kernel's pt_regs, not vmlinux.h's (x86's). */
+	return (struct pt_regs *)(stack + LEGACY_THREAD_SIZE - bpf_core_type_size(struct pt_regs));
+}
+#endif
+
+#include "lib/sock.h"
+#include "lib/filter.h"
 
 /* Owners found where a socket is not a BTF pointer, so that they cannot
  * reach socket local storage there: a datagram socket's owner at
@@ -237,9 +362,14 @@ static __always_inline void totals_add(struct totals_key *k, __u64 events, __u64
 		if (!v)
 			return;
 	}
-	__sync_fetch_and_add(&v->count, events);
-	__sync_fetch_and_add(&v->bytes, bytes);
-	__sync_fetch_and_add(&v->segs, segs);
+	/* An add of a known 0 is left out: the compiler would make it an
+	 * atomic or, which kernels before 5.12 refuse. */
+	if (events)
+		__sync_fetch_and_add(&v->count, events);
+	if (bytes)
+		__sync_fetch_and_add(&v->bytes, bytes);
+	if (segs)
+		__sync_fetch_and_add(&v->segs, segs);
 }
 
 /* count_totals adds the event to the exact totals. */
@@ -354,7 +484,7 @@ static __always_inline void owner_from_current(struct event *e)
  * socket pointers can reach socket local storage. */
 static __always_inline void remember_owner(struct sock *sk, const struct event *e)
 {
-	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct owner *o = owner_get(sk, true);
 
 	if (!o)
 		return;
@@ -409,7 +539,7 @@ static __always_inline struct owner *addr_owner_of(struct sock *sk, struct owner
 		return o;
 	}
 	if (!o)
-		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		o = owner_get(sk, true);
 	if (o && (!o->pid || o->inherited))
 		take_owner(o, &a->o);
 	bpf_map_delete_elem(&addr_owners, &key);
@@ -429,7 +559,7 @@ static __always_inline struct owner *listener_owner_of(struct sock *sk)
 	l = bpf_map_lookup_elem(&listener_owners, &k);
 	if (!l || l->ambiguous)
 		return NULL;
-	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	o = owner_get(sk, true);
 	if (o && !o->pid)
 		take_owner(o, &l->o);
 	return o;
@@ -446,7 +576,7 @@ static __always_inline struct owner *proc_owner_of(struct sock *sk, __u64 ino)
 	found = bpf_map_lookup_elem(&proc_owners, &ino);
 	if (!found)
 		return NULL;
-	o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	o = owner_get(sk, true);
 	if (o && !o->pid)
 		take_owner(o, found);
 	bpf_map_delete_elem(&proc_owners, &ino);
@@ -461,7 +591,7 @@ static __always_inline struct owner *proc_owner_of(struct sock *sk, __u64 ino)
  * the socket has no file left to find it by. */
 static __always_inline bool owner_of(struct sock *sk, struct event *e, bool mark)
 {
-	struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	struct owner *o = owner_get(sk, false);
 	__u64 ino;
 
 	if (!o || o->inherited)
@@ -506,12 +636,12 @@ static __always_inline bool is_send_nr(__u64 nr)
  * senders and io_uring have no such syscall: NULL. */
 static __always_inline struct pt_regs *send_syscall_regs(__u64 *nr)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	struct pt_regs *regs;
 
-	if (task->flags & PF_KTHREAD)
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
 		return NULL;
-	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	regs = task_regs(task);
 	if (!regs)
 		return NULL;
 	*nr = SYSCALL_NR(regs);
@@ -623,14 +753,14 @@ static __always_inline void count_send(struct sock *sk, __u32 bytes)
 
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	o = owner_get(sk, false);
 	if (!o) {
 		struct event e = {};
 
 		id = bpf_get_current_pid_tgid();
 		if ((id >> 32) == cfg.self_pid)
 			return;
-		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		o = owner_get(sk, true);
 		if (!o)
 			return;
 		owner_from_current(&e);
@@ -638,7 +768,7 @@ static __always_inline void count_send(struct sock *sk, __u32 bytes)
 		o->tid = e.tid;
 		o->cgroup = e.cgroup;
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
-		o->cookie = bpf_get_socket_cookie(sk);
+		o->cookie = sock_cookie(sk);
 	}
 	o->sends++;
 	o->send_bytes += bytes;
@@ -670,10 +800,10 @@ static __always_inline int stack_error(struct sock *sk, __s32 err, __u32 size, b
 	e->stack_err = err;
 	e->bytes = size;
 	if (btf_sk) {
-		e->cookie = bpf_get_socket_cookie(sk);
+		e->cookie = sock_cookie(sk);
 		remember_owner(sk, e);
 	} else {
-		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e->cookie = sock_cookie_any(sk);
 	}
 
 	regs = send_syscall_regs(&nr);
@@ -852,7 +982,7 @@ static __always_inline void send_exit(struct pt_regs *regs, __u64 nr, __s32 err)
 		if (!match_process(e->pid, e->comm, e->cgroup))
 			return;
 		fill_sock(e, sk);
-		e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e->cookie = sock_cookie_any(sk);
 		e->ts_ns = bpf_ktime_get_ns();
 		e->kind = KIND_SEND_ERROR;
 		e->layer = LAYER_SYSCALL;
@@ -892,6 +1022,7 @@ static __always_inline void connect_exit(struct pt_regs *regs)
 	bpf_get_current_comm(c.o.comm, sizeof(c.o.comm));
 	key = (__u64)sk;
 	bpf_map_update_elem(&addr_owners, &key, &c, BPF_ANY);
+	owner_forget(sk);
 }
 
 /* The liveness probe: user space sets probe_tid to one of its threads,
@@ -943,7 +1074,7 @@ static __always_inline int async_event(struct sock *sk, __u8 kind, __s32 err)
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = kind;
 	e.err = err;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = sock_cookie(sk);
 	emit(&e);
 	return 0;
 }
@@ -1041,7 +1172,7 @@ int BPF_PROG(retransmit, struct sock *sk, struct sk_buff *skb)
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = KIND_RETRANSMIT;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = sock_cookie(sk);
 	e.bytes = BPF_CORE_READ(skb, len);
 	cb = (const char *)skb + bpf_core_field_offset(struct sk_buff, cb);
 	bpf_probe_read_kernel(&e.seq, sizeof(e.seq), cb + bpf_core_field_offset(struct tcp_skb_cb, seq));
@@ -1050,7 +1181,7 @@ int BPF_PROG(retransmit, struct sock *sk, struct sk_buff *skb)
 	bpf_probe_read_kernel(&segs, sizeof(segs), cb + bpf_core_field_offset(struct tcp_skb_cb, tcp_gso_segs));
 	e.retrans_kind = retrans_kind_of(sk, cb);
 	e.retrans_err = err;
-	e.segs = counted_segs(sk, bpf_sk_storage_get(&owners, sk, 0, 0), err, segs);
+	e.segs = counted_segs(sk, owner_get(sk, false), err, segs);
 	emit(&e);
 	return 0;
 }
@@ -1078,13 +1209,13 @@ int BPF_PROG(retransmit_synack, struct sock *sk, struct request_sock *req)
 	e.retransmits = BPF_CORE_READ(req, num_retrans);
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = KIND_RETRANSMIT;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = sock_cookie(sk);
 	e.retrans_kind = RETRANS_SYNACK;
 	e.segs = 1;
 	/* A passive Fast Open socket's SYN-ACK also adds to its own
 	 * total_retrans: already counted here, not untraced. */
 	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
-		struct owner *o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		struct owner *o = owner_get(sk, false);
 
 		if (o)
 			o->rtx_seen++;
@@ -1099,6 +1230,31 @@ int BPF_PROG(error_report, struct sock *sk)
 	/* A woken reader may already have cleared sk_err; 0 is then reported
 	 * as it is rather than guessed. */
 	return async_event(sk, KIND_ERROR_REPORT, BPF_CORE_READ(sk, sk_err));
+}
+
+/* Before 5.14 there is no error-report tracepoint: TCP and UDP call
+ * sk->sk_error_report(sk), which is sock_def_error_report for an inet
+ * socket. fentry where the kernel has it (x86-64 from 5.5), a kprobe
+ * where it has not (arm64 before 6.0). */
+static __always_inline int inet_error_report(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	return async_event(sk, KIND_ERROR_REPORT, BPF_CORE_READ(sk, sk_err));
+}
+
+SEC("fentry/sock_def_error_report")
+int BPF_PROG(fentry_error_report, struct sock *sk)
+{
+	return inet_error_report(sk);
+}
+
+SEC("kprobe/sock_def_error_report")
+int BPF_KPROBE(kprobe_error_report, struct sock *sk)
+{
+	return inet_error_report(sk);
 }
 
 SEC("tp_btf/tcp_receive_reset")
@@ -1121,7 +1277,7 @@ int BPF_PROG(send_reset, struct sock *sk, struct sk_buff *skb)
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.kind = KIND_SEND_RESET;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = sock_cookie(sk);
 	if (cfg.send_reset_has_reason)
 		e.reset_reason = (__u32)ctx[2];
 	emit(&e);
@@ -1149,7 +1305,7 @@ static __always_inline bool drop_budget(struct sock *sk, __u64 now)
 
 	if (!cfg.drop_limit)
 		return true;
-	o = bpf_sk_storage_get(&owners, sk, 0, 0);
+	o = owner_get(sk, false);
 	if (!o)
 		return true;
 	if (now - o->drop_window >= SKB_DROP_WINDOW_NS) {
@@ -1215,7 +1371,7 @@ static __always_inline int drop(struct sk_buff *skb, void *location, __u32 reaso
 	 * comes from the owner record, or from the socket when an earlier
 	 * event already made one. */
 	if (!e.cookie)
-		e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e.cookie = sock_cookie_any(sk);
 	e.drop_reason = reason;
 	e.drop_location = (__u64)location;
 	e.bytes = BPF_CORE_READ(skb, len);
@@ -1314,7 +1470,7 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 	if (newstate == TCP_SYN_SENT) {
 		/* connect() runs in process context: the current task owns
 		 * the socket. */
-		o = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		o = owner_reset(sk);
 		if (!o)
 			return 0;
 		owner_from_current(&e);
@@ -1325,7 +1481,7 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
 		/* Kept for hooks that reach the socket through a pointer the
 		 * cookie helper refuses (skb->sk in kfree_skb). */
-		o->cookie = bpf_get_socket_cookie(sk);
+		o->cookie = sock_cookie(sk);
 		/* A socket that connects has retransmitted nothing yet. */
 		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 		o->rtx_known = 1;
@@ -1333,7 +1489,10 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		    !match_process(e.pid, e.comm, e.cgroup))
 			return 0;
 	} else {
-		o = bpf_sk_storage_get(&owners, sk, 0, 0);
+		/* A socket born accepted or listening starts afresh. */
+		if (oldstate == TCP_LISTEN || newstate == TCP_LISTEN)
+			owner_forget(sk);
+		o = owner_get(sk, false);
 		if (!o && newstate == TCP_SYN_RECV)
 			o = listener_owner_of(sk);
 		/* An accepted socket is born with a copy of its listener's
@@ -1341,7 +1500,7 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		 * baseline (its total_retrans counts the SYN-ACK retransmits,
 		 * already the listener's events) and drop budget. */
 		if (o && o->inherited && newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
-			o->cookie = bpf_get_socket_cookie(sk);
+			o->cookie = sock_cookie(sk);
 			o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 			o->rtx_known = 1;
 			o->drop_window = 0;
@@ -1368,7 +1527,7 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 	e.kind = KIND_STATE_CHANGE;
 	e.state = newstate;
 	e.old_state = oldstate;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = sock_cookie(sk);
 	/* tcp_sock keeps no ISN. Entering ESTABLISHED, from SYN_SENT or
 	 * SYN_RECV, the handshake's ACK has been taken and no data yet: each
 	 * side's first byte is its ISN + 1 (the SYN takes one number). */
@@ -1475,7 +1634,7 @@ int open_tcp_counters(struct bpf_iter__tcp *ctx)
 	state = tp->inet_conn.icsk_inet.sk.__sk_common.skc_state;
 	if (state == TCP_LISTEN || state == TCP_SYN_SENT || state == TCP_CLOSE)
 		return 0;
-	o = bpf_sk_storage_get(&owners, (struct sock *)tp, 0, 0);
+	o = owner_get((struct sock *)tp, false);
 	if (!o) {
 		if (!has_process_filter())
 			count_dst((struct sock *)tp, 0, NULL, true);
@@ -1498,7 +1657,7 @@ int open_udp_counters(struct bpf_iter__udp *ctx)
 
 	if (!up)
 		return 0;
-	o = bpf_sk_storage_get(&owners, (struct sock *)up, 0, 0);
+	o = owner_get((struct sock *)up, false);
 	if (!o || !o->sends || !match_process(o->pid, o->comm, o->cgroup))
 		return 0;
 	count_dst((struct sock *)up, o->pid, o, false);

@@ -59,4 +59,7 @@ struct config {
 	/* Wake the reader only once this many bytes wait in the ring buffer;
 	 * it reads on a timer too. 0: wake it for every record. */
 	__u32 wakeup_bytes;
+	/* The legacy object's socket ids are addresses XORed with this, so
+	 * that no kernel address reaches a recording. */
+	__u64 cookie_salt;
 };

@@ -96,7 +96,7 @@ static __always_inline struct sock *sock_of_file(struct file *file)
  * descriptors, or returns NULL when the descriptor is not a socket. */
 static __always_inline struct sock *sock_from_fd(int fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	struct file **fds;
 	struct file *file = NULL;
 	unsigned int max;

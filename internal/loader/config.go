@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/sendtrace/sendtrace/internal/events"
@@ -47,7 +49,7 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	if err := ValidateFilters(&f); err != nil {
 		return nil, err
 	}
-	c := &sendtraceConfig{SelfPid: cfg.SelfPID}
+	c := &sendtraceConfig{SelfPid: cfg.SelfPID, CookieSalt: cookieSalt()}
 	c.Npids = uint32(len(f.PIDs))
 	copy(c.Pids[:], f.PIDs)
 	c.Ncomms = uint32(len(f.Comms))
@@ -111,4 +113,11 @@ func wakeupBytes(ringMiB uint32) uint32 {
 		ringMiB = defaultRingMiB
 	}
 	return ringMiB << 20 / 8
+}
+
+// cookieSalt hides kernel addresses in the legacy object's socket ids.
+func cookieSalt() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
 }

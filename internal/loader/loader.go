@@ -91,6 +91,10 @@ func plan() []layerPlan {
 		}},
 		{session.LayerErrorReport, []candidate{
 			{"tp_btf/inet_sk_error_report", "sk_err being reported (5.14+)", []attachment{tracing("error_report")}},
+			{"fentry/sock_def_error_report", "no error-report tracepoint (before 5.14): the inet sockets' error report function",
+				[]attachment{tracing("fentry_error_report")}},
+			{"kprobe/sock_def_error_report", "neither the tracepoint nor fentry: a kprobe on the inet sockets' error report function",
+				[]attachment{kprobe("kprobe_error_report", "sock_def_error_report", false)}},
 		}},
 		{session.LayerReset, []candidate{
 			{"tp_btf/tcp_receive_reset,tcp_send_reset", "resets received and sent",
@@ -228,9 +232,9 @@ func load(cfg Config) (*Programs, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, err := loadSendtrace()
+	spec, store, err := chooseObject(kernelTypes, cfg.Disable)
 	if err != nil {
-		return nil, fmt.Errorf("parse embedded BPF object: %w", err)
+		return nil, err
 	}
 
 	t := &Programs{sysExit: -1}
@@ -296,7 +300,7 @@ func load(cfg Config) (*Programs, error) {
 		t.Plan = append(t.Plan, ch)
 	}
 
-	t.Plan = append(t.Plan, t.loadSeeding(spec, &opts, cfg))
+	t.Plan = append(t.Plan, t.loadSeeding(spec, &opts, cfg), store)
 
 	t.openTCP, err = loadOne(spec, &opts, "open_tcp_counters")
 	tcpChoice := session.Hook{Layer: session.LayerOpenCounter}
@@ -508,6 +512,41 @@ func tracepointArgs(spec *btf.Spec, name string) int {
 
 // Events is the ring buffer the programs stream into.
 func (t *Programs) Events() *ebpf.Map { return t.maps.Events }
+
+// chooseObject returns the object this kernel's tracing programs can run:
+// the one that keeps owners in socket local storage, or, where a tracing
+// program cannot use it (before 5.11), the legacy one, which keeps them
+// in a hash map. The choice is made by loading the socket-state program,
+// which every session needs, and said in the plan.
+func chooseObject(kernelTypes *btf.Spec, disable []string) (*ebpf.CollectionSpec, session.Hook, error) {
+	store := session.Hook{Layer: session.LayerOwnerStore, Hook: "sk_storage", Active: true,
+		Why: "socket local storage: each owner lives and dies with its socket; socket ids are the kernel's cookies"}
+	spec, err := loadSendtrace()
+	if err != nil {
+		return nil, store, fmt.Errorf("parse embedded BPF object: %w", err)
+	}
+	var probe struct {
+		P *ebpf.Program `ebpf:"set_state"`
+	}
+	var perr error
+	if disabled(store.Hook, disable) {
+		// The legacy object on any kernel, so that its path is tested.
+		perr = errors.New("disabled by --disable-hook")
+	} else if perr = spec.LoadAndAssign(&probe, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}); perr == nil {
+		probe.P.Close()
+		return spec, store, nil
+	} else if errors.Is(perr, unix.EPERM) {
+		return nil, store, fmt.Errorf("%w: %v", ErrPermission, perr)
+	}
+	if spec, err = loadSendtraceLegacy(); err != nil {
+		return nil, store, fmt.Errorf("parse embedded legacy BPF object: %w", err)
+	}
+	store.Hook = "hash"
+	store.Why = "tracing programs have no socket local storage here (before 5.11): owners are kept in a hash map by socket address, " +
+		"at most 65,536 (the least recent give way), and a socket's id is its salted address, not the cookie ss -e prints"
+	store.Tried = []string{fmt.Sprintf("sk_storage: %v", perr)}
+	return spec, store, nil
+}
 
 // seedHook is the owner-seeding layer's one hook.
 const seedHook = "iter/task_file"

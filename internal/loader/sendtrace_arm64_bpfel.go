@@ -60,6 +60,7 @@ type sendtraceConfig struct {
 	DropLimit          uint32
 	WakeupBytes        uint32
 	_                  [4]byte
+	CookieSalt         uint64
 }
 
 type sendtraceCounter uint32
@@ -284,9 +285,11 @@ const (
 	sendtraceProgDropRxSk              = "drop_rx_sk"
 	sendtraceProgDropSkbSk             = "drop_skb_sk"
 	sendtraceProgErrorReport           = "error_report"
+	sendtraceProgFentryErrorReport     = "fentry_error_report"
 	sendtraceProgFexitTcpSendmsg       = "fexit_tcp_sendmsg"
 	sendtraceProgFexitUdpSendmsg       = "fexit_udp_sendmsg"
 	sendtraceProgFexitUdpv6Sendmsg     = "fexit_udpv6_sendmsg"
+	sendtraceProgKprobeErrorReport     = "kprobe_error_report"
 	sendtraceProgKprobeTcpSendmsg      = "kprobe_tcp_sendmsg"
 	sendtraceProgKprobeUdpSendmsg      = "kprobe_udp_sendmsg"
 	sendtraceProgKprobeUdpv6Sendmsg    = "kprobe_udpv6_sendmsg"
@@ -368,9 +371,11 @@ type sendtraceProgramSpecs struct {
 	DropRxSk              *ebpf.ProgramSpec `ebpf:"drop_rx_sk"`
 	DropSkbSk             *ebpf.ProgramSpec `ebpf:"drop_skb_sk"`
 	ErrorReport           *ebpf.ProgramSpec `ebpf:"error_report"`
+	FentryErrorReport     *ebpf.ProgramSpec `ebpf:"fentry_error_report"`
 	FexitTcpSendmsg       *ebpf.ProgramSpec `ebpf:"fexit_tcp_sendmsg"`
 	FexitUdpSendmsg       *ebpf.ProgramSpec `ebpf:"fexit_udp_sendmsg"`
 	FexitUdpv6Sendmsg     *ebpf.ProgramSpec `ebpf:"fexit_udpv6_sendmsg"`
+	KprobeErrorReport     *ebpf.ProgramSpec `ebpf:"kprobe_error_report"`
 	KprobeTcpSendmsg      *ebpf.ProgramSpec `ebpf:"kprobe_tcp_sendmsg"`
 	KprobeUdpSendmsg      *ebpf.ProgramSpec `ebpf:"kprobe_udp_sendmsg"`
 	KprobeUdpv6Sendmsg    *ebpf.ProgramSpec `ebpf:"kprobe_udpv6_sendmsg"`
@@ -510,9 +515,11 @@ type sendtracePrograms struct {
 	DropRxSk              *ebpf.Program `ebpf:"drop_rx_sk"`
 	DropSkbSk             *ebpf.Program `ebpf:"drop_skb_sk"`
 	ErrorReport           *ebpf.Program `ebpf:"error_report"`
+	FentryErrorReport     *ebpf.Program `ebpf:"fentry_error_report"`
 	FexitTcpSendmsg       *ebpf.Program `ebpf:"fexit_tcp_sendmsg"`
 	FexitUdpSendmsg       *ebpf.Program `ebpf:"fexit_udp_sendmsg"`
 	FexitUdpv6Sendmsg     *ebpf.Program `ebpf:"fexit_udpv6_sendmsg"`
+	KprobeErrorReport     *ebpf.Program `ebpf:"kprobe_error_report"`
 	KprobeTcpSendmsg      *ebpf.Program `ebpf:"kprobe_tcp_sendmsg"`
 	KprobeUdpSendmsg      *ebpf.Program `ebpf:"kprobe_udp_sendmsg"`
 	KprobeUdpv6Sendmsg    *ebpf.Program `ebpf:"kprobe_udpv6_sendmsg"`
@@ -536,9 +543,11 @@ func (p *sendtracePrograms) Close() error {
 		p.DropRxSk,
 		p.DropSkbSk,
 		p.ErrorReport,
+		p.FentryErrorReport,
 		p.FexitTcpSendmsg,
 		p.FexitUdpSendmsg,
 		p.FexitUdpv6Sendmsg,
+		p.KprobeErrorReport,
 		p.KprobeTcpSendmsg,
 		p.KprobeUdpSendmsg,
 		p.KprobeUdpv6Sendmsg,

@@ -10,6 +10,7 @@ const (
 	LayerReset       = "reset"
 	LayerSockState   = "socket-state"
 	LayerOwnerSeed   = "owner-seed"
+	LayerOwnerStore  = "owner-store"
 	LayerOpenCounter = "open-counters"
 )
 

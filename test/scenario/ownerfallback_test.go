@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
 )
 
@@ -65,8 +67,9 @@ func TestOwnerByProcPeerReset(t *testing.T) {
 	ctx := scenarioContext(t)
 	lab := netlab.NewPair(t, netlab.LinkOpts{})
 	dst := lab.ServerAddr(false, port)
-	// The reset comes seconds after the connection, once sendtrace runs.
-	startServer(t, ctx, lab.Server, "reset", dst, "-reset-after", "4s")
+	// The reset comes seconds after the connection, once sendtrace runs
+	// (which takes seconds in an emulated guest).
+	startServer(t, ctx, lab.Server, "reset", dst, "-reset-after", timescale.Scale(4*time.Second).String())
 	var cls []*netlab.Actor
 	for range 2 {
 		cl := startClient(t, ctx, lab.Client, "-to", dst.String(), "-pause-connected", "-await-error-before", "1", "-count", "2", "-size", "1000")

@@ -108,6 +108,10 @@ func runClient(ctx context.Context, o clientOpts, rep *actorreport.Report) error
 		return fmt.Errorf("socket: %w", err)
 	}
 	defer unix.Close(fd)
+	// Asking for the cookie makes the kernel give the socket one now, so
+	// that every event of the connection carries it, the handshake's too,
+	// on kernels whose tracing programs can only read it (before 5.12).
+	_, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
 	if o.sndbuf > 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, o.sndbuf); err != nil {
 			return fmt.Errorf("SO_SNDBUF: %w", err)
