@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/netlab"
-	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 	"github.com/sendtrace/sendtrace/internal/netlab/actorreport"
+	"github.com/sendtrace/sendtrace/internal/testutil/timescale"
 )
 
 // noSeeding switches the owner-seeding iterator off, as a kernel whose
