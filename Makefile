@@ -66,7 +66,7 @@ vmtest: ## Run the hook-plan checks and scenarios in the pinned Debian kernels (
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/actor ./internal/netlab/actor && \
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/guestcheck ./vmtest/guestcheck && \
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/$(a)/scenario.test ./test/scenario && ) true
-	vmtest/run.sh --kernel $(or $(VMTEST_KERNELS),all) $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --commands vmtest/matrix.txt --timeout 1500 --jobs 2 $(VMTEST_FLAGS)
+	vmtest/run.sh --kernel $(or $(VMTEST_KERNELS),all) $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --add $(CURDIR)/test/hooks.expect:/hooks.expect --plans $(VMBIN)/plans --commands vmtest/matrix.txt --timeout 1500 --jobs 2 $(VMTEST_FLAGS)
 
 .PHONY: vmtest-latest
 vmtest-latest: ## The vmtest matrix in the newest kernel Debian packages, experimental's release candidates included (not in test-all)

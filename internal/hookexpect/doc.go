@@ -1,6 +1,7 @@
 package hookexpect
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,13 +17,26 @@ type CheckResult struct {
 	Hooks  session.Plan `json:"hooks"`
 }
 
-// ReadCheck reads one `sendtrace check -o json` document.
+// ReadCheck reads the `sendtrace check -o json` document among the lines
+// of a guest's plan (the table comes first).
 func ReadCheck(r io.Reader) (*CheckResult, error) {
-	var c CheckResult
-	if err := json.NewDecoder(r).Decode(&c); err != nil {
-		return nil, fmt.Errorf("read sendtrace check -o json: %w", err)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, `{"kernel"`) {
+			continue
+		}
+		var c CheckResult
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			return nil, fmt.Errorf("read sendtrace check -o json: %w", err)
+		}
+		return &c, nil
 	}
-	return &c, nil
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("no sendtrace check -o json line")
 }
 
 // WriteKernelsDoc writes docs/kernels.md: for each kernel of a matrix run
