@@ -230,14 +230,13 @@ func (v *timelineSVG) eventLanes(evs []events.Event, x func(uint64) px, origin u
 }
 
 func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64) px, top px) {
-	base := rtx[0].Seq
+	base := lowestSeq(rtx)
 	off := func(seq uint32) float64 { return float64(int32(seq - base)) }
-	lo, hi := 0.0, 1.0
+	hi := 1.0
 	for _, e := range rtx {
-		lo = min(lo, off(e.Seq))
 		hi = max(hi, off(e.Seq)+float64(e.Bytes))
 	}
-	ys := scale{d0: lo, d1: hi, lo: float64(top + seqHeight), hi: float64(top)}
+	ys := scale{d0: 0, d1: hi, lo: float64(top + seqHeight), hi: float64(top)}
 	v.Panels = append(v.Panels, panel{Title: "sequence (bytes after " + strconv.FormatUint(uint64(base), 10) + ")",
 		Top: top, Height: seqHeight, YTicks: countTicks(ys, 4, "")})
 	// A legend for the kinds of retransmit this socket had: each kind
@@ -280,6 +279,21 @@ func (v *timelineSVG) seqPanel(rtx []*events.Event, origin uint64, x func(uint64
 		v.Retransmits++
 	}
 	v.RetransSegs += segs.Total()
+}
+
+// lowestSeq is the lowest sequence number among the retransmits, in
+// sequence space (which wraps): the zero of the graph, so that every
+// segment drawn lies at or above it. The first retransmit is not always
+// the lowest: a tail loss probe resends the newest segment, and the
+// timeout that follows goes back to the oldest.
+func lowestSeq(rtx []*events.Event) uint32 {
+	base := rtx[0].Seq
+	for _, e := range rtx[1:] {
+		if int32(e.Seq-base) < 0 {
+			base = e.Seq
+		}
+	}
+	return base
 }
 
 // rtxKinds is how each kind of retransmit is drawn: a shape, so that the
