@@ -134,6 +134,10 @@ type Config struct {
 	StormWindow      time.Duration
 	StormMinConns    int
 	StormMinFailures int
+	// A storm is concluded when it has been quiet for StormWindow, with
+	// every connection and failure it made; one that goes on is
+	// concluded every StormReport, so that a long session reports it.
+	StormReport time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -157,6 +161,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StormMinFailures <= 0 {
 		c.StormMinFailures = 3
+	}
+	if c.StormReport <= 0 {
+		c.StormReport = 5 * time.Minute
 	}
 	return c
 }

@@ -346,6 +346,108 @@ func TestRetryStorm(t *testing.T) {
 	}
 }
 
+// refusedStorm is n connections of one process, each refused by a reset
+// to its SYN, every gap apart, from the chain's base time.
+func refusedStorm(n int, gap time.Duration) []events.Event {
+	var evs []events.Event
+	for i := range n {
+		c := newChain(uint64(i + 1))
+		c.add(100*time.Microsecond, events.Event{Kind: events.KindReceiveReset, State: events.StateSynSent})
+		c.add(110*time.Microsecond, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ECONNREFUSED), State: events.StateClose})
+		for j := range c.evs {
+			c.evs[j].Mono += uint64(time.Duration(i) * gap)
+		}
+		evs = append(evs, c.evs...)
+	}
+	return evs
+}
+
+// 3,000 refused connects in 1.5 s are one storm of 3,000 connections,
+// all failed: its evidence counts every one of them, not the eight that
+// first crossed the threshold.
+func TestRetryStormCountsAll(t *testing.T) {
+	const n = 3000
+	gap := 500 * time.Microsecond
+	evs := refusedStorm(n, gap)
+	last := evs[len(evs)-1].Mono
+	// Later traffic of another process, after the storm went quiet.
+	later := newChain(n + 1)
+	later.base = last + uint64(30*time.Second)
+	later.add(0, events.Event{Kind: events.KindStateChange, State: events.StateSynSent})
+	for i := range later.evs {
+		later.evs[i].PID = 7
+	}
+	for _, finish := range []bool{false, true} {
+		all := evs
+		if !finish {
+			all = append(append([]events.Event(nil), evs...), later.evs...)
+		}
+		e := New(Config{})
+		var storms []Diagnosis
+		for i := range all {
+			for _, d := range e.Observe(&all[i]) {
+				if d.Rule == RuleRetryStorm {
+					if finish {
+						t.Fatalf("storm concluded while it went on: %s", d.String())
+					}
+					storms = append(storms, d)
+				}
+			}
+		}
+		for _, d := range e.Finish() {
+			if d.Rule == RuleRetryStorm {
+				storms = append(storms, d)
+			}
+		}
+		if len(storms) != 1 {
+			t.Fatalf("finish %v: %d storm diagnoses, want 1", finish, len(storms))
+		}
+		d := storms[0]
+		t.Log(d.String())
+		ev := d.Evidence
+		if ev.Connections != n || ev.Failures != n {
+			t.Errorf("finish %v: %d connections, %d failures; the process opened %d, all refused", finish, ev.Connections, ev.Failures, n)
+		}
+		if want := time.Duration(n-1) * gap; ev.Window != want {
+			t.Errorf("finish %v: window %v, want %v", finish, ev.Window, want)
+		}
+		if !strings.Contains(ev.Text, "opened 3000 connections") {
+			t.Errorf("finish %v: evidence %q", finish, ev.Text)
+		}
+		if d.Mono < last-uint64(time.Millisecond) || d.Mono > last {
+			t.Errorf("finish %v: concluded at %d, the storm's last event was at %d", finish, d.Mono, last)
+		}
+	}
+}
+
+// A storm that never stops is reported every StormReport, each report
+// counting its own period.
+func TestRetryStormReportedWhileItGoesOn(t *testing.T) {
+	evs := refusedStorm(400, 50*time.Millisecond) // 20 s
+	e := New(Config{StormReport: 5 * time.Second})
+	var storms []Diagnosis
+	for i := range evs {
+		for _, d := range e.Observe(&evs[i]) {
+			if d.Rule == RuleRetryStorm {
+				storms = append(storms, d)
+			}
+		}
+	}
+	for _, d := range e.Finish() {
+		if d.Rule == RuleRetryStorm {
+			storms = append(storms, d)
+		}
+	}
+	total := 0
+	for _, d := range storms {
+		total += d.Evidence.Connections
+		t.Log(d.String())
+	}
+	if len(storms) < 4 || len(storms) > 5 || total != 400 {
+		t.Errorf("%d storm diagnoses counting %d connections; want one per 5 s of a 20 s storm, counting all 400", len(storms), total)
+	}
+}
+
 func TestBoundedSockets(t *testing.T) {
 	e := New(Config{MaxSockets: 100})
 	for i := range 10000 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
 )
 
 // Engine follows each socket's events and concludes a diagnosis when the
@@ -15,8 +16,11 @@ type Engine struct {
 	cfg   Config
 	socks map[uint64]*sockState
 	conns map[stormKey]*stormState
-	last  uint64 // newest mono seen, for evicting stale state
-	swept uint64 // mono of the last sweep of sockets and storms gone quiet
+	// storming lists the process and destination pairs whose retry storm
+	// is going on, concluded once it goes quiet: few at a time.
+	storming []stormKey
+	last     uint64 // newest mono seen, for evicting stale state
+	swept    uint64 // mono of the last sweep of sockets and storms gone quiet
 }
 
 // New returns an engine with cfg's thresholds (zero fields: defaults).
@@ -96,12 +100,20 @@ type stormKey struct {
 }
 
 type stormState struct {
-	comm     string
-	attempts []uint64 // mono of recent connection attempts, oldest first
-	failures []uint64 // mono of recent failures
-	lastMono uint64
-	fired    uint64 // mono of the last storm diagnosis; 0 when none
-	wall     time.Time
+	comm       string
+	ownerKnown bool
+	proto      uint8
+	attempts   []uint64 // mono of recent connection attempts, oldest first
+	failures   []uint64 // mono of recent failures
+	lastMono   uint64
+	wall       time.Time
+
+	// The storm in progress, from the window that crossed the
+	// thresholds: every connection and failure counted until it goes
+	// quiet, however many (the marks above keep only the newest).
+	on                   bool
+	first, lastAttempt   uint64 // mono of its first and latest connection
+	nAttempts, nFailures int
 }
 
 const maxStormMarks = 256
@@ -204,36 +216,37 @@ func (s *sockState) done(rule string) bool { return slices.Contains(s.concluded,
 // concluded failure on the same socket (the ECONNRESET and then EPIPE
 // sends after a reset, the send after a timeout) add nothing.
 func (e *Engine) Observe(ev *events.Event) []Diagnosis {
+	var out []Diagnosis
 	if ev.Mono > e.last {
 		e.last = ev.Mono
+		out = e.quietStorms()
 		e.sweep()
 	}
 	if ev.Cookie == 0 {
-		return nil
+		return out
 	}
 	s := e.sock(ev)
 	if ev.State != 0 {
 		s.state = ev.State
 	}
-	var out []Diagnosis
 	switch ev.Kind {
 	case events.KindStateChange:
-		out = e.stateChange(s, ev)
+		out = append(out, e.stateChange(s, ev)...)
 	case events.KindRetransmit:
 		s.retransmit(ev)
 	case events.KindDrop:
 		s.drops.add(ev)
 	case events.KindReceiveReset:
 		s.resets++
-		out = e.conclude(s, ev)
+		out = append(out, e.conclude(s, ev)...)
 	case events.KindSendReset:
 		s.sentResets++
 	case events.KindErrorReport:
 		s.errReports++
 		s.lastReport = ev.Errno
-		out = e.conclude(s, ev)
+		out = append(out, e.conclude(s, ev)...)
 	case events.KindSendError:
-		out = e.conclude(s, ev)
+		out = append(out, e.conclude(s, ev)...)
 	}
 	return out
 }
@@ -346,9 +359,32 @@ func (e *Engine) attempt(s *sockState, ev *events.Event) []Diagnosis {
 	}
 	k := stormKey{pid: s.pid, dst: s.dst}
 	c := e.stormOf(k)
-	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
+	c.note(s, ev)
 	c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
-	return e.storm(k, c, s, ev)
+	c.counted(ev.Mono)
+	return e.storm(k, c)
+}
+
+// counted counts a connection of a storm in progress.
+func (c *stormState) counted(mono uint64) {
+	if !c.on {
+		return
+	}
+	if c.nAttempts == 0 {
+		c.first = mono
+	}
+	c.nAttempts++
+	c.lastAttempt = mono
+}
+
+// note keeps what a storm's diagnosis names: the process and when it
+// last did something.
+func (c *stormState) note(s *sockState, ev *events.Event) {
+	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
+	c.ownerKnown = c.ownerKnown || s.ownerKnown
+	if s.proto != 0 {
+		c.proto = s.proto
+	}
 }
 
 // failure counts a failed connection for the retry-storm rule, once per
@@ -365,10 +401,14 @@ func (e *Engine) failure(s *sockState, ev *events.Event) []Diagnosis {
 	c := e.stormOf(k)
 	if s.synMono == 0 {
 		c.attempts = mark(c.attempts, ev.Mono, e.cfg.StormWindow)
+		c.counted(ev.Mono)
 	}
-	c.comm, c.lastMono, c.wall = s.comm, ev.Mono, ev.Time
+	c.note(s, ev)
 	c.failures = mark(c.failures, ev.Mono, e.cfg.StormWindow)
-	return e.storm(k, c, s, ev)
+	if c.on {
+		c.nFailures++
+	}
+	return e.storm(k, c)
 }
 
 // prune drops marks older than the window.
@@ -389,20 +429,59 @@ func mark(ms []uint64, now uint64, window time.Duration) []uint64 {
 	return ms
 }
 
-func (e *Engine) storm(k stormKey, c *stormState, s *sockState, ev *events.Event) []Diagnosis {
-	c.attempts = prune(c.attempts, ev.Mono, e.cfg.StormWindow)
-	c.failures = prune(c.failures, ev.Mono, e.cfg.StormWindow)
+// storm starts counting a storm once the recent connections and
+// failures cross the thresholds; it is concluded when it ends (see
+// quietStorms), so that its diagnosis counts all of it, not the first
+// StormMinConns connections. A storm that goes on longer than
+// StormReport is concluded then, and counted afresh.
+func (e *Engine) storm(k stormKey, c *stormState) []Diagnosis {
+	now := c.lastMono
+	if c.on {
+		if c.nAttempts == 0 || time.Duration(now-c.first) < e.cfg.StormReport {
+			return nil
+		}
+		d := retryStorm(k, c, now, "; it was still going on, and is reported every "+format.Duration(e.cfg.StormReport))
+		c.nAttempts, c.nFailures = 0, 0
+		return []Diagnosis{d}
+	}
+	c.attempts = prune(c.attempts, now, e.cfg.StormWindow)
+	c.failures = prune(c.failures, now, e.cfg.StormWindow)
 	if len(c.attempts) < e.cfg.StormMinConns || len(c.failures) < e.cfg.StormMinFailures {
 		return nil
 	}
-	// One diagnosis per storm: a storm that goes on is reported again
-	// only after a quiet window.
-	if c.fired != 0 && time.Duration(ev.Mono-c.fired) < 2*e.cfg.StormWindow {
-		c.fired = ev.Mono
-		return nil
+	c.on = true
+	c.first, c.lastAttempt = c.attempts[0], c.attempts[len(c.attempts)-1]
+	c.nAttempts, c.nFailures = len(c.attempts), len(c.failures)
+	e.storming = append(e.storming, k)
+	return nil
+}
+
+// quietStorms concludes the storms that have gone quiet: no connection
+// and no failure for StormWindow.
+func (e *Engine) quietStorms() []Diagnosis {
+	var out []Diagnosis
+	keep := e.storming[:0]
+	for _, k := range e.storming {
+		c := e.conns[k]
+		switch {
+		case c == nil || !c.on:
+		case e.quietFor(c.lastMono) > e.cfg.StormWindow:
+			out = append(out, e.endStorm(k, c, ""))
+		default:
+			keep = append(keep, k)
+		}
 	}
-	c.fired = ev.Mono
-	return []Diagnosis{retryStorm(k, c, s, ev)}
+	e.storming = keep
+	return out
+}
+
+// endStorm concludes a storm and forgets its marks, so that another
+// needs the thresholds again.
+func (e *Engine) endStorm(k stormKey, c *stormState, more string) Diagnosis {
+	d := retryStorm(k, c, c.lastMono, more)
+	c.on = false
+	c.attempts, c.failures = c.attempts[:0], c.failures[:0]
+	return d
 }
 
 // Finish concludes what the end of the stream leaves open: connections
@@ -410,6 +489,12 @@ func (e *Engine) storm(k stormKey, c *stormState, s *sockState, ev *events.Event
 // because the tracer stopped first.
 func (e *Engine) Finish() []Diagnosis {
 	var out []Diagnosis
+	for _, k := range e.storming {
+		if c := e.conns[k]; c != nil && c.on {
+			out = append(out, e.endStorm(k, c, "; the trace ended "+format.Duration(e.quietFor(c.lastMono))+" after it last connected or failed"))
+		}
+	}
+	e.storming = nil
 	for _, s := range e.socks {
 		if s.closed || len(s.concluded) > 0 {
 			continue

@@ -591,28 +591,30 @@ func outsideStack(s *sockState, ev *events.Event) Diagnosis {
 	return d
 }
 
-func retryStorm(k stormKey, c *stormState, s *sockState, ev *events.Event) Diagnosis {
+// retryStorm describes a storm from its first connection to now: every
+// connection and failure counted, with more appended to the evidence.
+func retryStorm(k stormKey, c *stormState, now uint64, more string) Diagnosis {
 	d := Diagnosis{
-		Time: ev.Time, Mono: ev.Mono, Rule: RuleRetryStorm, Name: "Retry storm",
-		PID: k.pid, Comm: c.comm, OwnerKnown: s.ownerKnown, Proto: s.proto, Dst: k.dst,
+		Time: c.wall, Mono: now, Rule: RuleRetryStorm, Name: "Retry storm",
+		PID: k.pid, Comm: c.comm, OwnerKnown: c.ownerKnown, Proto: c.proto, Dst: k.dst,
 		Evidence: Evidence{SinceSend: -1, SinceRecv: -1, PeerDataAge: -1},
 	}
-	n := len(c.attempts)
+	n := c.nAttempts
 	w := time.Duration(0)
-	if n > 1 {
-		w = time.Duration(c.attempts[n-1] - c.attempts[0])
+	if n > 1 && c.lastAttempt > c.first {
+		w = time.Duration(c.lastAttempt - c.first)
 	}
 	d.Evidence.Connections = n
-	d.Evidence.Failures = len(c.failures)
+	d.Evidence.Failures = c.nFailures
 	d.Evidence.Window = w
 	if w > 0 {
 		d.Evidence.Rate = float64(n-1) / w.Seconds()
 	}
 	// The text keeps the name as the process gave it, as the comm field
 	// does; String escapes the whole text once, where it is printed.
-	d.Evidence.Text = fmt.Sprintf("%s opened %d connections to %s within %s (%.1f/s); %d of them failed in that time",
-		cmp.Or(c.comm, "?")+"/"+strconv.FormatUint(uint64(k.pid), 10), n, k.dst, format.Duration(w), d.Evidence.Rate, len(c.failures))
-	if d.Evidence.Rate >= 1 && 2*len(c.failures) >= n {
+	d.Evidence.Text = fmt.Sprintf("%s opened %d connections to %s within %s (%.1f/s); %d of them failed%s",
+		cmp.Or(c.comm, "?")+"/"+strconv.FormatUint(uint64(k.pid), 10), n, k.dst, format.Duration(w), d.Evidence.Rate, c.nFailures, more)
+	if d.Evidence.Rate >= 1 && 2*c.nFailures >= n {
 		d.Confidence = High
 		d.ConfidenceWhy = "most new connections failed and the process kept reconnecting at once"
 	} else {
