@@ -22,6 +22,11 @@ func workloads(stderr io.Writer, cfg workload.Config) *workload.Resolver {
 		fmt.Fprintln(stderr, "sendtrace: warning: no workload names:", format.Printable(err.Error()))
 		return nil
 	}
+	// Cgroups made from now on are mapped as they are made, so that one
+	// removed right after its process exits is still named.
+	if err := r.Watch(); err != nil {
+		fmt.Fprintln(stderr, "sendtrace: warning: short-lived cgroups may be named by their process only:", format.Printable(err.Error()))
+	}
 	r.Prime()
 	return r
 }

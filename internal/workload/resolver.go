@@ -42,6 +42,7 @@ type Resolver struct {
 	lastWalk time.Time
 	pruned   time.Time
 	warned   bool
+	w        *watcher // nil until Watch
 }
 
 // A cgroup's name is kept keepGone after the cgroup was last found, for
@@ -125,6 +126,12 @@ func (r *Resolver) Cgroup(id uint64, pid uint32) *events.Workload {
 		r.prune(now)
 	}
 	p, ok := r.paths[id]
+	if w := r.w; !ok && w != nil {
+		// The cgroup may be one made a moment ago, whose inotify event
+		// is still queued.
+		r.drain(w)
+		p, ok = r.paths[id]
+	}
 	if !ok {
 		if p, ok = r.pidPath(pid, id); !ok {
 			p, ok = r.walkFor(id)

@@ -1,0 +1,135 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sendtrace/sendtrace/internal/testutil"
+)
+
+// TestServeTransientUnits runs 300 transient units as systemd runs them:
+// each a cgroup made for one process, which is born in it, fails one send
+// and exits, and the cgroup is removed as soon as the process is reaped.
+// Every unit's failure must be counted under its own name, none under
+// process/failer or unknown: a name must not depend on the cgroup still
+// being there when serve reads the event.
+func TestServeTransientUnits(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := testutil.Context(t, 6*time.Minute)
+	failer, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const units, workers = 300, 2
+	run := randomHex(t, 8)
+	slice, _ := makeCgroup(t, "system.slice/sendtrace-transient-"+run+".slice")
+	srv := startServe(t, ctx, "--comm", "failer", "--events=false", "--max-workloads", "1000")
+
+	unit := func(i int) string { return fmt.Sprintf("sendtrace-transient-%s-%d.service", run, i) }
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := transientUnit(ctx, filepath.Join(slice, unit(i)), failer); err != nil {
+					errs <- fmt.Errorf("%s: %w", unit(i), err)
+					return
+				}
+			}
+		})
+	}
+	start := time.Now()
+feed:
+	for i := range units {
+		select {
+		case next <- i:
+		case err := <-errs:
+			t.Error(err)
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d transient units ran and were removed in %v", units, time.Since(start).Round(time.Millisecond))
+
+	// Every failure is counted (the kernel's totals); what is checked is
+	// the workload each is filed under.
+	series := regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EPIPE",workload="([^"]*)"\} (\S+)$`)
+	named := regexp.MustCompile(`^systemd/sendtrace-transient-` + run + `-(\d+)\.service$`)
+	var right, total int
+	var misnamed []string
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_ = testutil.Poll(pctx, 500*time.Millisecond, func() (bool, error) {
+		right, total, misnamed = 0, 0, nil
+		for _, m := range series.FindAllSubmatch(srv.metrics(t, ctx), -1) {
+			var n int
+			fmt.Sscan(string(m[2]), &n)
+			total += n
+			if named.Match(m[1]) && n == 1 {
+				right++
+			} else {
+				misnamed = append(misnamed, fmt.Sprintf("%s %d", m[1], n))
+			}
+		}
+		return total >= units, nil
+	})
+	if right != units {
+		t.Errorf("%d of %d transient units named right (%d failures counted); the rest: %q", right, units, total, misnamed)
+	}
+	t.Logf("%d of %d transient units named right; %d failures counted", right, units, total)
+}
+
+// transientUnit makes the cgroup dir, runs failer born in it (clone3
+// into the cgroup, as a service manager starts a unit's process), and
+// removes the cgroup as soon as failer has been reaped.
+func transientUnit(ctx context.Context, dir, failer string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	cg, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, failer)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	out, err := cmd.CombinedOutput()
+	cg.Close()
+	if err != nil {
+		_ = os.Remove(dir)
+		return fmt.Errorf("failer: %v: %s", err, out)
+	}
+	// The cgroup is empty once its process is reaped; the kernel may
+	// take a moment to say so.
+	for {
+		err := os.Remove(dir)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove %s: %w", dir, err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
