@@ -207,6 +207,26 @@ func (f *Footer) EventsTotals() *events.Totals {
 	return t
 }
 
+// dropDisconnectReports takes out of the footer the kernel's counts of
+// the error reports of failed connects resetting their sockets
+// (events.IsDisconnectReport), which an older sendtrace recorded and the
+// reader leaves out of the events.
+func (f *Footer) dropDisconnectReports() {
+	kind := events.KindErrorReport.String()
+	keep := f.Totals[:0]
+	for _, r := range f.Totals {
+		if r.Kind == kind && r.Errno == 0 {
+			dst, _ := netip.ParseAddrPort(r.Dst)
+			if (events.TotalsKey{Kind: events.KindErrorReport, Dst: dst}).IsDisconnectReport() {
+				f.ByKind[kind] -= min(r.Count, f.ByKind[kind])
+				continue
+			}
+		}
+		keep = append(keep, r)
+	}
+	f.Totals = keep
+}
+
 // Traffic turns the footer's destinations back into the kernel's
 // traffic counters; nil when the recording did not have the kernel's.
 func (f *Footer) Traffic() []events.Traffic {
