@@ -57,7 +57,7 @@ and serve goes on.`,
 	fl := cmd.Flags()
 	fl.StringVar(&sf.listen, "listen", defaultListen, "address for /metrics and /healthz (see the risk of non-loopback addresses above)")
 	fl.BoolVar(&sf.events, "events", true, "write events to stdout as JSON Lines")
-	fl.IntVar(&sf.maxWorkloads, "max-workloads", 500, "at most this many workload label values; the rest are counted as workload=\"other\"")
+	fl.IntVar(&sf.maxWorkloads, "max-workloads", 500, "at most this many workload label values; a new one evicts the workload that failed least recently, if it has not failed for a minute, else it is counted as workload=\"other\"")
 	fl.DurationVar(&sf.seriesTTL, "series-ttl", 10*time.Minute, "drop a workload's series this long after its last process exited")
 	fl.StringVar(&sf.peer, "metrics-peer", "none", "peer in metric labels: none, addr (each address) or prefix/N (IPv4 and IPv6 addresses grouped by /N); counts stay exact")
 	fl.IntVar(&sf.maxPeers, "max-peers", 100, "at most this many peer label values; the rest are counted as peer=\"other\"")

@@ -21,7 +21,8 @@ import (
 
 // Label values that are not a workload's name.
 const (
-	// LabelOther holds every workload past Config.MaxWorkloads.
+	// LabelOther holds the workloads past Config.MaxWorkloads while every
+	// admitted one has failed within Config.EvictIdle.
 	LabelOther = "other"
 	// LabelUnknown holds counts of processes that exited before their
 	// workload was named.
@@ -31,8 +32,13 @@ const (
 // Config bounds the metrics and names their processes.
 type Config struct {
 	Version      string
-	MaxWorkloads int           // distinct workload label values; the rest are "other"
-	SeriesTTL    time.Duration // a workload with no live process for this long is dropped
+	MaxWorkloads int // distinct workload label values; the rest are "other"
+	// EvictIdle: with MaxWorkloads reached, a new workload takes the
+	// place of the one whose last failure is oldest, if that was at least
+	// EvictIdle ago (default a minute, so that a scrape has seen its last
+	// count); else it is counted as "other".
+	EvictIdle time.Duration
+	SeriesTTL time.Duration // a workload with no live process for this long is dropped
 	// Names names a running process's workload; ok is false when the
 	// process is gone. Nil labels every count "unknown" unless an event
 	// of the process named it.
@@ -60,6 +66,8 @@ type Sink struct {
 	retired seriesCounts
 	pids    map[uint32]*process
 	seen    map[string]time.Time // admitted workload label -> last time it had a live process or a new count
+	failed  map[string]time.Time // admitted workload label -> last time it had a new count
+	evicted uint64               // workloads evicted for new ones
 	counts  map[events.TotalsKey]events.TotalsValue
 	diags   map[[2]string]uint64 // rule, workload
 	peers   map[string]struct{}  // admitted peer labels
@@ -78,6 +86,8 @@ type process struct {
 var (
 	descDiagnoses = prometheus.NewDesc("sendtrace_diagnoses_total",
 		"Diagnoses concluded from the event stream, by rule.", []string{"rule", "workload"}, nil)
+	descEvicted = prometheus.NewDesc("sendtrace_workloads_evicted_total",
+		"Workloads whose series were dropped to make room for new ones under --max-workloads, the one that failed least recently first.", nil, nil)
 	descLost = prometheus.NewDesc("sendtrace_events_lost_total",
 		"Events the ring buffer could not hold (their counts above are kept).", nil, nil)
 	descBuild = prometheus.NewDesc("sendtrace_build_info",
@@ -95,6 +105,9 @@ func New(cfg Config) *Sink {
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
 	}
+	if cfg.EvictIdle <= 0 {
+		cfg.EvictIdle = time.Minute
+	}
 	return &Sink{
 		cfg:     cfg,
 		descs:   newDescs(cfg.Peer),
@@ -102,6 +115,7 @@ func New(cfg Config) *Sink {
 		totals:  &events.Totals{},
 		pids:    make(map[uint32]*process),
 		seen:    make(map[string]time.Time),
+		failed:  make(map[string]time.Time),
 		counts:  make(map[events.TotalsKey]events.TotalsValue),
 		retired: newSeries(),
 		diags:   make(map[[2]string]uint64),
@@ -166,7 +180,9 @@ func (p *process) reusedBy(w *events.Workload) bool {
 func (s *Sink) Diagnosis(d *diagnose.Diagnosis) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.diags[[2]string{d.Rule, s.labelOf(d.PID)}]++
+	label := s.labelOf(d.PID)
+	s.diags[[2]string{d.Rule, label}]++
+	s.fail(label, time.Now())
 	return nil
 }
 
@@ -196,36 +212,54 @@ func (s *Sink) refresh() {
 		}
 	}
 	now := time.Now()
+	// The workloads that count again first, so that none of them is
+	// evicted to make room for a new one counted in the same read.
+	var changed []uint32
 	for k, v := range s.totals.ByKey {
 		if s.counts[k] == v {
 			continue
 		}
 		s.counts[k] = v
-		p := s.labelProcess(k.PID)
+		changed = append(changed, k.PID)
+		if p := s.pids[k.PID]; p != nil && !p.expired {
+			s.fail(p.label, now)
+		}
+	}
+	for _, pid := range changed {
+		p := s.labelProcess(pid)
 		if p.expired {
-			// The pid counts again: a process reusing it.
-			delete(s.pids, k.PID)
-			p = s.labelProcess(k.PID)
+			// The pid counts again: a process reusing it, or one whose
+			// workload's series expired or were evicted.
+			delete(s.pids, pid)
+			p = s.labelProcess(pid)
 		}
 		s.touch(p.label, now)
+		s.fail(p.label, now)
 	}
 	s.retireExited(now)
 	if s.cfg.SeriesTTL > 0 {
 		for label, t := range s.seen {
 			if now.Sub(t) > s.cfg.SeriesTTL {
-				delete(s.seen, label)
-				s.retired.forget(label)
-				for k := range s.diags {
-					if k[1] == label {
-						delete(s.diags, k)
-					}
-				}
-				for _, p := range s.pids {
-					if p.label == label {
-						p.expired = true
-					}
-				}
+				s.drop(label)
 			}
+		}
+	}
+}
+
+// drop stops exporting a workload's series and forgets its counts; its
+// processes are named afresh if they count again. s.mu is held.
+func (s *Sink) drop(label string) {
+	delete(s.seen, label)
+	delete(s.failed, label)
+	s.retired.forget(label)
+	for k := range s.diags {
+		if k[1] == label {
+			delete(s.diags, k)
+		}
+	}
+	for _, p := range s.pids {
+		if p.label == label {
+			p.expired = true
 		}
 	}
 }
@@ -234,6 +268,26 @@ func (s *Sink) touch(label string, now time.Time) {
 	if _, ok := s.seen[label]; ok {
 		s.seen[label] = now
 	}
+}
+
+// fail notes a new count of an admitted workload. s.mu is held.
+func (s *Sink) fail(label string, now time.Time) {
+	if _, ok := s.failed[label]; ok {
+		s.failed[label] = now
+	}
+}
+
+// evictable finds the admitted workload whose last failure is oldest, if
+// that is at least EvictIdle ago. s.mu is held.
+func (s *Sink) evictable(now time.Time) (string, bool) {
+	var oldest string
+	var at time.Time
+	for label, t := range s.failed {
+		if oldest == "" || t.Before(at) || t.Equal(at) && label < oldest {
+			oldest, at = label, t
+		}
+	}
+	return oldest, oldest != "" && now.Sub(at) >= s.cfg.EvictIdle
 }
 
 // labelProcess returns the process of pid, naming it on first sight.
@@ -257,10 +311,20 @@ func (s *Sink) name(pid uint32, w *events.Workload) *process {
 	if w != nil {
 		label = w.String()
 		if _, ok := s.seen[label]; !ok {
+			now := time.Now()
+			if len(s.seen) >= s.cfg.MaxWorkloads {
+				// The bound is full: the workload that failed least
+				// recently makes room, unless every one failed lately.
+				if old, ok := s.evictable(now); ok {
+					s.drop(old)
+					s.evicted++
+				}
+			}
 			if len(s.seen) >= s.cfg.MaxWorkloads {
 				label = LabelOther
 			} else {
-				s.seen[label] = time.Now()
+				s.seen[label] = now
+				s.failed[label] = now
 			}
 		}
 	}
@@ -276,7 +340,7 @@ func alive(pid uint32) bool {
 
 // Describe implements prometheus.Collector.
 func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.descs.sendFailures, s.descs.retransmits, s.descs.drops, s.descs.resets, descDiagnoses, descLost, descBuild} {
+	for _, d := range []*prometheus.Desc{s.descs.sendFailures, s.descs.retransmits, s.descs.drops, s.descs.resets, descDiagnoses, descEvicted, descLost, descBuild} {
 		ch <- d
 	}
 }
@@ -302,6 +366,7 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	lost := s.totals.LostKernel + s.lostUser
+	evicted := s.evicted
 	s.mu.Unlock()
 
 	for _, m := range []struct {
@@ -322,6 +387,7 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range diags {
 		ch <- prometheus.MustNewConstMetric(descDiagnoses, prometheus.CounterValue, float64(n), k[0], k[1])
 	}
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(evicted))
 	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(lost))
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, s.cfg.Version, runtime.Version())
 }

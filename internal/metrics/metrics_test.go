@@ -58,6 +58,42 @@ func TestWorkloadsBounded(t *testing.T) {
 	}
 }
 
+// TestWorkloadsBoundEvicts: with the bound full, a new workload takes the
+// place of the one that failed least recently, once that one has been
+// quiet for EvictIdle; while every admitted workload failed within it, a
+// new one is "other".
+func TestWorkloadsBoundEvicts(t *testing.T) {
+	tot := totalsOf(1, 1)
+	s := New(Config{MaxWorkloads: 2, EvictIdle: 50 * time.Millisecond, Names: unitNames, Poll: time.Hour})
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) { return tot, nil }})
+	defer s.End(&session.End{Totals: tot})
+	count := func(i int) {
+		k := events.TotalsKey{PID: firstPID + uint32(i), Kind: events.KindSendError, Errno: 104}
+		v := tot.ByKey[k]
+		v.Count++
+		tot.ByKey[k] = v
+	}
+	want := "errno=ECONNRESET,workload=systemd/u0.service 1; errno=ECONNRESET,workload=systemd/u1.service 1"
+	if got := strings.Join(sendFailures(t, s), "; "); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	time.Sleep(60 * time.Millisecond)
+	count(1) // u1 fails again; u0 has been quiet for EvictIdle
+	count(2) // a new workload, u2, in the same read
+	want = "errno=ECONNRESET,workload=systemd/u1.service 2; errno=ECONNRESET,workload=systemd/u2.service 1"
+	if got := strings.Join(sendFailures(t, s), "; "); got != want {
+		t.Errorf("a third workload, u0 quiet:\n got %s\nwant %s", got, want)
+	}
+	count(3) // u1 and u2 failed just now: no room
+	want = "errno=ECONNRESET,workload=other 1; errno=ECONNRESET,workload=systemd/u1.service 2; errno=ECONNRESET,workload=systemd/u2.service 1"
+	if got := strings.Join(sendFailures(t, s), "; "); got != want {
+		t.Errorf("a fourth workload, none quiet:\n got %s\nwant %s", got, want)
+	}
+	if got := series(t, s, "sendtrace_workloads_evicted_total"); len(got) != 1 || got[0] != " 1" {
+		t.Errorf("sendtrace_workloads_evicted_total: %q, want 1", got)
+	}
+}
+
 func TestWorkloadsExpire(t *testing.T) {
 	tot := totalsOf(1, 2)
 	s := New(Config{SeriesTTL: 50 * time.Millisecond, Names: unitNames, Poll: time.Hour})
