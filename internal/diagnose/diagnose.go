@@ -83,7 +83,7 @@ type Evidence struct {
 	MSSChanged   bool          // the MSS changed during the episode (PMTU discovery or probing acted)
 	MaxBackoff   uint8         // highest icsk_backoff seen
 	MaxRTO       time.Duration // highest RTO seen
-	Span         time.Duration // from the first event of the episode to the conclusion
+	Span         time.Duration // from the first retransmission of the stuck data to the conclusion
 	Idle         time.Duration // time without data from the peer before the failure
 	SinceSend    time.Duration // at the conclusion; -1 when unknown
 	SinceRecv    time.Duration // at the conclusion; -1 when unknown
@@ -96,7 +96,7 @@ type Evidence struct {
 	SndWnd       uint32
 	Layer        events.Layer
 	Syscall      string
-	Timeout      time.Duration // elapsed time the kernel's timeout covered (black holes)
+	Timeout      time.Duration // the time to failure (TimeToFailure), when the episode ended in an error
 	Setting      string        // the sysctl or socket option that timeout implies
 	Connections  int           // retry storm: connections opened in the window
 	Failures     int           // retry storm: failures among them
@@ -166,6 +166,21 @@ func (c Config) withDefaults() Config {
 		c.StormReport = 5 * time.Minute
 	}
 	return c
+}
+
+// TimeToFailureMeaning is what a time to failure measures, in the words
+// every output that shows one uses.
+const TimeToFailureMeaning = "from the first retransmission of the data never acknowledged to the error report"
+
+// TimeToFailure is a failed connection's time to failure, as its
+// diagnosis measured it (TimeToFailureMeaning): the one figure report,
+// diff and their pages give. ok is false when the failure had none: no
+// retransmit of the data, or no error reached the application.
+func TimeToFailure(d *Diagnosis) (ttf time.Duration, ok bool) {
+	if d.Errno == 0 || d.Evidence.Timeout <= 0 {
+		return 0, false
+	}
+	return d.Evidence.Timeout, true
 }
 
 // FromEvents runs a fresh engine over a finished stream (a recording, in

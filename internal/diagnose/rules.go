@@ -299,7 +299,9 @@ func fillRun(d *Diagnosis, s *sockState, ev *events.Event) {
 	if r.n == 0 {
 		return
 	}
-	start := r.startMono - uint64(min(r.firstRTO, time.Duration(r.startMono)))
+	// Measured from the first retransmission, not from the stuck data's
+	// first sending, which no event marks.
+	start := r.startMono
 	if ev.Mono > start {
 		ev2.Span = time.Duration(ev.Mono - start)
 	}

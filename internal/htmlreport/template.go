@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
 
@@ -37,4 +38,5 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"dur":        func(d time.Duration) string { return format.Duration(d) },
 	"addint":     func(a, b int) int { return a + b },
 	"maxTTFDots": func() int { return maxTTFDots },
+	"ttfMeaning": func() string { return diagnose.TimeToFailureMeaning },
 }).Parse(strings.Replace(pageSource, "/*STYLE*/", styleSource, 1) + bothEndsSource))

@@ -1,11 +1,17 @@
 package htmlreport
 
 import (
+	"html"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/report"
 )
 
 // A tail loss probe resends the newest segment first, 57 kB above the
@@ -49,5 +55,36 @@ func TestSequenceAxisStartsAtLowestSeq(t *testing.T) {
 		if m.Y < top-0.05 || m.Y > bottom+0.05 {
 			t.Errorf("retransmit mark at y %v outside the panel [%v, %v]", m.Y, top, bottom)
 		}
+	}
+}
+
+// The report page and the diff page define time to failure as report
+// and diff do (diagnose.TimeToFailureMeaning), and show the figure the
+// diagnosis measured.
+func TestPagesDefineTimeToFailure(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.jsonl")
+	synthetic(t, path, "client", 6, 5)
+	page, err := os.ReadFile(writePage(t, path, Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := report.Load(path, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diff strings.Builder
+	if err := WriteDiff(&diff, rec, rec); err != nil {
+		t.Fatal(err)
+	}
+	want := html.EscapeString(diagnose.TimeToFailureMeaning)
+	for name, s := range map[string]string{"report page": string(page), "diff page": diff.String()} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the %s does not define time to failure as %q", name, diagnose.TimeToFailureMeaning)
+		}
+	}
+	rep := report.Build(rec, report.BuildOptions{})
+	if rep.TTF == nil || !strings.Contains(string(page), "p50 "+format.Duration(rep.TTF.P50)) {
+		t.Errorf("the report page does not give the median time to failure %+v", rep.TTF)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 )
@@ -364,7 +365,7 @@ func WriteDiffText(w io.Writer, d *Diff) error {
 	ttfRow("time to failure p95", func(p *Percentiles) time.Duration { return p.P95 }, "")
 	ttfRow("time to failure max", func(p *Percentiles) time.Duration { return p.Max }, "")
 	ew.flush(tw)
-	ew.printf("(time to failure: first sending of the data never acknowledged to the error report, as diagnosed; n = connections)\n")
+	ew.printf("(time to failure: %s, as diagnosed; n = connections)\n", diagnose.TimeToFailureMeaning)
 
 	if len(d.Destinations) > 0 {
 		ew.printf("\nPer destination (in both recordings)\n")

@@ -166,9 +166,8 @@ type Conn struct {
 	SendErrors uint64
 	Errno      int32 // first error report's errno, else first send error's
 	FailedAt   uint64
-	// TTF is the time from the first transmission of the data that was
-	// never acknowledged to the error report, as its diagnosis measured
-	// it; -1 when the connection did not fail that way.
+	// TTF is its time to failure (diagnose.TimeToFailure), as its
+	// diagnosis measured it; -1 when the connection did not fail that way.
 	TTF      time.Duration
 	reported bool // an error report with an errno was seen
 }
@@ -222,14 +221,16 @@ func (r *Recording) Event(e *events.Event) error {
 
 // Diagnosis keeps what the replayed events concluded. A connection's
 // time to failure is the one its diagnosis measured over the retransmits
-// of the data never acknowledged, so that report, diff and diagnosis
-// give one figure (an earlier, acknowledged retransmit is not part of
-// the failure).
+// of the data never acknowledged (diagnose.TimeToFailure), so that
+// report, diff, their pages and the diagnosis give one figure (an
+// earlier, acknowledged retransmit is not part of the failure).
 func (r *Recording) Diagnosis(d *diagnose.Diagnosis) error {
 	r.Diagnoses = append(r.Diagnoses, *d)
-	if c := r.Conns[d.Cookie]; c != nil && d.Errno != 0 && d.Evidence.Timeout > 0 && c.TTF < 0 {
-		c.TTF = d.Evidence.Timeout
-		r.ttf[d.Dst] = append(r.ttf[d.Dst], c.TTF)
+	if ttf, ok := diagnose.TimeToFailure(d); ok {
+		if c := r.Conns[d.Cookie]; c != nil && c.TTF < 0 {
+			c.TTF = ttf
+			r.ttf[d.Dst] = append(r.ttf[d.Dst], c.TTF)
+		}
 	}
 	return nil
 }

@@ -465,8 +465,8 @@ func WriteText(w io.Writer, r *Recording, rep *Report) error {
 		}
 	}
 	if rep.TTF != nil {
-		ew.printf("\nTime to failure, first sending of the data never acknowledged to the error report: n=%d p50=%s p95=%s max=%s\n",
-			rep.TTF.N, format.Duration(rep.TTF.P50), format.Duration(rep.TTF.P95), format.Duration(rep.TTF.Max))
+		ew.printf("\nTime to failure, %s: n=%d p50=%s p95=%s max=%s\n",
+			diagnose.TimeToFailureMeaning, rep.TTF.N, format.Duration(rep.TTF.P50), format.Duration(rep.TTF.P95), format.Duration(rep.TTF.Max))
 	}
 	writeBuckets(ew, rep.Buckets)
 	if len(rep.Diagnoses) > 0 {
