@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,6 +159,20 @@ func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, s
 		}
 	}
 	if err != nil {
+		// Every process known to be in it has exited or left: any other
+		// still in it, or its name in /run/netns, reaches it.
+		var skip []uint32
+		for _, r := range routes {
+			skip = append(skip, r.pid)
+		}
+		if r, ok := findNetnsRoute(ino, skip...); ok {
+			var note string
+			if files, note, err = r.open(ino); err == nil {
+				t.out.Netns.PID, t.out.Comm, t.out.Netns.Note = r.pid, readComm(r.pid), note
+			}
+		}
+	}
+	if err != nil {
 		t.out.Netns.Note = "counters not read: " + err.Error()
 		if !n.warned && n.warn != nil {
 			n.warned = true
@@ -301,6 +316,34 @@ func scanNetns() map[uint64]netnsRoute {
 		}
 	}
 	return out
+}
+
+// findNetnsRoute finds a way into the network namespace ino other than
+// the processes skip: another process in it, or its name in /run/netns.
+func findNetnsRoute(ino uint64, skip ...uint32) (netnsRoute, bool) {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.ParseUint(d.Name(), 10, 32)
+		if err != nil || slices.Contains(skip, uint32(pid)) {
+			continue
+		}
+		if NetnsInode(uint32(pid)) == ino {
+			return netnsRoute{pid: uint32(pid)}, true
+		}
+	}
+	names, _ := filepath.Glob("/run/netns/*")
+	for _, p := range names {
+		if nsInode(p) == ino {
+			return netnsRoute{path: p}, true
+		}
+	}
+	return netnsRoute{}, false
+}
+
+// exists says whether a process (or a zombie) has pid.
+func exists(pid uint32) bool {
+	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
+	return err == nil
 }
 
 func readComm(pid uint32) string {

@@ -17,8 +17,9 @@ import (
 // seen: a system-wide recording serves clients in many namespaces (every
 // pod has its own), and the header could only hold one, read at start.
 // A namespace is entered through /proc/PID/ns/net of the event's owner,
-// which needs CAP_SYS_ADMIN; without it the namespace is listed with a
-// note instead of values.
+// or of any process still in it when the owner has exited (a container's
+// short-lived client, while its PID 1 stays), which needs CAP_SYS_ADMIN;
+// without it the namespace is listed with a note instead of values.
 type NetnsSysctls struct {
 	warn   io.Writer // one line when a namespace cannot be entered
 	seen   map[uint32]bool
@@ -57,19 +58,34 @@ func (n *NetnsSysctls) read(e *events.Event) session.NetnsSysctls {
 		return ns
 	}
 	// 0: not allowed to look (another user's process), which entering
-	// will say.
-	if ino := NetnsInode(e.PID); ino != 0 && ino != uint64(e.Netns) {
-		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d had left %s (or exited) before it could be read", e.PID, name)
-		return ns
+	// will say, or the process is gone.
+	var snap *Snapshot
+	var err error
+	if ino := NetnsInode(e.PID); ino != uint64(e.Netns) && (ino != 0 || !exists(e.PID)) {
+		// The owner exited (a short-lived client) or left: any process
+		// still in the namespace, or its name in /run/netns, reaches it.
+		r, ok := findNetnsRoute(uint64(e.Netns), e.PID)
+		if !ok {
+			ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d had left %s (or exited) before it could be read, and no other process was in it", e.PID, name)
+			return ns
+		}
+		if r.path != "" {
+			ns.Netns.PID, ns.Comm = 0, ""
+			snap, err = readSysctlsAt(r.path)
+		} else {
+			ns.Netns.PID, ns.Comm = r.pid, readComm(r.pid)
+			snap, err = ReadSysctls(r.pid)
+		}
+	} else {
+		snap, err = ReadSysctls(e.PID)
 	}
-	snap, err := ReadSysctls(e.PID)
 	switch {
 	case err == nil && snap.Netns.Inode == uint64(e.Netns):
 		ns.Sysctls, ns.SysctlsMissing = snap.Values, snap.Missing
 	case err == nil:
-		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d left %s while it was read", e.PID, name)
+		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d left %s while it was read", ns.Netns.PID, name)
 	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: entering %s (pid %d) needs CAP_SYS_ADMIN", name, e.PID)
+		ns.Netns.Note = fmt.Sprintf("sysctls not recorded: entering %s (pid %d) needs CAP_SYS_ADMIN", name, ns.Netns.PID)
 		if !n.warned && n.warn != nil {
 			n.warned = true
 			fmt.Fprintf(n.warn, "sendtrace: recording without the sysctls of other network namespaces (first %s, pid %d): entering them needs CAP_SYS_ADMIN\n", name, e.PID)

@@ -72,22 +72,30 @@ func ReadSysctls(pid uint32) (*Snapshot, error) {
 		s.Netns.Inode = nsInode("/proc/thread-self/ns/net")
 		return s, nil
 	}
-	nsPath := fmt.Sprintf("/proc/%d/ns/net", pid)
+	s, err := readSysctlsAt(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return nil, fmt.Errorf("%w of pid %d", err, pid)
+	}
+	s.Netns.PID = pid
+	return s, nil
+}
+
+// readSysctlsAt reads SendSysctls in the network namespace at nsPath
+// (/proc/PID/ns/net or /run/netns/NAME).
+func readSysctlsAt(nsPath string) (*Snapshot, error) {
 	target, err := os.Open(nsPath)
 	if err != nil {
-		return nil, fmt.Errorf("open network namespace of pid %d: %w", pid, err)
+		return nil, fmt.Errorf("open network namespace: %w", err)
 	}
 	defer target.Close()
-
 	var s *Snapshot
 	err = inNetns(target, func() {
 		s = readSysctlsHere()
 		s.Netns.Inode = nsInode("/proc/thread-self/ns/net")
 	})
 	if err != nil {
-		return nil, fmt.Errorf("enter network namespace of pid %d: %w", pid, err)
+		return nil, fmt.Errorf("enter network namespace: %w", err)
 	}
-	s.Netns.PID = pid
 	return s, nil
 }
 
