@@ -137,6 +137,7 @@ func hostWorkloadConfig(root string) workload.Config {
 	return workload.Config{
 		CgroupRoot: filepath.Join(root, "sys/fs/cgroup"),
 		RunDir:     filepath.Join(root, "run"),
+		HostRoot:   root,
 	}
 }
 

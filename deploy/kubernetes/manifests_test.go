@@ -6,7 +6,9 @@ package kubernetes_test
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -328,5 +330,36 @@ func TestWebConfigExamples(t *testing.T) {
 	if e.Scheme != "https" || e.TLSConfig.CA.Secret.Name == "" || e.TLSConfig.CA.Secret.Key == "" || e.TLSConfig.ServerName == "" ||
 		e.BasicAuth.Username.Name == "" || e.BasicAuth.Password.Key == "" {
 		t.Errorf("servicemonitor.yaml endpoint with the TLS lines on: %+v", e)
+	}
+}
+
+// TestDaemonSetMountsRuntimeState: every runtime's state and bundle file
+// in internal/workload's fixtures (containerd, CRI-O with runc and with
+// crun, Docker, k3s, as each writes them on a host) lies under a host
+// path the DaemonSet mounts, so --host-root sees it.
+func TestDaemonSetMountsRuntimeState(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decodeStrict(t, "daemonset.yaml", &ds)
+	var mounted []string
+	for _, v := range ds.Spec.Template.Spec.Volumes {
+		if v.HostPath != nil {
+			mounted = append(mounted, v.HostPath.Path)
+		}
+	}
+	root := "../../internal/workload/testdata/hostroot"
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		host := strings.TrimPrefix(p, root)
+		if !slices.ContainsFunc(mounted, func(m string) bool { return strings.HasPrefix(host, m+"/") }) {
+			t.Errorf("%s is under no host path the DaemonSet mounts (%v)", host, mounted)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("%d runtime state files in %s: %v", n, root, err)
 	}
 }

@@ -24,6 +24,9 @@ import (
 type Config struct {
 	CgroupRoot string // cgroup v2 mount; "" finds it in /proc/self/mountinfo
 	RunDir     string // the host's /run, where runtimes keep state; "" is /run
+	// HostRoot is where the host's / is ("" on the host itself): the
+	// runtimes' state names bundles by their paths on the host.
+	HostRoot string
 	// Warn receives, once, why some names are less than they could be
 	// (a runtime's state that this user cannot read).
 	Warn func(string)
@@ -43,6 +46,7 @@ type Resolver struct {
 	pruned   time.Time
 	warned   bool
 	w        *watcher // nil until Watch
+	procRoot string   // /proc; a test's fixture
 }
 
 // A cgroup's name is kept keepGone after the cgroup was last found, for
@@ -73,11 +77,12 @@ func NewResolver(cfg Config) (*Resolver, error) {
 		cfg.RunDir = "/run"
 	}
 	return &Resolver{
-		cfg:    cfg,
-		paths:  make(map[uint64]string),
-		found:  make(map[uint64]time.Time),
-		byPath: make(map[string]*events.Workload),
-		procs:  make(map[string]*events.Workload),
+		cfg:      cfg,
+		procRoot: "/proc",
+		paths:    make(map[uint64]string),
+		found:    make(map[uint64]time.Time),
+		byPath:   make(map[string]*events.Workload),
+		procs:    make(map[string]*events.Workload),
 	}, nil
 }
 
@@ -147,17 +152,19 @@ func (r *Resolver) Cgroup(id uint64, pid uint32) *events.Workload {
 // /proc/PID/comm (both world-readable). ok is false when the process is
 // gone.
 func (r *Resolver) PID(pid uint32) (w *events.Workload, ok bool) {
-	p, err := procCgroup(pid)
+	p, err := procCgroupIn(r.procRoot, pid)
 	if err != nil {
 		return nil, false
 	}
 	r.mu.Lock()
-	w = r.path(p)
+	if p, ok = r.hostPath(p); ok {
+		w = r.path(p)
+	}
 	r.mu.Unlock()
 	if w != nil {
 		return w, true
 	}
-	comm, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	comm, err := os.ReadFile(r.procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
 	if err != nil {
 		return nil, false
 	}
@@ -182,7 +189,7 @@ func (r *Resolver) path(p string) *events.Workload {
 	}
 	w := FromPath(p)
 	if w != nil && w.ID != "" {
-		a, err := annotations(r.cfg.RunDir, w.ID)
+		a, err := annotations(r.cfg.RunDir, r.cfg.HostRoot, w.ID)
 		// Only a pod's container loses a name to unreadable state: a
 		// plain Docker or Podman container is named by its id either way.
 		if err != nil && inPod(p) {
@@ -203,6 +210,14 @@ func (r *Resolver) warn(err error) {
 		return
 	}
 	r.warned = true
+	if errors.Is(err, errNoBundle) {
+		where := "the host's /run"
+		if r.cfg.HostRoot != "" && r.cfg.HostRoot != "/" {
+			where = "--host-root " + r.cfg.HostRoot + ": mount the directory that holds it there"
+		}
+		r.cfg.Warn(fmt.Sprintf("workload names: %v: Kubernetes pod and container names come from the bundle, which is not under %s; showing container ids instead", err, where))
+		return
+	}
 	r.cfg.Warn(fmt.Sprintf("workload names: %v: Kubernetes pod and container names need read access to the container runtime's state (grant CAP_DAC_READ_SEARCH); showing container ids instead", err))
 }
 
@@ -211,12 +226,53 @@ func (r *Resolver) pidPath(pid uint32, id uint64) (string, bool) {
 	if pid == 0 {
 		return "", false
 	}
-	p, err := procCgroup(pid)
-	if err != nil || inode(filepath.Join(r.cfg.CgroupRoot, p)) != id {
+	p, err := procCgroupIn(r.procRoot, pid)
+	if err != nil {
+		return "", false
+	}
+	if p, ok := r.hostPath(p); !ok || inode(filepath.Join(r.cfg.CgroupRoot, p)) != id {
 		return "", false
 	}
 	r.remember(id, p, time.Now())
 	return p, true
+}
+
+// hostPath turns a path from /proc/PID/cgroup into one below CgroupRoot.
+// Read from a private cgroup namespace (a container's), a cgroup outside
+// it reads as a path from the namespace's root, /../../kubepods/...: it
+// is then the one known cgroup whose path ends as that one does after its
+// "..", once the tree has been walked if none is known yet. r.mu is held.
+func (r *Resolver) hostPath(p string) (string, bool) {
+	if p != "/.." && !strings.HasPrefix(p, "/../") {
+		return p, true
+	}
+	rest := p
+	for rest == "/.." || strings.HasPrefix(rest, "/../") {
+		rest = strings.TrimPrefix(rest, "/..")
+	}
+	if rest == "" {
+		return "", false // an ancestor of the namespace's root: not one cgroup's
+	}
+	find := func() (string, bool) {
+		var found string
+		n := 0
+		for _, q := range r.paths {
+			if strings.HasSuffix(q, rest) && found != q {
+				found = q
+				n++
+			}
+		}
+		return found, n == 1
+	}
+	if q, ok := find(); ok {
+		return q, true
+	}
+	if time.Since(r.lastWalk) < walkEvery {
+		return "", false
+	}
+	r.lastWalk = time.Now()
+	r.walk(func(id uint64, q string) { r.remember(id, q, r.lastWalk) })
+	return find()
 }
 
 // remember maps a cgroup id to its path. r.mu is held.
@@ -303,9 +359,6 @@ func ProcCgroupID(procRoot, cgroupRoot string, pid uint32) uint64 {
 	}
 	return inode(filepath.Join(cgroupRoot, p))
 }
-
-// procCgroup reads a process's cgroup v2 path.
-func procCgroup(pid uint32) (string, error) { return procCgroupIn("/proc", pid) }
 
 func procCgroupIn(procRoot string, pid uint32) (string, error) {
 	b, err := os.ReadFile(procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/cgroup")

@@ -183,7 +183,7 @@ func (r *Resolver) learn(all []found, made []string) {
 	}
 	for _, p := range made {
 		if c := FromPath(p); c != nil && c.ID != "" {
-			if a, _ := annotations(r.cfg.RunDir, c.ID); a != nil {
+			if a, _ := annotations(r.cfg.RunDir, r.cfg.HostRoot, c.ID); a != nil {
 				if named := withPod(c, a); named != c {
 					r.byPath[p] = named
 				}
