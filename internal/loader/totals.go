@@ -193,6 +193,15 @@ func (t *Programs) SetProcOwner(ino uint64, pid uint32, comm string, cgroup uint
 	return nil
 }
 
+// ForgetProcOwner deletes an answer the kernel has not taken: its socket
+// was not heard from again.
+func (t *Programs) ForgetProcOwner(ino uint64) error {
+	if err := t.maps.ProcOwners.Delete(ino); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
 // procOwner is an owner found through /proc, as the kernel keeps it.
 func procOwner(pid uint32, comm string, cgroup uint64) sendtraceOwner {
 	o := sendtraceOwner{Pid: pid, Tid: pid, Cgroup: cgroup, ViaProc: 1}

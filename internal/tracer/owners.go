@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"sync"
+	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/loader"
@@ -20,9 +21,13 @@ type ownerLookup struct {
 	finder *sockowner.Finder
 	write  func(ino uint64, pid uint32, comm string, cgroup uint64) error
 	// answers holds each socket's answer until the kernel takes it: the
-	// socket's events already in the ring buffer need the same one.
-	answers map[uint64]*sockowner.Proc
-	moves   map[move]events.TotalsValue
+	// socket's events already in the ring buffer need the same one. An
+	// answer older than answerTTL is forgotten here and in the kernel, so
+	// that neither grows with the sockets a long session sees once.
+	answers   map[uint64]answer
+	forget    func(ino uint64) error
+	lastSweep time.Time
+	moves     map[move]events.TotalsValue
 	// byProc counts the events received whose owner was found through
 	// /proc, here or by the kernel from an answer written back.
 	byProc uint64
@@ -50,12 +55,35 @@ func (l *ownerLookup) seedListeners() error {
 	return err
 }
 
+type answer struct {
+	p  *sockowner.Proc // nil: not the session's
+	at time.Time
+}
+
+// answerTTL is how long an answer is kept for the socket's events in
+// flight; a socket heard from again later is simply asked about again.
+const answerTTL = 10 * time.Second
+
 // move is a pending event's totals key and its owner's (zero: not the
 // session's).
 type move struct{ from, to events.TotalsKey }
 
-func newOwnerLookup(f *sockowner.Finder, write func(uint64, uint32, string, uint64) error) *ownerLookup {
-	return &ownerLookup{finder: f, write: write, answers: map[uint64]*sockowner.Proc{}, moves: map[move]events.TotalsValue{}}
+func newOwnerLookup(f *sockowner.Finder, write func(uint64, uint32, string, uint64) error, forget func(uint64) error) *ownerLookup {
+	return &ownerLookup{finder: f, write: write, forget: forget, answers: map[uint64]answer{}, moves: map[move]events.TotalsValue{}}
+}
+
+// sweep forgets the answers older than answerTTL.
+func (l *ownerLookup) sweep(now time.Time) {
+	if now.Sub(l.lastSweep) < time.Second {
+		return
+	}
+	l.lastSweep = now
+	for ino, a := range l.answers {
+		if now.Sub(a.at) > answerTTL {
+			delete(l.answers, ino)
+			_ = l.forget(ino)
+		}
+	}
 }
 
 // resolve attributes e, the event of socket inode ino, and says whether
@@ -63,12 +91,15 @@ func newOwnerLookup(f *sockowner.Finder, write func(uint64, uint32, string, uint
 func (l *ownerLookup) resolve(e *events.Event, ino uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, answered := l.answers[ino]
+	now := time.Now()
+	l.sweep(now)
+	a, answered := l.answers[ino]
+	p := a.p
 	if !answered {
 		if found, ok := l.finder.Find(ino, e.Mono); ok {
 			p = &found
 		}
-		l.answers[ino] = p
+		l.answers[ino] = answer{p: p, at: now}
 		var err error
 		if p != nil {
 			err = l.write(ino, p.PID, p.Comm, p.Cgroup)

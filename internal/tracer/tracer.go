@@ -202,7 +202,7 @@ func startOwnerLookup(t *loader.Programs, opts session.Options) *ownerLookup {
 	// The sockets older than the session are the ones the kernel may
 	// have no owner for: index them now, while their processes live.
 	f.Scan()
-	l := newOwnerLookup(f, t.SetProcOwner)
+	l := newOwnerLookup(f, t.SetProcOwner, t.ForgetProcOwner)
 	if h, ok := t.Plan.Layer(session.LayerOwnerSeed); ok && h.Status() != session.StatusOn {
 		// Without the seeding iterator nothing gives listeners owners
 		// for the sockets accepted from them: user space does.
