@@ -251,6 +251,58 @@ func TestPMTUNotWhenMSSChanges(t *testing.T) {
 	check(t, c.evs, RuleBlackHole)
 }
 
+// midStream is an upload that the path (or a firewall at the peer)
+// starts to drop after acked bytes were acknowledged: the connection's
+// ISN is known from its handshake, each retransmit carries snd_una, and
+// the peer sent data (one 100 Continue) at peerAt only. sendQ is the
+// Send-Q when the loss began.
+func midStream(acked uint32, peerAt, start time.Duration, sendQ uint32) *chain {
+	const isn = 4000000000 // sequence space wraps past it
+	c := newChain(1)
+	c.add(ms_, events.Event{Kind: events.KindStateChange, State: events.StateEstablished, OldState: events.StateSynSent,
+		SndISN: isn, RcvISN: 77, HasISN: true, SndUna: isn + 1})
+	c.peerSegs = 1
+	seq := uint32(isn) + 1 + acked
+	end := c.retransmits(start, 4, seq, 1448, 1448, func(at time.Duration) time.Duration { return at - peerAt })
+	for i := range c.evs {
+		if c.evs[i].Kind == events.KindRetransmit {
+			c.evs[i].SndUna, c.evs[i].SendQ, c.evs[i].SinceSend = seq, sendQ, 0
+		}
+	}
+	c.add(end, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose,
+		SinceRecv: end - peerAt, SinceSend: 3 * time.Second, SndUna: seq, SendQ: sendQ})
+	return c
+}
+
+// Full-size segments went through for half a second (327,680 bytes,
+// 226 segments' worth, acknowledged) before the same full-size segment
+// was retransmitted until the kernel gave up: the path carried full-size
+// packets, so this is a black hole, not a path MTU black hole.
+func TestFullSizeAckedIsNotPMTU(t *testing.T) {
+	c := midStream(327680, ms_, 500*ms_, 65536)
+	ds := check(t, c.evs, RuleBlackHole)
+	if !strings.Contains(ds[0].Evidence.Text, "327680 bytes had been acknowledged") {
+		t.Errorf("evidence %q does not say that full-size segments had crossed", ds[0].Evidence.Text)
+	}
+	// The same, a few small requests into the connection: its first
+	// full-size segment is the one stuck.
+	c = midStream(300, ms_, 500*ms_, 1448)
+	ds = check(t, c.evs, RulePMTUBlackHole)
+	if ds[0].Confidence != Medium {
+		t.Errorf("%+v", ds[0])
+	}
+	// The peer sent no data at all: the quiet since the handshake is no
+	// answer from the peer.
+	c = midStream(300, ms_, 500*ms_, 1448)
+	for i := range c.evs {
+		c.evs[i].DataSegsIn = 0
+	}
+	ds = check(t, c.evs, RulePMTUBlackHole)
+	if strings.Contains(ds[0].Evidence.Text, "answered") || !strings.Contains(ds[0].Evidence.Text, "after the handshake") {
+		t.Errorf("evidence %q: the peer never sent data", ds[0].Evidence.Text)
+	}
+}
+
 // A healthy bulk transfer loses a few segments, each retransmitted once
 // and then acknowledged: no failure, nothing diagnosed, at the end either.
 func TestHealthyBulkWithDrops(t *testing.T) {

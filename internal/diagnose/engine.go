@@ -50,6 +50,8 @@ type sockState struct {
 	curActivity         uint64
 	synMono             uint64 // SYN_SENT seen: we know the connection from its start
 	estMono             uint64 // ESTABLISHED seen
+	sndISN              uint32 // this end's initial sequence number, when hasISN
+	hasISN              bool
 	closed              bool
 	state               uint8
 
@@ -261,6 +263,9 @@ func (e *Engine) stateChange(s *sockState, ev *events.Event) []Diagnosis {
 		}
 	case events.StateEstablished:
 		s.estMono = ev.Mono
+		if ev.HasISN {
+			s.sndISN, s.hasISN = ev.SndISN, true
+		}
 	case events.StateClose:
 		s.closed = true
 		// A socket closed in SYN_SENT never connected: a failed attempt

@@ -284,6 +284,44 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	return d, true
 }
 
+// fullSizeCrossed is how many full-size segments' worth of acknowledged
+// data shows that the path carried full-size segments: a sender with
+// that much to send fills its segments to the MSS.
+const fullSizeCrossed = 10
+
+// ackedBefore is the data the peer acknowledged before the stuck
+// segment: from the connection's first byte (its ISN, seen when it was
+// established) to the segment the retransmits repeat (snd_una). ok is
+// false when the connection was not seen from its handshake.
+func (s *sockState) ackedBefore() (acked uint32, ok bool) {
+	r := &s.run
+	if !s.hasISN || r.n == 0 || r.syn {
+		return 0, false
+	}
+	una := r.lastEv.SndUna
+	if una == 0 {
+		una = r.seq
+	}
+	d := int32(una - (s.sndISN + 1))
+	if d < 0 {
+		return 0, false
+	}
+	return uint32(d), true
+}
+
+// fullSizeAcked says whether enough data was acknowledged before the
+// stuck segment that full-size segments had crossed the path, and says so
+// in words.
+func (s *sockState) fullSizeAcked() (string, bool) {
+	mss := s.run.mssLast
+	acked, ok := s.ackedBefore()
+	if !ok || mss == 0 || acked < fullSizeCrossed*mss {
+		return "", false
+	}
+	return fmt.Sprintf("%d bytes had been acknowledged before it, as many as %d full-size segments, so full-size segments had crossed the path",
+		acked, acked/mss), true
+}
+
 // fillRun adds the retransmit episode and the timeout it implies.
 func fillRun(d *Diagnosis, s *sockState, ev *events.Event) {
 	r := &s.run
@@ -372,6 +410,11 @@ func pmtu(s *sockState, ev *events.Event, ongoing bool) (Diagnosis, bool) {
 	if r.n < 2 || r.syn || r.full != r.n || r.mssChanged || r.minBytes+40 <= 1280 {
 		return Diagnosis{}, false
 	}
+	if _, crossed := s.fullSizeAcked(); crossed {
+		// The path carried full-size segments before: whatever stopped
+		// this one stops all of this side's data (blackHole says so).
+		return Diagnosis{}, false
+	}
 	d := base(s, ev, RulePMTUBlackHole, "Path MTU black hole")
 	fillRun(&d, s, ev)
 	sinceStart := time.Duration(0)
@@ -388,6 +431,10 @@ func pmtu(s *sockState, ev *events.Event, ongoing bool) (Diagnosis, bool) {
 		d.Confidence = Medium
 		d.ConfidenceWhy = "the connection exchanged data until its first full-size segment, which never got through; a path that died at that moment would look the same"
 		small = fmt.Sprintf("after the peer had answered %s before the stuck segment was sent", format.Duration(r.firstSince-r.firstSent))
+		if sent, known := peerSentData(s, ev, time.Duration(ev.Mono-r.startMono)+r.firstSince); known && !sent {
+			d.ConfidenceWhy = "the connection was new and carried only small segments before its first full-size one, which never got through; a path that died at that moment would look the same"
+			small = fmt.Sprintf("%s after the handshake (the peer had sent no data)", format.Duration(r.firstSince-r.firstSent))
+		}
 	default:
 		return Diagnosis{}, false
 	}
@@ -423,7 +470,11 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 		d.Evidence.Text = fmt.Sprintf("the same %s (%d bytes) was retransmitted %d times over %s, backoff up to %d and RTO up to %s, never acknowledged; then %s after %s: %s%s",
 			what, r.bytes, r.n, format.Duration(d.Evidence.Span), r.maxBackoff, format.Duration(r.maxRTO), events.ErrnoName(ev.Errno), format.Duration(d.Evidence.Span), d.Evidence.Setting, soft)
 		if r.full == r.n && r.minBytes+40 > 1280 && !syn {
-			d.Evidence.Text += "; every retransmitted segment was full-size, so if small packets still pass, suspect a path MTU black hole"
+			if crossed, ok := s.fullSizeAcked(); ok {
+				d.Evidence.Text += "; every retransmitted segment was full-size, but " + crossed + ": no path MTU black hole, unless the path's MTU changed"
+			} else {
+				d.Evidence.Text += "; every retransmitted segment was full-size, so if small packets still pass, suspect a path MTU black hole"
+			}
 		}
 	case r.n >= 1:
 		d.Confidence = Medium
