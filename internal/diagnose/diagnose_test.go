@@ -303,6 +303,36 @@ func TestFullSizeAckedIsNotPMTU(t *testing.T) {
 	}
 }
 
+// An upload whose peer last sent data 3 s before the loss (its 100
+// Continue) is not idle while it has 64 kB unacknowledged or queued: a
+// black hole, which says why the silence was no idle period. With only
+// a request's worth queued, the same silence is an idle drop.
+func TestSendingIsNotIdle(t *testing.T) {
+	c := midStream(600000, ms_, 3*time.Second, 65536)
+	ds := check(t, c.evs, RuleBlackHole)
+	if ds[0].Confidence != High || !strings.Contains(ds[0].Evidence.Text, "was not idle") {
+		t.Errorf("%s", ds[0].String())
+	}
+	c = midStream(600000, ms_, 3*time.Second, 100)
+	check(t, c.evs, RuleIdleReset)
+}
+
+// A reset that ends an upload is the peer's (or a device's) doing, not
+// a forgotten idle flow, however long ago the peer last sent data.
+func TestResetWhileSendingIsNotIdle(t *testing.T) {
+	c := newChain(1).established()
+	c.peerSegs = 1
+	c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: 0, SinceRecv: 39 * time.Second, SendQ: 65536, MSS: 1448})
+	ds := check(t, c.evs, RulePeerReset)
+	if !strings.Contains(ds[0].Evidence.Text, "65536 bytes were unacknowledged") {
+		t.Errorf("%s", ds[0].Evidence.Text)
+	}
+	c = newChain(2).established()
+	c.peerSegs = 1
+	c.add(40*time.Second, events.Event{Kind: events.KindReceiveReset, SinceSend: 0, SinceRecv: 39 * time.Second, SendQ: 100, MSS: 1448})
+	check(t, c.evs, RuleIdleReset)
+}
+
 // A healthy bulk transfer loses a few segments, each retransmitted once
 // and then acknowledged: no failure, nothing diagnosed, at the end either.
 func TestHealthyBulkWithDrops(t *testing.T) {

@@ -82,6 +82,8 @@ type retransRun struct {
 	firstRTO   time.Duration
 	firstSince time.Duration // since_recv at the first retransmit of the run
 	firstSent  time.Duration // since_send at the first retransmit of the run
+	firstSendQ uint32        // Send-Q at the first retransmit of the run
+	firstMSS   uint32        // mss_cache then
 	quietSince uint64        // mono of the socket's last event before the run
 	lastMono   uint64
 	bytes      uint32
@@ -290,10 +292,10 @@ func (s *sockState) retransmit(ev *events.Event) {
 		// A tail loss probe retransmits the newest segment first; the
 		// timeout that follows goes back to the oldest. One episode.
 		*r = retransRun{startMono: r.startMono, firstRTO: r.firstRTO, firstSince: r.firstSince,
-			firstSent: r.firstSent, quietSince: r.quietSince, minBytes: ^uint32(0)}
+			firstSent: r.firstSent, firstSendQ: r.firstSendQ, firstMSS: r.firstMSS, quietSince: r.quietSince, minBytes: ^uint32(0)}
 	default:
 		*r = retransRun{startMono: ev.Mono, firstRTO: ev.RTO, firstSince: ev.SinceRecv,
-			firstSent: ev.SinceSend, quietSince: s.activity, minBytes: ^uint32(0)}
+			firstSent: ev.SinceSend, firstSendQ: ev.SendQ, firstMSS: ev.MSS, quietSince: s.activity, minBytes: ^uint32(0)}
 	}
 	r.n++
 	r.seq = ev.Seq

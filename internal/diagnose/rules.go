@@ -125,7 +125,9 @@ func (e *Engine) ended(s *sockState, ev *events.Event, syn bool) (Diagnosis, boo
 	if d, ok := pmtu(s, ev, false); ok {
 		return d, true
 	}
-	return blackHole(s, ev, syn), true
+	d := blackHole(s, ev, syn)
+	d.Evidence.Text += e.notIdle(s)
+	return d, true
 }
 
 // resetOf names a reset from the peer: after a silence it is the idle
@@ -154,6 +156,9 @@ func peerReset(s *sockState, ev *events.Event) Diagnosis {
 	if ev.SinceSend < 0 {
 		d.Evidence.Text = fmt.Sprintf("a reset arrived in %s (%s)", events.StateName(ev.State), quiet)
 	}
+	if sending(ev.SendQ, ev.MSS) {
+		d.Evidence.Text += fmt.Sprintf("; %d bytes were unacknowledged or waiting to be sent", ev.SendQ)
+	}
 	d.NextStep = "Look at the peer at this time: an abortive close (SO_LINGER 0, closing with unread data), a crash or restart, or a connection limit. If the peer shows nothing, capture both ends: a firewall or load balancer may be sending the reset."
 	return d
 }
@@ -179,6 +184,12 @@ func base(s *sockState, ev *events.Event, rule, name string) Diagnosis {
 func (e *Engine) idleReset(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	idle, quiet := ev.SinceRecv, ev.SinceRecv-ev.SinceSend
 	if ev.SinceRecv < 0 || ev.SinceSend < 0 || quiet < e.cfg.MinIdle || ev.SinceSend > min(idle/2, 30*time.Second) {
+		return Diagnosis{}, false
+	}
+	// No data from the peer is not idleness: during an upload the peer
+	// only acknowledges. A socket with more than a request's worth
+	// unacknowledged or queued was sending.
+	if sending(ev.SendQ, ev.MSS) {
 		return Diagnosis{}, false
 	}
 	// Events after the send (its own retransmits) are part of the failure;
@@ -266,6 +277,10 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	if r.quietSince != 0 && r.startMono > r.quietSince && time.Duration(r.startMono-r.quietSince) < idle {
 		return Diagnosis{}, false
 	}
+	if sending(r.firstSendQ, r.firstMSS) {
+		// The stuck segment was one of a stream: see notIdle.
+		return Diagnosis{}, false
+	}
 	if sent, _ := peerSentData(s, ev, time.Duration(ev.Mono-r.startMono)+idle); !sent {
 		// The peer never sent data, or that is unknown: the silence is
 		// not known to be mutual.
@@ -282,6 +297,36 @@ func (e *Engine) idleDrop(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	}
 	d.NextStep = "Enable TCP keepalive (or an application ping) with an interval shorter than the middlebox idle timeout (Azure Load Balancer: 4 min), or close pooled connections idle longer than it."
 	return d, true
+}
+
+// sending says whether a socket had more than a request's worth of data
+// unacknowledged or waiting to be sent (Send-Q): at least two full-size
+// segments. A connection in that state was sending, whatever the time
+// since the peer last sent data says: during an upload the peer only
+// acknowledges, and the kernel keeps no time of its last ACK in what
+// sendtrace records. An idle connection whose first write after the
+// silence is that large looks the same, and is not called idle either.
+func sending(sendQ, mss uint32) bool {
+	if mss == 0 {
+		mss = 1460
+	}
+	return sendQ >= 2*mss
+}
+
+// notIdle is what a black hole's evidence adds when the peer had sent no
+// data for a while before the loss, but the connection was sending, so
+// that silence was no idle period (see sending): "" otherwise.
+func (e *Engine) notIdle(s *sockState) string {
+	r := &s.run
+	if r.n == 0 || r.syn || r.firstSince < 0 || r.firstSent < 0 || !sending(r.firstSendQ, r.firstMSS) {
+		return ""
+	}
+	quiet := r.firstSince - r.firstSent
+	if quiet < e.cfg.MinIdle {
+		return ""
+	}
+	return fmt.Sprintf("; the peer had sent no data for %s, but this side was sending (%d bytes unacknowledged or queued when the loss began), so the connection was not idle",
+		format.Duration(quiet), r.firstSendQ)
 }
 
 // fullSizeCrossed is how many full-size segments' worth of acknowledged

@@ -104,8 +104,15 @@ type peer struct {
 
 func startPeerServer(t *testing.T, ctx context.Context, ns *netlab.NS, args ...string) {
 	t.Helper()
+	startPeerRole(t, ctx, ns, "server", args...)
+}
+
+// startPeerRole starts test/diagnose/peer's role (server, upload) in ns
+// and waits until it listens.
+func startPeerRole(t *testing.T, ctx context.Context, ns *netlab.NS, role string, args ...string) {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := ns.Command(context.Background(), peerBin, append([]string{"server"}, args...)...)
+	cmd := ns.Command(context.Background(), peerBin, append([]string{role}, args...)...)
 	cmd.Env = append(os.Environ(), "PEER_READY="+ready)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,12 @@
 //
 //	peer server -listen ADDR:PORT [-tick D]
 //	peer client -to ADDR:PORT -mode idle|shutdown|storm|pmtu|bulk [options]
+//	peer upload -listen ADDR:PORT
+//
+// upload is an HTTP server (Go's net/http) that reads each request's body
+// to the end and answers 200; like most servers, it answers a client's
+// "Expect: 100-continue" before reading, the only data it sends until the
+// body is in.
 //
 // A client waits for the file given by -go before it creates a socket, so
 // a tracer started against its pid sees the connection from the start.
@@ -15,6 +21,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"time"
@@ -43,6 +52,8 @@ func main() {
 		err = server(os.Args[2:])
 	case "client":
 		err = client(os.Args[2:], res)
+	case "upload":
+		err = upload(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown role %q", os.Args[1])
 	}
@@ -131,6 +142,25 @@ func server(args []string) error {
 			}
 		}()
 	}
+}
+
+func upload(args []string) error {
+	fs := flag.NewFlagSet("upload", flag.ExitOnError)
+	listen := fs.String("listen", "", "ADDR:PORT")
+	_ = fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(os.Getenv("PEER_READY"), nil, 0o644); err != nil && os.Getenv("PEER_READY") != "" {
+		return err
+	}
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	}))
 }
 
 type clientOpts struct {
