@@ -45,8 +45,9 @@ type Resolver struct {
 	lastWalk time.Time
 	pruned   time.Time
 	warned   bool
-	w        *watcher // nil until Watch
-	procRoot string   // /proc; a test's fixture
+	w        *watcher    // nil until Watch
+	tr       *mkdirTrace // nil until Watch, or without the tracepoint
+	procRoot string      // /proc; a test's fixture
 }
 
 // A cgroup's name is kept keepGone after the cgroup was last found, for

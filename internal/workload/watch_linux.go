@@ -48,7 +48,9 @@ const watchMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_ONLYDIR
 // Watch watches the cgroup v2 tree until Close, so that every cgroup made
 // from now on is mapped to its path as it is made, while it exists, and
 // named by that path even when it is gone before its first event is
-// read. It fails when inotify is not available or the tree needs more
+// read. Where it can, it also reads the kernel's cgroup:cgroup_mkdir
+// tracepoint, which keeps each cgroup's id and path for sendtrace from
+// the moment it is made, however late sendtrace reads them. It fails when inotify is not available or the tree needs more
 // watches than fs.inotify.max_user_watches allows; the resolver then
 // finds cgroups only while they exist, as it does without Watch.
 func (r *Resolver) Watch() error {
@@ -76,15 +78,32 @@ func (r *Resolver) Watch() error {
 	r.w = w
 	r.mu.Unlock()
 	go r.watchLoop(w)
+	// Where the kernel's cgroup_mkdir tracepoint can be read, the path
+	// of every cgroup made is kept for sendtrace by the kernel itself:
+	// inotify then only fills in what the tracepoint's rings lost.
+	var fs unix.Statfs_t
+	if unix.Statfs(r.cfg.CgroupRoot, &fs) != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return nil // not a cgroup v2 mount (a test's tree): its ids are no cgroup's
+	}
+	if t, err := openMkdirTrace(); err == nil {
+		t.looping = true
+		r.mu.Lock()
+		r.tr = t
+		r.mu.Unlock()
+		go r.traceLoop(t)
+	}
 	return nil
 }
 
 // Close stops watching the cgroup tree.
 func (r *Resolver) Close() error {
 	r.mu.Lock()
-	w := r.w
-	r.w = nil
+	w, t := r.w, r.tr
+	r.w, r.tr = nil, nil
 	r.mu.Unlock()
+	if t != nil {
+		t.close()
+	}
 	if w == nil {
 		return nil
 	}
@@ -115,7 +134,19 @@ func (r *Resolver) watchLoop(w *watcher) {
 // drain maps the cgroups made since inotify was last read. r.mu is held,
 // and is released meanwhile to keep the lock order.
 func (r *Resolver) drain(w *watcher) {
+	t := r.tr
 	r.mu.Unlock()
+	if t != nil {
+		t.mu.Lock()
+		if !t.closed {
+			if all := t.drain(nil); len(all) > 0 {
+				r.mu.Lock()
+				r.learn(all, nil)
+				r.mu.Unlock()
+			}
+		}
+		t.mu.Unlock()
+	}
 	w.mu.Lock()
 	if !w.closed {
 		_ = r.drainLocked(w)
