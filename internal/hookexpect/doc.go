@@ -84,7 +84,7 @@ func WriteKernelsDoc(w io.Writer, results map[string]*CheckResult, source string
 			}
 			line := fmt.Sprintf("- **%s**: ", h.Layer)
 			if h.Status() == session.StatusOn {
-				line += fmt.Sprintf("`%s` after refusals", h.Hook)
+				line += fmt.Sprintf("`%s` after refusals: %s", h.Hook, h.Why)
 			} else {
 				line += fmt.Sprintf("%s: %s", h.Status(), h.Why)
 			}
