@@ -73,8 +73,13 @@ type Sink struct {
 	peers   map[string]struct{}  // admitted peer labels
 	// lostUser is what the reader lost, known once the session ends.
 	lostUser uint64
-	stop     chan struct{}
-	done     chan struct{}
+	// readErrors counts failed reads of the kernel's totals map (a read
+	// or a retirement): each leaves the exported counts as they were.
+	readErrors uint64
+	hooks      session.Plan
+	start      time.Time
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 type process struct {
@@ -89,7 +94,17 @@ var (
 	descEvicted = prometheus.NewDesc("sendtrace_workloads_evicted_total",
 		"Workloads whose series were dropped to make room for new ones under --max-workloads, the one that failed least recently first.", nil, nil)
 	descLost = prometheus.NewDesc("sendtrace_events_lost_total",
-		"Events the ring buffer could not hold (their counts above are kept).", nil, nil)
+		"Events lost on their way to sendtrace, by cause: ring_full (the kernel found the ring buffer full), reader (sendtrace could not decode or deliver them; known when the session ends). Their counts above are kept; diagnoses miss them.", []string{"cause"}, nil)
+	descUncounted = prometheus.NewDesc("sendtrace_uncounted_total",
+		"Events the kernel's totals map had no room for: the counts above are short by this many.", nil, nil)
+	descUnresolved = prometheus.NewDesc("sendtrace_owners_unresolved_total",
+		"Events whose owner was still being looked up through /proc when they were lost: counted under no workload.", nil, nil)
+	descReadErrors = prometheus.NewDesc("sendtrace_totals_read_errors_total",
+		"Failed reads of the kernel's totals map: the counts above stayed as they were until a read succeeded.", nil, nil)
+	descLayer = prometheus.NewDesc("sendtrace_layer_degraded",
+		"1 for a tracing layer no hook of this kernel can serve (its counts are missing), else 0; hook is the hook in use, degraded, or off (not hooked by choice).", []string{"layer", "hook"}, nil)
+	descStart = prometheus.NewDesc("sendtrace_start_time_seconds",
+		"When this session started counting, in seconds since the epoch: every count above is since then.", nil, nil)
 	descBuild = prometheus.NewDesc("sendtrace_build_info",
 		"sendtrace's version; always 1.", []string{"version", "goversion"}, nil)
 )
@@ -119,11 +134,24 @@ func New(cfg Config) *Sink {
 		counts:  make(map[events.TotalsKey]events.TotalsValue),
 		retired: newSeries(),
 		diags:   make(map[[2]string]uint64),
+		start:   time.Now(),
 	}
 }
 
-// Begin implements pipeline.Sink.
-func (s *Sink) Begin(*session.Description) error { return nil }
+// Begin implements pipeline.Sink: the plan's layers and the start time
+// are exported as the agent's health.
+func (s *Sink) Begin(d *session.Description) error {
+	if d == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = d.Hooks
+	if !d.StartTime.IsZero() {
+		s.start = d.StartTime
+	}
+	return nil
+}
 
 // WatchTotals implements pipeline.TotalsWatcher: from now on, the kernel's
 // totals are read every Poll and on every scrape, and those of processes
@@ -209,6 +237,8 @@ func (s *Sink) refresh() {
 	if s.read != nil {
 		if t, err := s.read(); err == nil {
 			s.totals = t
+		} else {
+			s.readErrors++
 		}
 	}
 	now := time.Now()
@@ -340,7 +370,7 @@ func alive(pid uint32) bool {
 
 // Describe implements prometheus.Collector.
 func (s *Sink) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.descs.sendFailures, s.descs.retransmits, s.descs.drops, s.descs.resets, descDiagnoses, descEvicted, descLost, descBuild} {
+	for _, d := range []*prometheus.Desc{s.descs.sendFailures, s.descs.retransmits, s.descs.drops, s.descs.resets, descDiagnoses, descEvicted, descLost, descUncounted, descUnresolved, descReadErrors, descLayer, descStart, descBuild} {
 		ch <- d
 	}
 }
@@ -365,7 +395,9 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 			diags[k] = n
 		}
 	}
-	lost := s.totals.LostKernel + s.lostUser
+	lostKernel, lostUser := s.totals.LostKernel, s.lostUser
+	uncounted, unresolved, readErrors := s.totals.Uncounted, s.totals.OwnersUnresolved, s.readErrors
+	hooks, start := s.hooks, s.start
 	evicted := s.evicted
 	s.mu.Unlock()
 
@@ -388,7 +420,19 @@ func (s *Sink) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDiagnoses, prometheus.CounterValue, float64(n), k[0], k[1])
 	}
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(evicted))
-	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(lost))
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(lostKernel), "ring_full")
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(lostUser), "reader")
+	ch <- prometheus.MustNewConstMetric(descUncounted, prometheus.CounterValue, float64(uncounted))
+	ch <- prometheus.MustNewConstMetric(descUnresolved, prometheus.CounterValue, float64(unresolved))
+	ch <- prometheus.MustNewConstMetric(descReadErrors, prometheus.CounterValue, float64(readErrors))
+	for _, h := range hooks {
+		v := 0.0
+		if h.Status() == session.StatusDegraded {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descLayer, prometheus.GaugeValue, v, h.Layer, h.Shown())
+	}
+	ch <- prometheus.MustNewConstMetric(descStart, prometheus.GaugeValue, float64(start.UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, s.cfg.Version, runtime.Version())
 }
 

@@ -168,7 +168,7 @@ func series(t *testing.T, s *Sink, name string) []string {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+"="+l.GetValue())
 			}
-			out = append(out, fmt.Sprintf("%s %v", strings.Join(labels, ","), m.GetCounter().GetValue()))
+			out = append(out, fmt.Sprintf("%s %v", strings.Join(labels, ","), m.GetCounter().GetValue()+m.GetGauge().GetValue()))
 		}
 	}
 	sort.Strings(out)
@@ -211,5 +211,54 @@ func TestRetransmitsAndDropsByKind(t *testing.T) {
 	}, "\n")
 	if got != want {
 		t.Errorf("drops:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestAgentHealth: what makes a node's numbers inexact is exported, so an
+// operator can alert on it: counts the kernel's map had no room for,
+// failed reads of it, events lost by cause, and each layer's hook.
+func TestAgentHealth(t *testing.T) {
+	tot := totalsOf(1)
+	tot.Uncounted, tot.LostKernel, tot.OwnersUnresolved = 3, 2, 1
+	reads := 0
+	s := New(Config{Names: unitNames, Poll: time.Hour})
+	start := time.Unix(1700000000, 0)
+	if err := s.Begin(&session.Description{StartTime: start, Hooks: session.Plan{
+		{Layer: session.LayerSendReturn, Hook: "fexit/sock_sendmsg", Active: true},
+		{Layer: session.LayerDrop, Why: "no candidate"},
+		{Layer: session.LayerSyscallExit, Off: true, Why: "--no-syscall-layer"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	s.WatchTotals(pipeline.LiveTotals{Read: func() (*events.Totals, error) {
+		reads++
+		if reads == 1 {
+			return nil, fmt.Errorf("map lookup: EPERM")
+		}
+		return tot, nil
+	}})
+	// The first scrape's read fails: nothing is counted yet, and the
+	// failure is.
+	if got := strings.Join(series(t, s, "sendtrace_totals_read_errors_total"), "\n"); got != " 1" {
+		t.Errorf("after a failed read, sendtrace_totals_read_errors_total: %q, want 1", got)
+	}
+	end := &session.End{Totals: &events.Totals{ByKey: tot.ByKey, Uncounted: 3, LostKernel: 2, LostUser: 4, OwnersUnresolved: 1}}
+	for name, want := range map[string]string{
+		"sendtrace_totals_read_errors_total": " 1",
+		"sendtrace_uncounted_total":          " 3",
+		"sendtrace_owners_unresolved_total":  " 1",
+		"sendtrace_events_lost_total":        "cause=reader 0\ncause=ring_full 2",
+		"sendtrace_layer_degraded":           "hook=degraded,layer=drop 1\nhook=fexit/sock_sendmsg,layer=send-return 0\nhook=off,layer=syscall-exit 0",
+		"sendtrace_start_time_seconds":       " 1.7e+09",
+	} {
+		if got := strings.Join(series(t, s, name), "\n"); got != want {
+			t.Errorf("%s:\n%s\nwant\n%s", name, got, want)
+		}
+	}
+	if err := s.End(end); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(series(t, s, "sendtrace_events_lost_total"), "\n"), "cause=reader 4\ncause=ring_full 2"; got != want {
+		t.Errorf("once the session ends, sendtrace_events_lost_total:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -118,8 +118,11 @@ func (s *Sink) retireExited(now time.Time) {
 		pids = append(pids, pid)
 	}
 	gone, err := s.retire(pids)
-	if err != nil && gone == nil {
-		return
+	if err != nil {
+		s.readErrors++
+		if gone == nil {
+			return
+		}
 	}
 	for k, v := range gone.ByKey {
 		// The counts of a workload whose series expired are not exported

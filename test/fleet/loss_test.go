@@ -60,7 +60,7 @@ func TestServeExactUnderLoss(t *testing.T) {
 		t.Fatalf("lab: the actor saw %d failed sends, want %d", saw, sends)
 	}
 	failures := regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EMSGSIZE",workload="docker/` + docker[:12] + `"\} (\S+)$`)
-	lost := regexp.MustCompile(`(?m)^sendtrace_events_lost_total (\S+)$`)
+	lost := regexp.MustCompile(`(?m)^sendtrace_events_lost_total\{cause="ring_full"\} (\S+)$`)
 	var got, gotLost string
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
