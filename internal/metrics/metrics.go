@@ -6,9 +6,7 @@
 package metrics
 
 import (
-	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -361,11 +359,6 @@ func (s *Sink) name(pid uint32, w *events.Workload) *process {
 	p := &process{label: label}
 	s.pids[pid] = p
 	return p
-}
-
-func alive(pid uint32) bool {
-	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
-	return err == nil
 }
 
 // Describe implements prometheus.Collector.

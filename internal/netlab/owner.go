@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/sendtrace/sendtrace/internal/host"
 )
 
 // A test binary killed before its cleanups run (go test -timeout, a
@@ -60,12 +62,7 @@ func ownerAlive(record []byte) bool {
 		return false
 	}
 	// A killed test that nobody has reaped yet is a zombie: dead all the same.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	return host.Alive(pid)
 }
 
 // sweep deletes the namespaces of dead test processes. Processes still

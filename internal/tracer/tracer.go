@@ -333,14 +333,7 @@ func watch(ctx context.Context, t *loader.Programs, seed func() error, opts sess
 
 // pidAlive reports whether a process exists and has not exited (a zombie
 // waiting for its parent counts as exited).
-func pidAlive(pid uint32) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
-}
+func pidAlive(pid uint32) bool { return host.Alive(int(pid)) }
 
 func anyAlive(pids []uint32) bool {
 	for _, p := range pids {

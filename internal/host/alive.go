@@ -1,0 +1,31 @@
+package host
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Alive reports whether process pid exists and has not exited. A zombie,
+// exited and waiting for its parent to reap it, is not alive: it sends
+// nothing more, and its pid is about to be free.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the comm, which may hold spaces and parentheses:
+	// "PID (COMM) S ...".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	switch b[i+2] {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
+}
