@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"regexp"
 	"runtime"
 	"sync"
 	"time"
@@ -438,3 +439,22 @@ func (s *Sink) liveLabel(label string) bool {
 	_, ok := s.seen[label]
 	return ok
 }
+
+// Names returns the names of every metric a Sink exports, so that rules
+// and dashboards shipped with sendtrace can be checked against them.
+func Names() map[string]bool {
+	names := make(map[string]bool)
+	ch := make(chan *prometheus.Desc, 32)
+	go func() {
+		New(Config{}).Describe(ch)
+		close(ch)
+	}()
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			names[m[1]] = true
+		}
+	}
+	return names
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)

@@ -86,24 +86,32 @@ func startPrometheus(t *testing.T, ctx context.Context, target string) *promethe
 }
 
 // startPrometheusJob is startPrometheus with more settings for the scrape
-// job (scheme, basic_auth, tls_config), indented as a job's keys.
-func startPrometheusJob(t *testing.T, ctx context.Context, target, job string) *prometheus {
+// job (scheme, basic_auth, tls_config), indented as a job's keys, and the
+// rule files it evaluates every second.
+func startPrometheusJob(t *testing.T, ctx context.Context, target, job string, rules ...string) *prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatal("prometheus is not installed: apt-get install prometheus (scripts/deps.sh)")
 	}
 	dir := t.TempDir()
+	ruleFiles := ""
+	if len(rules) > 0 {
+		ruleFiles = "rule_files:\n"
+		for _, r := range rules {
+			ruleFiles += fmt.Sprintf("  - %q\n", r)
+		}
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-scrape_configs:
+%sscrape_configs:
   - job_name: sendtrace
     scrape_interval: 1s
     scrape_timeout: 1s
 %s    static_configs:
       - targets: ['%s']
-`, job, target)
+`, ruleFiles, job, target)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
