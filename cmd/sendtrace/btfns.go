@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -85,6 +86,34 @@ func bindBTF(path string) error {
 	}
 	if err := unix.Mount(path, vmlinuxBTF, "", unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 		return fmt.Errorf("bind --btf %s over %s: %w", path, vmlinuxBTF, err)
+	}
+	return nil
+}
+
+// checkKernelBTF says in one line what to do when the kernel's BTF file
+// exists but holds no BTF: emptied or hidden by a mount (a container's
+// /sys, a bind-mounted empty file), which the loader would report as a
+// parsing error. A missing file is left to the loader (ErrNoBTF).
+func checkKernelBTF(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	advice := "pass --btf FILE with BTF for exactly this kernel"
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("kernel BTF at %s cannot be read (%v): %s", path, errors.Unwrap(err), advice)}
+	}
+	defer f.Close()
+	var hdr [24]byte // struct btf_header
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		what := "is empty"
+		if !errors.Is(err, io.EOF) {
+			what = "is cut short"
+		}
+		return &exitError{code: 2, err: fmt.Errorf("kernel BTF at %s %s (hidden or emptied by a mount?): %s", path, what, advice)}
+	}
+	if m := uint16(hdr[0]) | uint16(hdr[1])<<8; m != 0xeb9f && m != 0x9feb {
+		return &exitError{code: 2, err: fmt.Errorf("kernel BTF at %s is not BTF (hidden by a mount?): %s", path, advice)}
 	}
 	return nil
 }

@@ -74,12 +74,19 @@ const privilegeAdvice = "run as root (sudo sendtrace ...) or grant CAP_BPF and C
 
 // prepareTracing is how every tracing command starts: a --btf file is put
 // in place (done is true when a child process did the work) and the
-// commonest set-up problems are caught before any BPF is loaded.
+// commonest set-up problems are caught before any BPF is loaded, a kernel
+// BTF file hidden or emptied among them.
 func prepareTracing(opts session.Options) (done bool, err error) {
 	if done, err := withBTFFile(opts.BTFPath); done || err != nil {
 		return done, err
 	}
-	return false, preflight()
+	if err := preflight(); err != nil {
+		return false, err
+	}
+	if opts.BTFPath == "" {
+		return false, checkKernelBTF(vmlinuxBTF)
+	}
+	return false, nil
 }
 
 // preflight turns the commonest set-up problems into one line that says
