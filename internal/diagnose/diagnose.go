@@ -134,6 +134,11 @@ type Config struct {
 	StormWindow      time.Duration
 	StormMinConns    int
 	StormMinFailures int
+	// Sysctls returns the sysctls recorded for a network namespace (by
+	// inode), nil when there are none: the setting that ended a timed-out
+	// connection is then the recorded one, checked against the time the
+	// kernel took, rather than guessed from that time. Nil: none known.
+	Sysctls func(netns uint32) map[string]string
 	// A storm is concluded when it has been quiet for StormWindow, with
 	// every connection and failure it made; one that goes on is
 	// concluded every StormReport, so that a long session reports it.

@@ -333,6 +333,114 @@ func TestResetWhileSendingIsNotIdle(t *testing.T) {
 	check(t, c.evs, RuleIdleReset)
 }
 
+// measuredTimeout is a connection black-holed as the lab measured it on
+// 6.18 with tcp_retries2=3: four RTO retransmissions of the stuck segment
+// (RTO 204 ms doubling, each timer firing a little late) after a tail
+// loss probe, then ETIMEDOUT 6.34 s after the first of them.
+func measuredTimeout(netns uint32) []events.Event {
+	c := newChain(1).established()
+	c.add(2*time.Second-200*ms_, events.Event{Kind: events.KindRetransmit, Seq: 9000, Bytes: 100, MSS: 1448, RTO: 204 * ms_,
+		RetransKind: events.RetransTLP, SinceSend: 0, SinceRecv: 200 * ms_})
+	for i, at := range []time.Duration{0, 416 * ms_, 1248 * ms_, 2916 * ms_} {
+		c.add(2*time.Second+at, events.Event{Kind: events.KindRetransmit, Seq: 7, Bytes: 100, MSS: 1448, RTO: (204 * ms_) << i,
+			Backoff: uint8(i), Retransmits: uint32(i + 1), RetransKind: events.RetransRTO, SinceSend: 0, SinceRecv: 200*ms_ + at})
+	}
+	c.add(2*time.Second+6340*ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose})
+	for i := range c.evs {
+		c.evs[i].Netns = netns
+	}
+	return c.evs
+}
+
+func settingWith(t *testing.T, evs []events.Event, sysctls map[uint32]map[string]string) Diagnosis {
+	t.Helper()
+	e := New(Config{Sysctls: func(ns uint32) map[string]string { return sysctls[ns] }})
+	var ds []Diagnosis
+	for i := range evs {
+		ds = append(ds, e.Observe(&evs[i])...)
+	}
+	ds = append(ds, e.Finish()...)
+	if len(ds) != 1 || ds[0].Rule != RuleBlackHole {
+		t.Fatalf("diagnoses %q, want one black-hole", rules(ds))
+	}
+	t.Log(ds[0].Evidence.Setting)
+	return ds[0]
+}
+
+// The setting that ended a timed-out connection is the one recorded for
+// its network namespace, checked against what the kernel does with it
+// (it retransmitted four times and gave up 6.34 s after the first
+// retransmission with tcp_retries2=3, whose textbook timeout is 3 s),
+// and a recorded value the time does not fit is said not to be it.
+func TestTimeoutSettingAsRecorded(t *testing.T) {
+	const ns = 4026532174
+	evs := measuredTimeout(ns)
+	d := settingWith(t, evs, map[uint32]map[string]string{ns: {"net.ipv4.tcp_retries2": "3"}})
+	if want := "net.ipv4.tcp_retries2=3, as recorded for net:[4026532174]"; !strings.HasPrefix(d.Evidence.Setting, want) ||
+		!strings.Contains(d.Evidence.Setting, "6.34s after it, after 4 retransmissions") {
+		t.Errorf("setting %q, want it to start %q and give the kernel's 4 retransmissions over 6.34s", d.Evidence.Setting, want)
+	}
+	// A tail loss probe of the stuck segment itself does not start the
+	// kernel's clock, nor count among its retransmissions.
+	same := measuredTimeout(ns)
+	for i := range same {
+		if same[i].RetransKind == events.RetransTLP {
+			same[i].Seq = 7
+		}
+	}
+	d = settingWith(t, same, map[uint32]map[string]string{ns: {"net.ipv4.tcp_retries2": "3"}})
+	if !strings.Contains(d.Evidence.Setting, "6.34s after it, after 4 retransmissions") {
+		t.Errorf("setting %q, want the 4 RTO retransmissions over 6.34s", d.Evidence.Setting)
+	}
+	// The default, 15, would have gone on for 924.6 s: something else
+	// (TCP_USER_TIMEOUT) ended it.
+	d = settingWith(t, evs, map[uint32]map[string]string{ns: {"net.ipv4.tcp_retries2": "15"}})
+	if !strings.HasPrefix(d.Evidence.Setting, "not the recorded net.ipv4.tcp_retries2=15") || !strings.Contains(d.Evidence.Setting, "TCP_USER_TIMEOUT of about 6.34s") {
+		t.Errorf("setting %q", d.Evidence.Setting)
+	}
+	// 2 (1.4 s) would have given up at the timeout 2.9 s after the first
+	// retransmission, where the kernel retransmitted instead.
+	d = settingWith(t, evs, map[uint32]map[string]string{ns: {"net.ipv4.tcp_retries2": "2"}})
+	if !strings.HasPrefix(d.Evidence.Setting, "not the recorded net.ipv4.tcp_retries2=2") || !strings.Contains(d.Evidence.Setting, "still retransmitting 2.92s after it") {
+		t.Errorf("setting %q", d.Evidence.Setting)
+	}
+	// Not recorded (another namespace's values only): the values that
+	// give this time, as the kernel applies them.
+	d = settingWith(t, evs, map[uint32]map[string]string{ns + 1: {"net.ipv4.tcp_retries2": "3"}})
+	if !strings.HasPrefix(d.Evidence.Setting, "net.ipv4.tcp_retries2=3 or 4 (its value in this socket's namespace is not known") {
+		t.Errorf("setting %q", d.Evidence.Setting)
+	}
+	// The time to failure counts from the probe, the first retransmission.
+	if ttf, ok := TimeToFailure(&d); !ok || ttf != 6540*ms_ {
+		t.Errorf("time to failure %v %v, want 6.54s from the tail loss probe", ttf, ok)
+	}
+}
+
+// A connect to a host that drops SYNs, as measured with tcp_syn_retries=2:
+// the SYN, five retransmissions a second apart (the first ones linear),
+// then ETIMEDOUT 7.12 s after the SYN.
+func TestSynTimeoutSettingAsRecorded(t *testing.T) {
+	const ns = 99
+	c := newChain(1)
+	for i := range 5 {
+		c.add(time.Duration(i+1)*time.Second+ms_*time.Duration(3*i), events.Event{Kind: events.KindRetransmit, State: events.StateSynSent,
+			RTO: time.Second, RetransKind: events.RetransSYN, Retransmits: uint32(i + 1)})
+	}
+	c.add(7120*ms_, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose})
+	for i := range c.evs {
+		c.evs[i].Netns = ns
+	}
+	d := settingWith(t, c.evs, map[uint32]map[string]string{ns: {"net.ipv4.tcp_syn_retries": "2"}})
+	if want := "net.ipv4.tcp_syn_retries=2, as recorded for net:[99]"; !strings.HasPrefix(d.Evidence.Setting, want) ||
+		!strings.Contains(d.Evidence.Setting, "at least 7s after the SYN was first sent, here 7.12s after it, after 5 retransmissions") {
+		t.Errorf("setting %q", d.Evidence.Setting)
+	}
+	d = settingWith(t, c.evs, nil)
+	if !strings.HasPrefix(d.Evidence.Setting, "net.ipv4.tcp_syn_retries=2 (its value in this socket's namespace is not known") {
+		t.Errorf("setting %q", d.Evidence.Setting)
+	}
+}
+
 // A healthy bulk transfer loses a few segments, each retransmitted once
 // and then acknowledged: no failure, nothing diagnosed, at the end either.
 func TestHealthyBulkWithDrops(t *testing.T) {

@@ -67,6 +67,9 @@ type sockState struct {
 	failed       bool // a failure was seen, diagnosed or not
 	countedStorm bool
 
+	netns   uint32                               // the socket's network namespace, whose sysctls apply to it
+	sysctls func(netns uint32) map[string]string // Config.Sysctls
+
 	run   retransRun
 	nRTX  int    // all retransmit events on the socket
 	segs  uint64 // the segments they carried
@@ -84,6 +87,8 @@ type retransRun struct {
 	firstSent  time.Duration // since_send at the first retransmit of the run
 	firstSendQ uint32        // Send-Q at the first retransmit of the run
 	firstMSS   uint32        // mss_cache then
+	clockMono  uint64        // its first retransmission timeout: where the kernel's clock for giving up starts
+	clockN     int           // retransmits from clockMono on (tail loss probes before it left out)
 	quietSince uint64        // mono of the socket's last event before the run
 	lastMono   uint64
 	bytes      uint32
@@ -128,8 +133,11 @@ func (e *Engine) sock(ev *events.Event) *sockState {
 		if len(e.socks) >= e.cfg.MaxSockets {
 			e.evict()
 		}
-		s = &sockState{cookie: ev.Cookie, firstMono: ev.Mono}
+		s = &sockState{cookie: ev.Cookie, firstMono: ev.Mono, sysctls: e.cfg.Sysctls}
 		e.socks[ev.Cookie] = s
+	}
+	if ev.Netns != 0 {
+		s.netns = ev.Netns
 	}
 	if ev.OwnerKnown || !s.ownerKnown {
 		s.pid, s.comm, s.ownerKnown = ev.PID, ev.Comm, ev.OwnerKnown
@@ -298,6 +306,12 @@ func (s *sockState) retransmit(ev *events.Event) {
 			firstSent: ev.SinceSend, firstSendQ: ev.SendQ, firstMSS: ev.MSS, quietSince: s.activity, minBytes: ^uint32(0)}
 	}
 	r.n++
+	if r.clockMono == 0 && ev.RetransKind != events.RetransTLP {
+		r.clockMono = ev.Mono
+	}
+	if r.clockMono != 0 {
+		r.clockN++
+	}
 	r.seq = ev.Seq
 	r.lastMono = ev.Mono
 	r.bytes = ev.Bytes

@@ -393,59 +393,117 @@ func fillRun(d *Diagnosis, s *sockState, ev *events.Event) {
 	}
 	if ev.Errno != 0 {
 		ev2.Timeout = ev2.Span
-		ev2.Setting = impliedTimeout(ev2.Span, time.Duration(r.lastMono-start), r.syn)
+		ev2.Setting = s.setting(ev.Mono)
 	}
 }
 
-// Linux ends a connection once the time since the stuck segment was first
-// sent exceeds tcp_model_timeout(boundary, rto_base): the time boundary
-// doubling retransmits would take from rto_base (200 ms; 1 s for a SYN),
-// capped at TCP_RTO_MAX (120 s) per step. The error comes at the first
-// retransmit timer after that, so the elapsed time lies between the model
-// and the model plus one RTO.
-func modelTimeout(boundary int, rtoBase time.Duration) time.Duration {
-	const rtoMax = 120 * time.Second
+// This kernel's rule for giving up on unacknowledged data, as measured
+// in the lab (test/diagnose TestRetries2AsTheKernelDoes): it keeps a clock
+// from the stuck data's first retransmission timeout (a tail loss probe
+// does not start it) or, in SYN_SENT, from the SYN's first sending, and at
+// each retransmission timeout gives up once that clock has reached
+// tcp_model_timeout(boundary): base·(2^(boundary+1)−1), base 200 ms (1 s
+// for a SYN), its doubling capped at tcp_rto_max. Until then it
+// retransmits. So tcp_retries2=3, whose model is 3 s, retransmits four
+// times with a 204 ms RTO and gives up 6.1 s after the first
+// retransmission, not three times after 3 s as the model alone suggests;
+// tcp_retries2=4 (6.2 s) may end the same way, at the same timeout.
+func modelTimeout(boundary int, base, rtoMax time.Duration) time.Duration {
 	thresh := 0
-	for rtoBase<<(thresh+1) <= rtoMax {
+	for base<<(thresh+1) <= rtoMax {
 		thresh++
 	}
 	if boundary <= thresh {
-		return time.Duration((2<<boundary)-1) * rtoBase
+		return time.Duration((2<<boundary)-1) * base
 	}
-	return time.Duration((2<<thresh)-1)*rtoBase + time.Duration(boundary-thresh)*rtoMax
+	return time.Duration((2<<thresh)-1)*base + time.Duration(boundary-thresh)*rtoMax
 }
 
-// impliedTimeout names the settings that end a connection at elapsed,
-// given that the last retransmit, at lastRetrans, had not yet timed out.
-// Timer expiries with a 200 ms base land on the model's own values, so
-// the kernel's check can go either way at them; two neighbouring values
-// may both fit, and both are named.
-func impliedTimeout(elapsed, lastRetrans time.Duration, syn bool) string {
-	name, rtoBase, def := "net.ipv4.tcp_retries2", 200*time.Millisecond, 15
-	if syn {
-		name, rtoBase, def = "net.ipv4.tcp_syn_retries", time.Second, 6
+// timerSlack is how far an observed timeout may lie from the kernel's
+// check and still be taken as on its side: timers fire late by a jiffy
+// or two, and events are stamped a little after the kernel's clock.
+const timerSlack = 30 * time.Millisecond
+
+// setting names what ended the run's connection at end (mono): the
+// tcp_retries2 (tcp_syn_retries in SYN_SENT) recorded for the socket's
+// network namespace, checked against what the kernel does with it, and
+// said plainly when the observed time does not match it; when the
+// recording has no value, the values that give the observed time.
+func (s *sockState) setting(end uint64) string {
+	r := &s.run
+	name, base, def := "net.ipv4.tcp_retries2", 200*time.Millisecond, 15
+	clock, what, retrans := r.clockMono, "the first retransmission", r.clockN
+	if r.syn {
+		name, base, def = "net.ipv4.tcp_syn_retries", time.Second, 6
+		clock, what, retrans = s.synMono, "the SYN was first sent", r.n
+		if clock == 0 || clock > r.startMono {
+			// Not seen from its connect: the first SYN retransmission
+			// comes one initial RTO (1 s) after the SYN.
+			clock = r.startMono - uint64(min(time.Second, time.Duration(r.startMono)))
+		}
+	}
+	if clock == 0 || clock > end {
+		clock, retrans = r.startMono, r.n
+	}
+	elapsed := time.Duration(end - clock)
+	last := time.Duration(0) // the last retransmission: the kernel had not given up yet
+	if r.lastMono > clock {
+		last = time.Duration(r.lastMono - clock)
+	}
+	var vals map[string]string
+	if s.sysctls != nil && s.netns != 0 {
+		vals = s.sysctls(s.netns)
+	}
+	rtoMax := 120 * time.Second
+	if v, err := strconv.Atoi(vals["net.ipv4.tcp_rto_max_ms"]); err == nil && v > 0 {
+		rtoMax = time.Duration(v) * time.Millisecond
+	}
+	fits := func(n int) bool {
+		m := modelTimeout(n, base, rtoMax)
+		return m > last-timerSlack && m <= elapsed+timerSlack
+	}
+	user := "a TCP_USER_TIMEOUT of about " + format.Duration(elapsed)
+	rule := func(m string) string {
+		return fmt.Sprintf("this kernel gives up at the first retransmission timeout at least %s after %s", m, what)
+	}
+	ns := "net:[" + strconv.FormatUint(uint64(s.netns), 10) + "]"
+	if v, ok := vals[name]; ok {
+		n, err := strconv.Atoi(v)
+		if err == nil && n > 0 {
+			m := modelTimeout(n, base, rtoMax)
+			limit := rule(format.Duration(m))
+			switch {
+			case fits(n):
+				return fmt.Sprintf("%s=%d, as recorded for %s: %s, here %s after it, after %d retransmissions",
+					name, n, ns, limit, format.Duration(elapsed), retrans)
+			case elapsed+timerSlack < m:
+				return fmt.Sprintf("not the recorded %s=%d (%s), with which %s; the kernel gave up %s after it: %s fits",
+					name, n, ns, limit, format.Duration(elapsed), user)
+			default:
+				return fmt.Sprintf("not the recorded %s=%d (%s), with which %s; the kernel was still retransmitting %s after it and gave up after %s: %s, which overrides it, fits",
+					name, n, ns, limit, format.Duration(last), format.Duration(elapsed), user)
+			}
+		}
 	}
 	var fit []int
 	for n := 1; n <= 30 && len(fit) < 2; n++ {
-		t := modelTimeout(n, rtoBase)
-		if t >= lastRetrans*9/10-100*time.Millisecond && t <= elapsed+250*time.Millisecond {
+		if fits(n) {
 			fit = append(fit, n)
 		}
 	}
-	user := "a TCP_USER_TIMEOUT of about " + format.Duration(elapsed)
 	if len(fit) == 0 {
 		return user + " (no " + name + " value gives this time)"
 	}
-	s := name + "=" + strconv.Itoa(fit[0])
-	span := format.Duration(modelTimeout(fit[0], rtoBase))
+	vs, ms := strconv.Itoa(fit[0]), format.Duration(modelTimeout(fit[0], base, rtoMax))
 	if len(fit) > 1 {
-		s += " or " + strconv.Itoa(fit[1])
-		span += " or " + format.Duration(modelTimeout(fit[1], rtoBase))
+		vs += " or " + strconv.Itoa(fit[1])
+		ms += " or " + format.Duration(modelTimeout(fit[1], base, rtoMax))
 	}
 	if slices.Contains(fit, def) {
-		span += "; " + strconv.Itoa(def) + " is the default"
+		vs += " (" + strconv.Itoa(def) + " is the default)"
 	}
-	return s + " (timeout " + span + "), or " + user
+	return fmt.Sprintf("%s=%s (its value in this socket's namespace is not known: %s, here %s after it), or %s",
+		name, vs, rule(ms), format.Duration(elapsed), user)
 }
 
 // pmtu: the stuck segment was full-size every time, the MSS never moved,
@@ -509,9 +567,14 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 		soft = fmt.Sprintf("; an ICMP %s had been stored as the soft error, so the timeout reported it instead of ETIMEDOUT", events.ErrnoName(ev.Errno))
 	}
 	switch {
-	case r.n >= 2 && r.maxBackoff >= 1:
+	case r.n >= 2 && (r.maxBackoff >= 1 || r.syn):
+		// A SYN's first retransmissions come a second apart without
+		// backing off (tcp_syn_linear_timeouts, 6.5+).
 		d.Confidence = High
 		d.ConfidenceWhy = "a retransmit chain with growing backoff and no acknowledgement until the kernel gave up"
+		if r.maxBackoff == 0 {
+			d.ConfidenceWhy = "a chain of SYN retransmits, never answered, until the kernel gave up"
+		}
 		d.Evidence.Text = fmt.Sprintf("the same %s (%d bytes) was retransmitted %d times over %s, backoff up to %d and RTO up to %s, never acknowledged; then %s after %s: %s%s",
 			what, r.bytes, r.n, format.Duration(d.Evidence.Span), r.maxBackoff, format.Duration(r.maxRTO), events.ErrnoName(ev.Errno), format.Duration(d.Evidence.Span), d.Evidence.Setting, soft)
 		if r.full == r.n && r.minBytes+40 > 1280 && !syn {
@@ -524,6 +587,9 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 	case r.n >= 1:
 		d.Confidence = Medium
 		d.ConfidenceWhy = "only one retransmit of the failing segment was seen"
+		if r.n > 1 {
+			d.ConfidenceWhy = "the failing segment's retransmits did not back off"
+		}
 		d.Evidence.Text = fmt.Sprintf("%d retransmit(s) seen, then %s%s", r.n, events.ErrnoName(ev.Errno), soft)
 	default:
 		d.Confidence = Low

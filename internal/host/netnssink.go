@@ -96,6 +96,18 @@ func (n *NetnsSysctls) read(e *events.Event) session.NetnsSysctls {
 	return ns
 }
 
+// NetnsSysctls returns the sysctls read for a namespace, nil when it has
+// not been read (or could not be): the diagnosis names the recorded
+// setting that ended a timed-out connection.
+func (n *NetnsSysctls) NetnsSysctls(netns uint32) map[string]string {
+	for i := range n.out {
+		if n.out[i].Netns.Inode == uint64(netns) {
+			return n.out[i].Sysctls
+		}
+	}
+	return nil
+}
+
 // Diagnosis is not needed.
 func (n *NetnsSysctls) Diagnosis(*diagnose.Diagnosis) error { return nil }
 

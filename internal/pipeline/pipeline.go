@@ -55,6 +55,14 @@ type Stopper interface {
 	Stopping()
 }
 
+// SysctlsSource is a sink that learns the sysctls of network namespaces
+// while a live session runs (the recorder's reader of each namespace's
+// sysctls); the diagnosis asks it for the values of a socket's
+// namespace when one of its connections times out.
+type SysctlsSource interface {
+	NetnsSysctls(netns uint32) map[string]string
+}
+
 // Stage completes each event before diagnosis and the sinks see it (the
 // workload resolver names its owner). It runs on every event the source
 // delivers, so it must be cheap after its first sight of a key.
@@ -69,11 +77,47 @@ type Pipeline struct {
 	sinks  []Sink
 	engine *diagnose.Engine
 	err    error
+	// sysctls are the namespaces' recorded sysctls by inode: the
+	// header's, and a recording's footer's (Namespaces).
+	sysctls map[uint32]map[string]string
 }
 
 // New returns a pipeline into sinks.
 func New(sinks ...Sink) *Pipeline {
-	return &Pipeline{sinks: sinks, engine: diagnose.New(diagnose.Config{})}
+	p := &Pipeline{sinks: sinks, sysctls: map[uint32]map[string]string{}}
+	p.engine = diagnose.New(diagnose.Config{Sysctls: p.netnsSysctls})
+	return p
+}
+
+// Namespaces hands the diagnosis the sysctls of network namespaces known
+// before the events (a recording's footer holds them, read when each
+// namespace's first event was seen).
+func (p *Pipeline) Namespaces(ns []session.NetnsSysctls) {
+	for _, n := range ns {
+		p.know(n.Netns.Inode, n.Sysctls)
+	}
+}
+
+func (p *Pipeline) know(inode uint64, vals map[string]string) {
+	if inode != 0 && len(vals) > 0 {
+		p.sysctls[uint32(inode)] = vals
+	}
+}
+
+// netnsSysctls is the diagnosis's view of a namespace's sysctls: known
+// ones first, then what a live sink has read.
+func (p *Pipeline) netnsSysctls(netns uint32) map[string]string {
+	if v, ok := p.sysctls[netns]; ok {
+		return v
+	}
+	for _, s := range p.sinks {
+		if src, ok := s.(SysctlsSource); ok {
+			if v := src.NetnsSysctls(netns); len(v) > 0 {
+				return v
+			}
+		}
+	}
+	return nil
 }
 
 // Enrich adds a stage that completes every event before the sinks see it.
@@ -87,6 +131,7 @@ func (p *Pipeline) Err() error { return p.err }
 
 // Begin starts every sink.
 func (p *Pipeline) Begin(d *session.Description) error {
+	p.know(d.Netns.Inode, d.Sysctls)
 	for _, s := range p.sinks {
 		p.keep(s.Begin(d))
 	}

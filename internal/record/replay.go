@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"github.com/sendtrace/sendtrace/internal/events"
@@ -19,6 +21,9 @@ func Replay(path string, p *pipeline.Pipeline) (*Reader, error) {
 		return nil, err
 	}
 	defer rd.Close()
+	// The footer holds the sysctls of the namespaces other than the
+	// header's, which the diagnosis of the events needs before them.
+	p.Namespaces(footerNamespaces(path))
 	if err := p.Begin(&rd.Header.Description); err != nil {
 		return nil, err
 	}
@@ -40,4 +45,35 @@ func Replay(path string, p *pipeline.Pipeline) (*Reader, error) {
 		end = rd.Footer.End()
 	}
 	return rd, p.End(end)
+}
+
+// footerPrefix starts the footer record as the writer encodes it.
+var footerPrefix = []byte(`{"kind":"` + KindFooter + `"`)
+
+// footerNamespaces reads ahead to the footer for the sysctls of the
+// namespaces it lists: a pass over the lines that parses none but the
+// footer. nil when the file has no footer (a recording cut short) or
+// cannot be read; Replay's own pass reports what is wrong with it.
+func footerNamespaces(path string) []session.NetnsSysctls {
+	rd, err := Open(path)
+	if err != nil {
+		return nil
+	}
+	defer rd.Close()
+	for {
+		line, err := rd.readLine()
+		if err != nil || line == nil {
+			return nil
+		}
+		if !bytes.HasPrefix(line, footerPrefix) {
+			continue
+		}
+		var f struct {
+			Namespaces []session.NetnsSysctls `json:"netns_sysctls"`
+		}
+		if json.Unmarshal(line, &f) != nil {
+			return nil
+		}
+		return f.Namespaces
+	}
 }
