@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/events"
-	"github.com/sendtrace/sendtrace/internal/host"
+	"github.com/sendtrace/sendtrace/internal/procstate"
 )
 
 // triple is one series' labels: the metric's own label (errno, kind,
@@ -96,7 +96,7 @@ func (s *Sink) retireExited(now time.Time) {
 		// A process found gone stays gone: its pid is not looked up
 		// again, so thousands of exited processes cost no work a poll.
 		if p.deadSince.IsZero() {
-			if host.Alive(int(pid)) {
+			if procstate.Alive(int(pid)) {
 				if !p.expired {
 					s.touch(p.label, now)
 				}

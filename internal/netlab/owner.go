@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sendtrace/sendtrace/internal/host"
+	"github.com/sendtrace/sendtrace/internal/procstate"
 )
 
 // A test binary killed before its cleanups run (go test -timeout, a
@@ -62,7 +62,7 @@ func ownerAlive(record []byte) bool {
 		return false
 	}
 	// A killed test that nobody has reaped yet is a zombie: dead all the same.
-	return host.Alive(pid)
+	return procstate.Alive(pid)
 }
 
 // sweep deletes the namespaces of dead test processes. Processes still

@@ -17,6 +17,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/procstate"
 	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/sockowner"
 	"github.com/sendtrace/sendtrace/internal/workload"
@@ -333,7 +334,7 @@ func watch(ctx context.Context, t *loader.Programs, seed func() error, opts sess
 
 // pidAlive reports whether a process exists and has not exited (a zombie
 // waiting for its parent counts as exited).
-func pidAlive(pid uint32) bool { return host.Alive(int(pid)) }
+func pidAlive(pid uint32) bool { return procstate.Alive(int(pid)) }
 
 func anyAlive(pids []uint32) bool {
 	for _, p := range pids {

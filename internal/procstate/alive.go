@@ -1,4 +1,6 @@
-package host
+// Package procstate says what state a process is in, from /proc. It links
+// nothing Linux-only, so the report-only build can carry its callers.
+package procstate
 
 import (
 	"os"
