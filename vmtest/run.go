@@ -492,6 +492,13 @@ func reportFailure(g *guestRun) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "---- [%s] %s: %s (rc=%d)\n", g.k.Label, r.status, r.cmd.Text, r.rc)
+		if lines := failedTestLines(r.output, 120); len(lines) > 0 {
+			fmt.Fprintf(os.Stderr, "---- [%s] the failed tests' output:\n", g.k.Label)
+			for _, l := range lines {
+				fmt.Fprintf(os.Stderr, "  %s\n", l)
+			}
+			fmt.Fprintf(os.Stderr, "---- [%s] the command's last lines:\n", g.k.Label)
+		}
 		tail := r.output
 		if len(tail) > 200 {
 			tail = tail[len(tail)-200:]
@@ -570,6 +577,17 @@ func printTable(w *os.File, runs []*guestRun) {
 				pass++
 			} else {
 				fail++
+			}
+		}
+	}
+	for _, g := range runs {
+		for _, r := range g.results {
+			if r.status != "PASS" && r.status != "NOT RUN" {
+				fmt.Fprintf(w, "vmtest: %s %s: %s", g.k.Label, r.status, short(r.cmd.Text, 60))
+				if names := failedTests(r.output); len(names) > 0 {
+					fmt.Fprintf(w, ": %s", strings.Join(names, ", "))
+				}
+				fmt.Fprintln(w)
 			}
 		}
 	}
