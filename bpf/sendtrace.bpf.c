@@ -1060,6 +1060,23 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 
 /* Async events. */
 
+/* disconnect_report says whether an error report is the second one a
+ * failed connect() makes: having taken the error, __inet_stream_connect
+ * resets the socket with tcp_disconnect, which clears the destination
+ * port and reports again with sk_err already 0. No error and no
+ * destination: counted, every refused connect would count twice, once
+ * under ADDR:0. */
+static __always_inline bool disconnect_report(const struct event *e, __s32 err)
+{
+	__u64 hi, lo;
+
+	if (err || e->dport)
+		return false;
+	__builtin_memcpy(&hi, e->daddr, 8);
+	__builtin_memcpy(&lo, e->daddr + 8, 8);
+	return hi | lo;
+}
+
 static __always_inline int async_event(struct sock *sk, __u8 kind, __s32 err)
 {
 	struct event e = {};
@@ -1069,6 +1086,8 @@ static __always_inline int async_event(struct sock *sk, __u8 kind, __s32 err)
 	if (!owner_of(sk, &e, true))
 		return 0;
 	fill_sock(&e, sk);
+	if (kind == KIND_ERROR_REPORT && disconnect_report(&e, err))
+		return 0;
 	if (!match_dst(&e) || !match_errno(err))
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();

@@ -10,7 +10,9 @@ import "net/netip"
 // hook sees that second report with sk_err already 0, on the same
 // socket: src 0.0.0.0:PORT, dst ADDR:0, state CLOSE, errno 0. It reports
 // no error; counted, every refused blocking connect would count twice,
-// once under a destination ADDR:0 that nothing connected to.
+// once under a destination ADDR:0 that nothing connected to. The BPF
+// programs leave these reports out of the stream and the totals; recordings
+// of older versions hold them, and their reader leaves them out.
 
 // IsDisconnectReport says whether e is such a report: an error report
 // with no error, on a socket that is no longer connected (its
@@ -27,21 +29,4 @@ func (k TotalsKey) IsDisconnectReport() bool {
 
 func unconnected(dst netip.AddrPort) bool {
 	return dst.IsValid() && dst.Port() == 0 && !dst.Addr().IsUnspecified()
-}
-
-// DropDisconnectReports takes the kernel's counts of disconnect reports
-// (see IsDisconnectReport) out of t, which counts them under their
-// destination ADDR:0 with errno 0, and returns how many there were.
-func (t *Totals) DropDisconnectReports() uint64 {
-	if t == nil {
-		return 0
-	}
-	var n uint64
-	for k, v := range t.ByKey {
-		if k.IsDisconnectReport() {
-			n += v.Count
-			delete(t.ByKey, k)
-		}
-	}
-	return n
 }

@@ -28,9 +28,5 @@ func TestIsDisconnectReport(t *testing.T) {
 		if got := IsDisconnectReport(&e); got != c.want {
 			t.Errorf("%s errno %d dst %q: %v, want %v", c.kind, c.errno, c.dst, got, c.want)
 		}
-		tot := Totals{ByKey: map[TotalsKey]TotalsValue{TotalsKeyOf(&e): {Count: 3}}}
-		if n := tot.DropDisconnectReports(); (n == 3) != c.want || (len(tot.ByKey) == 0) != c.want {
-			t.Errorf("%s errno %d dst %q: totals dropped %d, left %v", c.kind, c.errno, c.dst, n, tot.ByKey)
-		}
 	}
 }

@@ -115,8 +115,8 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	if live != nil {
 		live(t.Counters)
 	}
-	totals := withoutDisconnects(owners.totals(t.Totals))
-	p.WatchTotals(pipeline.LiveTotals{Read: totals, Retire: withoutDisconnectsRetired(t.RetireTotals)})
+	totals := owners.totals(t.Totals)
+	p.WatchTotals(pipeline.LiveTotals{Read: totals, Retire: t.RetireTotals})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -167,28 +167,6 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	}
 	end.Totals.LostUser = lostUser
 	return end, p.End(end)
-}
-
-// withoutDisconnects reads the kernel's totals without its counts of the
-// error reports a failed connect() makes when it resets its socket
-// (events.IsDisconnectReport), which the stream leaves out too.
-func withoutDisconnects(read func() (*events.Totals, error)) func() (*events.Totals, error) {
-	return func() (*events.Totals, error) {
-		t, err := read()
-		t.DropDisconnectReports()
-		return t, err
-	}
-}
-
-func withoutDisconnectsRetired(retire func([]uint32) (*events.Totals, error)) func([]uint32) (*events.Totals, error) {
-	if retire == nil {
-		return nil
-	}
-	return func(pids []uint32) (*events.Totals, error) {
-		t, err := retire(pids)
-		t.DropDisconnectReports()
-		return t, err
-	}
 }
 
 // startOwnerLookup makes the lookup of unattributed events' owners when
@@ -268,11 +246,6 @@ func readLoop(rd *ringbuf.Reader, dec *loader.Decoder, owners *ownerLookup, p *p
 		}
 		if err := dec.Decode(rec.RawSample, &ev); err != nil {
 			*lostUser++
-			continue
-		}
-		if events.IsDisconnectReport(&ev) {
-			// No error: a failed connect() resetting its socket. The
-			// totals leave it out too (withoutDisconnects).
 			continue
 		}
 		*received++
