@@ -117,11 +117,25 @@ static __always_inline struct owner *owner_get(struct sock *sk, bool create)
 	return bpf_map_lookup_elem(&owners, &key);
 }
 
+/* sock_addr_id is the socket's address, salted per session so that no
+ * kernel address reaches a recording. Read as a number: the verifier
+ * allows no arithmetic on the pointer itself. */
+static __always_inline __u64 sock_addr_id(struct sock *sk)
+{
+	__u64 addr = 0;
+
+	bpf_probe_read_kernel(&addr, sizeof(addr), &sk);
+	return addr ^ cfg.cookie_salt;
+}
+
+/* owner_reset starts a new socket's record. Its id mixes in the birth
+ * time: a socket allocated where a freed one was is another connection. */
 static __always_inline struct owner *owner_reset(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct owner empty = {};
 
+	empty.cookie = sock_addr_id(sk) ^ (bpf_ktime_get_ns() << 12);
 	bpf_map_update_elem(&owners, &key, &empty, BPF_ANY);
 	return bpf_map_lookup_elem(&owners, &key);
 }
@@ -135,20 +149,21 @@ static __always_inline void owner_forget(struct sock *sk)
 
 /* A socket's id is the kernel's cookie when something already asked for
  * it (ss -e, SO_COOKIE): a program cannot make one here. Else it is the
- * socket's address, salted per session so that no kernel address reaches
- * a recording: unique while the socket lives, and replaced by the cookie
- * once someone asks. */
+ * id its record got when the socket connected (owner_reset), else its
+ * salted address: unique while the socket lives, and replaced by the
+ * cookie once someone asks. */
 static __always_inline __u64 sock_cookie(struct sock *sk)
 {
-	__u64 addr = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	__u64 key = (__u64)sk;
+	struct owner *o;
 
-	if (addr)
-		return addr;
-
-	/* Read as a number: the verifier allows no arithmetic on the
-	 * pointer itself. */
-	bpf_probe_read_kernel(&addr, sizeof(addr), &sk);
-	return addr ^ cfg.cookie_salt;
+	if (cookie)
+		return cookie;
+	o = bpf_map_lookup_elem(&owners, &key);
+	if (o && o->cookie)
+		return o->cookie;
+	return sock_addr_id(sk);
 }
 
 static __always_inline __u64 sock_cookie_any(struct sock *sk)
