@@ -234,6 +234,20 @@ type TotalsValue struct {
 	Segs uint64
 }
 
+// AddKeys adds o's counts, key by key, to t.
+func (t *Totals) AddKeys(o *Totals) {
+	if t.ByKey == nil {
+		t.ByKey = make(map[TotalsKey]TotalsValue, len(o.ByKey))
+	}
+	for k, v := range o.ByKey {
+		s := t.ByKey[k]
+		s.Count += v.Count
+		s.Bytes += v.Bytes
+		s.Segs += v.Segs
+		t.ByKey[k] = s
+	}
+}
+
 // SumSegs returns the segments of a kind: for retransmits, what the
 // kernel added to TcpRetransSegs.
 func (t *Totals) SumSegs(k Kind) uint64 {

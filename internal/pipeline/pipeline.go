@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
@@ -44,6 +45,45 @@ type LiveTotals struct {
 	// processes, and loses or doubles no count. Nil where no session
 	// runs long enough to need it.
 	Retire func(pids []uint32) (*events.Totals, error)
+	// Session reads every count since the session began: the kernel's
+	// totals plus those Retire took out. The pipeline provides it.
+	Session func() (*events.Totals, error)
+}
+
+// withSession gives live a Session reader. Retiring and reading the
+// session's totals take one lock, so that no count is in both the
+// kernel's map and the retired sum, or in neither.
+func withSession(live LiveTotals) LiveTotals {
+	if live.Read == nil || live.Session != nil {
+		return live
+	}
+	var (
+		mu      sync.Mutex
+		retired events.Totals
+	)
+	if retire := live.Retire; retire != nil {
+		live.Retire = func(pids []uint32) (*events.Totals, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			t, err := retire(pids)
+			if t != nil {
+				retired.AddKeys(t)
+			}
+			return t, err
+		}
+	}
+	read := live.Read
+	live.Session = func() (*events.Totals, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		t, err := read()
+		if err != nil {
+			return nil, err
+		}
+		t.AddKeys(&retired)
+		return t, nil
+	}
+	return live
 }
 
 // Stopper is a sink that must read something while the programs are
@@ -167,6 +207,7 @@ func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
 // WatchTotals hands the live source's totals reader to every sink that
 // reads them while the session runs.
 func (p *Pipeline) WatchTotals(live LiveTotals) {
+	live = withSession(live)
 	for _, s := range p.sinks {
 		if w, ok := s.(TotalsWatcher); ok {
 			w.WatchTotals(live)

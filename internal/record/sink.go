@@ -106,6 +106,15 @@ func (r *Recorder) destinations(traffic []events.Traffic) ([]DestStats, string) 
 	} else {
 		ds = r.dests
 	}
+	return destStats(&ds, source), source
+}
+
+// DestinationsFromEvents is a footer's destinations when only events
+// were seen (destinations_source "events"): the retransmitted segments
+// they carried.
+func DestinationsFromEvents(ds *events.Dests) []DestStats { return destStats(ds, "events") }
+
+func destStats(ds *events.Dests, source string) []DestStats {
 	out := make([]DestStats, 0, ds.Len())
 	for _, d := range ds.Sorted() {
 		k := events.AddrString(d.Dst)
@@ -119,5 +128,5 @@ func (r *Recorder) destinations(traffic []events.Traffic) ([]DestStats, string) 
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Dst < out[j].Dst })
-	return out, source
+	return out
 }

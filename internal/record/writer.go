@@ -97,7 +97,10 @@ type Writer struct {
 	// good is the file size after the last successful flush. Everything up
 	// to it is whole records (and, compressed, a decodable stream), so a
 	// failed write cuts the file back to it.
-	good    int64
+	good int64
+	// pending is the uncompressed bytes written since the last flush:
+	// what the file may still grow by, compressed, before Flush returns.
+	pending int64
 	records uint64
 	events  uint64
 	err     error
@@ -112,6 +115,8 @@ type Stats struct {
 	Records   uint64
 	Events    uint64
 	FileBytes int64
+	// Pending is the uncompressed bytes of the records not yet flushed.
+	Pending int64
 }
 
 // Create creates path with mode 0600 (recordings show which processes talk
@@ -143,6 +148,21 @@ func CreateFile(path string, force bool, h *Header) (*Writer, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// streamFile is a stream (a pipe, an HTTP response) that a recording is
+// written to: the caller closes it, and a failed write cannot be cut back.
+type streamFile struct{ io.Writer }
+
+func (streamFile) Sync() error          { return nil }
+func (streamFile) Truncate(int64) error { return nil }
+func (streamFile) Close() error         { return nil }
+
+// NewStreamWriter writes a recording to out, compressed as c, and
+// flushes the header at once. Close writes the footer and finishes the
+// compressed stream; closing out is the caller's.
+func NewStreamWriter(out io.Writer, name string, c Compression, h *Header) (*Writer, error) {
+	return newWriter(name, streamFile{out}, c, h)
 }
 
 func newWriter(path string, f file, c Compression, h *Header) (*Writer, error) {
@@ -250,6 +270,7 @@ func (w *Writer) writeLineLocked(b []byte) error {
 		return w.failLocked(err)
 	}
 	w.records++
+	w.pending += int64(len(b)) + 1
 	w.dirty = true
 	return nil
 }
@@ -267,6 +288,7 @@ func (w *Writer) flushLocked() error {
 		}
 	}
 	w.good = w.cf.n
+	w.pending = 0
 	w.dirty = false
 	return nil
 }
@@ -311,7 +333,7 @@ func (w *Writer) Err() error {
 func (w *Writer) Stats() Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return Stats{Records: w.records, Events: w.events, FileBytes: w.cf.n}
+	return Stats{Records: w.records, Events: w.events, FileBytes: w.cf.n, Pending: w.pending}
 }
 
 // Events returns how many event records were written.
