@@ -21,6 +21,9 @@ type htmlFlags struct {
 	path  string
 	force bool
 	conns int
+	// name is how the page names its recording (a flight window); default
+	// its path.
+	name string
 }
 
 func (h *htmlFlags) register(fl *pflag.FlagSet, drawsConns bool) {
@@ -46,7 +49,7 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 		return err
 	}
 	col := htmlreport.NewCollector(h.conns)
-	rec, err := report.Load(recording, report.Options{}, col)
+	rec, err := report.Load(recording, report.Options{Name: h.name}, col)
 	if err != nil {
 		return err
 	}

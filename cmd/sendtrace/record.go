@@ -17,6 +17,7 @@ func newRecordCmd() *cobra.Command {
 		out    string
 		force  bool
 		status time.Duration
+		win    windowFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "record -o FILE [filters] [--duration D]",
@@ -29,7 +30,8 @@ file every 500 ms and fsynced at a clean stop, so a recording cut short by
 kill -9 or a full disk stays readable up to its last complete record.`,
 		Example: `  sudo sendtrace record -o incident.jsonl.zst --dst 198.18.0.0/15 --duration 10m
   sendtrace report incident.jsonl.zst
-  zstdcat incident.jsonl.zst | jq 'select(.kind=="send_error")'`,
+  zstdcat incident.jsonl.zst | jq 'select(.kind=="send_error")'
+  sendtrace record --from-flight /var/lib/sendtrace/flight --since 30m --until 10m -o incident.jsonl.zst`,
 		Args: cobra.NoArgs,
 	}
 	// 16 MiB rides out about 100 ms of writer stalls at 500k events/s;
@@ -38,9 +40,16 @@ kill -9 or a full disk stays readable up to its last complete record.`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "recording file (.gz or .zst to compress); required")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite FILE if it exists (by default an existing recording is never replaced)")
 	cmd.Flags().DurationVar(&status, "status-interval", 5*time.Second, "how often to print a status line on stderr; 0 turns it off")
+	win.register(cmd.Flags(), "from-flight", "write the window --since (and --until) of the flight recording that sendtrace serve --flight-dir keeps in this directory to FILE, rather than tracing")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if out == "" {
 			return errors.New("missing -o FILE: say where to write the recording, e.g. -o incident.jsonl.zst")
+		}
+		if win.dir != "" {
+			return recordFromFlight(&win, out, force, cmd.ErrOrStderr())
+		}
+		if win.since != "" || win.until != "" {
+			return errors.New("--since and --until pick a window of a flight recording: give --from-flight DIR")
 		}
 		// Before anything is loaded: an earlier incident's recording is
 		// worth more than this run, and the file this run reads (--btf)

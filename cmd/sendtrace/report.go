@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"strconv"
 	"time"
 
@@ -22,6 +24,7 @@ func newReportCmd() *cobra.Command {
 		top    int
 		bucket time.Duration
 		page   htmlFlags
+		win    windowFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "report FILE [FILE...]",
@@ -50,8 +53,18 @@ axis, the other end's clock corrected by the estimated offset.`,
   sendtrace report --conn 16435 incident.jsonl.zst
   sendtrace report -o json incident.jsonl.zst | jq .time_to_failure
   sendtrace report client.jsonl.zst server.jsonl.zst
-  sendtrace report --html both.html client.jsonl.zst server.jsonl.zst`,
-		Args: reportArgs,
+  sendtrace report --html both.html client.jsonl.zst server.jsonl.zst
+  sendtrace report --flight /var/lib/sendtrace/flight --since 15m
+  sendtrace report --flight /var/lib/sendtrace/flight --since 2026-12-06T20:00:00Z --until 20m --pod shop/cart-7d9f8b6c5-x2kqz`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if win.dir != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("--flight reads its window from the flight directory: leave out the files (%s)", strings.Join(args, " "))
+				}
+				return nil
+			}
+			return reportArgs(cmd, args)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
@@ -59,7 +72,21 @@ axis, the other end's clock corrected by the estimated offset.`,
 	fl.IntVar(&top, "top", 10, "rows in the destination and process tables")
 	fl.DurationVar(&bucket, "bucket", 0, "width of the failures-over-time buckets (default: chosen from the recording's length)")
 	page.register(fl, true)
+	win.register(fl, "flight", "read the window --since (and --until) of the flight recording that sendtrace serve --flight-dir keeps in this directory, as one recording")
+	win.registerFilters(fl)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if win.dir == "" && (win.since != "" || win.until != "" || win.hasFilters()) {
+			return errors.New("--since, --until and the filters pick a window of a flight recording: give --flight DIR")
+		}
+		var name string
+		if win.dir != "" {
+			tmp, n, err := win.tempWindow(time.Now())
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp)
+			args, name, page.name = []string{tmp}, n, n
+		}
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
 		}
@@ -95,7 +122,7 @@ axis, the other end's clock corrected by the estimated offset.`,
 			}
 			cookie = n
 		}
-		rec, err := report.Load(args[0], report.Options{Conn: cookie})
+		rec, err := report.Load(args[0], report.Options{Conn: cookie, Name: name})
 		if err != nil {
 			return err
 		}

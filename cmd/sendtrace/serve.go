@@ -21,6 +21,7 @@ type serveFlags struct {
 	hostRoot     string
 	eventBatch   time.Duration
 	webConfig    string
+	flight       flightFlags
 }
 
 const defaultListen = "127.0.0.1:9464"
@@ -63,6 +64,7 @@ and serve goes on.`,
 	fl.IntVar(&sf.maxPeers, "max-peers", 100, "at most this many peer label values; the rest are counted as peer=\"other\"")
 	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (the first event of each cgroup still wakes it at once); 0: read each event at once, at more CPU; counts are never delayed")
 	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
+	sf.flight.register(fl)
 	fl.StringVar(&sf.webConfig, "web.config.file", "", "TLS, client certificates and basic auth: a web configuration file as Prometheus exporters read it (tls_server_config, basic_auth_users with bcrypt hashes); read again on every connection and request")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts, err := tf.options()
@@ -80,6 +82,9 @@ and serve goes on.`,
 		}
 		if sf.eventBatch < 0 {
 			return fmt.Errorf("invalid --event-batch %s: give 0 or more", sf.eventBatch)
+		}
+		if err := sf.flight.check(); err != nil {
+			return err
 		}
 		opts.EventBatch = sf.eventBatch
 		opts.NoTraffic = true

@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/flight"
 	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/metrics"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/render"
@@ -60,6 +62,15 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(sink); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
+	}
+	var rec *flight.Recorder
+	if sf.flight.dir != "" {
+		if rec, err = sf.flight.recorder(stderr); err != nil {
+			return err
+		}
+		if err := reg.Register(rec); err != nil {
+			return fmt.Errorf("register flight metrics: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", sf.listen)
 	if err != nil {
@@ -100,9 +111,20 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	if sf.events {
 		sinks = append(sinks, render.NewJSON(stdout))
 	}
+	var snap *host.Snapshot
+	if rec != nil {
+		sinks = append(sinks, rec)
+		// Each segment is a recording: its header holds the sysctls.
+		if snap, err = host.ReadSysctls(0); err != nil {
+			return fmt.Errorf("read sysctls: %w", err)
+		}
+	}
 	p := enrich(pipeline.New(sinks...), names)
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
+		if snap != nil {
+			snap.AddTo(d)
+		}
 		return nil
 	}
 	_, runErr := tracer.Run(ctx, opts, version, describe, p, nil)

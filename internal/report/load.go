@@ -27,6 +27,8 @@ type Options struct {
 	// Conn, when non-zero, keeps every event of the socket with this
 	// cookie for a timeline.
 	Conn uint64
+	// Name is how the report names the recording; default its path.
+	Name string
 }
 
 // Recording is everything a report or a diff needs from one file.
@@ -188,6 +190,9 @@ func Load(path string, o Options, also ...pipeline.Sink) (*Recording, error) {
 	rd, err := record.Replay(path, pipeline.New(append([]pipeline.Sink{rec}, also...)...))
 	if err != nil {
 		return nil, err
+	}
+	if o.Name != "" {
+		rec.Path = o.Name
 	}
 	rec.Header = rd.Header
 	rec.Footer = rd.Footer
