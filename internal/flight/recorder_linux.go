@@ -249,7 +249,7 @@ func (r *Recorder) write(e *events.Event) {
 		r.diskDropped.Add(1)
 		return
 	}
-	if r.seg == nil && !r.open(time.Now()) {
+	if r.seg == nil && !r.open(time.Now(), e.Time) {
 		r.writeDropped.Add(1)
 		return
 	}
@@ -308,7 +308,10 @@ func (r *Recorder) deleteOldest() {
 	}
 }
 
-func (r *Recorder) open(now time.Time) bool {
+// open starts a segment at now, or at first, the time of the event it
+// opens for, when that is earlier (it waited in the queue): a window
+// from the segment's start holds every event in it.
+func (r *Recorder) open(now, first time.Time) bool {
 	if !r.spaceOK() {
 		return false
 	}
@@ -319,8 +322,12 @@ func (r *Recorder) open(now time.Time) bool {
 		base = nil
 	}
 	h := &record.Header{Description: r.desc}
-	h.StartTime = now.UTC()
 	h.StartMonoNS = host.MonoNow()
+	if !first.IsZero() && first.Before(now) {
+		h.StartMonoNS -= min(uint64(now.Sub(first)), h.StartMonoNS)
+		now = first
+	}
+	h.StartTime = now.UTC()
 	h.Duration = ""
 	path := filepath.Join(r.cfg.Dir, segmentName(now))
 	w, err := record.CreateFile(path, false, h)
