@@ -70,6 +70,7 @@ type windowWriter struct {
 	namespaces   map[uint64]session.NetnsSysctls
 	nsOrder      []uint64
 	written      uint64
+	note         record.FlightWindow
 }
 
 func writeWindow(picked []segment, since, until time.Time, filter func(*events.Event) bool, w io.Writer) error {
@@ -86,7 +87,7 @@ func writeWindow(picked []segment, since, until time.Time, filter func(*events.E
 	h.StartMonoNS += uint64(start.Sub(h.StartTime))
 	h.StartTime = start
 	h.Duration = ""
-	ww := &windowWriter{since: since, until: until, filter: filter, h: &h,
+	ww := &windowWriter{since: since, until: until, filter: filter, h: &h, note: record.FlightWindow{Since: since.UTC(), Until: until.UTC()},
 		totals: events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}, namespaces: map[uint64]session.NetnsSysctls{}}
 	ww.out, err = record.NewStreamWriter(w, "flight window", record.CompressZstd, &h)
 	if err != nil {
@@ -110,7 +111,9 @@ func writeWindow(picked []segment, since, until time.Time, filter func(*events.E
 		ns = append(ns, ww.namespaces[ino])
 	}
 	fin := &session.End{Time: end, MonoNS: h.StartMonoNS + uint64(end.Sub(start)), Totals: &ww.totals, Namespaces: ns}
-	return ww.out.Close(record.NewFooter(fin, &h, ww.written, record.DestinationsFromEvents(&ww.dests), "events"))
+	f := record.NewFooter(fin, &h, ww.written, record.DestinationsFromEvents(&ww.dests), "events")
+	f.Window = &ww.note
+	return ww.out.Close(f)
 }
 
 // bootShift moves mono times of another boot onto the window header's
@@ -159,7 +162,12 @@ func (ww *windowWriter) copySegment(s segment) error {
 		ww.dests.Observe(&e)
 		countEvent(&seg, &e)
 	}
+	ww.note.Segments++
+	if rd.Footer == nil {
+		ww.note.Unfinished++
+	}
 	if whole && rd.Footer != nil {
+		ww.note.KernelSegments++
 		t := rd.Footer.EventsTotals()
 		ww.totals.AddKeys(t)
 		ww.totals.LostKernel += t.LostKernel
@@ -167,6 +175,7 @@ func (ww *windowWriter) copySegment(s segment) error {
 		ww.totals.Unstreamed += t.Unstreamed
 	} else {
 		ww.totals.AddKeys(&seg)
+		ww.note.EventsCounted += seg.Sum(events.KindUnknown)
 	}
 	if rd.Footer != nil {
 		for _, n := range rd.Footer.Namespaces {

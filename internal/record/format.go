@@ -79,6 +79,27 @@ type Footer struct {
 	// (nstat's), read as the recording started and as it ended. Absent
 	// in older recordings.
 	NetnsCounters []session.NetnsCounters `json:"netns_counters,omitempty"`
+	// Window is set in a recording cut from serve's flight recorder: it
+	// says which of the totals above are the kernel's.
+	Window *FlightWindow `json:"flight_window,omitempty"`
+}
+
+// FlightWindow describes a recording cut from a flight directory. Its
+// totals are the kernel's for the segments wholly inside the window;
+// for the others (cut by the window's edges, without a footer, or read
+// through a filter) they are counted from the events in the window.
+type FlightWindow struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	// Segments is how many segments the window read; KernelSegments how
+	// many of them gave their kernel totals.
+	Segments       int `json:"segments"`
+	KernelSegments int `json:"kernel_segments"`
+	// Unfinished segments have no footer: the one serve is writing, or
+	// one cut short when serve was killed.
+	Unfinished int `json:"unfinished_segments,omitempty"`
+	// EventsCounted is how many events were counted from the events.
+	EventsCounted uint64 `json:"events_counted"`
 }
 
 // TotalsRow is one entry of events.Totals. Dst, Detail (a retransmit's

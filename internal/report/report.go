@@ -185,7 +185,7 @@ func Build(r *Recording, o BuildOptions) *Report {
 	}
 	rep.Problems = problems(r)
 	rep.NetnsCounters = netnsCounters(r)
-	if r.Footer != nil {
+	if r.Footer != nil && (r.Footer.Window == nil || r.Footer.Window.KernelSegments > 0) {
 		rep.CountsFrom = "kernel"
 		rep.Lost = &r.Footer.Lost
 		for k, v := range r.Footer.ByKind {
@@ -293,6 +293,9 @@ func problems(r *Recording) []string {
 	case r.Truncated:
 		p = append(p, "the file ends inside a record; that last partial record was skipped")
 	}
+	if w := flightWindowOf(r); w != nil && w.EventsCounted > 0 {
+		p = append(p, flightWindowProblem(w))
+	}
 	if r.Skipped > 0 {
 		p = append(p, fmt.Sprintf("%d records of kinds this version does not know were skipped", r.Skipped))
 	}
@@ -301,6 +304,24 @@ func problems(r *Recording) []string {
 			r.Footer.Lost.Kernel+r.Footer.Lost.User, r.Footer.Lost.Kernel, r.Footer.Lost.User))
 	}
 	return p
+}
+
+func flightWindowOf(r *Recording) *record.FlightWindow {
+	if r.Footer == nil {
+		return nil
+	}
+	return r.Footer.Window
+}
+
+// flightWindowProblem says which counts of a flight window are the
+// kernel's.
+func flightWindowProblem(w *record.FlightWindow) string {
+	s := fmt.Sprintf("a window of a flight recording: %d of its %d segments lie wholly inside it and give the kernel's exact totals; "+
+		"the counts of the other %d events (at the window's edges", w.KernelSegments, w.Segments, w.EventsCounted)
+	if w.Unfinished > 0 {
+		s += fmt.Sprintf(", in %d segments without a footer: the one serve is writing, or one cut short when serve was killed", w.Unfinished)
+	}
+	return s + ", or picked by a filter) are from the events alone"
 }
 
 func kindsMap(r *events.RetransSegs) map[string]uint64 {
