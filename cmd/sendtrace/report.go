@@ -57,6 +57,9 @@ axis, the other end's clock corrected by the estimated offset.`,
   sendtrace report --flight /var/lib/sendtrace/flight --since 15m
   sendtrace report --flight /var/lib/sendtrace/flight --since 2026-12-06T20:00:00Z --until 20m --pod shop/cart-7d9f8b6c5-x2kqz`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if win.dir == "" && (win.since != "" || win.until != "" || win.hasFilters()) {
+				return errors.New("--since, --until and the filters pick a window of a flight recording: give --flight DIR")
+			}
 			if win.dir != "" {
 				if len(args) > 0 {
 					return fmt.Errorf("--flight reads its window from the flight directory: leave out the files (%s)", strings.Join(args, " "))
@@ -75,9 +78,6 @@ axis, the other end's clock corrected by the estimated offset.`,
 	win.register(fl, "flight", "read the window --since (and --until) of the flight recording that sendtrace serve --flight-dir keeps in this directory, as one recording")
 	win.registerFilters(fl)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if win.dir == "" && (win.since != "" || win.until != "" || win.hasFilters()) {
-			return errors.New("--since, --until and the filters pick a window of a flight recording: give --flight DIR")
-		}
 		var name string
 		if win.dir != "" {
 			tmp, n, err := win.tempWindow(time.Now())

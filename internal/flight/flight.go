@@ -64,5 +64,7 @@ type BeforeHistoryError struct {
 }
 
 func (e *BeforeHistoryError) Error() string {
-	return fmt.Sprintf("history starts at %s", e.Start.UTC().Format(time.RFC3339))
+	// To the nanosecond, so that the time said can be given back as
+	// --since.
+	return fmt.Sprintf("history starts at %s", e.Start.UTC().Format(time.RFC3339Nano))
 }

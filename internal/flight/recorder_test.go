@@ -325,10 +325,18 @@ func TestWindowBadInput(t *testing.T) {
 	var bh *BeforeHistoryError
 	if err := Window(dir, segs[0].start.Add(-time.Hour), time.Time{}, nil, &buf); !errors.As(err, &bh) || !bh.Start.Equal(segs[0].start) {
 		t.Errorf("since before the history: %v", err)
-	} else if want := "history starts at " + segs[0].start.Format(time.RFC3339); err.Error() != want {
+	} else if want := "history starts at " + segs[0].start.Format(time.RFC3339Nano); err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	if err := Window(dir, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), nil, &buf); !errors.Is(err, ErrNoData) {
 		t.Errorf("a window after the recording: %v, want ErrNoData", err)
+	}
+	since, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(bh.Error(), "history starts at "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := Window(dir, since, time.Time{}, nil, &buf); err != nil {
+		t.Errorf("--since the time the error said: %v", err)
 	}
 }
