@@ -24,7 +24,7 @@ type flightFlags struct {
 func (f *flightFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.dir, "flight-dir", "", "keep the last stretch of events in rotating recordings in this directory (created 0700), for report --flight and record --from-flight; off when empty")
 	fl.StringVar(&f.maxSize, "flight-max-size", "256MiB", "most bytes the flight directory's segments take together; the oldest segment is deleted first")
-	fl.DurationVar(&f.maxAge, "flight-max-age", flight.DefaultMaxAge, "delete flight segments whose last event is older than this")
+	fl.DurationVar(&f.maxAge, "flight-max-age", flight.DefaultMaxAge, "delete flight segments last written longer ago than this")
 	fl.StringVar(&f.minFree, "flight-min-free", "512MiB", "stop the flight recorder while its file system has less free space than this, and resume when it has this plus a segment")
 }
 

@@ -112,6 +112,9 @@ func TestDaemonSet(t *testing.T) {
 	mounts := map[string]corev1.VolumeMount{}
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m
+		if m.Name == "flight" || m.Name == "tmp" {
+			continue // the agent's own files, checked below
+		}
 		if !m.ReadOnly {
 			t.Errorf("volume %s is mounted read-write", m.Name)
 		}
@@ -129,11 +132,25 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("host path %s is not mounted", hp.Path)
 			continue
 		}
+		if v.Name == "flight" {
+			if m.ReadOnly || m.MountPath != hp.Path || !slices.Contains(c.Args, "--flight-dir="+m.MountPath) || !slices.Contains(c.Args, "--flight-max-size=256MiB") {
+				t.Errorf("flight recording: host path %s mounted at %s (read-only %v), args %v: want it written at the --flight-dir, with a --flight-max-size", hp.Path, m.MountPath, m.ReadOnly, c.Args)
+			}
+			continue
+		}
 		if m.MountPath != "/host"+hp.Path {
 			t.Errorf("host path %s mounted at %s, want /host%s", hp.Path, m.MountPath, hp.Path)
 		}
 		if strings.HasSuffix(hp.Path, ".sock") || hp.Path == "/run" || hp.Path == "/run/containerd" || hp.Path == "/" {
 			t.Errorf("host path %s would expose a container runtime's socket", hp.Path)
+		}
+	}
+	if _, ok := mounts["flight"]; !ok {
+		t.Error("no flight recording volume")
+	}
+	for _, v := range spec.Volumes {
+		if v.Name == "tmp" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil) {
+			t.Error("/tmp (where report --flight cuts its window) must be an emptyDir with a size limit")
 		}
 	}
 	if !slices.Contains(c.Args, "serve") || !slices.Contains(c.Args, "--host-root=/host") {

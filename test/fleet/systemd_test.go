@@ -94,8 +94,8 @@ func TestSystemdUnitWebConfig(t *testing.T) {
 	if on != 5 {
 		t.Fatalf("%d commented LoadCredential= and ExecStart= lines, want 5:\n%s", on, b)
 	}
-	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/sendtrace serve --listen 0.0.0.0:9464 --events=false --web.config.file %d/web.yml\n") {
-		t.Errorf("the TLS ExecStart= does not give --web.config.file %%d/web.yml:\n%s", unit)
+	if !strings.Contains(unit, "\nExecStart=/usr/local/bin/sendtrace serve --listen 0.0.0.0:9464 --events=false --flight-dir %S/sendtrace/flight --web.config.file %d/web.yml\n") {
+		t.Errorf("the TLS ExecStart= does not give --flight-dir and --web.config.file %%d/web.yml:\n%s", unit)
 	}
 	if !strings.Contains(unit, "\nExecReload=kill -HUP $MAINPID\n") {
 		t.Errorf("no ExecReload= sending SIGHUP")
