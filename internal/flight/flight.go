@@ -8,7 +8,8 @@
 //
 // A segment's footer totals are the kernel's exact totals at the
 // segment's close minus those at its open (processes that exited in
-// between included). Events reach the recorder a little after the
+// between included); each segment opens where the last closed, so the
+// totals of consecutive segments add up to the session's. Events reach the recorder a little after the
 // kernel counted them (up to serve's --event-batch plus the recorder's
 // queue), so an event counted just before a segment closed can land in
 // the next segment: totals are exact over any run of whole segments,
@@ -36,7 +37,7 @@ type Config struct {
 	// MaxSize bounds the bytes of every segment together, the open one
 	// included; the oldest segment is deleted to stay under it.
 	MaxSize int64
-	// MaxAge: a segment whose last event is older than this is deleted.
+	// MaxAge: a segment last written longer ago than this is deleted.
 	MaxAge time.Duration
 	// MinFree is the free space (bytes) the file system must keep: below
 	// it the recorder stops writing, counts what it drops, and resumes

@@ -53,6 +53,14 @@ type Recorder struct {
 	sessionMu  sync.Mutex
 	sessionTot func() (*events.Totals, error)
 	final      *events.Totals
+	// chained is the session's totals at the last segment's close, the
+	// next one's start: consecutive segments' totals add up to the
+	// session's. Nil after a stop (a short disk), when the next segment
+	// reads its own start.
+	chained *events.Totals
+	// chainedDropped is the drops counted when the last segment closed:
+	// those made before the next one opens are the next one's.
+	chainedDropped uint64
 
 	// Owned by the writer goroutine.
 	seg       *openSegment
@@ -163,6 +171,8 @@ func unwrapPath(err error) error {
 // starts the writer.
 func (r *Recorder) Begin(d *session.Description) error {
 	r.desc = *d
+	// The kernel's maps are new with the session: its totals start at 0.
+	r.chained = &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}
 	r.q = make(chan events.Event, QueueLen)
 	r.done = make(chan struct{})
 	go r.run()
@@ -281,9 +291,21 @@ func (r *Recorder) closedBytes() int64 {
 	return n
 }
 
+// flushAt is the uncompressed bytes after which the recorder flushes
+// without waiting for the writer's timer: the bound counts unflushed
+// records at their uncompressed size, which would close segments long
+// before their compressed size fills them.
+const flushAt = 128 << 10
+
 // enforce keeps the directory under MaxSize, counting the open segment
 // at the most it can take, and rotates a segment that is full.
 func (r *Recorder) enforce() {
+	if r.seg.w.Stats().Pending >= flushAt {
+		if err := r.seg.w.Flush(); err != nil {
+			r.writeFailed(err)
+			return
+		}
+	}
 	cur := r.openSize()
 	if cur >= r.segMax {
 		r.closeSegment(nil)
@@ -316,10 +338,13 @@ func (r *Recorder) open(now, first time.Time) bool {
 		return false
 	}
 	r.makeRoom(footerReserve * 2)
-	base, err := r.sessionTotals()
-	if err != nil {
-		r.logf("flight recorder: read the kernel's totals: %v; the segment opens without them", err)
-		base = nil
+	base := r.chained
+	if base == nil {
+		var err error
+		if base, err = r.sessionTotals(); err != nil {
+			r.logf("flight recorder: read the kernel's totals: %v; the segment opens without them", err)
+			base = nil
+		}
 	}
 	h := &record.Header{Description: r.desc}
 	h.StartMonoNS = host.MonoNow()
@@ -335,8 +360,11 @@ func (r *Recorder) open(now, first time.Time) bool {
 		r.writeFailed(err)
 		return false
 	}
-	r.seg = &openSegment{segment: segment{path: path, start: now}, w: w, h: h, base: base,
-		dropped: r.queueDropped.Load() + r.writeDropped.Load()}
+	dropped := r.dropped()
+	if r.chained != nil {
+		dropped = r.chainedDropped
+	}
+	r.seg = &openSegment{segment: segment{path: path, start: now}, w: w, h: h, base: base, dropped: dropped}
 	r.publish()
 	return true
 }
@@ -353,9 +381,11 @@ func (r *Recorder) closeSegment(final *events.Totals) {
 			r.logf("flight recorder: read the kernel's totals: %v; %s closes without a footer", err, s.path)
 		}
 	}
+	dropped := r.dropped()
+	r.chained, r.chainedDropped = final, dropped
 	if final != nil && s.base != nil {
 		delta := subTotals(final, s.base)
-		delta.LostUser = r.queueDropped.Load() + r.writeDropped.Load() - s.dropped
+		delta.LostUser = dropped - s.dropped
 		end := &session.End{Time: time.Now().UTC(), MonoNS: host.MonoNow(), Totals: delta}
 		f = record.NewFooter(end, s.h, s.w.Events(), record.DestinationsFromEvents(&s.dests), "events")
 		if b, err := json.Marshal(f); err == nil {
@@ -372,6 +402,10 @@ func (r *Recorder) closeSegment(final *events.Totals) {
 	}
 	r.publish()
 }
+
+// dropped is the events kept out of segments while writing: queue
+// full and failed writes (a short disk stops the chain of segments).
+func (r *Recorder) dropped() uint64 { return r.queueDropped.Load() + r.writeDropped.Load() }
 
 // subTotals is what the kernel counted between two readings of the
 // session's totals.
@@ -394,6 +428,7 @@ func subTotals(now, then *events.Totals) *events.Totals {
 
 // writeFailed stops writing after an error: a full disk is a short disk.
 func (r *Recorder) writeFailed(err error) {
+	r.chained = nil
 	if r.seg != nil {
 		s := r.seg
 		r.seg = nil
@@ -438,6 +473,9 @@ func (r *Recorder) setShort(short bool, msg string) {
 		return
 	}
 	r.diskShort = short
+	// What the kernel counts while nothing is written belongs to no
+	// segment.
+	r.chained = nil
 	r.logf("%s", msg)
 	r.publish()
 }

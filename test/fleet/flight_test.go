@@ -230,3 +230,107 @@ func TestFlightBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestFlightSegmentTotals fails 60,000 real sends under a flight bound
+// small enough that they span several segments, stops serve, and checks
+// that the segments' footers add up to what the process saw (each counts
+// the kernel's totals over its own span), that each footer counts the
+// events of its file, and that a window of the whole history is all
+// whole segments, with the kernel's totals.
+func TestFlightSegmentTotals(t *testing.T) {
+	ctx := fleetContext(t)
+	lab := newUDPLab(t, ctx)
+	dir := filepath.Join(t.TempDir(), "flight")
+	const sends = 60000
+	a := lab.client(t, ctx, sends)
+	srv := startServe(t, ctx, "--events=false", "--dst="+lab.Link.V4Net.String(), "--flight-dir", dir, "--flight-max-size", "2MiB")
+	if err := a.Release("start"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(failedSends(t, ctx, a)); got != sends {
+		t.Fatalf("lab: %d failed sends, want %d", got, sends)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	// A burst this fast may fill the ring buffer or the recorder's
+	// queue: every event is written, or counted as lost on the way.
+	num := func(re string) uint64 {
+		n, _ := strconv.ParseUint(metricValue(t, ctx, srv.addr, regexp.MustCompile(`(?m)^`+re+` (\S+)$`)), 10, 64)
+		return n
+	}
+	var written, queued, ring uint64
+	if err := testutil.Poll(wctx, 100*time.Millisecond, func() (bool, error) {
+		written, queued = num(`sendtrace_flight_events_written_total`), num(`sendtrace_flight_dropped_events_total\{cause="queue_full"\}`)
+		ring = num(`sendtrace_events_lost_total\{cause="ring_full"\}`)
+		return written+queued+ring == sends, nil
+	}); err != nil {
+		t.Fatalf("flight events written %d, dropped from the queue %d, lost in the ring %d: want %d in all", written, queued, ring, sends)
+	}
+	t.Logf("flight events written %d, dropped from the queue %d, lost in the ring %d", written, queued, ring)
+	srv.Stop(t, tracerStop)
+
+	files, _ := filepath.Glob(filepath.Join(dir, "flight-*.jsonl.zst"))
+	var sum, inFiles, lostUser, lostKernel uint64
+	for _, f := range files {
+		rd, err := record.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e events.Event
+		var n uint64
+		for {
+			ok, err := rd.Next(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			n++
+		}
+		if rd.Footer == nil {
+			t.Fatalf("%s: no footer after a clean stop", f)
+		}
+		if rd.Footer.Events != n {
+			t.Errorf("%s: footer says %d events, the file has %d", f, rd.Footer.Events, n)
+		}
+		k := rd.Footer.ByErrno["send_error"]["EMSGSIZE"]
+		t.Logf("%s: %d events, the kernel counted %d EMSGSIZE", filepath.Base(f), n, k)
+		sum += k
+		inFiles += n
+		lostUser += rd.Footer.Lost.User
+		lostKernel += rd.Footer.Lost.Kernel
+		rd.Close()
+	}
+	if len(files) < 2 || sum != sends || inFiles != written {
+		t.Errorf("%d segments: their footers count %d EMSGSIZE and hold %d events; the process saw %d, the recorder wrote %d", len(files), sum, inFiles, sends, written)
+	}
+	if lostUser != queued || lostKernel != ring {
+		t.Errorf("the footers count %d events dropped from the queue and %d lost in the ring; the metrics %d and %d", lostUser, lostKernel, queued, ring)
+	}
+	out := filepath.Join(t.TempDir(), "all.jsonl.zst")
+	segs, _ := filepath.Glob(filepath.Join(dir, "flight-*"))
+	start := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(segs[0]), "flight-"), ".jsonl.zst")
+	since, err := time.Parse("20060102T150405.000000000Z", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runSendtrace(t, ctx, "record", "--from-flight", dir, "--since", since.Format(time.RFC3339Nano), "-o", out); err != nil {
+		t.Fatalf("record --from-flight: %v\n%s", err, stderr)
+	}
+	rd, err := record.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var e events.Event
+	for ok, err := rd.Next(&e); ok || err != nil; ok, err = rd.Next(&e) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := rd.Footer
+	if f == nil || f.Window == nil || f.Window.KernelSegments != len(files) || f.Window.EventsCounted != 0 || f.ByErrno["send_error"]["EMSGSIZE"] != sends || rd.EventsRead != written {
+		t.Errorf("the window of the whole history: %d events, footer %+v", rd.EventsRead, f)
+	}
+}
