@@ -92,3 +92,38 @@ func TestPipelineSinkFailure(t *testing.T) {
 		t.Errorf("End did not reach every sink: %q, %q", good.calls, bad.calls)
 	}
 }
+
+// The session's totals are the kernel's plus what retiring took out of
+// its map: a retired count is neither lost nor counted twice.
+func TestSessionTotalsKeepRetired(t *testing.T) {
+	key := func(pid uint32) events.TotalsKey { return events.TotalsKey{PID: pid, Kind: events.KindSendError, Errno: 90} }
+	kernel := map[events.TotalsKey]events.TotalsValue{key(1): {Count: 3}, key(2): {Count: 5}}
+	live := withSession(LiveTotals{
+		Read: func() (*events.Totals, error) {
+			t := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}
+			for k, v := range kernel {
+				t.ByKey[k] = v
+			}
+			return t, nil
+		},
+		Retire: func(pids []uint32) (*events.Totals, error) {
+			t := &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}
+			for _, p := range pids {
+				t.ByKey[key(p)] = kernel[key(p)]
+				delete(kernel, key(p))
+			}
+			return t, nil
+		},
+	})
+	if _, err := live.Retire([]uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	kernel[key(1)] = events.TotalsValue{Count: 2} // the pid, reused
+	got, err := live.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ByKey[key(1)].Count != 5 || got.ByKey[key(2)].Count != 5 {
+		t.Errorf("session totals %v, want pid 1: 3 retired + 2 now, pid 2: 5", got.ByKey)
+	}
+}
