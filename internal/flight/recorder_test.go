@@ -38,6 +38,21 @@ func sendError(n int) events.Event {
 		Dst: netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), 8080), Seq: rand.Uint32(), SndUna: rand.Uint32(), Syscall: "write"}
 }
 
+// countEvents reads a recording to its end.
+func countEvents(t *testing.T, rd *record.Reader) uint64 {
+	t.Helper()
+	var e events.Event
+	for {
+		ok, err := rd.Next(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return rd.EventsRead
+		}
+	}
+}
+
 func dirBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -168,18 +183,7 @@ func TestRotationStaysUnderTheBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e events.Event
-		var n uint64
-		for {
-			ok, err := rd.Next(&e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			n++
-		}
+		n := countEvents(t, rd)
 		if rd.Footer == nil {
 			t.Fatalf("%s has no footer after a clean end", s.path)
 		}
@@ -200,25 +204,15 @@ func TestRotationStaysUnderTheBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e events.Event
-	var got uint64
-	for {
-		ok, err := rd.Next(&e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		got++
-	}
+	got := countEvents(t, rd)
 	if got != inFiles || rd.Footer == nil || rd.Footer.Events != got {
 		t.Errorf("window: %d events (footer %+v), the segments hold %d", got, rd.Footer != nil, inFiles)
 	}
 }
 
-func TestPermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "flight")
+// recordOne runs a session of one event with the recorder in dir.
+func recordOne(t *testing.T, dir string) {
+	t.Helper()
 	r, err := NewRecorder(Config{Dir: dir, MaxSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +221,11 @@ func TestPermissions(t *testing.T) {
 	e := sendError(1)
 	r.Event(&e)
 	r.End(&session.End{Time: time.Now()})
+}
+
+func TestPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flight")
+	recordOne(t, dir)
 	st, err := os.Stat(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +261,7 @@ func TestDiskShort(t *testing.T) {
 	var logged []string
 	r, err := NewRecorder(Config{Dir: dir, MaxSize: 4 << 20, MinFree: 100 << 20,
 		freeBytes: func(string) (uint64, error) { return free.Load(), nil },
-		Log: func(m string) { logMu.Lock(); logged = append(logged, m); logMu.Unlock() }})
+		Log:       func(m string) { logMu.Lock(); logged = append(logged, m); logMu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,14 +312,7 @@ func TestWindowBadInput(t *testing.T) {
 		t.Errorf("empty directory: %v, want ErrNoData", err)
 	}
 	dir := filepath.Join(t.TempDir(), "flight")
-	r, err := NewRecorder(Config{Dir: dir, MaxSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Begin(testDesc())
-	e := sendError(1)
-	r.Event(&e)
-	r.End(&session.End{Time: time.Now()})
+	recordOne(t, dir)
 	segs, _ := listSegments(dir)
 	var bh *BeforeHistoryError
 	if err := Window(dir, segs[0].start.Add(-time.Hour), time.Time{}, nil, &buf); !errors.As(err, &bh) || !bh.Start.Equal(segs[0].start) {

@@ -96,7 +96,9 @@ func TestPipelineSinkFailure(t *testing.T) {
 // The session's totals are the kernel's plus what retiring took out of
 // its map: a retired count is neither lost nor counted twice.
 func TestSessionTotalsKeepRetired(t *testing.T) {
-	key := func(pid uint32) events.TotalsKey { return events.TotalsKey{PID: pid, Kind: events.KindSendError, Errno: 90} }
+	key := func(pid uint32) events.TotalsKey {
+		return events.TotalsKey{PID: pid, Kind: events.KindSendError, Errno: 90}
+	}
 	kernel := map[events.TotalsKey]events.TotalsValue{key(1): {Count: 3}, key(2): {Count: 5}}
 	live := withSession(LiveTotals{
 		Read: func() (*events.Totals, error) {

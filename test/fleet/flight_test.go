@@ -33,19 +33,23 @@ func segmentEvents(t *testing.T, dir string) (n uint64, bytes int64, segs int) {
 		if err != nil {
 			continue // its header is not flushed yet
 		}
-		var e events.Event
-		for {
-			ok, err := rd.Next(&e)
-			if err != nil || !ok {
-				break
-			}
-			n++
-		}
+		n += readToEnd(rd)
 		rd.Close()
 		bytes += st.Size()
 		segs++
 	}
 	return n, bytes, segs
+}
+
+// readToEnd reads a recording up to its last complete record, as
+// report does, and returns the events read.
+func readToEnd(rd *record.Reader) uint64 {
+	var e events.Event
+	for {
+		if ok, err := rd.Next(&e); !ok || err != nil {
+			return rd.EventsRead
+		}
+	}
 }
 
 func runSendtrace(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
@@ -276,18 +280,7 @@ func TestFlightSegmentTotals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e events.Event
-		var n uint64
-		for {
-			ok, err := rd.Next(&e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			n++
-		}
+		n := readToEnd(rd)
 		if rd.Footer == nil {
 			t.Fatalf("%s: no footer after a clean stop", f)
 		}
@@ -323,12 +316,7 @@ func TestFlightSegmentTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	var e events.Event
-	for ok, err := rd.Next(&e); ok || err != nil; ok, err = rd.Next(&e) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	readToEnd(rd)
 	f := rd.Footer
 	if f == nil || f.Window == nil || f.Window.KernelSegments != len(files) || f.Window.EventsCounted != 0 || f.ByErrno["send_error"]["EMSGSIZE"] != sends || rd.EventsRead != written {
 		t.Errorf("the window of the whole history: %d events, footer %+v", rd.EventsRead, f)
