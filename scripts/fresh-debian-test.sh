@@ -57,6 +57,11 @@ if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
 	mkdir -p "$root/usr/local/share/ca-certificates"
 	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
 fi
+# The root is a mount point, as / is on a real machine: `ip netns exec`
+# (and `ip -n`) make / a slave mount in their own namespace, which fails
+# with EINVAL on a plain directory.
+mount --bind "$root" "$root"
+mounts+=("$root")
 for m in proc sys dev; do
 	mount --rbind "/$m" "$root/$m"
 	mount --make-rslave "$root/$m"
