@@ -69,6 +69,19 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // added as -ctl. The process is killed in t's cleanup if it still runs.
 func (n *NS) StartActor(t testing.TB, bin string, args ...string) *Actor {
 	t.Helper()
+	return n.startActor(t, "", bin, args...)
+}
+
+// StartActorInCgroup is StartActor with the actor born in the cgroup v2
+// directory cgroup (clone3's CLONE_INTO_CGROUP), so that each socket it
+// makes, its listener too, is that cgroup's from the first.
+func (n *NS) StartActorInCgroup(t testing.TB, cgroup, bin string, args ...string) *Actor {
+	t.Helper()
+	return n.startActor(t, cgroup, bin, args...)
+}
+
+func (n *NS) startActor(t testing.TB, cgroup, bin string, args ...string) *Actor {
+	t.Helper()
 	if len(args) == 0 {
 		t.Fatal("StartActor: no role")
 	}
@@ -81,6 +94,14 @@ func (n *NS) StartActor(t testing.TB, bin string, args ...string) *Actor {
 	// An actor must not outlive a killed test (ip netns exec execs in
 	// place, so the actor itself carries this).
 	a.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if cgroup != "" {
+		dir, err := os.Open(cgroup)
+		if err != nil {
+			t.Fatalf("start actor in cgroup: %v", err)
+		}
+		defer dir.Close()
+		a.Cmd.SysProcAttr.UseCgroupFD, a.Cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+	}
 	if err := a.Cmd.Start(); err != nil {
 		t.Fatalf("start actor %v in %s: %v", full, n.Name, err)
 	}

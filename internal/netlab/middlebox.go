@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -61,4 +62,27 @@ func (r *Routed) ApplyPMTUBlackHole(t testing.TB, mtu int) {
 		icmpv6 type packet-too-big drop
 	}
 }`)
+}
+
+// Balance makes r's router a load balancer for vip: it DNATs vip to dst
+// (on the server) and SNATs the client's address and port into its own
+// range, so no address or port matches across the ends of a connection:
+// only the sequence numbers do. The client's ports are 20000-29999 and the
+// balancer's 40000-49999, so that they never meet by chance either.
+func (r *Routed) Balance(t testing.TB, vip, dst netip.AddrPort) {
+	t.Helper()
+	r.Router.MustNft(fmt.Sprintf(`table ip lb {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %s tcp dport %d dnat to %s
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip daddr %s tcp dport %d snat to %s:40000-49999 random
+	}
+}`, vip.Addr(), vip.Port(), dst, dst.Addr(), dst.Port(), r.Right.A.V4))
+	// A segment of a forgotten flow is not translated; it must still be
+	// routed on, to the middlebox's reject rule.
+	r.Router.mustIP("route", "add", vip.Addr().String()+"/32", "via", r.Right.B.V4.String())
+	r.Client.MustSetSysctl("net.ipv4.ip_local_port_range", "20000 29999")
 }

@@ -24,30 +24,12 @@ import (
 // from 1, so nothing in a lab has an address in 198.18.0.0/24.
 var vip = netip.MustParseAddrPort("198.18.0.80:80")
 
-// balanced is client — load balancer — server. The balancer DNATs the
-// virtual address to the server and SNATs the client's address and port
-// into its own range, so no address or port matches across the ends: only
-// the sequence numbers do.
+// balanced is client — load balancer — server (netlab's Balance).
 func balanced(t *testing.T) (*netlab.Routed, netip.AddrPort) {
 	t.Helper()
 	r := netlab.NewRouted(t, netlab.LinkOpts{}, netlab.LinkOpts{})
 	dst := r.ServerAddr(false, port)
-	r.Router.MustNft(fmt.Sprintf(`table ip lb {
-	chain pre {
-		type nat hook prerouting priority dstnat; policy accept;
-		ip daddr %s tcp dport %d dnat to %s
-	}
-	chain post {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip daddr %s tcp dport %d snat to %s:40000-49999 random
-	}
-}`, vip.Addr(), vip.Port(), dst, dst.Addr(), dst.Port(), r.Right.A.V4))
-	// A segment of a forgotten flow is not translated; it must still be
-	// routed on, to the middlebox's reject rule.
-	if _, err := r.Router.IP("route", "add", vip.Addr().String()+"/32", "via", r.Right.B.V4.String()); err != nil {
-		t.Fatal(err)
-	}
-	r.Client.MustSetSysctl("net.ipv4.ip_local_port_range", "20000 29999")
+	r.Balance(t, vip, dst)
 	return r, dst
 }
 
