@@ -61,7 +61,7 @@ type Recording struct {
 	Conns map[uint64]*Conn
 
 	// Times of the events the buckets count, in arrival order.
-	points []point
+	points points
 
 	// Timeline holds the events of Options.Conn, in time order.
 	Timeline []events.Event
@@ -82,10 +82,37 @@ type Recording struct {
 	ttf      map[netip.AddrPort][]time.Duration
 }
 
+// point is one event the buckets count: 16 bytes, as an hour of a
+// thousand failures a second is 3.6M of them.
 type point struct {
 	mono uint64
+	segs uint32 // a retransmit's segments (events.Event.Segs is 32 bits)
 	kind events.Kind
-	segs uint64 // a retransmit's segments
+}
+
+// pointsChunk is how many points one block of points holds. Blocks of a
+// fixed size grow a long recording's points without copying them into
+// ever larger arrays, whose old copies would briefly double the memory.
+const pointsChunk = 1 << 16
+
+// points are the events the buckets count, in arrival order.
+type points [][]point
+
+func (ps *points) add(p point) {
+	if n := len(*ps); n == 0 || len((*ps)[n-1]) == pointsChunk {
+		*ps = append(*ps, make([]point, 0, pointsChunk))
+	}
+	last := &(*ps)[len(*ps)-1]
+	*last = append(*last, p)
+}
+
+// each calls fn for every point, in arrival order.
+func (ps points) each(fn func(point)) {
+	for _, c := range ps {
+		for _, p := range c {
+			fn(p)
+		}
+	}
 }
 
 // Dest is what happened to one destination, with its connections'
@@ -325,7 +352,7 @@ func (r *Recording) observe(e *events.Event, o Options) {
 	}
 	switch e.Kind {
 	case events.KindSendError, events.KindRetransmit, events.KindErrorReport, events.KindReceiveReset, events.KindSendReset:
-		r.points = append(r.points, point{e.Mono, e.Kind, events.EventSegs(e)})
+		r.points.add(point{mono: e.Mono, segs: uint32(events.EventSegs(e)), kind: e.Kind})
 	}
 
 	dst := events.AddrString(e.Dst)

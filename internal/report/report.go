@@ -389,7 +389,7 @@ func buckets(r *Recording, width time.Duration) Buckets {
 	for i := range rows {
 		rows[i].StartSec = secs(time.Duration(i) * width)
 	}
-	for _, p := range r.points {
+	r.points.each(func(p point) {
 		var i int
 		if p.mono > r.StartMono {
 			i = int(time.Duration(p.mono-r.StartMono) / width)
@@ -408,7 +408,7 @@ func buckets(r *Recording, width time.Duration) Buckets {
 		case events.KindReceiveReset, events.KindSendReset:
 			b.Resets++
 		}
-	}
+	})
 	return Buckets{WidthSec: secs(width), Rows: rows}
 }
 
