@@ -36,19 +36,26 @@ func writeRecording(t *testing.T, path string, start time.Time) []byte {
 // error (nil when it succeeded).
 func sendtrace(t *testing.T, args ...string) error {
 	t.Helper()
-	root := newRootCmd()
-	for _, sub := range subcommands {
-		root.AddCommand(sub())
-	}
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
+	err := sendtraceOut(t, &out, args...)
 	if err != nil {
 		t.Logf("sendtrace %s: %v", strings.Join(args, " "), err)
 	}
 	return err
+}
+
+// sendtraceOut runs the command line as main does, its output to out.
+func sendtraceOut(t *testing.T, out *bytes.Buffer, args ...string) error {
+	t.Helper()
+	out.Reset()
+	root := newRootCmd()
+	for _, sub := range subcommands {
+		root.AddCommand(sub())
+	}
+	root.SetOut(out)
+	root.SetErr(out)
+	root.SetArgs(args)
+	return root.Execute()
 }
 
 // TestOutputIsNeverAnInput: report --html and diff --html refuse to write

@@ -52,11 +52,11 @@ func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 			f.Cgroups = append(f.Cgroups, n)
 		}
 		for _, s := range ports {
-			n, err := strconv.ParseUint(s, 10, 16)
-			if err != nil || n == 0 {
-				return f, fmt.Errorf("invalid --port %q: give a port from 1 to 65535", s)
+			n, err := parsePort(s)
+			if err != nil {
+				return f, err
 			}
-			f.Ports = append(f.Ports, uint16(n))
+			f.Ports = append(f.Ports, n)
 		}
 		for _, s := range dsts {
 			p, err := parseCIDR(s)
@@ -80,6 +80,14 @@ func addFilterFlags(cmd *cobra.Command) func() (session.Filters, error) {
 		}
 		return f, nil
 	}
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("invalid --port %q: give a port from 1 to 65535", s)
+	}
+	return uint16(n), nil
 }
 
 func parseCIDR(s string) (netip.Prefix, error) {

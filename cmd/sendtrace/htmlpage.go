@@ -21,9 +21,6 @@ type htmlFlags struct {
 	path  string
 	force bool
 	conns int
-	// name is how the page names its recording (a flight window); default
-	// its path.
-	name string
 }
 
 func (h *htmlFlags) register(fl *pflag.FlagSet, drawsConns bool) {
@@ -44,12 +41,12 @@ func (h *htmlFlags) refuse(drawsConns bool, recordings ...string) error {
 	return outfile.Check(h.path, h.force, recordings...)
 }
 
-func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket time.Duration) error {
+func (h *htmlFlags) writeReport(out io.Writer, files *recordingFiles, recording string, top int, bucket time.Duration) error {
 	if err := h.refuse(true, recording); err != nil {
 		return err
 	}
 	col := htmlreport.NewCollector(h.conns)
-	rec, err := report.Load(recording, report.Options{Name: h.name}, col)
+	rec, err := loadReport(files, recording, report.Options{}, col)
 	if err != nil {
 		return err
 	}
@@ -62,11 +59,12 @@ func (h *htmlFlags) writeReport(out io.Writer, recording string, top int, bucket
 
 // writeBothEnds joins recordings made at different ends and writes the
 // page that draws both ends of each failed connection.
-func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
+func (h *htmlFlags) writeBothEnds(out io.Writer, files *recordingFiles) error {
+	paths := files.paths
 	if err := h.refuse(true, paths...); err != nil {
 		return err
 	}
-	recs, err := join.Load(paths)
+	recs, err := loadJoin(files)
 	if err != nil {
 		return err
 	}
@@ -74,7 +72,7 @@ func (h *htmlFlags) writeBothEnds(out io.Writer, paths []string) error {
 	// Each recording's header and diagnoses, as its own page has them.
 	loaded := make([]*report.Recording, len(paths))
 	for i, p := range paths {
-		if loaded[i], err = report.Load(p, report.Options{}); err != nil {
+		if loaded[i], err = loadReport(files, p, report.Options{}); err != nil {
 			return err
 		}
 	}

@@ -22,16 +22,24 @@ func recordingArgs(names ...string) cobra.PositionalArgs {
 				cmd.Name(), len(names), len(args), strings.Join(names, " and "), cmd.Use)
 		}
 		for _, a := range args {
-			st, err := os.Stat(a)
-			if err != nil {
-				return fmt.Errorf("cannot read %s: %v: give a recording file that sendtrace record -o FILE wrote", a, unwrapPath(err))
-			}
-			if st.IsDir() {
-				return fmt.Errorf("%s is a directory: give a recording file that sendtrace record -o FILE wrote", a)
+			if err := checkRecordingFile(a); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
+}
+
+// checkRecordingFile says in one line why a is not a file to read.
+func checkRecordingFile(a string) error {
+	st, err := os.Stat(a)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %v: give a recording file that sendtrace record -o FILE wrote", a, unwrapPath(err))
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory: give a recording file that sendtrace record -o FILE wrote", a)
+	}
+	return nil
 }
 
 // unwrapPath drops the "stat PATH:" prefix that the message already gives.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,9 +24,10 @@ func newReportCmd() *cobra.Command {
 		bucket time.Duration
 		page   htmlFlags
 		win    windowFlags
+		agents agentFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "report FILE [FILE...]",
+		Use:   "report FILE|URL [FILE|URL...]",
 		Short: "Summarise a recording: failing destinations and processes, failures over time, one connection's timeline",
 		Long: `report rebuilds the live summary tables from a recording made with
 sendtrace record, then lists the top failing destinations and processes, the
@@ -55,11 +55,9 @@ axis, the other end's clock corrected by the estimated offset.`,
   sendtrace report client.jsonl.zst server.jsonl.zst
   sendtrace report --html both.html client.jsonl.zst server.jsonl.zst
   sendtrace report --flight /var/lib/sendtrace/flight --since 15m
-  sendtrace report --flight /var/lib/sendtrace/flight --since 2026-12-06T20:00:00Z --until 20m --pod shop/cart-7d9f8b6c5-x2kqz`,
+  sendtrace report --flight /var/lib/sendtrace/flight --since 2026-12-06T20:00:00Z --until 20m --pod shop/cart-7d9f8b6c5-x2kqz
+  sendtrace report https://node-a:9464 https://node-b:9464 --since 20m --auth-file sre.auth --ca-file ca.crt`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if win.dir == "" && (win.since != "" || win.until != "" || win.hasFilters()) {
-				return errors.New("--since, --until and the filters pick a window of a flight recording: give --flight DIR")
-			}
 			if win.dir != "" {
 				if len(args) > 0 {
 					return fmt.Errorf("--flight reads its window from the flight directory: leave out the files (%s)", strings.Join(args, " "))
@@ -77,25 +75,29 @@ axis, the other end's clock corrected by the estimated offset.`,
 	page.register(fl, true)
 	win.register(fl, "flight", "read the window --since (and --until) of the flight recording that sendtrace serve --flight-dir keeps in this directory, as one recording")
 	win.registerFilters(fl)
+	agents.register(fl)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var name string
-		if win.dir != "" {
-			tmp, n, err := win.tempWindow(time.Now())
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp)
-			args, name, page.name = []string{tmp}, n, n
-		}
 		if output != "text" && output != "json" {
 			return fmt.Errorf("invalid --output %q: give text or json", output)
 		}
 		if bucket < 0 || (bucket > 0 && bucket < time.Millisecond) {
 			return fmt.Errorf("invalid --bucket %s: give a width of at least 1ms, such as 1s or 5m", bucket)
 		}
+		if page.path != "" {
+			// Before a window is fetched, which may take a while.
+			if err := page.refuse(true, args...); err != nil {
+				return err
+			}
+		}
+		files, err := openRecordings(args, &win, &agents, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer files.remove()
+		args = files.paths
 		if len(args) > 1 {
 			if err := record.FindDuplicate(args); err != nil {
-				return fmt.Errorf("%w: give one recording per end, made at the same time", err)
+				return fmt.Errorf("%w: give one recording per end, made at the same time", files.rename(err))
 			}
 			if conn != "" {
 				return fmt.Errorf("--conn takes one recording, got %d: give one file, or leave it out to join the ends of the connections", len(args))
@@ -104,15 +106,15 @@ axis, the other end's clock corrected by the estimated offset.`,
 				if output != "text" {
 					return errors.New("--html writes the both-ends report as a page: leave out -o")
 				}
-				return page.writeBothEnds(cmd.OutOrStdout(), args)
+				return page.writeBothEnds(cmd.OutOrStdout(), files)
 			}
-			return reportBothEnds(cmd.OutOrStdout(), args, output)
+			return reportBothEnds(cmd.OutOrStdout(), files, output)
 		}
 		if page.path != "" {
 			if conn != "" || output != "text" {
 				return errors.New("--html writes the whole report as a page: leave out --conn and -o")
 			}
-			return page.writeReport(cmd.OutOrStdout(), args[0], top, bucket)
+			return page.writeReport(cmd.OutOrStdout(), files, args[0], top, bucket)
 		}
 		var cookie uint64
 		if conn != "" {
@@ -122,7 +124,7 @@ axis, the other end's clock corrected by the estimated offset.`,
 			}
 			cookie = n
 		}
-		rec, err := report.Load(args[0], report.Options{Conn: cookie, Name: name})
+		rec, err := loadReport(files, args[0], report.Options{Conn: cookie})
 		if err != nil {
 			return err
 		}
