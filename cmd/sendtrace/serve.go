@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ type serveFlags struct {
 	eventBatch   time.Duration
 	webConfig    string
 	flight       flightFlags
+	// serveRecordings serves windows of the flight recorder at
+	// /recording.
+	serveRecordings bool
 }
 
 const defaultListen = "127.0.0.1:9464"
@@ -65,6 +69,7 @@ and serve goes on.`,
 	fl.DurationVar(&sf.eventBatch, "event-batch", 200*time.Millisecond, "let events wait in the kernel up to this long, so the agent wakes once per batch rather than once per failure (the first event of each cgroup still wakes it at once); 0: read each event at once, at more CPU; counts are never delayed")
 	fl.StringVar(&sf.hostRoot, "host-root", "/", "where the host's / is mounted (a container reading the host's /run and /sys/fs/cgroup under it)")
 	sf.flight.register(fl)
+	fl.BoolVar(&sf.serveRecordings, "serve-recordings", false, "serve windows of the flight recorder at /recording?since=15m (and the filters of report --flight), for sendtrace report URL: they name this host's connections, so serve them behind --web.config.file")
 	fl.StringVar(&sf.webConfig, "web.config.file", "", "TLS, client certificates and basic auth: a web configuration file as Prometheus exporters read it (tls_server_config, basic_auth_users with bcrypt hashes); read again on every connection and request")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts, err := tf.options()
@@ -85,6 +90,9 @@ and serve goes on.`,
 		}
 		if err := sf.flight.check(); err != nil {
 			return err
+		}
+		if sf.serveRecordings && sf.flight.dir == "" {
+			return errors.New("--serve-recordings serves the flight recorder's history: give --flight-dir DIR too")
 		}
 		opts.EventBatch = sf.eventBatch
 		opts.NoTraffic = true

@@ -94,6 +94,15 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if !sf.serveRecordings {
+		mux.HandleFunc("/recording", recordingsOff)
+	} else {
+		mux.Handle("/recording", recordingHandler(sf.flight.dir, stderr))
+		fmt.Fprintf(stderr, "sendtrace: serving windows of the flight recorder in %s at %s://%s/recording\n", format.Printable(sf.flight.dir), setup.scheme(), bound)
+		if !setup.basicAuth && !setup.clientCerts {
+			fmt.Fprintf(stderr, "sendtrace: /recording has no authentication: whoever reaches %s reads this host's connections; give --web.config.file with basic_auth_users or client certificates\n", bound)
+		}
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.New(stderr, "sendtrace: ", 0)}
 	served := make(chan error, 1)
