@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,14 +145,15 @@ func TestServeListenAddress(t *testing.T) {
 }
 
 // pki is a CA, and a server and a client certificate it signed, as PEM
-// files in one directory.
+// files in one directory. The server's is for localhost, the loopback
+// addresses and ips.
 type pki struct {
 	dir                                                  string
 	caFile, serverCert, serverKey, clientCert, clientKey string
 	pool                                                 *x509.CertPool
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t *testing.T, ips ...netip.Addr) *pki {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pki{dir: dir, pool: x509.NewCertPool()}
@@ -185,6 +187,9 @@ func newPKI(t *testing.T) *pki {
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
+		}
+		for _, ip := range ips {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip.AsSlice())
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
