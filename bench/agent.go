@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ func (h *harness) runAgent() error {
 	h.agent = res
 	for _, c := range []agentRun{
 		{name: agentDaemonSet, args: []string{"--events=false"}},
+		{name: agentFlight, args: []string{"--events=false", "--flight-dir", filepath.Join(h.tmp, "agent-flight")}},
 		{name: "`--events=false --event-batch 0` (woken per event)", args: []string{"--events=false", "--event-batch=0"}},
 		{name: "events on stdout", args: []string{"--events=true"}},
 	} {
@@ -201,15 +203,39 @@ func (h *harness) agentSection(p func(string, ...any)) {
 		p("| %s | %s | %.1f | %.2f s | %.2f%% | %d | %d | %d |\n", r.name, rate(r.offered), r.seconds, r.cpuSecs, 100*r.cpuShare(), r.failed, r.exported, r.scrapes)
 	}
 	p("\n")
+	if base, fl, ok := a.flightPair(); ok {
+		p("With the flight recorder on (`--flight-dir`, every event written to its zstd segments), serve used %.2f× the CPU of the DaemonSet's run without it (%.2f s against %.2f s over the same failures; runs one after the other).\n\n",
+			fl.cpuSecs/base.cpuSecs, fl.cpuSecs, base.cpuSecs)
+	}
+}
+
+// flightPair is the agent run without the flight recorder and the one
+// with it.
+func (a *agentResult) flightPair() (base, fl agentRun, ok bool) {
+	var hasBase, hasFlight bool
+	for _, r := range a.runs {
+		switch r.name {
+		case agentDaemonSet:
+			base, hasBase = r, true
+		case agentFlight:
+			fl, hasFlight = r, true
+		}
+	}
+	return base, fl, hasBase && hasFlight && base.cpuSecs > 0
 }
 
 func (h *harness) agentTarget(p func(string, ...any)) {
 	for _, r := range h.agent.runs {
-		if r.name != agentDaemonSet {
+		if r.name != agentDaemonSet && r.name != agentFlight {
 			continue
 		}
-		p("| agent, `sendtrace serve` (DaemonSet args) at %s failures/s | < %.0f%% of a core, counts exact | %.2f%% of a core over %.0f s; exported %d of %d | %s |\n",
-			rate(h.agent.rate), 100*agentCPUTarget, 100*r.cpuShare(), r.seconds, r.exported, r.failed,
+		p("| agent, `sendtrace serve` (%s) at %s failures/s | < %.0f%% of a core, counts exact | %.2f%% of a core over %.0f s; exported %d of %d | %s |\n",
+			r.name, rate(h.agent.rate), 100*agentCPUTarget, 100*r.cpuShare(), r.seconds, r.exported, r.failed,
 			verdict(r.cpuShare() < agentCPUTarget && r.exported == r.failed))
+	}
+	if base, fl, ok := h.agent.flightPair(); ok {
+		ratio := fl.cpuSecs / base.cpuSecs
+		p("| agent with the flight recorder, against without, at %s failures/s | ≤ %.1f× the CPU | %.2f× (%.2f s against %.2f s) | %s |\n",
+			rate(h.agent.rate), flightCPURatioTarget, ratio, fl.cpuSecs, base.cpuSecs, verdict(ratio <= flightCPURatioTarget))
 	}
 }

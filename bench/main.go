@@ -63,6 +63,7 @@ type harness struct {
 	startup *startupResult
 	agent   *agentResult
 	soak    *soakResult
+	flight  *flightReadResult
 	gobench string
 	notes   []string
 }
@@ -81,7 +82,7 @@ func main() {
 	flag.Float64Var(&c.agentRate, "agent-rate", 1000, "failed sends per second while the agent's CPU is measured")
 	flag.DurationVar(&c.soakDur, "soak-duration", 2*time.Minute, "length of the soak workload")
 	flag.IntVar(&c.startupRuns, "startup-runs", 9, "start-up measurements")
-	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,agent,soak,gobench", "comma-separated workloads to run")
+	flag.StringVar(&workloads, "workloads", "success,storm,dropstorm,many,startup,agent,flightread,soak,gobench", "comma-separated workloads to run")
 	flag.StringVar(&c.out, "out", "", "markdown file to write (default docs/benchmarks.md; none with -quick)")
 	flag.StringVar(&c.recordDir, "record-dir", "/dev/shm", "directory for the recordings of the failure storm")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "-benchtime for the go test benchmarks")
@@ -158,6 +159,7 @@ func run(c config) error {
 		{"dropstorm", h.runDropStorm},
 		{"many", h.runMany},
 		{"agent", h.runAgent},
+		{"flightread", h.runFlightRead},
 		{"soak", h.runSoak},
 		{"gobench", h.runGoBench},
 	}

@@ -85,6 +85,9 @@ func (h *harness) markdown(took time.Duration) string {
 	if h.agent != nil {
 		h.agentSection(p)
 	}
+	if h.flight != nil {
+		h.flightSection(p)
+	}
 	if h.soak != nil {
 		h.soakSection(p)
 	}
@@ -170,6 +173,9 @@ func (h *harness) summaryTable(p func(string, ...any)) {
 	}
 	if h.agent != nil {
 		h.agentTarget(p)
+	}
+	if h.flight != nil && h.flight.wall > 0 {
+		h.flightTarget(p)
 	}
 	if h.soak != nil {
 		h.soakTarget(p)
