@@ -229,7 +229,7 @@ func (h *harness) agentTarget(p func(string, ...any)) {
 		if r.name != agentDaemonSet && r.name != agentFlight {
 			continue
 		}
-		p("| agent, `sendtrace serve` (%s) at %s failures/s | < %.0f%% of a core, counts exact | %.2f%% of a core over %.0f s; exported %d of %d | %s |\n",
+		p("| agent, `sendtrace serve`, %s, at %s failures/s | < %.0f%% of a core, counts exact | %.2f%% of a core over %.0f s; exported %d of %d | %s |\n",
 			r.name, rate(h.agent.rate), 100*agentCPUTarget, 100*r.cpuShare(), r.seconds, r.exported, r.failed,
 			verdict(r.cpuShare() < agentCPUTarget && r.exported == r.failed))
 	}
