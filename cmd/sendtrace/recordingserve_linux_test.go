@@ -123,6 +123,13 @@ func TestRecordingEndpoint(t *testing.T) {
 	if !strings.Contains(out.String(), `"file": "`+srv.URL+`"`) || !strings.Contains(out.String(), `"EPIPE"`) {
 		t.Errorf("report %s: want the window named by its URL, with its failed sends:\n%s", srv.URL, out.String())
 	}
+	page := filepath.Join(t.TempDir(), "window.html")
+	if err := sendtraceOut(t, &out, "report", "--html", page, srv.URL, "--since", since); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), srv.URL) {
+		t.Errorf("report --html %s %s: %v; want a page naming the window by its URL", page, srv.URL, err)
+	}
 	if err := sendtraceOut(t, &out, "report", empty.URL, "--since", "1m"); err == nil || !strings.Contains(err.Error(), "agent "+empty.URL+": the flight recorder has nothing from ") {
 		t.Errorf("report of an empty flight directory: %v", err)
 	}
