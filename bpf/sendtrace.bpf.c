@@ -128,14 +128,18 @@ static __always_inline __u64 sock_addr_id(struct sock *sk)
 	return addr ^ cfg.cookie_salt;
 }
 
-/* owner_reset starts a new socket's record. Its id mixes in the birth
- * time: a socket allocated where a freed one was is another connection. */
+/* owner_reset starts a new socket's record. Its id is the kernel's
+ * cookie when something already asked for it, else the salted address
+ * mixed with the birth time: a socket allocated where a freed one was is
+ * another connection. */
 static __always_inline struct owner *owner_reset(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct owner empty = {};
 
-	empty.cookie = sock_addr_id(sk) ^ (bpf_ktime_get_ns() << 12);
+	empty.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!empty.cookie)
+		empty.cookie = sock_addr_id(sk) ^ (bpf_ktime_get_ns() << 12);
 	bpf_map_update_elem(&owners, &key, &empty, BPF_ANY);
 	return bpf_map_lookup_elem(&owners, &key);
 }
@@ -147,22 +151,23 @@ static __always_inline void owner_forget(struct sock *sk)
 	bpf_map_delete_elem(&owners, &key);
 }
 
-/* A socket's id is the kernel's cookie when something already asked for
- * it (ss -e, SO_COOKIE): a program cannot make one here. Else it is the
- * id its record got when the socket connected (owner_reset), else its
- * salted address: unique while the socket lives, and replaced by the
- * cookie once someone asks. */
+/* A socket's id is the one its record holds: a program cannot make a
+ * cookie here, so the record keeps the first id the socket was seen with,
+ * and the socket keeps one id for its life even when something asks for
+ * the kernel's cookie later. Without a record, it is the kernel's cookie
+ * when something already asked for it (ss -e, SO_COOKIE), else the salted
+ * address. */
 static __always_inline __u64 sock_cookie(struct sock *sk)
 {
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	__u64 key = (__u64)sk;
-	struct owner *o;
+	struct owner *o = bpf_map_lookup_elem(&owners, &key);
+	__u64 cookie;
 
-	if (cookie)
-		return cookie;
-	o = bpf_map_lookup_elem(&owners, &key);
 	if (o && o->cookie)
 		return o->cookie;
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (cookie)
+		return cookie;
 	return sock_addr_id(sk);
 }
 
@@ -561,6 +566,30 @@ static __always_inline struct owner *addr_owner_of(struct sock *sk, struct owner
 	return o;
 }
 
+/* seed_pass numbers the seeding passes (set by user space before each):
+ * a listener entry from an earlier pass is stale, not a second listener. */
+volatile __u32 seed_pass;
+
+/* seed_listener records a listening socket's owner for the sockets that
+ * will be accepted from it. */
+static __always_inline void seed_listener(struct sock *sk, const struct owner *o)
+{
+	struct listener_key k = {};
+	struct listener_owner *l, nl = {};
+
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listener_owners, &k);
+	if (l && l->seed_pass == seed_pass) {
+		if (l->o.pid != o->pid)
+			l->ambiguous = 1;
+		return;
+	}
+	nl.o = *o;
+	nl.seed_pass = seed_pass;
+	bpf_map_update_elem(&listener_owners, &k, &nl, BPF_ANY);
+}
+
 /* listener_owner_of gives a socket just accepted (SYN_RECV) whose
  * listener had no storage to clone the owner seeded for that listener. */
 static __always_inline struct owner *listener_owner_of(struct sock *sk)
@@ -578,6 +607,23 @@ static __always_inline struct owner *listener_owner_of(struct sock *sk)
 	if (o && !o->pid)
 		take_owner(o, &l->o);
 	return o;
+}
+
+/* forget_listener drops a closing listener's entry, when it is the one
+ * the entry names: a later listener on that port is another process's. */
+static __always_inline void forget_listener(struct sock *sk)
+{
+	struct listener_key k = {};
+	struct listener_owner *l;
+	struct owner *o = owner_get(sk, false);
+
+	if (!o)
+		return;
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	l = bpf_map_lookup_elem(&listener_owners, &k);
+	if (l && !l->ambiguous && l->o.pid == o->pid)
+		bpf_map_delete_elem(&listener_owners, &k);
 }
 
 /* proc_owner_of moves the answer user space wrote for a socket's inode
@@ -1501,9 +1547,9 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	if (newstate == TCP_SYN_SENT) {
-		/* connect() runs in process context: the current task owns
-		 * the socket. */
+	if (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN) {
+		/* connect() and listen() run in process context: the current
+		 * task owns the socket. */
 		o = owner_reset(sk);
 		if (!o)
 			return 0;
@@ -1511,7 +1557,6 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		o->pid = e.pid;
 		o->tid = e.tid;
 		o->cgroup = e.cgroup;
-		o->inherited = 0;
 		__builtin_memcpy(o->comm, e.comm, sizeof(o->comm));
 		/* Kept for hooks that reach the socket through a pointer the
 		 * cookie helper refuses (skb->sk in kfree_skb). */
@@ -1519,12 +1564,25 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 		/* A socket that connects has retransmitted nothing yet. */
 		o->rtx_seen = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 		o->rtx_known = 1;
+		if (newstate == TCP_LISTEN) {
+			/* A listener opened during the session owns the
+			 * sockets accepted from it, as a seeded one does:
+			 * cloned with its storage, or (legacy object) taken
+			 * from listener_owners at their birth. */
+			o->inherited = 1;
+			seed_listener(sk, o);
+			return 0;
+		}
+		o->inherited = 0;
 		if (e.pid == cfg.self_pid || !cfg.all_state_changes ||
 		    !match_process(e.pid, e.comm, e.cgroup))
 			return 0;
 	} else {
-		/* A socket born accepted or listening starts afresh. */
-		if (oldstate == TCP_LISTEN || newstate == TCP_LISTEN)
+		/* A socket born accepted starts afresh; a listener that
+		 * closes gives its port back. */
+		if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
+			forget_listener(sk);
+		if (oldstate == TCP_LISTEN)
 			owner_forget(sk);
 		o = owner_get(sk, false);
 		if (!o && newstate == TCP_SYN_RECV)
@@ -1574,30 +1632,6 @@ int BPF_PROG(set_state, struct sock *sk, int oldstate, int newstate)
 }
 
 /* Iterators, run from Go. */
-
-/* seed_pass numbers the seeding passes (set by user space before each):
- * a listener entry from an earlier pass is stale, not a second listener. */
-volatile __u32 seed_pass;
-
-/* seed_listener records a listening socket's owner for the sockets that
- * will be accepted from it. */
-static __always_inline void seed_listener(struct sock *sk, const struct owner *o)
-{
-	struct listener_key k = {};
-	struct listener_owner *l, nl = {};
-
-	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	l = bpf_map_lookup_elem(&listener_owners, &k);
-	if (l && l->seed_pass == seed_pass) {
-		if (l->o.pid != o->pid)
-			l->ambiguous = 1;
-		return;
-	}
-	nl.o = *o;
-	nl.seed_pass = seed_pass;
-	bpf_map_update_elem(&listener_owners, &k, &nl, BPF_ANY);
-}
 
 /* seed_owners finds the owners of sockets that existed before the session,
  * or were accepted since, in the tasks that hold them. The socket is

@@ -39,3 +39,29 @@ func TestBothEndsPeerResetWithoutSeeding(t *testing.T) {
 		t.Errorf("the server's report does not say owner-seed was degraded:\n%s", text)
 	}
 }
+
+// The peer-reset join with a server that listens only after the recordings
+// started, so that no seeding pass can have found its listener: the
+// listener's owner is taken when listen() runs, and the socket accepted
+// from it is recorded from its handshake, with each owner store.
+func TestBothEndsPeerResetListenerOpenedDuringRecording(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, store := range []struct{ name, arg string }{{"sk_storage", ""}, {"legacy", "--disable-hook=sk_storage"}} {
+		t.Run(store.name, func(t *testing.T) {
+			if store.arg != "" {
+				recordArgs = []string{store.arg}
+				t.Cleanup(func() { recordArgs = nil })
+			}
+			ctx := testutil.Context(t, 2*time.Minute)
+			r, dst := balanced(t)
+			b := recordBothEnds(t, ctx, r, dst, "reset", func(*recorder) {
+				time.Sleep(500 * time.Millisecond)
+			}, "-pause-before-listen")
+			j := joinOf(t, b)
+			c := j.Joined[0]
+			if !c.Failed || c.ResetOrigin != "peer" {
+				t.Errorf("reset origin %q (failed %v), want peer", c.ResetOrigin, c.Failed)
+			}
+		})
+	}
+}

@@ -28,6 +28,7 @@ func serverMain(args []string) func(context.Context, *actorreport.Report) error 
 	listen := fs.String("listen", "", "ADDR:PORT to listen on")
 	exitAfter := fs.Int64("exit-after-bytes", 0, "exit once this many bytes were read in all; 0: run until signalled")
 	rcvbuf := fs.Int("rcvbuf", 0, "SO_RCVBUF on the listener (inherited by accepted sockets); 0: kernel default")
+	pauseBound := fs.Bool("pause-before-listen", false, "after bind, wait at phase \"bound\" before listen(): a tracer started then sees the listener opened")
 	resetAfter := fs.Duration("reset-after", timescale.Scale(200*time.Millisecond), "reset mode: wait this long after accept, so a slow client's connect() returns before the reset (default stretched by $"+timescale.Env+")")
 	_ = fs.Parse(args)
 
@@ -39,7 +40,7 @@ func serverMain(args []string) func(context.Context, *actorreport.Report) error 
 		if err != nil {
 			return fmt.Errorf("-listen: %w", err)
 		}
-		s := &server{mode: *mode, rep: rep, exitAfter: *exitAfter, resetAfter: *resetAfter, full: make(chan struct{})}
+		s := &server{mode: *mode, rep: rep, exitAfter: *exitAfter, resetAfter: *resetAfter, pauseBound: *pauseBound, full: make(chan struct{})}
 		return s.run(ctx, ap, *rcvbuf)
 	}
 }
@@ -48,6 +49,7 @@ type server struct {
 	mode       string
 	exitAfter  int64
 	resetAfter time.Duration
+	pauseBound bool
 	full       chan struct{} // closed once exitAfter bytes were read
 	mu         sync.Mutex
 	rep        *actorreport.Report
@@ -95,6 +97,11 @@ func (s *server) run(ctx context.Context, ap netip.AddrPort, rcvbuf int) error {
 	}
 	if err := unix.Bind(fd, sockaddr(ap)); err != nil {
 		return fmt.Errorf("bind %v: %w", ap, err)
+	}
+	if s.pauseBound {
+		if err := phase(ctx, "bound", true, nil); err != nil {
+			return err
+		}
 	}
 	if typ == unix.SOCK_STREAM {
 		if err := unix.Listen(fd, 64); err != nil {
