@@ -49,10 +49,12 @@ func TestFlightDiskShort(t *testing.T) {
 	if err := testutil.WaitFile(wctx, ready); err != nil {
 		t.Fatalf("serve not ready: %v\n%s", err, stderr.Bytes())
 	}
-	// In serve's mount namespace, where the tmpfs is.
+	// In serve's mount namespace, where the tmpfs is, and under its root
+	// directory (entering a mount namespace resets the root, which leaves
+	// a chroot).
 	inNS := func(args ...string) {
 		t.Helper()
-		out, err := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(cmd.Process.Pid), "-m"}, args...)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(cmd.Process.Pid), "-m", "-r"}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
