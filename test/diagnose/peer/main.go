@@ -6,11 +6,16 @@
 //	peer server -listen ADDR:PORT [-tick D]
 //	peer client -to ADDR:PORT -mode idle|shutdown|storm|pmtu|bulk [options]
 //	peer upload -listen ADDR:PORT
+//	peer http -url URL [-count N] [-idle D] [-put BYTES] [-rate R] [-timeout D]
 //
 // upload is an HTTP server (Go's net/http) that reads each request's body
 // to the end and answers 200; like most servers, it answers a client's
 // "Expect: 100-continue" before reading, the only data it sends until the
 // body is in.
+//
+// http is a pooled Go net/http client: -count requests on one kept-alive
+// connection, -idle apart, each a GET, or a PUT of -put bytes at -rate
+// bytes/s; it stops at the first error and records its errno.
 //
 // A client waits for the file given by -go before it creates a socket, so
 // a tracer started against its pid sees the connection from the start.
@@ -26,6 +31,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/sendtrace/sendtrace/internal/netlab/rawsock"
@@ -54,6 +60,8 @@ func main() {
 		err = client(os.Args[2:], res)
 	case "upload":
 		err = upload(os.Args[2:])
+	case "http":
+		err = httpClient(os.Args[2:], res)
 	default:
 		err = fmt.Errorf("unknown role %q", os.Args[1])
 	}
@@ -155,12 +163,54 @@ func upload(args []string) error {
 	if err := os.WriteFile(os.Getenv("PEER_READY"), nil, 0o644); err != nil && os.Getenv("PEER_READY") != "" {
 		return err
 	}
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			return
+	return http.Serve(ln, http.HandlerFunc(serveHTTP))
+}
+
+// serveHTTP reads each request's body to the end and answers "ok", but
+// for three paths: /bytes?n=N&rate=R sends N bytes at R bytes/s (0: as
+// fast as it can), /sleep?d=D answers after D, and /reset resets the
+// connection (SO_LINGER 0) instead of answering (with ?after=N, after
+// the first N bytes of a longer body).
+func serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return
+	}
+	q := r.URL.Query()
+	switch r.URL.Path {
+	case "/bytes":
+		n, _ := strconv.Atoi(q.Get("n"))
+		rate, _ := strconv.Atoi(q.Get("rate"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		chunk := make([]byte, 16<<10)
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+			if rate > 0 {
+				time.Sleep(time.Duration(k) * time.Second / time.Duration(rate))
+			}
 		}
-		_, _ = w.Write([]byte("ok\n"))
-	}))
+		return
+	case "/sleep":
+		d, _ := time.ParseDuration(q.Get("d"))
+		time.Sleep(d)
+	case "/reset":
+		// ?after=N: the response's header and N bytes of its body first.
+		after, _ := strconv.Atoi(q.Get("after"))
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			if after > 0 {
+				_, _ = fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 2*after)
+				_, _ = c.Write(make([]byte, after))
+				time.Sleep(100 * time.Millisecond)
+			}
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+		}
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 type clientOpts struct {
