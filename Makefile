@@ -48,7 +48,7 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 test-unit: ## Tests that need no privilege
-	SENDTRACE_UNPRIVILEGED=1 $(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./internal/htmlreport/... ./cmd/...
+	SENDTRACE_UNPRIVILEGED=1 $(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./internal/htmlreport/... ./cmd/... ./test/corpus/...
 
 # The scenarios run a second time with the socket layer alone (--no-syscall-layer),
 # and a third with the legacy object of kernels before 5.11 (--disable-hook=sk_storage).
@@ -67,6 +67,21 @@ vmtest: ## Run the hook-plan checks and scenarios in the pinned Debian kernels (
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) build -trimpath -o $(VMBIN)/$(a)/guestcheck ./vmtest/guestcheck && \
 	GOARCH=$(a) CGO_ENABLED=0 $(GO) test -c -o $(VMBIN)/$(a)/scenario.test ./test/scenario && ) true
 	vmtest/run.sh --kernel $(or $(VMTEST_KERNELS),all) $(foreach a,$(VMARCHS),--bin-dir $(a)=$(VMBIN)/$(a)) --add $(CURDIR)/test/hooks.expect:/hooks.expect --plans $(VMBIN)/plans --commands vmtest/matrix.txt --timeout 1500 --jobs 2 $(VMTEST_FLAGS)
+
+# The corpus: faults built live in network namespaces (test/corpus), each
+# recorded with sendtrace record. make test replays the committed
+# recordings (TestCorpusReplay); these two record them again, as root.
+CORPUS_TMP ?= $(CURDIR)/.corpus
+.PHONY: diagnose-corpus diagnose-eval
+diagnose-corpus: ## Record the fault corpus live (root, some 15 min) and rewrite its recordings and labels in test/corpus/testdata
+	SENDTRACE_CORPUS_OUT=$(CURDIR)/test/corpus/testdata $(GO) test -count=1 -timeout 90m -run '^TestRecordCorpus$$' ./test/corpus
+
+# A case the lab fails to build is reported by the evaluation as not
+# recorded, so a failed recording does not stop it.
+diagnose-eval: ## Record the fault corpus live on this kernel (root), a third of it twice; print the confusion matrix and targets, write docs/diagnosis.md
+	rm -rf $(CORPUS_TMP)
+	SENDTRACE_CORPUS_OUT=$(CORPUS_TMP)/first SENDTRACE_CORPUS_AGAIN=$(CORPUS_TMP)/again $(GO) test -count=1 -timeout 120m -run '^TestRecordCorpus$$' ./test/corpus || echo "diagnose-eval: some cases were not recorded (above); they are reported as such"
+	$(GO) run ./test/corpus/eval -dir $(CORPUS_TMP)/first -again $(CORPUS_TMP)/again -doc docs/diagnosis.md
 
 .PHONY: vmtest-latest
 vmtest-latest: ## The vmtest matrix in the newest kernel Debian packages, experimental's release candidates included (not in test-all)
@@ -106,4 +121,4 @@ release: ## Static binaries for linux/amd64, linux/arm64 and report-only darwin/
 test-all: lint generate-check report-only-check docker-build-paths test vmtest bench-quick ## Everything CI runs
 
 clean: ## Remove build outputs
-	rm -rf sendtrace $(VMBIN) $(DIST)
+	rm -rf sendtrace $(VMBIN) $(DIST) $(CORPUS_TMP)

@@ -474,6 +474,20 @@ func TestBackpressure(t *testing.T) {
 	}
 }
 
+// A full buffer behind a segment retransmitted by timeout into an open
+// window is loss, not a slow reader: a net/http upload into a black hole
+// (corpus case black-hole-remote-firewall_rate-upload_go_mid_v6) got
+// EAGAIN from Go's non-blocking write before its connection timed out.
+func TestBackpressureBehindRetransmits(t *testing.T) {
+	c := newChain(1).established()
+	c.add(time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
+		Bytes: 1864, SendQ: 100584, SndBuf: 69120, SndWnd: 98304, Retransmits: 1, Backoff: 1})
+	ds := check(t, c.evs, RuleBackpressure)
+	if ds[0].Confidence != Low || !strings.Contains(ds[0].Evidence.Text, "retransmitted 1 time(s)") {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
 func TestRefused(t *testing.T) {
 	c := newChain(1)
 	c.add(ms_, events.Event{Kind: events.KindReceiveReset, State: events.StateSynSent})

@@ -659,6 +659,15 @@ func backpressure(s *sockState, ev *events.Event) Diagnosis {
 		d.Evidence.Text = fmt.Sprintf("%s on a %d-byte send with %d bytes queued (Send-Q) against a %d-byte send buffer (%.0f%%, the rest is per-packet overhead); %s",
 			events.ErrnoName(ev.Errno), ev.Bytes, ev.SendQ, ev.SndBuf, pct, wnd)
 		switch {
+		case ev.SndWnd > 0 && ev.Retransmits > 0:
+			// The head of the queue is being retransmitted by timeout
+			// (icsk_retransmits; zero-window probes do not count there)
+			// into an open window: nothing is acknowledged, so the queue
+			// is full because of loss or a dead path, which the
+			// connection's end names, not because the reader is slow.
+			d.Confidence = Low
+			d.ConfidenceWhy = "the peer's window is open but the oldest segment was being retransmitted by timeout: the queue is full because nothing is acknowledged (loss or a black hole), not behind a slow reader; how the connection ends says which"
+			d.Evidence.Text += fmt.Sprintf("; the oldest unacknowledged segment had been retransmitted %d time(s) by timeout", ev.Retransmits)
 		case ev.SndWnd == 0 || pct >= 40:
 			d.Confidence = High
 			d.ConfidenceWhy = "the send queue fills the buffer: the connection is stuck behind a slow reader, not cut"

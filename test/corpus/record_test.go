@@ -2,7 +2,6 @@ package corpus_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -129,11 +128,7 @@ func recordCase(t *testing.T, b binaries, c corpus.Case, out string) {
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	l := corpus.Label{Case: c, Kernel: strings.TrimSpace(string(kernel)), Answer: corpus.Answer(ds)}
-	js, err := json.MarshalIndent(l, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(corpus.LabelPath(out, c.Name), append(js, '\n'), 0o644); err != nil {
+	if err := corpus.WriteLabel(out, &l); err != nil {
 		t.Fatal(err)
 	}
 	v := corpus.Score(c, ds)

@@ -39,6 +39,15 @@ func ReadLabel(dir, name string) (*Label, error) {
 	return &l, nil
 }
 
+// WriteLabel writes a case's label to dir.
+func WriteLabel(dir string, l *Label) error {
+	js, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(LabelPath(dir, l.Name), append(js, '\n'), 0o644)
+}
+
 // Diagnose replays a recording as `sendtrace report` does and returns
 // its diagnoses.
 func Diagnose(path string) ([]diagnose.Diagnosis, error) {
