@@ -282,6 +282,10 @@ func (e *Engine) stateChange(s *sockState, ev *events.Event) []Diagnosis {
 		// even when nothing else was said about it (a connect timeout
 		// the application cut short).
 		if ev.OldState == events.StateSynSent {
+			if d, ok := unreadConnectError(s, ev); ok {
+				s.concluded = append(s.concluded, d.Rule)
+				out = append(out, d)
+			}
 			out = append(out, e.failure(s, ev)...)
 		}
 	}

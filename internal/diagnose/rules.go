@@ -74,7 +74,7 @@ func (e *Engine) classify(s *sockState, ev *events.Event) (Diagnosis, bool) {
 			if s.done(RuleBackpressure) {
 				return Diagnosis{}, false
 			}
-			return backpressure(s, ev), true
+			return backpressure(s, ev)
 		}
 		if s.resets > 0 || s.errReports > 0 {
 			// The reset or error report was the failure; this send only
@@ -112,7 +112,9 @@ func (e *Engine) ended(s *sockState, ev *events.Event, syn bool) (Diagnosis, boo
 	case eHOSTUNREACH, eNETUNREACH:
 		// With a retransmit chain behind it the ICMP error was only the
 		// soft error the timeout reported; without one it was the answer.
-		if s.run.n == 0 || syn && s.run.n < 2 {
+		// A connect's SYN may have been retransmitted before the ICMP
+		// error ended it; the report then comes after the close.
+		if s.run.n == 0 || (syn || s.run.syn) && s.run.n < 2 {
 			return refused(s, ev, ev.Errno, false), true
 		}
 	case eTIMEDOUT:
@@ -646,7 +648,7 @@ func stuck(s *sockState, now uint64) (Diagnosis, bool) {
 	return d, true
 }
 
-func backpressure(s *sockState, ev *events.Event) Diagnosis {
+func backpressure(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	d := base(s, ev, RuleBackpressure, "Send buffer exhausted (backpressure)")
 	tcp := ev.Protocol == events.ProtoTCP
 	switch {
@@ -659,18 +661,18 @@ func backpressure(s *sockState, ev *events.Event) Diagnosis {
 		d.Evidence.Text = fmt.Sprintf("%s on a %d-byte send with %d bytes queued (Send-Q) against a %d-byte send buffer (%.0f%%, the rest is per-packet overhead); %s",
 			events.ErrnoName(ev.Errno), ev.Bytes, ev.SendQ, ev.SndBuf, pct, wnd)
 		switch {
-		case ev.SndWnd > 0 && ev.Retransmits > 0:
-			// The head of the queue is being retransmitted by timeout
-			// (icsk_retransmits; zero-window probes do not count there)
-			// into an open window: nothing is acknowledged, so the queue
-			// is full because of loss or a dead path, which the
-			// connection's end names, not because the reader is slow.
-			d.Confidence = Low
-			d.ConfidenceWhy = "the peer's window is open but the oldest segment was being retransmitted by timeout: the queue is full because nothing is acknowledged (loss or a black hole), not behind a slow reader; how the connection ends says which"
-			d.Evidence.Text += fmt.Sprintf("; the oldest unacknowledged segment had been retransmitted %d time(s) by timeout", ev.Retransmits)
-		case ev.SndWnd == 0 || pct >= 40:
+		case ev.SndWnd == 0:
 			d.Confidence = High
-			d.ConfidenceWhy = "the send queue fills the buffer: the connection is stuck behind a slow reader, not cut"
+			d.ConfidenceWhy = "the peer advertises a zero window: the connection is stuck behind a reader that does not read, not cut"
+		case pct >= 40:
+			// With the peer's window open, a full queue is no stuck
+			// reader: a non-blocking sender faster than the path fills
+			// its buffer from its first writes (iperf3, Go's net/http
+			// uploading), and one whose oldest segment is being
+			// retransmitted is full because nothing is acknowledged, as
+			// the connection's end will say. Nothing to name yet: a
+			// later EAGAIN with the window at zero is.
+			return Diagnosis{}, false
 		default:
 			d.Confidence = Medium
 			d.ConfidenceWhy = "the send queue is well below the buffer size, so memory pressure may be the limit rather than the peer"
@@ -685,7 +687,7 @@ func backpressure(s *sockState, ev *events.Event) Diagnosis {
 	if ev.Errno == eNOBUFS {
 		d.NextStep = "ENOBUFS: a local queue (qdisc, device, or socket memory limits net.ipv4.tcp_mem/udp_mem) is full: check tc -s qdisc for drops, pace the sender, and raise the limits if memory allows."
 	}
-	return d
+	return d, true
 }
 
 func refused(s *sockState, ev *events.Event, errno int32, rst bool) Diagnosis {
@@ -710,6 +712,24 @@ func refused(s *sockState, ev *events.Event, errno int32, rst bool) Diagnosis {
 		d.NextStep = "Check routing to the destination (ip route get), that the host is up, and firewalls that reject with ICMP unreachable."
 	}
 	return d
+}
+
+// unreadConnectError: an attempt closed in SYN_SENT at once after an
+// error report whose errno the application had read first (a woken
+// connect() or poll() clears sk_err before the report is traced, which
+// then says 0), with no reset from the peer, no SYN retransmitted and no
+// packet dropped on this host but the purge of the SYN at the close: an
+// ICMP error answered the SYN (IPv4 host unreachable ends a connect so).
+func unreadConnectError(s *sockState, ev *events.Event) (Diagnosis, bool) {
+	purgedOnly := s.drops.n == 0 || s.drops.n == 1 && s.drops.reason == "QUEUE_PURGE"
+	if s.ended() || s.errReports == 0 || s.lastReport != 0 || s.resets > 0 || s.run.n > 0 || !purgedOnly {
+		return Diagnosis{}, false
+	}
+	d := refused(s, ev, 0, false)
+	d.Confidence = Medium
+	d.ConfidenceWhy = "the application read the error before the tracer could (the report says errno 0), so which ICMP error it was is not known; no reset came, so it was no refusal by the peer's TCP"
+	d.Evidence.Text = fmt.Sprintf("the attempt to %s ended in SYN_SENT at once, with an error reported on the socket, no reset and no SYN retransmitted: an ICMP error (host or network unreachable, administratively prohibited) answered the SYN", s.dst)
+	return d, true
 }
 
 func stateOr(st uint8, none string) string {

@@ -140,7 +140,7 @@ var table = []scenario{
 	// ICMP unreachable from the router.
 	{ICMPUnreachable, "reqresp", "curl", "handshake", "path", "46", nil, "the router answers the SYN with host unreachable"},
 	{ICMPUnreachable, "reqresp", "python", "handshake", "path", "4", nil, "socket.connect answered with host unreachable"},
-	{ICMPUnreachable, "udp", "actor", "mid", "path", "46", nil, "connected UDP sends answered with host unreachable"},
+	{ICMPUnreachable, "udp", "actor", "mid", "path", "46", nil, "connected UDP sends with IP_RECVERR answered with host unreachable (without it, UDP keeps a host unreachable from the sender)"},
 
 	// Nothing listens.
 	{Refused, "reqresp", "curl", "handshake", "peer", "46", nil, "curl to a port nothing listens on"},

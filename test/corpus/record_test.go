@@ -91,6 +91,10 @@ func recordCase(t *testing.T, b binaries, c corpus.Case, out string) {
 		"net.ipv4.tcp_keepalive_time":   "1",
 		"net.ipv4.tcp_keepalive_intvl":  "1",
 		"net.ipv4.tcp_keepalive_probes": "2",
+		// A closed socket's FIN into a black hole, and a FIN_WAIT2 the
+		// peer never ends, outlive the client: not for long.
+		"net.ipv4.tcp_orphan_retries": "1",
+		"net.ipv4.tcp_fin_timeout":    "2",
 	} {
 		r.lab.Client.MustSetSysctl(k, v)
 	}
@@ -411,9 +415,16 @@ func (r *run) actor(fault func()) func() string {
 	case c.Behaviour == "udp":
 		srv = []string{"-mode", "udp"}
 		cl = append(cl, "-proto", "udp", "-interval", "100ms", "-size", "512", "-timeout", "20s")
+		if c.Cause == corpus.ICMPUnreachable {
+			// Host unreachable is no hard error for UDP: without
+			// IP_RECVERR the kernel keeps it from the sender.
+			cl = append(cl, "-recverr")
+		}
 	case c.Cause == corpus.ZeroWindow:
+		// It goes on after EAGAIN: the first comes while the reader's
+		// window is still open; it closes once the reader's buffer is full.
 		srv = []string{"-mode", "sink", "-rcvbuf", "65536"}
-		cl = append(cl, "-nonblock", "-sndbuf", "65536", "-size", "16384")
+		cl = []string{"client", "-to", r.dst.String(), "-count", "150", "-interval", "20ms", "-nonblock", "-sndbuf", "65536", "-size", "16384"}
 	case c.Cause == corpus.PeerReset:
 		srv = []string{"-mode", "reset"}
 		cl = append(cl, "-interval", "100ms", "-size", "65536")

@@ -4,7 +4,10 @@ import (
 	"flag"
 	"os"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/sendtrace/sendtrace/internal/events"
 
 	"github.com/sendtrace/sendtrace/test/corpus"
 )
@@ -116,4 +119,36 @@ func TestScore(t *testing.T) {
 	if v := corpus.Score(pm, low); v.Class != corpus.Unknown {
 		t.Errorf("a low-confidence wrong name scored %+v", v)
 	}
+}
+
+// TestCorpusSettings: a connection the kernel timed out is explained by
+// the setting recorded for its namespace, the lab's tcp_retries2=3 (or
+// tcp_syn_retries=2 for a connect), never a value guessed from the time
+// it took. TCP_USER_TIMEOUT and keepalive end connections by other
+// settings, and are left out.
+func TestCorpusSettings(t *testing.T) {
+	n := 0
+	for _, c := range corpus.Cases() {
+		if c.Cause == corpus.UserTimeout || c.Cause == corpus.KeepaliveExpiry {
+			continue
+		}
+		ds, err := corpus.Diagnose(corpus.Recording(testdata, c.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Errno != events.ETIMEDOUT || d.Evidence.Setting == "" {
+				continue
+			}
+			n++
+			if !strings.HasPrefix(d.Evidence.Setting, "net.ipv4.tcp_retries2=3, as recorded for net:[") &&
+				!strings.HasPrefix(d.Evidence.Setting, "net.ipv4.tcp_syn_retries=2, as recorded for net:[") {
+				t.Errorf("%s: %s: setting %q, the lab set tcp_retries2=3 and tcp_syn_retries=2", c.Name, d.Rule, d.Evidence.Setting)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no timed-out connection in the corpus")
+	}
+	t.Logf("%d timed-out connections name the recorded setting", n)
 }

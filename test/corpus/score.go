@@ -58,12 +58,18 @@ func Diagnose(path string) ([]diagnose.Diagnosis, error) {
 	return rec.Diagnoses, nil
 }
 
-// Answer is a recording's diagnoses as "rule/confidence xN", sorted: what
-// the replay test pins and what two recordings of one fault must share.
+// Answer is a recording's diagnoses as "rule/confidence xN", sorted (a
+// retry storm with its connections and failures): what the replay test
+// pins and what two recordings of one fault must share.
 func Answer(ds []diagnose.Diagnosis) []string {
 	n := map[string]int{}
 	for _, d := range ds {
-		n[d.Rule+"/"+d.Confidence]++
+		k := d.Rule + "/" + d.Confidence
+		if d.Rule == diagnose.RuleRetryStorm {
+			// A storm's size is the lab's: every connection it opened.
+			k += fmt.Sprintf(" (%d connections, %d failed)", d.Evidence.Connections, d.Evidence.Failures)
+		}
+		n[k]++
 	}
 	out := []string{}
 	for k, v := range n {

@@ -49,7 +49,7 @@ try:
             try: s.send(b"n" * 16384)
             except BlockingIOError as e:
                 fails += 1; time.sleep(0.05)
-                if fails == 20: err(e); break
+                if fails == 40: err(e); break
     elif mode == "keepalive":
         s = socket.create_connection((host, port), timeout=20)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

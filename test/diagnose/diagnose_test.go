@@ -147,11 +147,16 @@ func tracedActors(t *testing.T, server []string, client ...string) (*actorreport
 	return r, ds
 }
 
-// 4: a non-blocking sender whose peer never reads.
+// 4: a non-blocking sender whose peer never reads. Its first EAGAIN
+// comes while the peer's window is still open (not yet a stuck reader);
+// it goes on until the window is zero.
 func TestBackpressure(t *testing.T) {
 	r, ds := tracedActors(t, []string{"-mode", "sink", "-rcvbuf", "65536"},
-		"-nonblock", "-sndbuf", "65536", "-until-error", "-count", "0", "-size", "16384")
-	want(t, ds, "backpressure", r.Sockets[0].Cookie)
+		"-nonblock", "-sndbuf", "65536", "-count", "150", "-interval", "20ms", "-size", "16384")
+	d := want(t, ds, "backpressure", r.Sockets[0].Cookie)[0]
+	if d.Confidence != "high" || d.Evidence.SndWnd != 0 {
+		t.Errorf("want the zero window at high confidence: %+v", d)
+	}
 }
 
 // 7: seccomp makes sendto fail with ECOMM before the socket layer.
