@@ -8,8 +8,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -68,8 +70,10 @@ func writeMisses(b *bytes.Buffer, rs []corpus.Result) {
 	n := 0
 	for _, r := range rs {
 		switch {
+		case errors.Is(r.Err, fs.ErrNotExist):
+			fmt.Fprintf(b, "- `%s` (%s): not recorded: the lab failed to build it (the recorder's output says why)\n", r.Case.Name, r.Case.Cause)
 		case r.Err != nil:
-			fmt.Fprintf(b, "- `%s`: not recorded: %v\n", r.Case.Name, r.Err)
+			fmt.Fprintf(b, "- `%s` (%s): %v\n", r.Case.Name, r.Case.Cause, r.Err)
 		case r.Verdict.Class != corpus.Right:
 			fmt.Fprintf(b, "- `%s` (%s): %s, answered %s\n", r.Case.Name, r.Case.Cause, r.Verdict.Class, strings.Join(r.Answer, ", "))
 		default:

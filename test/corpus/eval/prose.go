@@ -62,10 +62,12 @@ const leftOut = `
 - **Middlebox idle reset mid-stream, and bulk or rate-limited uploads
   after idle**: a flow that carries data is never idle, so the
   middlebox's idle timeout cannot hit it.
-- **Backpressure with blocking clients (curl, Go's net/http, iperf3)**:
-  a blocking send waits for room; nothing fails, only slows. The
-  corpus uses non-blocking senders (the actor, Python's non-blocking
-  socket, Node's libuv).
+- **Backpressure with curl, Go's net/http and iperf3**: curl's upload
+  into a reader that never reads waits in poll() without a failed send;
+  Go and iperf3 get the same EAGAIN at a zero window as the actor,
+  Python and Node, and are not in the corpus yet. Their EAGAIN with the
+  window open (a sender faster than the path) is in it: every iperf3 and
+  net/http upload makes it, and it must not be named.
 - **TCP_USER_TIMEOUT and keepalive with curl, Node and Go**: none of
   them sets the option by default to seconds; Python's socket sets both.
 - **iperf3 for request/response, idle and UDP**: iperf3 measures
