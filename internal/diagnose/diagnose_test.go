@@ -465,8 +465,8 @@ func TestStuckAtEnd(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	c := newChain(1).established()
 	for i := range 3 {
-		c.add(time.Second+time.Duration(i)*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
-			Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0})
+		c.add(time.Second+time.Duration(i)*600*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
+			Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0, SndUna: 5000})
 	}
 	ds := check(t, c.evs, RuleBackpressure)
 	if ds[0].Confidence != High || !strings.Contains(ds[0].Evidence.Text, "zero window") {
@@ -491,10 +491,41 @@ func TestBackpressureOpenWindow(t *testing.T) {
 	if ds := FromEvents(c.evs); len(ds) != 0 {
 		t.Errorf("open window: %+v", ds)
 	}
-	c.add(3*time.Second, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
-		Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0})
+	// A zero window for a moment, then acknowledgements (iperf3's server
+	// falling behind on a loaded machine): no stuck reader.
+	for i, una := range []uint32{7000, 7000, 9000} {
+		c.add(3*time.Second+time.Duration(i)*600*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
+			Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0, SndUna: una})
+	}
+	if ds := FromEvents(c.evs); len(ds) != 0 {
+		t.Errorf("a zero window that moved: %+v", ds)
+	}
+	c.add(5500*ms_, events.Event{Kind: events.KindSendError, Errno: int32(unix.EAGAIN), Layer: events.LayerBoth,
+		Bytes: 16384, SendQ: 160000, SndBuf: 131072, SndWnd: 0, SndUna: 9000})
 	ds := check(t, c.evs, RuleBackpressure)
-	if ds[0].Confidence != High {
+	if ds[0].Confidence != High || !strings.Contains(ds[0].Evidence.Text, "nothing acknowledged") {
+		t.Errorf("%+v", ds[0])
+	}
+}
+
+// Keepalive probes unanswered on an idle connection end it with
+// ETIMEDOUT and no retransmit (corpus cases keepalive-expiry_*): the
+// kernel sends a reset and reports the timeout with nothing queued.
+func TestKeepaliveExpiry(t *testing.T) {
+	c := newChain(1).established()
+	c.add(4*time.Second, events.Event{Kind: events.KindSendReset, SinceSend: 4 * time.Second, SinceRecv: 4 * time.Second})
+	c.add(4*time.Second, events.Event{Kind: events.KindStateChange, State: events.StateClose, OldState: events.StateEstablished,
+		SinceSend: 4 * time.Second, SinceRecv: 4 * time.Second})
+	c.add(4*time.Second, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose,
+		SinceSend: 4 * time.Second, SinceRecv: 4 * time.Second})
+	ds := check(t, c.evs, RuleBlackHole)
+	if ds[0].Confidence != Medium || !strings.Contains(ds[0].Evidence.Text, "keepalive probes went unanswered") {
+		t.Errorf("%+v", ds[0])
+	}
+	// With data queued it is not keepalive: still unsure.
+	q := newChain(2).established()
+	q.add(4*time.Second, events.Event{Kind: events.KindErrorReport, Errno: int32(unix.ETIMEDOUT), State: events.StateClose, SendQ: 100})
+	if ds := check(t, q.evs, RuleBlackHole); ds[0].Confidence != Low {
 		t.Errorf("%+v", ds[0])
 	}
 }

@@ -74,6 +74,12 @@ type sockState struct {
 	nRTX  int    // all retransmit events on the socket
 	segs  uint64 // the segments they carried
 	drops localDrops
+	// zeroWnd is when a send first met the peer's window at zero, and
+	// snd_una then; 0 while the window is open.
+	zeroWnd struct {
+		mono uint64
+		una  uint32
+	}
 }
 
 // retransRun is the current loss episode: the retransmits of one stuck

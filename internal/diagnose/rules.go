@@ -593,6 +593,13 @@ func blackHole(s *sockState, ev *events.Event, syn bool) Diagnosis {
 			d.ConfidenceWhy = "the failing segment's retransmits did not back off"
 		}
 		d.Evidence.Text = fmt.Sprintf("%d retransmit(s) seen, then %s%s", r.n, events.ErrnoName(ev.Errno), soft)
+	case ev.Errno == eTIMEDOUT && ev.SendQ == 0 && !syn && s.estMono != 0:
+		// Nothing unacknowledged, nothing retransmitted: of what ends a
+		// connection with ETIMEDOUT, only keepalive probes do that.
+		d.Confidence = Medium
+		d.ConfidenceWhy = "nothing was unacknowledged or queued and nothing was retransmitted, so unanswered keepalive probes ended the connection: the peer or the path stopped answering while it idled"
+		d.Evidence.Text = fmt.Sprintf("ETIMEDOUT with nothing unacknowledged or queued and no retransmit, %s after this side last sent: keepalive probes went unanswered%s",
+			format.Duration(max(ev.SinceSend, 0)), soft)
 	default:
 		d.Confidence = Low
 		d.ConfidenceWhy = "no retransmits were seen on this socket: keepalive probes or TCP_USER_TIMEOUT may have ended it, or the events were lost"
@@ -648,6 +655,10 @@ func stuck(s *sockState, now uint64) (Diagnosis, bool) {
 	return d, true
 }
 
+// zeroWindowHeld is how long a peer's window must stay at zero, with
+// nothing acknowledged, before its reader is called stuck.
+const zeroWindowHeld = time.Second
+
 func backpressure(s *sockState, ev *events.Event) (Diagnosis, bool) {
 	d := base(s, ev, RuleBackpressure, "Send buffer exhausted (backpressure)")
 	tcp := ev.Protocol == events.ProtoTCP
@@ -662,9 +673,23 @@ func backpressure(s *sockState, ev *events.Event) (Diagnosis, bool) {
 			events.ErrnoName(ev.Errno), ev.Bytes, ev.SendQ, ev.SndBuf, pct, wnd)
 		switch {
 		case ev.SndWnd == 0:
+			// A fast transfer meets a zero window whenever its reader
+			// falls behind for a moment; a reader that does not read
+			// keeps it closed, with nothing acknowledged.
+			z := &s.zeroWnd
+			if z.mono == 0 || ev.SndUna != z.una {
+				z.mono, z.una = ev.Mono, ev.SndUna
+				return Diagnosis{}, false
+			}
+			held := time.Duration(ev.Mono - z.mono)
+			if held < zeroWindowHeld {
+				return Diagnosis{}, false
+			}
 			d.Confidence = High
-			d.ConfidenceWhy = "the peer advertises a zero window: the connection is stuck behind a reader that does not read, not cut"
+			d.ConfidenceWhy = "the peer's window stayed at zero with nothing acknowledged: the connection is stuck behind a reader that does not read, not cut"
+			d.Evidence.Text += fmt.Sprintf(", and has for %s with nothing acknowledged", format.Duration(held))
 		case pct >= 40:
+			s.zeroWnd.mono = 0
 			// With the peer's window open, a full queue is no stuck
 			// reader: a non-blocking sender faster than the path fills
 			// its buffer from its first writes (iperf3, Go's net/http

@@ -103,7 +103,8 @@ var table = []scenario{
 	{PeerReset, "reqresp", "curl", "mid", "peer", "46", nil, "GET /reset: the HTTP server hijacks the connection and resets it"},
 	{PeerReset, "reqresp", "python", "mid", "peer", "4", nil, "http.client GET /reset"},
 	{PeerReset, "reqresp", "go", "mid", "peer", "46", nil, "net/http GET /reset"},
-	{PeerReset, "download", "curl", "mid", "peer", "4", nil, "GET /bytes?reset=: the server resets after 256 KiB of the body"},
+	{PeerReset, "download", "curl", "mid", "peer", "4", nil, "GET /reset?after=262144: the server resets after 256 KiB of the body"},
+	{PeerReset, "upload", "iperf3", "mid", "peer", "4", nil, "iperf3 -c for 2s: its server ends the test by closing the data connection with the client's data unread, which resets it; iperf3 expects that reset, but it is one, from the peer"},
 
 	// A middlebox forgets an idle flow (conntrack, 2 s) and resets or drops.
 	{MiddleboxIdle, "idle", "peer", "idle", "middlebox", "46", nil, "raw pooled connection silent 3.5s; the router resets the forgotten flow"},
@@ -171,7 +172,7 @@ var table = []scenario{
 	{AppTimeout, "download", "curl", "mid", "peer", "4", nil, "curl -m 1 on a download served at 100 KB/s"},
 
 	// Controls: nothing fails.
-	{Healthy, "upload", "iperf3", "mid", "peer", "4", nil, "iperf3 -c for 2s"},
+	{Healthy, "upload", "go", "mid", "peer", "4", nil, "net/http PUT of 20 MB as fast as it goes: Go's non-blocking writes meet EAGAIN with the window open, which is no failure"},
 	{Healthy, "download", "curl", "mid", "peer", "6", nil, "curl download of 20 MB"},
 	{Healthy, "idle", "peer", "idle", "middlebox", "4", nil, "keepalive 1s shorter than the middlebox's 2s idle timeout keeps the flow"},
 }

@@ -341,13 +341,16 @@ func (r *run) clientArgs() []string {
 			g = append(g, "-put", "20000000", "-rate", "200000")
 		case corpus.PMTU:
 			g = append(g, "-put", "1000000")
+		case corpus.Healthy:
+			g[3] = url + "/upload"
+			g = append(g, "-put", "20000000")
 		case corpus.AppTimeout:
 			g[3] = url + "/sleep?d=3s"
 			g = append(g, "-timeout", "1s")
 		}
 		return g
 	case "iperf3":
-		secs := map[string]string{corpus.BlackHolePath: "15", corpus.PMTU: "15", corpus.Healthy: "2"}[c.Cause]
+		secs := map[string]string{corpus.BlackHolePath: "15", corpus.PMTU: "15", corpus.PeerReset: "2"}[c.Cause]
 		return []string{"iperf3", "-c", host, "-p", p, "-t", secs}
 	case "peer":
 		args := []string{r.b.peer, "client", "-to", dst}
