@@ -99,15 +99,13 @@ func TestScore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bh, _ := corpus.Lookup("black-hole-remote-firewall_upload_actor_mid_v4")
+	bh, pm, ok := lookup(t, "black-hole-remote-firewall_upload_actor_mid_v4"), lookup(t, "pmtu-black-hole_upload_curl_mid_v4"), lookup(t, "healthy_upload_go_mid_v4")
 	if v := corpus.Score(bh, ds); v.Class != corpus.Right || v.Rule != "black-hole" {
 		t.Errorf("black hole scored %+v", v)
 	}
-	pm, _ := corpus.Lookup("pmtu-black-hole_upload_curl_mid_v4")
 	if v := corpus.Score(pm, ds); v.Class != corpus.Wrong {
 		t.Errorf("black-hole for a PMTU black hole scored %+v", v)
 	}
-	ok, _ := corpus.Lookup("healthy_upload_iperf3_mid_v4")
 	if v := corpus.Score(ok, nil); v.Class != corpus.Right || v.Rule != corpus.None {
 		t.Errorf("no diagnosis of a healthy transfer scored %+v", v)
 	}
@@ -151,4 +149,13 @@ func TestCorpusSettings(t *testing.T) {
 		t.Fatal("no timed-out connection in the corpus")
 	}
 	t.Logf("%d timed-out connections name the recorded setting", n)
+}
+
+func lookup(t *testing.T, name string) corpus.Case {
+	t.Helper()
+	c, err := corpus.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
