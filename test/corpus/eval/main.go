@@ -123,6 +123,7 @@ func write(b *bytes.Buffer, rs, againRs []corpus.Result) {
 		seen[k] = true
 		fmt.Fprintf(b, "- `%s`: %s.\n", k, r.Case.Note)
 	}
+	b.WriteString(pinned)
 	b.WriteString(leftOut)
 	b.WriteString(rules)
 }

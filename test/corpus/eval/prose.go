@@ -39,6 +39,28 @@ count is a case with no diagnosis.
 
 `
 
+const pinned = `
+## Wrong answers found before, and what pins them
+
+- A firewall on the server's host dropping an upload after some 226
+  full-size segments had been acknowledged was called a path MTU black
+  hole: ` + "`black-hole-remote-firewall_upload_actor_mid_*`" + ` (black-hole, high).
+- Six curl uploads at 200 KB/s into a black hole got idle-reset on some
+  connections: ` + "`black-hole-remote-firewall_rate-upload_curl_mid_v4`" + ` (black-hole x6).
+- A timed-out connection's setting guessed from its duration: every
+  timed-out connection of the corpus names the tcp_retries2=3 or
+  tcp_syn_retries=2 recorded for its namespace (TestCorpusSettings).
+- A retry storm counting the first 8 of its connections: the storm cases'
+  answers hold the count, 20 or 30, every connection the client opened.
+- A refused connect counted twice: each refused case has one diagnosis.
+- Found by the corpus: net/http and iperf3 uploads called backpressure at
+  high confidence (their non-blocking writes meet EAGAIN from the start,
+  and a zero window for a moment), ICMP host unreachable answering a SYN
+  left unnamed (IPv4: its errno read by the client first) or called a
+  black hole (IPv6: after one retransmitted SYN), and keepalive expiry
+  left at low confidence.
+`
+
 const leftOut = `
 ## Crossings left out, and why
 
@@ -98,11 +120,15 @@ const rules = `
   and never acknowledged until the kernel gave up (ETIMEDOUT, or the ICMP
   error stored as the soft error), with no local drop of it; the
   timeout's setting as recorded for the socket's namespace. High with two
-  or more retransmits that backed off; medium with one; low with none
-  (keepalive or TCP_USER_TIMEOUT ended it with nothing retransmitted).
+  or more retransmits that backed off; medium with one; medium with none
+  and nothing unacknowledged (keepalive probes unanswered: the peer or
+  the path stopped answering while the connection idled); low with none
+  and data queued (TCP_USER_TIMEOUT, or events lost).
   *Wrong when*: an ICMP unreachable that arrived under a retransmit
   chain is the real answer; a local drop the tracer missed (drop events
-  lost) looks like a path black hole.
+  lost) looks like a path black hole; a middlebox that forgot an idle
+  flow and drops keepalive probes looks like a black hole that began
+  during the idle (both count as correct for keepalive expiry).
 - **pmtu-black-hole**: every retransmit of the stuck segment full-size,
   the MSS unchanged, segments over 1280 bytes, and small packets known to
   cross: data from the peer still arriving (high), or an answer within a
@@ -115,15 +141,26 @@ const rules = `
   send failed with EPERM. *Wrong when*: drop events were lost (the
   recording's loss counters say so), or the drop was incidental to a
   failure elsewhere.
-- **backpressure**: EAGAIN or ENOBUFS from a send, with the socket's
-  Send-Q against SO_SNDBUF and the peer's window. High when the queue
-  fills the buffer or the window is zero. *Wrong when*: never for the
-  cause it names; the connection is stuck, not cut.
+- **backpressure**: EAGAIN or ENOBUFS from a send while the peer's
+  window has stayed at zero for a second with nothing acknowledged (a
+  reader that does not read), or with Send-Q well below SO_SNDBUF
+  (memory pressure, medium). With the window open nothing is named: a
+  non-blocking sender faster than the path (iperf3, Go) fills its buffer
+  from its first writes, and one behind a black hole because nothing is
+  acknowledged. *Wrong when*: a reader slower than the path for more
+  than a second with its window shut; *unknown when* the sender waits
+  for POLLOUT after one EAGAIN with the window still open (Node's libuv):
+  zero-window probes are not traced, so the window closing later is not
+  seen.
 - **refused-unreachable**: a reset answering the SYN, ECONNREFUSED
   (a reset or ICMP port unreachable), or EHOSTUNREACH / ENETUNREACH with
-  no retransmit chain before it. High: the kernel's own answer.
-  *Wrong when*: a firewall's reject is read as nothing listening (the
-  text says a firewall may reject).
+  no retransmit chain before it (or one retransmitted SYN). High: the
+  kernel's own answer. Medium for a connect that ended at once in
+  SYN_SENT after an error report whose errno the application read before
+  the tracer (the report says 0), with no reset and no retransmit: an
+  ICMP error answered the SYN (IPv4 host unreachable does this to curl and
+  Python). *Wrong when*: a firewall's reject is read as nothing listening
+  (the text says a firewall may reject).
 - **local-shutdown**: EPIPE on a socket this side shut down for writing.
 - **outside-stack**: an errno from the system call before the socket
   layer (seccomp, LSM).
