@@ -117,6 +117,10 @@ static __always_inline struct owner *owner_get(struct sock *sk, bool create)
 	return bpf_map_lookup_elem(&owners, &key);
 }
 
+/* OWN_ID marks the ids this object makes: kernel cookies count up from 1
+ * and never reach it. */
+#define OWN_ID (1ULL << 63)
+
 /* sock_addr_id is the socket's address, salted per session so that no
  * kernel address reaches a recording. Read as a number: the verifier
  * allows no arithmetic on the pointer itself. */
@@ -125,7 +129,7 @@ static __always_inline __u64 sock_addr_id(struct sock *sk)
 	__u64 addr = 0;
 
 	bpf_probe_read_kernel(&addr, sizeof(addr), &sk);
-	return addr ^ cfg.cookie_salt;
+	return (addr ^ cfg.cookie_salt) | OWN_ID;
 }
 
 /* owner_reset starts a new socket's record. Its id is the kernel's
@@ -139,7 +143,7 @@ static __always_inline struct owner *owner_reset(struct sock *sk)
 
 	empty.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!empty.cookie)
-		empty.cookie = sock_addr_id(sk) ^ (bpf_ktime_get_ns() << 12);
+		empty.cookie = (sock_addr_id(sk) ^ (bpf_ktime_get_ns() << 12)) | OWN_ID;
 	bpf_map_update_elem(&owners, &key, &empty, BPF_ANY);
 	return bpf_map_lookup_elem(&owners, &key);
 }
@@ -151,21 +155,25 @@ static __always_inline void owner_forget(struct sock *sk)
 	bpf_map_delete_elem(&owners, &key);
 }
 
-/* A socket's id is the one its record holds: a program cannot make a
- * cookie here, so the record keeps the first id the socket was seen with,
- * and the socket keeps one id for its life even when something asks for
- * the kernel's cookie later. Without a record, it is the kernel's cookie
- * when something already asked for it (ss -e, SO_COOKIE), else the salted
- * address. */
+/* A socket's id is the kernel's cookie when something asked for it
+ * (ss -e, SO_COOKIE) before the socket was first seen: a program cannot
+ * make one here. Else it is an id of this object's own (OWN_ID), which the
+ * socket's record keeps for its life, even when something asks for the
+ * kernel's cookie later. A record that names the socket by another kernel
+ * cookie is a freed socket's, at the same address: the kernel's cookie
+ * replaces it. */
 static __always_inline __u64 sock_cookie(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 	struct owner *o = bpf_map_lookup_elem(&owners, &key);
-	__u64 cookie;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 
-	if (o && o->cookie)
-		return o->cookie;
-	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (o && o->cookie) {
+		if (!cookie || o->cookie == cookie || (o->cookie & OWN_ID))
+			return o->cookie;
+		o->cookie = cookie;
+		return cookie;
+	}
 	if (cookie)
 		return cookie;
 	return sock_addr_id(sk);

@@ -543,7 +543,7 @@ func chooseObject(kernelTypes *btf.Spec, disable []string) (*ebpf.CollectionSpec
 	}
 	store.Hook = "hash"
 	store.Why = "tracing programs have no socket local storage here (before 5.11): owners are kept in a hash map by socket address, " +
-		"at most 65,536 (the least recent give way), and a socket's id is its cookie when something asked for one (ss -e, SO_COOKIE), else its address salted per session and mixed with the time it connected"
+		"at most 65,536 (the least recent give way), and a socket's id is its cookie when something asked for one (ss -e, SO_COOKIE), else (when nobody had asked before it was first seen) an id of its own for the socket's life: its address salted per session and mixed with the time it connected"
 	store.Tried = []string{fmt.Sprintf("sk_storage: %v", perr)}
 	return spec, store, nil
 }
