@@ -46,6 +46,7 @@ vmlinux: ## Regenerate bpf/headers/vmlinux.h from this kernel's BTF
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags corpusrecord ./test/corpus/
 
 test-unit: ## Tests that need no privilege
 	SENDTRACE_UNPRIVILEGED=1 $(GO) test -count=1 ./internal/events/... ./internal/render/... ./internal/record/... ./internal/report/... ./internal/htmlreport/... ./cmd/... ./test/corpus/...
@@ -74,13 +75,13 @@ vmtest: ## Run the hook-plan checks and scenarios in the pinned Debian kernels (
 CORPUS_TMP ?= $(CURDIR)/.corpus
 .PHONY: diagnose-corpus diagnose-eval
 diagnose-corpus: ## Record the fault corpus live (root, some 15 min) and rewrite its recordings and labels in test/corpus/testdata
-	SENDTRACE_CORPUS_OUT=$(CURDIR)/test/corpus/testdata $(GO) test -count=1 -timeout 90m -run '^TestRecordCorpus$$' ./test/corpus
+	SENDTRACE_CORPUS_OUT=$(CURDIR)/test/corpus/testdata $(GO) test -tags corpusrecord -count=1 -timeout 90m -run '^TestRecordCorpus$$' ./test/corpus
 
 # A case the lab fails to build is reported by the evaluation as not
 # recorded, so a failed recording does not stop it.
 diagnose-eval: ## Record the fault corpus live on this kernel (root), a third of it twice; print the confusion matrix and targets, write docs/diagnosis.md
 	rm -rf $(CORPUS_TMP)
-	SENDTRACE_CORPUS_OUT=$(CORPUS_TMP)/first SENDTRACE_CORPUS_AGAIN=$(CORPUS_TMP)/again $(GO) test -count=1 -timeout 120m -run '^TestRecordCorpus$$' ./test/corpus || echo "diagnose-eval: some cases were not recorded (above); they are reported as such"
+	SENDTRACE_CORPUS_OUT=$(CORPUS_TMP)/first SENDTRACE_CORPUS_AGAIN=$(CORPUS_TMP)/again $(GO) test -tags corpusrecord -count=1 -timeout 120m -run '^TestRecordCorpus$$' ./test/corpus || echo "diagnose-eval: some cases were not recorded (above); they are reported as such"
 	$(GO) run ./test/corpus/eval -dir $(CORPUS_TMP)/first -again $(CORPUS_TMP)/again -doc docs/diagnosis.md
 
 .PHONY: vmtest-latest

@@ -1,3 +1,5 @@
+//go:build corpusrecord
+
 package corpus_test
 
 // pyClient is the Python client of the corpus (python3 -c pyClient MODE
