@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
@@ -61,11 +62,11 @@ failure drawn side by side.`,
 			}
 			return page.writeDiff(cmd.OutOrStdout(), args[0], args[1])
 		}
-		before, err := report.Load(args[0], report.Options{})
+		before, err := report.Load(args[0], report.Options{Diagnose: diagnose.DefaultConfig()})
 		if err != nil {
 			return err
 		}
-		after, err := report.Load(args[1], report.Options{})
+		after, err := report.Load(args[1], report.Options{Diagnose: diagnose.DefaultConfig()})
 		if err != nil {
 			return err
 		}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/htmlreport"
-	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/outfile"
 	"github.com/sendtrace/sendtrace/internal/report"
 )
@@ -64,17 +64,9 @@ func (h *htmlFlags) writeBothEnds(out io.Writer, files *recordingFiles) error {
 	if err := h.refuse(true, paths...); err != nil {
 		return err
 	}
-	recs, err := loadJoin(files)
+	r, loaded, err := loadBothEnds(files)
 	if err != nil {
 		return err
-	}
-	r := join.Join(recs)
-	// Each recording's header and diagnoses, as its own page has them.
-	loaded := make([]*report.Recording, len(paths))
-	for i, p := range paths {
-		if loaded[i], err = loadReport(files, p, report.Options{}); err != nil {
-			return err
-		}
 	}
 	o := htmlreport.Options{Conns: h.conns}
 	if err := htmlreport.WriteFile(h.path, h.force, func(w io.Writer) error { return htmlreport.WriteBothEnds(w, r, loaded, o) }); err != nil {
@@ -87,11 +79,11 @@ func (h *htmlFlags) writeDiff(out io.Writer, before, after string) error {
 	if err := h.refuse(false, before, after); err != nil {
 		return err
 	}
-	a, err := report.Load(before, report.Options{})
+	a, err := report.Load(before, report.Options{Diagnose: diagnose.DefaultConfig()})
 	if err != nil {
 		return err
 	}
-	b, err := report.Load(after, report.Options{})
+	b, err := report.Load(after, report.Options{Diagnose: diagnose.DefaultConfig()})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/loader"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
@@ -39,7 +40,7 @@ func runLive(opts session.Options, output string, stdout, stderr io.Writer) erro
 	if output == "json" {
 		stream, summaryOut = render.NewJSON(stdout), stderr
 	}
-	p := enrich(pipeline.New(stream, render.NewSummarySink(summaryOut)), workloads(stderr, workload.Config{}))
+	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()), stream, render.NewSummarySink(summaryOut)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		return nil

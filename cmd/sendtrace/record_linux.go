@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
@@ -43,7 +44,8 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	rec := record.NewRecorder(path, force)
 	// The namespace sinks come before the recorder: their End gives the
 	// footer the namespaces' sysctls and counters they read.
-	p := enrich(pipeline.New(host.NewNetnsSysctls(stderr), host.NewNetnsCounters(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
+	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()),
+		host.NewNetnsSysctls(stderr), host.NewNetnsCounters(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)

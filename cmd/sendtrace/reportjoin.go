@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/join"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/report"
@@ -32,7 +33,7 @@ func reportArgs(cmd *cobra.Command, args []string) error {
 // reportBothEnds joins the connections of recordings made at different
 // ends and writes the "Both ends" section.
 func reportBothEnds(w io.Writer, files *recordingFiles, output string) error {
-	recs, err := loadJoin(files)
+	recs, err := loadJoin(files, join.Replay(diagnose.DefaultConfig()))
 	if err != nil {
 		return err
 	}
@@ -46,9 +47,10 @@ func reportBothEnds(w io.Writer, files *recordingFiles, output string) error {
 	return errors.Join(err, bw.Flush())
 }
 
-// loadJoin loads the recordings of the ends to join, named as given.
-func loadJoin(files *recordingFiles) ([]*join.Recording, error) {
-	recs, err := join.Load(files.paths)
+// loadJoin loads the recordings of the ends to join, named as given,
+// each replayed once through replay.
+func loadJoin(files *recordingFiles, replay join.Replayer) ([]*join.Recording, error) {
+	recs, err := join.Load(files.paths, replay)
 	if err != nil {
 		return nil, files.rename(err)
 	}
@@ -58,9 +60,31 @@ func loadJoin(files *recordingFiles) ([]*join.Recording, error) {
 	return recs, nil
 }
 
-// loadReport loads one recording for a report, named as given.
+// loadBothEnds loads the recordings of the ends for the both-ends page:
+// one replay of each feeds both the join and the recording's own report
+// (its header and diagnoses, as its own page has them), so that each is
+// read and diagnosed once.
+func loadBothEnds(files *recordingFiles) (*join.Result, []*report.Recording, error) {
+	loaded := make([]*report.Recording, 0, len(files.paths))
+	recs, err := loadJoin(files, func(path string, ends pipeline.Sink) (bool, error) {
+		rec, err := loadReport(files, path, report.Options{}, ends)
+		if err != nil {
+			return false, err
+		}
+		loaded = append(loaded, rec)
+		return rec.Footer != nil, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return join.Join(recs), loaded, nil
+}
+
+// loadReport loads one recording for a report, named as given, and
+// diagnoses it with the default thresholds.
 func loadReport(files *recordingFiles, path string, o report.Options, also ...pipeline.Sink) (*report.Recording, error) {
 	o.Name = files.name(path)
+	o.Diagnose = diagnose.DefaultConfig()
 	rec, err := report.Load(path, o, also...)
 	return rec, files.rename(err)
 }

@@ -128,7 +128,7 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 			return fmt.Errorf("read sysctls: %w", err)
 		}
 	}
-	p := enrich(pipeline.New(sinks...), names)
+	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()), sinks...), names)
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		if snap != nil {
@@ -180,8 +180,7 @@ func (b *beganSink) Begin(*session.Description) error {
 	b.running.Store(true)
 	return nil
 }
-func (b *beganSink) Event(*events.Event) error           { return nil }
-func (b *beganSink) Diagnosis(*diagnose.Diagnosis) error { return nil }
+func (b *beganSink) Event(*events.Event) error { return nil }
 func (b *beganSink) End(*session.End) error {
 	b.running.Store(false)
 	return nil

@@ -110,40 +110,57 @@ type Evidence struct {
 }
 
 // Config holds the engine's thresholds. The zero value of a field means
-// its default.
+// its default (DefaultConfig); each field says what its default is and
+// why.
 type Config struct {
-	// MinIdle is the shortest silence called an idle period. Real
-	// middlebox timeouts are minutes (Azure Load Balancer: 4 min, AWS NLB:
-	// 350 s); a silence this short is still reported, with less
-	// confidence, because it is what a lab or an aggressive firewall does.
+	// MinIdle is the shortest silence called an idle period: a reset, or
+	// a segment never acknowledged, on the first send after it is an
+	// idle reset. Default 2s: real middlebox timeouts are minutes (Azure
+	// Load Balancer: 4 min, AWS NLB: 350 s), but a silence this short is
+	// still reported, with less confidence, because it is what a lab or
+	// an aggressive firewall does; a shorter pause is what a connection
+	// in use has between requests.
 	MinIdle time.Duration
 	// LongIdle is the silence above which an idle reset is diagnosed with
-	// high confidence.
+	// high confidence. Default 30s: below the idle timeouts of common
+	// middleboxes (minutes), so that a flow one forgot is named with
+	// confidence, and far above the pauses of a connection in use; a
+	// shorter silence, which a peer restart explains as well, is medium.
 	LongIdle time.Duration
-	// MaxSockets bounds the sockets tracked at once.
+	// MaxSockets bounds the sockets (and the process and destination
+	// pairs of the retry-storm rule) tracked at once; when it is reached,
+	// a quarter are forgotten, closed and longest-quiet first. Default
+	// 8192: the memory of a host-wide session that runs for weeks (serve)
+	// stays bounded, and what is forgotten first is what is least likely
+	// to fail next. A socket forgotten and seen again is judged from
+	// that point on only.
 	MaxSockets int
 	// ClosedLinger is how long a closed socket is remembered after its
-	// last event: long enough for the application's last sends on it to
-	// be judged as the failure's echo rather than a new failure, short
-	// enough that a host's short-lived connections do not fill the
-	// table (in serve, most sockets are short-lived).
+	// last event. Default 1 min: long enough for the application's last
+	// sends on it to be judged as the failure's echo rather than a new
+	// failure, short enough that a host's short-lived connections do not
+	// fill the table (in serve, most sockets are short-lived).
 	ClosedLinger time.Duration
 	// StormWindow, StormMinConns and StormMinFailures define a retry
 	// storm: at least StormMinConns connections by one process to one
 	// destination within StormWindow, StormMinFailures of them failed.
+	// Defaults 10s, 8 and 3: a client retrying with exponential backoff
+	// from 100 ms makes 7 connections in 10 s, so eight is a client that
+	// does not back off; three failures rule out a burst of healthy
+	// connections with one unlucky one.
 	StormWindow      time.Duration
 	StormMinConns    int
 	StormMinFailures int
-	// Sysctls returns the sysctls recorded for a network namespace (by
-	// inode), nil when there are none: the setting that ended a timed-out
-	// connection is then the recorded one, checked against the time the
-	// kernel took, rather than guessed from that time. Nil: none known.
-	Sysctls func(netns uint32) map[string]string
 	// A storm is concluded when it has been quiet for StormWindow, with
 	// every connection and failure it made; one that goes on is
 	// concluded every StormReport, so that a long session reports it.
+	// Default 5 min: a storm that lasts is reported while it matters,
+	// and a day of it is 288 diagnoses, not one per connection.
 	StormReport time.Duration
 }
+
+// DefaultConfig is the thresholds every command diagnoses with.
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 func (c Config) withDefaults() Config {
 	if c.MinIdle <= 0 {

@@ -354,7 +354,8 @@ func measuredTimeout(netns uint32) []events.Event {
 
 func settingWith(t *testing.T, evs []events.Event, sysctls map[uint32]map[string]string) Diagnosis {
 	t.Helper()
-	e := New(Config{Sysctls: func(ns uint32) map[string]string { return sysctls[ns] }})
+	e := New(Config{})
+	e.ReadSysctls(func(ns uint32) map[string]string { return sysctls[ns] })
 	var ds []Diagnosis
 	for i := range evs {
 		ds = append(ds, e.Observe(&evs[i])...)

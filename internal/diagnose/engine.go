@@ -21,6 +21,9 @@ type Engine struct {
 	storming []stormKey
 	last     uint64 // newest mono seen, for evicting stale state
 	swept    uint64 // mono of the last sweep of sockets and storms gone quiet
+	// sysctls returns the sysctls recorded for a network namespace (by
+	// inode), nil when there are none: see ReadSysctls.
+	sysctls func(netns uint32) map[string]string
 }
 
 // New returns an engine with cfg's thresholds (zero fields: defaults).
@@ -31,6 +34,13 @@ func New(cfg Config) *Engine {
 		conns: make(map[stormKey]*stormState),
 	}
 }
+
+// ReadSysctls tells the engine where to read the sysctls recorded for a
+// network namespace (by inode; nil when there are none): the setting
+// that ended a timed-out connection is then the recorded one, checked
+// against the time the kernel took, rather than guessed from that time.
+// The pipeline hands it the ones a recording or a live session knows.
+func (e *Engine) ReadSysctls(f func(netns uint32) map[string]string) { e.sysctls = f }
 
 // maxKinds bounds Evidence.Kinds; a chain has at most one entry per kind.
 const maxKinds = 8
@@ -68,7 +78,7 @@ type sockState struct {
 	countedStorm bool
 
 	netns   uint32                               // the socket's network namespace, whose sysctls apply to it
-	sysctls func(netns uint32) map[string]string // Config.Sysctls
+	sysctls func(netns uint32) map[string]string // Engine.ReadSysctls
 
 	run   retransRun
 	nRTX  int    // all retransmit events on the socket
@@ -139,7 +149,7 @@ func (e *Engine) sock(ev *events.Event) *sockState {
 		if len(e.socks) >= e.cfg.MaxSockets {
 			e.evict()
 		}
-		s = &sockState{cookie: ev.Cookie, firstMono: ev.Mono, sysctls: e.cfg.Sysctls}
+		s = &sockState{cookie: ev.Cookie, firstMono: ev.Mono, sysctls: e.sysctls}
 		e.socks[ev.Cookie] = s
 	}
 	if ev.Netns != 0 {

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
@@ -35,7 +34,9 @@ const SegmentSpan = time.Minute
 const footerReserve = 64 << 10
 
 // Recorder is the pipeline sink that keeps the flight recording.
-// Writing happens on its own goroutine; Event only queues a copy.
+// Writing happens on its own goroutine; Event only queues a copy. It
+// takes no diagnoses (no pipeline.DiagnosisSink): segments keep events,
+// and a replay diagnoses them again.
 type Recorder struct {
 	cfg     Config
 	segMax  int64
@@ -196,9 +197,6 @@ func (r *Recorder) Event(e *events.Event) error {
 	}
 	return nil
 }
-
-// Diagnosis: replays diagnose the events again; segments keep events.
-func (r *Recorder) Diagnosis(*diagnose.Diagnosis) error { return nil }
 
 // End closes the open segment with the session's final totals. A flight
 // recorder that could not write never fails the session: it said so in

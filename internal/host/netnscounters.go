@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/netstat"
@@ -195,9 +194,6 @@ func (n *NetnsCounters) track(ino uint64, routes []netnsRoute, comms []string, s
 		t.files = nil
 	}
 }
-
-// Diagnosis is not needed.
-func (n *NetnsCounters) Diagnosis(*diagnose.Diagnosis) error { return nil }
 
 // Stopping takes the last reading while the programs are still
 // attached.

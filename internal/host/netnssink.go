@@ -7,7 +7,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
@@ -107,9 +106,6 @@ func (n *NetnsSysctls) NetnsSysctls(netns uint32) map[string]string {
 	}
 	return nil
 }
-
-// Diagnosis is not needed.
-func (n *NetnsSysctls) Diagnosis(*diagnose.Diagnosis) error { return nil }
 
 // End hands the namespaces to the sinks after it (the recorder's footer).
 func (n *NetnsSysctls) End(end *session.End) error {

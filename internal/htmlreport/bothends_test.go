@@ -17,6 +17,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/join"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/report"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -136,17 +137,21 @@ func twoEnds(t testing.TB, dir, comm, origin string) (client, server string) {
 
 func writeBothEndsPage(t testing.TB, paths ...string) (string, *join.Result) {
 	t.Helper()
-	recs, err := join.Load(paths)
+	// As report --html does: one replay of each file feeds the join and
+	// its report.
+	var loaded []*report.Recording
+	recs, err := join.Load(paths, func(path string, ends pipeline.Sink) (bool, error) {
+		rec, err := report.Load(path, report.Options{}, ends)
+		if err != nil {
+			return false, err
+		}
+		loaded = append(loaded, rec)
+		return rec.Footer != nil, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := join.Join(recs)
-	loaded := make([]*report.Recording, len(paths))
-	for i, p := range paths {
-		if loaded[i], err = report.Load(p, report.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	page := filepath.Join(filepath.Dir(paths[0]), "both.html")
 	if err := WriteFile(page, true, func(w io.Writer) error { return WriteBothEnds(w, r, loaded, Options{}) }); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -121,6 +122,8 @@ func (c *Collector) sweep(now uint64) {
 		}
 	}
 }
+
+var _ pipeline.DiagnosisSink = (*Collector)(nil)
 
 // Diagnosis decides whether a socket's events are worth keeping: only
 // the earliest sockets of each rule can be drawn.

@@ -68,17 +68,37 @@ func (e *End) Role() string {
 	return "server"
 }
 
-// Load replays each recording through the pipeline (so each end gets the
-// diagnoses a report would give it) and keeps its handshaken sockets.
-func Load(paths []string) ([]*Recording, error) {
+// Replayer replays the recording at path into ends, the sink that
+// gathers its handshaken sockets and their diagnoses, and says whether
+// the file had a footer. It may feed other sinks in the same pass (the
+// both-ends page's reports), so that each file is read and diagnosed
+// once.
+type Replayer func(path string, ends pipeline.Sink) (footer bool, err error)
+
+// Replay is the Replayer of a join on its own: each recording through a
+// diagnosis engine with cfg's thresholds, so that each end gets the
+// diagnoses a report would give it.
+func Replay(cfg diagnose.Config) Replayer {
+	return func(path string, ends pipeline.Sink) (bool, error) {
+		rd, err := record.Replay(path, pipeline.New(diagnose.New(cfg), ends))
+		if err != nil {
+			return false, err
+		}
+		return rd.Footer != nil, nil
+	}
+}
+
+// Load reads each recording once, through replay, and keeps its
+// handshaken sockets.
+func Load(paths []string, replay Replayer) ([]*Recording, error) {
 	recs := make([]*Recording, 0, len(paths))
 	for _, p := range paths {
 		c := &collector{rec: &Recording{Path: p}, ends: map[uint64]*End{}, syn: map[uint64][]events.Event{}}
-		rd, err := record.Replay(p, pipeline.New(c))
+		footer, err := replay(p, c)
 		if err != nil {
 			return nil, err
 		}
-		c.rec.Footer = rd.Footer != nil
+		c.rec.Footer = footer
 		for _, r := range recs {
 			if r.Host == c.rec.Host && r.startMono == c.rec.startMono && r.Start.Equal(c.rec.Start) {
 				return nil, fmt.Errorf("%s and %s are the same recording: give one recording per end, made at the same time", r.Path, p)
@@ -141,6 +161,8 @@ func (c *collector) Event(e *events.Event) error {
 	}
 	return nil
 }
+
+var _ pipeline.DiagnosisSink = (*collector)(nil)
 
 func (c *collector) Diagnosis(d *diagnose.Diagnosis) error {
 	if end := c.ends[d.Cookie]; end != nil && d.Cookie != 0 {

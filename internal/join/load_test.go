@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/record"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
@@ -38,11 +39,11 @@ func TestLoadRefusesTheSameRecordingTwice(t *testing.T) {
 	}
 	writeEmpty(t, c, 2e9)
 	for _, paths := range [][]string{{a, a}, {a, b}} {
-		if _, err := Load(paths); err == nil || !strings.Contains(err.Error(), "are the same recording") {
+		if _, err := Load(paths, Replay(diagnose.Config{})); err == nil || !strings.Contains(err.Error(), "are the same recording") {
 			t.Errorf("Load(%v): %v, want the same recording refused", paths, err)
 		}
 	}
-	if _, err := Load([]string{a, c}); err != nil {
+	if _, err := Load([]string{a, c}, Replay(diagnose.Config{})); err != nil {
 		t.Errorf("two recordings: %v", err)
 	}
 }

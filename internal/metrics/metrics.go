@@ -203,6 +203,8 @@ func (p *process) reusedBy(w *events.Workload) bool {
 	return !p.deadSince.IsZero() && p.label != LabelOther && p.label != w.String()
 }
 
+var _ pipeline.DiagnosisSink = (*Sink)(nil)
+
 // Diagnosis counts one diagnosis under its process's workload.
 func (s *Sink) Diagnosis(d *diagnose.Diagnosis) error {
 	s.mu.Lock()

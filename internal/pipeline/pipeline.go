@@ -1,7 +1,9 @@
 // Package pipeline carries one session's events, live or replayed from a
-// recording, through diagnosis to every consumer. Each consumer (the text
-// and JSON streams, the summary, the recording writer, the report) is a
-// Sink; the source of events does not know which sinks listen.
+// recording, through the diagnoser it is handed to every consumer. Each
+// consumer (the text and JSON streams, the summary, the recording writer,
+// the report) is a Sink; the source of events does not know which sinks
+// listen, and the sinks do not know which diagnoser concluded what they
+// are given.
 package pipeline
 
 import (
@@ -13,15 +15,21 @@ import (
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
-// Sink consumes one session. Begin comes first, then events, each
-// followed by the diagnoses it concluded, then End once. An error from a
-// sink ends the session: a stream or a recording that cannot be written
-// is over.
+// Sink consumes one session. Begin comes first, then events, then End
+// once. An error from a sink ends the session: a stream or a recording
+// that cannot be written is over.
 type Sink interface {
 	Begin(*session.Description) error
 	Event(*events.Event) error
-	Diagnosis(*diagnose.Diagnosis) error
 	End(*session.End) error
+}
+
+// DiagnosisSink is a sink that takes the diagnoses too: each is handed
+// to it after the event that concluded it (and those the end of the
+// stream leaves open, before End). Sinks that only count or forward
+// events leave it out.
+type DiagnosisSink interface {
+	Diagnosis(*diagnose.Diagnosis) error
 }
 
 // Flusher is a sink that buffers output a person is watching; the live
@@ -95,14 +103,6 @@ type Stopper interface {
 	Stopping()
 }
 
-// SysctlsSource is a sink that learns the sysctls of network namespaces
-// while a live session runs (the recorder's reader of each namespace's
-// sysctls); the diagnosis asks it for the values of a socket's
-// namespace when one of its connections times out.
-type SysctlsSource interface {
-	NetnsSysctls(netns uint32) map[string]string
-}
-
 // Stage completes each event before diagnosis and the sinks see it (the
 // workload resolver names its owner). It runs on every event the source
 // delivers, so it must be cheap after its first sight of a key.
@@ -110,54 +110,32 @@ type Stage interface {
 	Enrich(*events.Event)
 }
 
-// Pipeline runs the diagnosis engine over the events and hands events and
-// diagnoses to every sink.
+// Pipeline runs its diagnoser over the events and hands the events to
+// every sink, and the diagnoses to every DiagnosisSink.
 type Pipeline struct {
-	stages []Stage
-	sinks  []Sink
-	engine *diagnose.Engine
-	err    error
+	stages    []Stage
+	sinks     []Sink
+	diagnoser Diagnoser // nil: NoDiagnosis
+	diagSinks []DiagnosisSink
+	err       error
 	// sysctls are the namespaces' recorded sysctls by inode: the
 	// header's, and a recording's footer's (Namespaces).
 	sysctls map[uint32]map[string]string
 }
 
-// New returns a pipeline into sinks.
-func New(sinks ...Sink) *Pipeline {
-	p := &Pipeline{sinks: sinks, sysctls: map[uint32]map[string]string{}}
-	p.engine = diagnose.New(diagnose.Config{Sysctls: p.netnsSysctls})
-	return p
-}
-
-// Namespaces hands the diagnosis the sysctls of network namespaces known
-// before the events (a recording's footer holds them, read when each
-// namespace's first event was seen).
-func (p *Pipeline) Namespaces(ns []session.NetnsSysctls) {
-	for _, n := range ns {
-		p.know(n.Netns.Inode, n.Sysctls)
+// New returns a pipeline that runs d over the events and feeds sinks.
+// d is NoDiagnosis where no diagnosis is wanted.
+func New(d Diagnoser, sinks ...Sink) *Pipeline {
+	p := &Pipeline{sinks: sinks, diagnoser: d, sysctls: map[uint32]map[string]string{}}
+	if r, ok := d.(SysctlsReader); ok {
+		r.ReadSysctls(p.netnsSysctls)
 	}
-}
-
-func (p *Pipeline) know(inode uint64, vals map[string]string) {
-	if inode != 0 && len(vals) > 0 {
-		p.sysctls[uint32(inode)] = vals
-	}
-}
-
-// netnsSysctls is the diagnosis's view of a namespace's sysctls: known
-// ones first, then what a live sink has read.
-func (p *Pipeline) netnsSysctls(netns uint32) map[string]string {
-	if v, ok := p.sysctls[netns]; ok {
-		return v
-	}
-	for _, s := range p.sinks {
-		if src, ok := s.(SysctlsSource); ok {
-			if v := src.NetnsSysctls(netns); len(v) > 0 {
-				return v
-			}
+	for _, s := range sinks {
+		if ds, ok := s.(DiagnosisSink); ok {
+			p.diagSinks = append(p.diagSinks, ds)
 		}
 	}
-	return nil
+	return p
 }
 
 // Enrich adds a stage that completes every event before the sinks see it.
@@ -188,7 +166,10 @@ func (p *Pipeline) Event(e *events.Event) error {
 	for _, s := range p.stages {
 		s.Enrich(e)
 	}
-	ds := p.engine.Observe(e)
+	var ds []diagnose.Diagnosis
+	if p.diagnoser != nil {
+		ds = p.diagnoser.Observe(e)
+	}
 	for _, s := range p.sinks {
 		p.keep(s.Event(e))
 	}
@@ -198,7 +179,7 @@ func (p *Pipeline) Event(e *events.Event) error {
 
 func (p *Pipeline) diagnoses(ds []diagnose.Diagnosis) {
 	for i := range ds {
-		for _, s := range p.sinks {
+		for _, s := range p.diagSinks {
 			p.keep(s.Diagnosis(&ds[i]))
 		}
 	}
@@ -239,8 +220,8 @@ func (p *Pipeline) Flush() error {
 // when the session ended), then ends every sink, even after an error, so
 // that each can close what it holds.
 func (p *Pipeline) End(end *session.End) error {
-	if p.err == nil {
-		p.diagnoses(p.engine.Finish())
+	if p.err == nil && p.diagnoser != nil {
+		p.diagnoses(p.diagnoser.Finish())
 	}
 	var errs []error
 	for _, s := range p.sinks {

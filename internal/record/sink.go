@@ -7,6 +7,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -60,6 +61,8 @@ func (r *Recorder) Event(e *events.Event) error {
 	r.dests.Observe(e)
 	return r.w.WriteEvent(e)
 }
+
+var _ pipeline.DiagnosisSink = (*Recorder)(nil)
 
 // Diagnosis appends one diagnosis record.
 func (r *Recorder) Diagnosis(d *diagnose.Diagnosis) error { return r.w.WriteDiagnosis(d) }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -35,6 +36,8 @@ func (j *JSON) Event(e *events.Event) error { return j.Write(e) }
 func (j *JSON) Write(e *events.Event) error {
 	return j.line(events.AppendJSON(j.buf[:0], e))
 }
+
+var _ pipeline.DiagnosisSink = (*JSON)(nil)
 
 // Diagnosis buffers one {"kind":"diagnosis",...} line.
 func (j *JSON) Diagnosis(d *diagnose.Diagnosis) error {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -34,6 +35,8 @@ func (s *SummarySink) Event(e *events.Event) error {
 	s.Observe(e)
 	return nil
 }
+
+var _ pipeline.DiagnosisSink = (*SummarySink)(nil)
 
 // Diagnosis keeps d for the failures-by-diagnosis table.
 func (s *SummarySink) Diagnosis(d *diagnose.Diagnosis) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/diagnose"
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/format"
+	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -89,6 +90,8 @@ func (t *Text) writeBursts(bs []burst) {
 		_, t.err = t.w.Write(t.buf)
 	}
 }
+
+var _ pipeline.DiagnosisSink = (*Text)(nil)
 
 // Diagnosis writes the diagnosis line under the event that concluded it,
 // after the connection's summed retransmits.

@@ -22,13 +22,17 @@ import (
 	"github.com/sendtrace/sendtrace/internal/render"
 )
 
-// Options select what Load keeps beyond the summaries.
+// Options select what Load keeps beyond the summaries, and how it
+// diagnoses.
 type Options struct {
 	// Conn, when non-zero, keeps every event of the socket with this
 	// cookie for a timeline.
 	Conn uint64
 	// Name is how the report names the recording; default its path.
 	Name string
+	// Diagnose is the thresholds of the diagnosis engine the events
+	// are replayed through (zero fields: the defaults).
+	Diagnose diagnose.Config
 }
 
 // Recording is everything a report or a diff needs from one file.
@@ -214,7 +218,7 @@ func Load(path string, o Options, also ...pipeline.Sink) (*Recording, error) {
 		opts:          o,
 		ttf:           map[netip.AddrPort][]time.Duration{},
 	}
-	rd, err := record.Replay(path, pipeline.New(append([]pipeline.Sink{rec}, also...)...))
+	rd, err := record.Replay(path, pipeline.New(diagnose.New(o.Diagnose), append([]pipeline.Sink{rec}, also...)...))
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +254,8 @@ func (r *Recording) Event(e *events.Event) error {
 	r.observe(e, r.opts)
 	return nil
 }
+
+var _ pipeline.DiagnosisSink = (*Recording)(nil)
 
 // Diagnosis keeps what the replayed events concluded. A connection's
 // time to failure is the one its diagnosis measured over the retransmits

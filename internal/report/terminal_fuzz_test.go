@@ -329,7 +329,7 @@ func checkRecordingsShown(t *testing.T, data []byte) {
 	if host := format.Printable(b.Header.Hostname); !strings.Contains(text, host) {
 		t.Errorf("the diff does not name the host as %q", host)
 	}
-	recs, err := join.Load([]string{pathA, pathB})
+	recs, err := join.Load([]string{pathA, pathB}, join.Replay(diagnose.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func checkRecordingsShown(t *testing.T, data []byte) {
 	text = show("live stream and exit summary", func() error {
 		stream := render.NewText(&out)
 		stream.SetLocation(time.UTC)
-		_, err := record.Replay(pathA, pipeline.New(stream, render.NewSummarySink(&out)))
+		_, err := record.Replay(pathA, pipeline.New(diagnose.New(diagnose.Config{}), stream, render.NewSummarySink(&out)))
 		return err
 	})
 	// As the recording gives it back: JSON has made bytes that are not
