@@ -12,7 +12,7 @@ import (
 // Prometheus scrape `sendtrace serve`, and checks that the retransmitted
 // segments it reports for the client's workload, summed over kinds, equal
 // the growth of TcpRetransSegs in the client's namespace, and that the
-// timer's (rto) are among them.
+// timer's (rto) are among them; and that serve diagnosed the failure.
 func TestServeRetransmits(t *testing.T) {
 	ctx := fleetContext(t)
 	const port = 8080
@@ -70,6 +70,12 @@ func TestServeRetransmits(t *testing.T) {
 		t.Errorf("prometheus: rto segments of %s: %v (present %v, %v), want some", label, rto, ok, err)
 	}
 	t.Logf("prometheus: rto segments %v of %d", rto, segs)
+	// serve runs the diagnosis engine it is handed: the one failed
+	// connection is one diagnosis of the client's workload, whichever
+	// rule names it.
+	prom.waitQuery(t, ctx, fmt.Sprintf(`sum(sendtrace_diagnoses_total{workload=%q})`, label), 1)
+	rules, err := prom.queryAll(ctx, fmt.Sprintf(`sendtrace_diagnoses_total{workload=%q}`, label))
+	t.Logf("prometheus: diagnoses of %s: %v %v", label, rules, err)
 	_, stderr := srv.Stop(t, tracerStop)
 	t.Logf("sendtrace serve stderr:\n%s", stderr)
 }
