@@ -219,7 +219,10 @@ func TestKilledRecorder(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	b := newBlackHole(t, ctx)
-	b.lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "5")
+	// The connection outlives the kill however slowly the machine runs:
+	// 8 retransmissions take some 100s, and the recorder of a --pid whose
+	// process is gone would stop by itself.
+	b.lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "8")
 	cs := b.clients(t, ctx, 1, 90*time.Second)
 	path := filepath.Join(t.TempDir(), "killed.jsonl")
 	rec := startRecorder(t, ctx, path, cs)
