@@ -213,6 +213,12 @@ func TestFlightBadInput(t *testing.T) {
 	failedSends(t, ctx, a)
 	srv.Stop(t, tracerStop)
 	empty := t.TempDir()
+	// A recording file that exists, so that --since without --flight is
+	// what report objects to.
+	file := filepath.Join(t.TempDir(), "x.jsonl.zst")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -222,7 +228,7 @@ func TestFlightBadInput(t *testing.T) {
 		{[]string{"report", "--flight", filepath.Join(empty, "nope"), "--since", "5m"}, "does not exist"},
 		{[]string{"report", "--flight", dir, "--since", "yesterday"}, `invalid --since "yesterday"`},
 		{[]string{"report", "--flight", dir}, "missing --since"},
-		{[]string{"report", "--since", "5m", "x.jsonl.zst"}, "give --flight DIR"},
+		{[]string{"report", "--since", "5m", file}, "give --flight DIR"},
 		{[]string{"record", "--from-flight", dir, "--since", "5m", "-o", filepath.Join(empty, "w.jsonl")}, "give a name ending in .zst"},
 	} {
 		_, stderr, err := runSendtrace(t, ctx, c.args...)
