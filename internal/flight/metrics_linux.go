@@ -14,7 +14,7 @@ var (
 	descSegments = prometheus.NewDesc("sendtrace_flight_segments",
 		"Segment files in the flight directory, the open one included.", nil, nil)
 	descHistory = prometheus.NewDesc("sendtrace_flight_history_start_seconds",
-		"Start of the oldest flight segment, in seconds since the epoch: how far back report --flight can look; 0 when there is none.", nil, nil)
+		"Start of the flight recorder's history, in seconds since the epoch: how far back report --flight can look (from the first serve that wrote the directory, or the end of the last segment rotation deleted); 0 before serve begins.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.

@@ -68,6 +68,9 @@ type Recorder struct {
 	closed    []segment
 	diskShort bool
 
+	// history is the start of the directory's history (historyFile).
+	history time.Time
+
 	mu sync.Mutex // guards shown
 	shown
 }
@@ -172,6 +175,13 @@ func unwrapPath(err error) error {
 // starts the writer.
 func (r *Recorder) Begin(d *session.Description) error {
 	r.desc = *d
+	// Watching starts now: the history holds what the directory kept
+	// from earlier sessions, or starts here.
+	if len(r.closed) == 0 {
+		r.setHistory(time.Now())
+	} else {
+		r.setHistory(historyStart(r.cfg.Dir, r.closed))
+	}
 	// The kernel's maps are new with the session: its totals start at 0.
 	r.chained = &events.Totals{ByKey: map[events.TotalsKey]events.TotalsValue{}}
 	r.q = make(chan events.Event, QueueLen)
@@ -325,6 +335,17 @@ func (r *Recorder) deleteOldest() {
 	r.closed = r.closed[1:]
 	if err := os.Remove(s.path); err != nil && !os.IsNotExist(err) {
 		r.logf("flight recorder: remove %s: %v", s.path, unwrapPath(err))
+	}
+	// What it held is gone: the history starts where it ended.
+	if s.end.After(r.history) {
+		r.setHistory(s.end)
+	}
+}
+
+func (r *Recorder) setHistory(t time.Time) {
+	r.history = t
+	if err := setHistoryStart(r.cfg.Dir, t); err != nil {
+		r.logf("flight recorder: %v", unwrapPath(err))
 	}
 }
 
@@ -498,11 +519,7 @@ func (r *Recorder) publish() {
 		sh.bytes += r.seg.w.Stats().FileBytes
 		sh.segments++
 	}
-	if len(r.closed) > 0 {
-		sh.oldest = r.closed[0].start
-	} else if r.seg != nil {
-		sh.oldest = r.seg.start
-	}
+	sh.oldest = r.history
 	r.mu.Lock()
 	r.shown = sh
 	r.mu.Unlock()

@@ -113,6 +113,7 @@ func TestRotationStaysUnderTheBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	begun := time.Now()
 	if err := r.Begin(testDesc()); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +196,11 @@ func TestRotationStaysUnderTheBound(t *testing.T) {
 		}
 		rd.Close()
 		inFiles += n
+	}
+	// What rotation deleted is out of the history: it starts where the
+	// last deleted segment ended, the next one's start at the latest.
+	if hist := historyStart(dir, segs); !hist.After(begun) || hist.After(segs[0].start) {
+		t.Errorf("after rotation the history starts at %v: want after the start of watching (%v), by the first segment's start (%v)", hist, begun, segs[0].start)
 	}
 	var buf bytes.Buffer
 	if err := Window(dir, segs[0].start, time.Time{}, nil, &buf); err != nil {
@@ -314,10 +320,14 @@ func TestWindowBadInput(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "flight")
 	recordOne(t, dir)
 	segs, _ := listSegments(dir)
+	hist := historyStart(dir, segs)
+	if hist.IsZero() || hist.After(segs[0].start) {
+		t.Fatalf("history starts at %v, the first segment at %v", hist, segs[0].start)
+	}
 	var bh *BeforeHistoryError
-	if err := Window(dir, segs[0].start.Add(-time.Hour), time.Time{}, nil, &buf); !errors.As(err, &bh) || !bh.Start.Equal(segs[0].start) {
+	if err := Window(dir, hist.Add(-time.Hour), time.Time{}, nil, &buf); !errors.As(err, &bh) || !bh.Start.Equal(hist) {
 		t.Errorf("since before the history: %v", err)
-	} else if want := "history starts at " + segs[0].start.Format(time.RFC3339Nano); err.Error() != want {
+	} else if want := "history starts at " + hist.Format(time.RFC3339Nano); err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	if err := Window(dir, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), nil, &buf); !errors.Is(err, ErrNoData) {
@@ -330,5 +340,41 @@ func TestWindowBadInput(t *testing.T) {
 	buf.Reset()
 	if err := Window(dir, since, time.Time{}, nil, &buf); err != nil {
 		t.Errorf("--since the time the error said: %v", err)
+	}
+}
+
+// TestHistoryStartsWhenWatchingBegins: a quiet stretch writes no segment,
+// yet the recorder watched it; a window from the start of watching is
+// the recorder's to answer, not before its history.
+func TestHistoryStartsWhenWatchingBegins(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flight")
+	r, err := NewRecorder(Config{Dir: dir, MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Begin(testDesc()); err != nil {
+		t.Fatal(err)
+	}
+	watching := time.Now()
+	time.Sleep(20 * time.Millisecond) // nothing fails meanwhile
+	e := sendError(1)
+	r.Event(&e)
+	if err := r.End(&session.End{Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := listSegments(dir)
+	if len(segs) != 1 || !segs[0].start.After(watching) {
+		t.Fatalf("segments %+v: want one, opened for the event after watching began at %v", segs, watching)
+	}
+	var buf bytes.Buffer
+	if err := Window(dir, watching, time.Time{}, nil, &buf); err != nil {
+		t.Fatalf("a window from the start of watching: %v", err)
+	}
+	rd, err := record.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countEvents(t, rd); n != 1 {
+		t.Errorf("the window holds %d events, want the 1 failure", n)
 	}
 }

@@ -23,7 +23,8 @@ import (
 // filter is given (the kernel's totals cannot be filtered by workload).
 //
 // It returns ErrNoData when no segment covers any part of the window,
-// and a *BeforeHistoryError when since is before the oldest segment.
+// and a *BeforeHistoryError when since is before the directory's history
+// (historyStart).
 func Window(dir string, since, until time.Time, filter func(*events.Event) bool, w io.Writer) error {
 	if until.IsZero() {
 		until = time.Now()
@@ -35,11 +36,15 @@ func Window(dir string, since, until time.Time, filter func(*events.Event) bool,
 	if err != nil {
 		return dirError(dir, err)
 	}
-	if len(segs) == 0 {
+	start := historyStart(dir, segs)
+	if start.IsZero() {
 		return ErrNoData
 	}
-	if since.Before(segs[0].start) {
-		return &BeforeHistoryError{Start: segs[0].start}
+	if since.Before(start) {
+		return &BeforeHistoryError{Start: start}
+	}
+	if len(segs) == 0 {
+		return ErrNoData
 	}
 	var picked []segment
 	for i, s := range segs {
