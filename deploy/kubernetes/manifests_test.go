@@ -153,6 +153,11 @@ func TestDaemonSet(t *testing.T) {
 			t.Error("/tmp (where report --flight cuts its window) must be an emptyDir with a size limit")
 		}
 	}
+	// A window of the flight recording names the node's processes and
+	// peers: as shipped, with no web configuration, nobody may fetch it.
+	if slices.Contains(c.Args, "--serve-recordings") {
+		t.Errorf("args %v: /recording must be off as shipped, on only with the web configuration", c.Args)
+	}
 	if !slices.Contains(c.Args, "serve") || !slices.Contains(c.Args, "--host-root=/host") {
 		t.Errorf("args %v: want serve with --host-root=/host", c.Args)
 	}
@@ -276,12 +281,12 @@ func uncomment(t *testing.T, file string) ([]byte, int) {
 // TestWebConfigExamples turns on the commented TLS and basic auth lines of
 // the DaemonSet, the Service and the ServiceMonitor, as their comments say
 // to, and checks the result decodes strictly and fits together: the flag
-// names a file in the Secret's mount, and the ServiceMonitor scrapes over
-// TLS with basic auth.
+// names a file in the Secret's mount, /recording is served behind it, and
+// the ServiceMonitor scrapes over TLS with basic auth.
 func TestWebConfigExamples(t *testing.T) {
 	b, n := uncomment(t, "daemonset.yaml")
-	if n != 8 {
-		t.Fatalf("daemonset.yaml: %d commented example lines, want 8 (flag, mount, volume)", n)
+	if n != 9 {
+		t.Fatalf("daemonset.yaml: %d commented example lines, want 9 (flag, mount, volume, --serve-recordings)", n)
 	}
 	var ds appsv1.DaemonSet
 	if err := strict(b, &ds); err != nil {
@@ -308,6 +313,9 @@ func TestWebConfigExamples(t *testing.T) {
 	}
 	if file == "" || !mounted || secret != "sendtrace-web-config" {
 		t.Errorf("--web.config.file=%q, mounted read-only from the web-config volume: %v, its Secret %q", file, mounted, secret)
+	}
+	if !slices.Contains(c.Args, "--serve-recordings") || !slices.Contains(c.Args, "--flight-dir=/var/lib/sendtrace/flight") {
+		t.Errorf("with the example lines on, serve must serve /recording of its flight recording behind the web configuration: args %v", c.Args)
 	}
 
 	b, n = uncomment(t, "service.yaml")

@@ -72,7 +72,8 @@ func TestSystemdUnit(t *testing.T) {
 // TestSystemdUnitWebConfig turns on the unit's commented TLS and basic
 // auth lines, as its comment says to, and checks the result with
 // systemd-analyze verify: serve then reads its web configuration file
-// from the credentials systemd hands the dynamic user.
+// from the credentials systemd hands the dynamic user. /recording stays
+// off until its commented ExecStart= is used, which verifies too.
 func TestSystemdUnitWebConfig(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Fatal("systemd-analyze is needed: apt-get install systemd (scripts/deps.sh)")
@@ -102,5 +103,25 @@ func TestSystemdUnitWebConfig(t *testing.T) {
 	}
 	if out, err := verifyUnit(t, unit); err != nil || out != "" {
 		t.Errorf("systemd-analyze verify, TLS lines on: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(unit, "\n") {
+		if strings.HasPrefix(line, "ExecStart=") && strings.Contains(line, "--serve-recordings") {
+			t.Errorf("%s: /recording is served before it is asked for", line)
+		}
+	}
+	// The /recording example: the TLS ExecStart= with --serve-recordings,
+	// as the comment says to write it.
+	_, example, ok := strings.Cut(unit, "\n#   ExecStart=")
+	example, _, _ = strings.Cut(example, "\n")
+	tlsStart := "/usr/local/bin/sendtrace serve --listen 0.0.0.0:9464 --events=false --flight-dir %S/sendtrace/flight --web.config.file %d/web.yml"
+	if !ok || example != tlsStart+" --serve-recordings" {
+		t.Fatalf("no commented ExecStart= serving /recording behind the web configuration (%q)", example)
+	}
+	recordings := strings.Replace(unit, "\nExecStart="+tlsStart+"\n", "\nExecStart="+example+"\n", 1)
+	if recordings == unit {
+		t.Fatalf("no ExecStart=%s to add --serve-recordings to", tlsStart)
+	}
+	if out, err := verifyUnit(t, recordings); err != nil || out != "" {
+		t.Errorf("systemd-analyze verify, TLS lines and --serve-recordings on: %v\n%s", err, out)
 	}
 }
