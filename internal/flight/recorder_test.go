@@ -378,3 +378,23 @@ func TestHistoryStartsWhenWatchingBegins(t *testing.T) {
 		t.Errorf("the window holds %d events, want the 1 failure", n)
 	}
 }
+
+// TestSegmentWrittenWithinATick: a file's time is the kernel's last tick,
+// so a segment written within one can carry a time before its own start;
+// a window from that start still finds it.
+func TestSegmentWrittenWithinATick(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "flight")
+	recordOne(t, dir)
+	segs, _ := listSegments(dir)
+	if len(segs) != 1 {
+		t.Fatalf("%d segments, want 1", len(segs))
+	}
+	early := segs[0].start.Add(-5 * time.Millisecond)
+	if err := os.Chtimes(segs[0].path, early, early); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Window(dir, segs[0].start, time.Time{}, nil, &buf); err != nil {
+		t.Fatalf("a window from the segment's start, its file time 5ms before: %v", err)
+	}
+}

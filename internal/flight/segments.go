@@ -55,7 +55,7 @@ func listSegments(dir string) ([]segment, error) {
 		if err != nil {
 			continue // deleted by rotation meanwhile
 		}
-		out = append(out, segment{path: filepath.Join(dir, e.Name()), start: start, end: info.ModTime(), size: info.Size()})
+		out = append(out, segment{path: filepath.Join(dir, e.Name()), start: start, end: writtenUntil(start, info.ModTime()), size: info.Size()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
 	return out, nil
@@ -68,4 +68,22 @@ func dirError(dir string, err error) error {
 		return fmt.Errorf("flight directory %s does not exist: give the --flight-dir that serve writes", dir)
 	}
 	return fmt.Errorf("read flight directory %s: %w", dir, err)
+}
+
+// mtimeSlack covers the coarse clock of file times: the kernel stamps a
+// write with the time of its last tick (up to 10 ms before the write at
+// HZ=100), so a segment written within a tick can seem to end before it
+// began, and a window from that instant would miss it. A window that
+// takes a segment for a few ms too many reads its events by their own
+// times anyway.
+const mtimeSlack = 20 * time.Millisecond
+
+// writtenUntil is when a segment that started at start and whose file
+// time is mtime was last written, at the latest.
+func writtenUntil(start, mtime time.Time) time.Time {
+	end := mtime.Add(mtimeSlack)
+	if end.Before(start) {
+		return start
+	}
+	return end
 }
