@@ -1,7 +1,6 @@
 package record_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,34 +56,11 @@ func refusedConnectsCountOnce(t *testing.T, args ...string) {
 	dst := lab.ServerAddr(false, port)
 	const n = 3000
 	dir := t.TempDir()
-	goFile := filepath.Join(dir, "go")
-	var out testutil.LockedBuffer
-	cl := lab.Client.Command(context.Background(), "python3", "-c", refusedConnects, dst.Addr().String(), strconv.Itoa(int(dst.Port())), strconv.Itoa(n), goFile)
-	cl.Stdout, cl.Stderr = &out, &out
-	if err := cl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cl.Wait() }()
-	t.Cleanup(func() { _ = cl.Process.Kill() })
-
 	path := filepath.Join(dir, "refused.jsonl.zst")
-	rec := startRecorder(t, ctx, path, nil, append(args, "--pid", strconv.Itoa(cl.Process.Pid))...)
-	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("python client: %v: %s", err, out.Bytes())
-		}
-	case <-ctx.Done():
-		t.Fatal("python client still running")
-	}
-	if got := strings.TrimSpace(string(out.Bytes())); got != strconv.Itoa(n) {
+	got := recordPython(t, ctx, lab.Client, path, refusedConnects, args, dst.Addr().String(), strconv.Itoa(int(dst.Port())), strconv.Itoa(n))
+	if got != strconv.Itoa(n) {
 		t.Fatalf("lab: the client saw %q refused connects, want %d", got, n)
 	}
-	rec.wait(t, ctx)
 
 	rd, err := record.Open(path)
 	if err != nil {

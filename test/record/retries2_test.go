@@ -3,7 +3,6 @@ package record_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -169,34 +168,10 @@ func TestSynRetriesAsTheKernelDoes(t *testing.T) {
 		ip saddr %s tcp dport %d drop
 	}
 }`, b.lab.ClientAddr(false), port))
-	dir := t.TempDir()
-	goFile := filepath.Join(dir, "go")
-	var out testutil.LockedBuffer
-	cl := b.lab.Client.Command(context.Background(), "python3", "-c", synConnect, b.dst.Addr().String(), strconv.Itoa(int(b.dst.Port())), goFile)
-	cl.Stdout, cl.Stderr = &out, &out
-	if err := cl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Process.Kill() })
-	done := make(chan error, 1)
-	go func() { done <- cl.Wait() }()
-	path := filepath.Join(dir, "syn.jsonl")
-	rec := startRecorder(t, ctx, path, nil, "--pid", strconv.Itoa(cl.Process.Pid))
-	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("python client: %v: %s", err, out.Bytes())
-		}
-	case <-ctx.Done():
-		t.Fatal("python client still running")
-	}
-	if got := strings.TrimSpace(string(out.Bytes())); got != "110" {
+	path := filepath.Join(t.TempDir(), "syn.jsonl")
+	if got := recordPython(t, ctx, b.lab.Client, path, synConnect, nil, b.dst.Addr().String(), strconv.Itoa(int(b.dst.Port()))); got != "110" {
 		t.Fatalf("lab: the connect ended with %q, want ETIMEDOUT (110)", got)
 	}
-	rec.wait(t, ctx)
 
 	evs, _ := testutil.ReadRecording(t, path)
 	var cookie uint64
