@@ -574,6 +574,18 @@ static __always_inline struct owner *addr_owner_of(struct sock *sk, struct owner
 	return o;
 }
 
+/* listener_key_of is where a listener's owner is kept for the sockets
+ * accepted from it: its namespace and port, which an accepted socket
+ * shares. */
+static __always_inline struct listener_key listener_key_of(struct sock *sk)
+{
+	struct listener_key k = {};
+
+	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	return k;
+}
+
 /* seed_pass numbers the seeding passes (set by user space before each):
  * a listener entry from an earlier pass is stale, not a second listener. */
 volatile __u32 seed_pass;
@@ -582,11 +594,9 @@ volatile __u32 seed_pass;
  * will be accepted from it. */
 static __always_inline void seed_listener(struct sock *sk, const struct owner *o)
 {
-	struct listener_key k = {};
+	struct listener_key k = listener_key_of(sk);
 	struct listener_owner *l, nl = {};
 
-	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	l = bpf_map_lookup_elem(&listener_owners, &k);
 	if (l && l->seed_pass == seed_pass) {
 		if (l->o.pid != o->pid)
@@ -602,12 +612,10 @@ static __always_inline void seed_listener(struct sock *sk, const struct owner *o
  * listener had no storage to clone the owner seeded for that listener. */
 static __always_inline struct owner *listener_owner_of(struct sock *sk)
 {
-	struct listener_key k = {};
+	struct listener_key k = listener_key_of(sk);
 	struct listener_owner *l;
 	struct owner *o;
 
-	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	l = bpf_map_lookup_elem(&listener_owners, &k);
 	if (!l || l->ambiguous)
 		return NULL;
@@ -621,14 +629,13 @@ static __always_inline struct owner *listener_owner_of(struct sock *sk)
  * the entry names: a later listener on that port is another process's. */
 static __always_inline void forget_listener(struct sock *sk)
 {
-	struct listener_key k = {};
+	struct listener_key k;
 	struct listener_owner *l;
 	struct owner *o = owner_get(sk, false);
 
 	if (!o)
 		return;
-	k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	k.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k = listener_key_of(sk);
 	l = bpf_map_lookup_elem(&listener_owners, &k);
 	if (l && !l->ambiguous && l->o.pid == o->pid)
 		bpf_map_delete_elem(&listener_owners, &k);
