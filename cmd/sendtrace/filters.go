@@ -136,7 +136,7 @@ func addTraceFlags(cmd *cobra.Command, ringMiB uint32) *traceFlags {
 	fl.StringVar(&tf.readyFile, "ready-file", "", "write this file once every probe is attached")
 	fl.StringVarP(&tf.duration, "duration", "d", "", "stop after this long (e.g. 30s, 5m)")
 	fl.Uint32Var(&tf.ringMiB, "ring-mib", ringMiB, "ring buffer size in MiB (a power of two): how far the reader may fall behind in a burst before events are lost (their counts never are)")
-	fl.StringSliceVar(&tf.disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length), to test fallbacks")
+	fl.StringSliceVar(&tf.disable, "disable-hook", nil, "do not use hooks starting with this (fexit, kretprobe, tp_btf/sock_send_length, tracepoint/cgroup_mkdir), to test fallbacks")
 	fl.BoolVar(&tf.noSyscall, "no-syscall-layer", false, "do not hook every system call's exit: about half the cost on the success path, but errors made before the socket layer (seccomp or LSM denials, an injected ECOMM, bad arguments) are not seen")
 	fl.Uint32Var(&tf.dropEvents, "drop-events", session.DefaultDropEvents, "drop events streamed per socket and second in a drop storm (0: all); the kernel totals count every drop")
 	return tf

@@ -40,7 +40,7 @@ func runLive(opts session.Options, output string, stdout, stderr io.Writer) erro
 	if output == "json" {
 		stream, summaryOut = render.NewJSON(stdout), stderr
 	}
-	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()), stream, render.NewSummarySink(summaryOut)), workloads(stderr, workload.Config{}))
+	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()), stream, render.NewSummarySink(summaryOut)), workloads(stderr, workload.Config{}, opts.Disable))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		return nil

@@ -45,7 +45,7 @@ func runRecord(opts session.Options, path string, force bool, status time.Durati
 	// The namespace sinks come before the recorder: their End gives the
 	// footer the namespaces' sysctls and counters they read.
 	p := enrich(pipeline.New(diagnose.New(diagnose.DefaultConfig()),
-		host.NewNetnsSysctls(stderr), host.NewNetnsCounters(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}))
+		host.NewNetnsSysctls(stderr), host.NewNetnsCounters(stderr), rec, render.NewSummarySink(stdout)), workloads(stderr, workload.Config{}, opts.Disable))
 	describe := func(d *session.Description) error {
 		warnDegraded(stderr, d.Hooks)
 		snap.AddTo(d)

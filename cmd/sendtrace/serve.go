@@ -39,7 +39,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Export failed sends, retransmits, resets and diagnoses per workload as Prometheus metrics",
 		Long: `serve traces until SIGTERM or SIGINT and serves /metrics (Prometheus
 exposition format) and /healthz. It prints the address it listens on (with
-port 0, the port it got) and writes it to the ready file as "listen\tADDR".
+port 0, the port it got) and writes it to the ready file as "listen\tADDR",
+then how it names cgroups made from now on as "cgroup-names\tHOW":
+tracepoint/cgroup_mkdir, or inotify where that tracepoint cannot be read
+(a line on stderr says why).
 The counters are the kernel's exact totals,
 read on every scrape, so a full ring buffer loses events but never counts.
 Each count is labelled with its workload (a pod's container, a container, a

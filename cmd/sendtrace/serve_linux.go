@@ -52,7 +52,7 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	defer signal.Stop(hup)
 	go onHangup(ctx, hup, stderr, sf.webConfig, setup)
 
-	names := workloads(stderr, hostWorkloadConfig(sf.hostRoot))
+	names := workloads(stderr, hostWorkloadConfig(sf.hostRoot), opts.Disable)
 	cfg := metrics.Config{Version: version, MaxWorkloads: sf.maxWorkloads, SeriesTTL: sf.seriesTTL,
 		Peer: sf.peerMode, MaxPeers: sf.maxPeers}
 	if names != nil {
@@ -83,7 +83,7 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	if setup.basicAuth && !setup.tls {
 		fmt.Fprintf(stderr, "sendtrace: --web.config.file %s asks for basic auth without TLS: passwords cross the network in the clear\n", format.Printable(sf.webConfig))
 	}
-	opts.ReadyLines = append(opts.ReadyLines, "listen\t"+bound)
+	opts.ReadyLines = append(opts.ReadyLines, "listen\t"+bound, cgroupNamesLine(names))
 	var running atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
@@ -13,8 +14,14 @@ import (
 
 // workloads returns the resolver that names each event's workload, or
 // nil, after one line on stderr, when the host has no cgroup v2 to name
-// them from: tracing goes on without names.
-func workloads(stderr io.Writer, cfg workload.Config) *workload.Resolver {
+// them from: tracing goes on without names. disable is --disable-hook:
+// a prefix of workload.MkdirHook leaves new cgroups to inotify.
+func workloads(stderr io.Writer, cfg workload.Config, disable []string) *workload.Resolver {
+	for _, d := range disable {
+		if d != "" && strings.HasPrefix(workload.MkdirHook, d) {
+			cfg.NoMkdirTrace = true
+		}
+	}
 	// Warnings name runtime state files and what they held.
 	cfg.Warn = func(msg string) { fmt.Fprintln(stderr, "sendtrace: warning:", format.Printable(msg)) }
 	r, err := workload.NewResolver(cfg)
@@ -26,6 +33,9 @@ func workloads(stderr io.Writer, cfg workload.Config) *workload.Resolver {
 	// removed right after its process exits is still named.
 	if err := r.Watch(); err != nil {
 		fmt.Fprintln(stderr, "sendtrace: warning: short-lived cgroups may be named by their process only:", format.Printable(err.Error()))
+	} else if how, why := r.NewCgroups(); how != workload.MkdirHook {
+		fmt.Fprintf(stderr, "sendtrace: new cgroups are named through %s, not %s (%s): one removed before sendtrace reads its inotify event is named by its process\n",
+			how, workload.MkdirHook, format.Printable(fmt.Sprint(why)))
 	}
 	r.Prime()
 	return r
@@ -37,4 +47,17 @@ func enrich(p *pipeline.Pipeline, r *workload.Resolver) *pipeline.Pipeline {
 		p.Enrich(r)
 	}
 	return p
+}
+
+// cgroupNamesLine is the ready file's line saying how new cgroups are
+// named: "cgroup-names\t" and workload.MkdirHook, "inotify", or "none"
+// without a resolver or its watch.
+func cgroupNamesLine(r *workload.Resolver) string {
+	how := "none"
+	if r != nil {
+		if h, _ := r.NewCgroups(); h != "" {
+			how = h
+		}
+	}
+	return "cgroup-names\t" + how
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// Warn receives, once, why some names are less than they could be
 	// (a runtime's state that this user cannot read).
 	Warn func(string)
+	// NoMkdirTrace leaves the cgroup_mkdir tracepoint unread, so that
+	// inotify alone maps new cgroups (--disable-hook
+	// tracepoint/cgroup_mkdir), to test that fallback.
+	NoMkdirTrace bool
 }
 
 // Resolver names the workloads of cgroups and processes. It caches every
@@ -47,6 +51,8 @@ type Resolver struct {
 	warned   bool
 	w        *watcher    // nil until Watch
 	tr       *mkdirTrace // nil until Watch, or without the tracepoint
+	newNames string      // how Watch maps new cgroups: MkdirHook, "inotify" or ""
+	mkdirErr error       // why the tracepoint is not read, with "inotify"
 	procRoot string      // /proc; a test's fixture
 }
 

@@ -82,17 +82,41 @@ func (r *Resolver) Watch() error {
 	// of every cgroup made is kept for sendtrace by the kernel itself:
 	// inotify then only fills in what the tracepoint's rings lost.
 	var fs unix.Statfs_t
+	how, why := "inotify", error(nil)
 	if unix.Statfs(r.cfg.CgroupRoot, &fs) != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
-		return nil // not a cgroup v2 mount (a test's tree): its ids are no cgroup's
-	}
-	if t, err := openMkdirTrace(); err == nil {
+		// Not a cgroup v2 mount (a test's tree): its ids are no cgroup's.
+		why = fmt.Errorf("%s is not a cgroup v2 mount", r.cfg.CgroupRoot)
+	} else if r.cfg.NoMkdirTrace {
+		why = errors.New("disabled by --disable-hook")
+	} else if t, err := openMkdirTrace(); err != nil {
+		why = err
+	} else {
 		t.looping = true
 		r.mu.Lock()
 		r.tr = t
 		r.mu.Unlock()
 		go r.traceLoop(t)
+		how = MkdirHook
 	}
+	r.mu.Lock()
+	r.newNames, r.mkdirErr = how, why
+	r.mu.Unlock()
 	return nil
+}
+
+// MkdirHook is the kernel's tracepoint that names each cgroup as it is
+// made; --disable-hook with a prefix of it leaves it unread.
+const MkdirHook = "tracepoint/cgroup_mkdir"
+
+// NewCgroups says how cgroups made since Watch are mapped to their
+// paths: MkdirHook, where the kernel keeps each one's id and path for
+// sendtrace however late they are read; "inotify", where a cgroup
+// removed before its inotify event is read is named by its process only,
+// with why the tracepoint was not read; "" without Watch.
+func (r *Resolver) NewCgroups() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.newNames, r.mkdirErr
 }
 
 // Close stops watching the cgroup tree.

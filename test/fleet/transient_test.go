@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,18 +22,43 @@ import (
 // and exits, and the cgroup is removed as soon as the process is reaped.
 // Every unit's failure must be counted under its own name, none under
 // process/failer or unknown: a name must not depend on the cgroup still
-// being there when serve reads the event.
+// being there when serve reads the event. It runs each way serve names
+// new cgroups: the kernel's cgroup_mkdir tracepoint, and inotify alone
+// (where the tracepoint cannot be read: without tracefs or CAP_SYS_ADMIN
+// to mount it), and the ready file must say that way, so a way that
+// falls back to the other fails here.
 func TestServeTransientUnits(t *testing.T) {
 	testutil.RequireRoot(t)
-	ctx := testutil.Context(t, 6*time.Minute)
 	failer, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, way := range []struct{ name, names string }{
+		{"tracepoint", "tracepoint/cgroup_mkdir"},
+		{"inotify", "inotify"},
+	} {
+		t.Run(way.name, func(t *testing.T) {
+			var args []string
+			if way.names == "inotify" {
+				args = []string{"--disable-hook", "tracepoint/cgroup_mkdir"}
+			}
+			transientUnits(t, failer, way.names, args...)
+		})
+	}
+}
+
+// transientUnits runs the 300 units under a serve given args, whose ready
+// file must say it names new cgroups through names.
+func transientUnits(t *testing.T, failer, names string, args ...string) {
+	ctx := testutil.Context(t, 6*time.Minute)
 	const units, workers = 300, 2
 	run := randomHex(t, 8)
 	slice, _ := makeCgroup(t, "system.slice/sendtrace-transient-"+run+".slice")
-	srv := startServe(t, ctx, "--comm", "failer", "--events=false", "--max-workloads", "1000")
+	srv := startServe(t, ctx, append([]string{"--comm", "failer", "--events=false", "--max-workloads", "1000"}, args...)...)
+	ready, _ := os.ReadFile(srv.ReadyFile)
+	if want := "\ncgroup-names\t" + names + "\n"; !strings.Contains(string(ready), want) {
+		t.Fatalf("ready file lacks %q:\n%s\nstderr:\n%s", want[1:len(want)-1], ready, srv.Stderr())
+	}
 
 	unit := func(i int) string { return fmt.Sprintf("sendtrace-transient-%s-%d.service", run, i) }
 	next := make(chan int)
