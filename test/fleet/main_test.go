@@ -115,11 +115,40 @@ func makeCgroup(t *testing.T, rel string) (string, uint64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, p := range created {
-			rmdirWhenEmpty(t, p)
+		for i, p := range created {
+			if i == 0 {
+				rmdirWhenEmpty(t, p)
+				continue
+			}
+			// A parent may be shared with another test by now (another
+			// run's, in system.slice): while it holds that test's
+			// cgroup, it stays.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := testutil.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+				err := os.Remove(p)
+				return err == nil || os.IsNotExist(err) || holdsCgroups(p), nil
+			})
+			cancel()
+			if err != nil {
+				t.Errorf("remove cgroup %s: %v", p, err)
+			}
+			if holdsCgroups(p) {
+				return
+			}
 		}
 	})
 	return dir, inode(t, dir)
+}
+
+// holdsCgroups says whether cgroup p has a cgroup below it.
+func holdsCgroups(p string) bool {
+	entries, _ := os.ReadDir(p)
+	for _, e := range entries {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // rmdirWhenEmpty removes a cgroup once its last process has gone.
