@@ -336,12 +336,6 @@ func findNetnsRoute(ino uint64, skip ...uint32) (netnsRoute, bool) {
 	return netnsRoute{}, false
 }
 
-// exists says whether a process (or a zombie) has pid.
-func exists(pid uint32) bool {
-	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
-	return err == nil
-}
-
 func readComm(pid uint32) string {
 	if pid == 0 {
 		return ""

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sendtrace/sendtrace/internal/events"
+	"github.com/sendtrace/sendtrace/internal/procstate"
 	"github.com/sendtrace/sendtrace/internal/session"
 )
 
@@ -57,12 +58,13 @@ func (n *NetnsSysctls) read(e *events.Event) session.NetnsSysctls {
 		return ns
 	}
 	// 0: not allowed to look (another user's process), which entering
-	// will say, or the process is gone.
+	// will say, or the process is gone (a zombie is in no namespace).
 	var snap *Snapshot
 	var err error
-	if ino := NetnsInode(e.PID); ino != uint64(e.Netns) && (ino != 0 || !exists(e.PID)) {
-		// The owner exited (a short-lived client) or left: any process
-		// still in the namespace, or its name in /run/netns, reaches it.
+	if ino := NetnsInode(e.PID); ino != uint64(e.Netns) && (ino != 0 || !procstate.Alive(int(e.PID))) {
+		// The owner exited (a short-lived client, reaped or not) or left:
+		// any process still in the namespace, or its name in /run/netns,
+		// reaches it.
 		r, ok := findNetnsRoute(uint64(e.Netns), e.PID)
 		if !ok {
 			ns.Netns.Note = fmt.Sprintf("sysctls not recorded: pid %d had left %s (or exited) before it could be read, and no other process was in it", e.PID, name)

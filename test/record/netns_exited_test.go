@@ -23,6 +23,19 @@ import (
 // the event. The namespace's sysctls and counters must still be recorded,
 // read through the process that stayed.
 func TestNamespaceOfExitedProcess(t *testing.T) {
+	namespaceOfExitedProcess(t, false)
+}
+
+// TestNamespaceOfZombieProcess: as TestNamespaceOfExitedProcess, but the
+// client that failed is a zombie when the event is read, its parent not
+// having reaped it yet (a container's shell that exec'd its last command
+// leaves its children so). A zombie is in no namespace any more: the
+// namespace is read through the process that stayed.
+func TestNamespaceOfZombieProcess(t *testing.T) {
+	namespaceOfExitedProcess(t, true)
+}
+
+func namespaceOfExitedProcess(t *testing.T, zombie bool) {
 	testutil.RequireRoot(t)
 	ctx := testutil.Context(t, 3*time.Minute)
 	failer, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
@@ -70,10 +83,31 @@ func TestNamespaceOfExitedProcess(t *testing.T) {
 	if err := testutil.Poll(wctx, 5*time.Millisecond, stopped); err != nil {
 		t.Fatalf("the recorder did not stop: %v", err)
 	}
+	// nsenter -n execs failer in the namespace: the same pid, this
+	// test's child.
 	client := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(pid), "-n", failer)
-	out, err := client.CombinedOutput()
-	if err != nil {
-		t.Fatalf("failer: %v: %s", err, out)
+	var out strings.Builder
+	client.Stdout, client.Stderr = &out, &out
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reap := func() {
+		if err := client.Wait(); err != nil {
+			t.Fatalf("failer: %v: %s", err, out.String())
+		}
+	}
+	if !zombie {
+		reap()
+	} else {
+		// Not reaped until the recording has ended: a zombie.
+		isZombie := func() (bool, error) {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(client.Process.Pid) + "/stat")
+			_, after, _ := strings.Cut(string(b), ") ")
+			return strings.HasPrefix(after, "Z"), nil
+		}
+		if err := testutil.Poll(wctx, 5*time.Millisecond, isZombie); err != nil {
+			t.Fatalf("failer %d did not exit: %v", client.Process.Pid, err)
+		}
 	}
 	if err := rec.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -83,6 +117,9 @@ func TestNamespaceOfExitedProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, ctx)
+	if zombie {
+		reap()
+	}
 
 	rd, err := record.Open(path)
 	if err != nil {
