@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -329,6 +330,24 @@ basic_auth_users:
 	prom.waitQuery(t, ctx, `sum(sendtrace_send_failures_total{errno="EMSGSIZE"})`, 3)
 	prom.waitQuery(t, ctx, `sendtrace_build_info`, 1)
 
+	// A real Prometheus with the client certificate and no password gets
+	// nothing: its target is down, refused with 401.
+	anon := startPrometheusJob(t, ctx, addr, fmt.Sprintf(`    scheme: https
+    tls_config:
+      ca_file: %s
+      cert_file: %s
+      key_file: %s
+`, p.caFile, p.clientCert, p.clientKey))
+	anon.waitQuery(t, ctx, `up{job="sendtrace"}`, 0)
+	if lastErr := anon.lastScrapeError(t, ctx); !strings.Contains(lastErr, "401 Unauthorized") {
+		t.Errorf("prometheus without basic auth: the target's last error is %q, want 401 Unauthorized", lastErr)
+	} else {
+		t.Logf("prometheus without basic auth: up 0, last error %q", lastErr)
+	}
+	if v, ok, err := anon.query(ctx, `count({__name__=~"sendtrace_.+"})`); err != nil || ok {
+		t.Errorf("prometheus without basic auth has %v sendtrace series (%v %v), want none", v, ok, err)
+	}
+
 	withCert := p.client(t, true)
 	code, body, _, err := scrape(ctx, withCert, base+"/metrics", "prometheus", password)
 	if err != nil || code != http.StatusOK || !strings.Contains(body, "sendtrace_build_info") {
@@ -562,4 +581,24 @@ exec %q serve --listen %q --ready-file %q --events=false --btf %q`, empty, sendt
 	}
 	done <- nil
 	t.Logf("serve --btf stderr:\n%s", stderr.Bytes())
+}
+
+// lastScrapeError is the last scrape error of Prometheus's one target.
+func (p *prometheus) lastScrapeError(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	code, body, err := httpGet(ctx, p.api+"/api/v1/targets?state=active")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/api/v1/targets: %d %v", code, err)
+	}
+	var r struct {
+		Data struct {
+			ActiveTargets []struct {
+				LastError string `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || len(r.Data.ActiveTargets) != 1 {
+		t.Fatalf("/api/v1/targets: %v, want one target: %s", err, body)
+	}
+	return r.Data.ActiveTargets[0].LastError
 }
