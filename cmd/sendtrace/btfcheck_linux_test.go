@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,5 +57,24 @@ func TestCheckKernelBTF(t *testing.T) {
 		if err := checkKernelBTF(vmlinuxBTF); err != nil {
 			t.Errorf("this kernel's own BTF: %v", err)
 		}
+	}
+}
+
+// TestBTFFileRefusedFirst: a --btf file that is not there, or empty, is
+// one line and exit status 2 before anything starts; serve said where it
+// served, then ended with the loader's error.
+func TestBTFFileRefusedFirst(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.btf")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(t.TempDir(), "absent.btf"), empty, t.TempDir()} {
+		done, err := withBTFFile(path)
+		var ee *exitError
+		if done || !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "read --btf "+path+": ") {
+			t.Errorf("--btf %s: %v %v, want exit status 2 and read --btf %s: ...", path, done, err, path)
+			continue
+		}
+		t.Logf("--btf %s: %v", path, err)
 	}
 }

@@ -31,6 +31,14 @@ func withBTFFile(path string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}
+	// A file that is not there, or empty, is refused before anything
+	// starts: serve would say where it serves, then end.
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 || st.IsDir() {
+		if err == nil {
+			err = errors.New("empty, or not a file")
+		}
+		return false, &exitError{code: 2, err: fmt.Errorf("read --btf %s: %w (give a BTF file for exactly this kernel)", path, err)}
+	}
 	if os.Getenv(btfNSEnv) == "child" {
 		return false, bindBTF(path)
 	}
