@@ -223,11 +223,25 @@ func (p *Pipeline) End(end *session.End) error {
 	if p.err == nil && p.diagnoser != nil {
 		p.diagnoses(p.diagnoser.Finish())
 	}
-	var errs []error
+	errs := []error{p.err}
 	for _, s := range p.sinks {
-		errs = append(errs, s.End(end))
+		if err := s.End(end); err != nil && !said(errs, err) {
+			errs = append(errs, err)
+		}
 	}
-	return errors.Join(append([]error{p.err}, errs...)...)
+	return errors.Join(errs...)
+}
+
+// said reports whether err was already among errs, as the same error or
+// the same words: a sink that failed on an event (a full disk) fails its
+// End with that error again, and one cause is one line.
+func said(errs []error, err error) bool {
+	for _, e := range errs {
+		if e != nil && (e == err || e.Error() == err.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Pipeline) keep(err error) {

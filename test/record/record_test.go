@@ -316,14 +316,15 @@ func TestFullDisk(t *testing.T) {
 	if rec.err == nil {
 		t.Fatal("sendtrace record exited 0 on a full disk")
 	}
-	errLine := ""
+	errLine, said := "", 0
 	for _, l := range strings.Split(strings.TrimSpace(rec.stderr.String()), "\n") {
 		if strings.Contains(l, "disk is full") {
 			errLine = l
+			said++
 		}
 	}
-	if errLine == "" || !strings.Contains(errLine, "free space and record again") {
-		t.Errorf("no one-line error saying the disk is full and what to do:\n%s", &rec.stderr)
+	if said != 1 || !strings.Contains(errLine, "free space and record again") {
+		t.Errorf("not one line (%d) saying the disk is full and what to do:\n%s", said, &rec.stderr)
 	}
 	t.Logf("sendtrace record: %v: %s", rec.err, errLine)
 
