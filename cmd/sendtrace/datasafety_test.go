@@ -160,3 +160,26 @@ func TestOneRecordingTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyFileIsNeverARecording: --ready-file naming a recording (or
+// any file that is not an old ready file) is refused in one line before
+// tracing starts, and the recording stays as it was; an old ready file
+// is replaced.
+func TestReadyFileIsNeverARecording(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.jsonl.zst")
+	aBytes := writeRecording(t, a, time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC))
+	const want = " exists and is not a ready file: give a new file name (a ready file replaces only an old ready file)"
+	for _, args := range [][]string{
+		{"record", "-o", filepath.Join(dir, "new.jsonl"), "--ready-file", a, "--duration", "1s", "--status-interval", "0"},
+		{"--ready-file", a, "--duration", "1s"},
+	} {
+		err := sendtrace(t, args...)
+		if err == nil || err.Error() != "--ready-file "+a+want {
+			t.Errorf("sendtrace %s: %v, want %q", strings.Join(args, " "), err, "--ready-file "+a+want)
+		}
+		if got, _ := os.ReadFile(a); !bytes.Equal(got, aBytes) {
+			t.Fatalf("sendtrace %s changed the recording %s", strings.Join(args, " "), a)
+		}
+	}
+}

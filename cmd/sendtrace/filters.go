@@ -153,6 +153,13 @@ func (tf *traceFlags) options() (session.Options, error) {
 	if tf.readyFile != "" && tf.btf != "" && outfile.Same(tf.readyFile, tf.btf) {
 		return o, fmt.Errorf("--ready-file %s is the --btf file this command reads: give the ready file another name", tf.readyFile)
 	}
+	if tf.readyFile != "" {
+		// Before anything is loaded: a ready file is written only where
+		// there is none or over an old one, never over a recording.
+		if err := outfile.CheckReady(tf.readyFile); err != nil {
+			return o, err
+		}
+	}
 	o.ReadyFile = tf.readyFile
 	o.Disable = tf.disable
 	o.NoSyscallLayer = tf.noSyscall

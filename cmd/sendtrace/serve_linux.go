@@ -26,6 +26,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/metrics"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/render"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -141,8 +142,8 @@ func runServe(opts session.Options, sf serveFlags, stdout, stderr io.Writer) err
 	// A stopped agent is not ready: whoever watches the file (a
 	// supervisor, a test) must not take a stale one for a live agent.
 	if opts.ReadyFile != "" {
-		if err := os.Remove(opts.ReadyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			runErr = errors.Join(runErr, fmt.Errorf("remove ready file: %w", err))
+		if err := outfile.RemoveReady(opts.ReadyFile); err != nil {
+			runErr = errors.Join(runErr, err)
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 	"github.com/sendtrace/sendtrace/internal/events"
 	"github.com/sendtrace/sendtrace/internal/host"
 	"github.com/sendtrace/sendtrace/internal/loader"
+	"github.com/sendtrace/sendtrace/internal/outfile"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
 	"github.com/sendtrace/sendtrace/internal/procstate"
 	"github.com/sendtrace/sendtrace/internal/session"
@@ -108,8 +109,8 @@ func Run(ctx context.Context, opts session.Options, version string, describe Des
 	// counters are first read there, and traffic a test starts on
 	// the ready file must come after that reading.
 	if opts.ReadyFile != "" {
-		if err := os.WriteFile(opts.ReadyFile, []byte(readyText(t.Plan, opts.ReadyLines)), 0o644); err != nil {
-			return nil, fmt.Errorf("write ready file: %w", err)
+		if err := outfile.WriteReady(opts.ReadyFile, readyText(t.Plan, opts.ReadyLines)); err != nil {
+			return nil, err
 		}
 	}
 	if live != nil {
