@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -181,5 +183,43 @@ func TestReadyFileIsNeverARecording(t *testing.T) {
 		if got, _ := os.ReadFile(a); !bytes.Equal(got, aBytes) {
 			t.Fatalf("sendtrace %s changed the recording %s", strings.Join(args, " "), a)
 		}
+	}
+}
+
+// TestOutputInUse: record -o and report --html refuse, with --force, a
+// file another command has open (here a reader of the recording), in
+// one line, and leave it as it was.
+func TestOutputInUse(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.jsonl.zst")
+	aBytes := writeRecording(t, a, time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC))
+	b := filepath.Join(dir, "b.jsonl")
+	writeRecording(t, b, time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC))
+	c := filepath.Join(dir, "c.jsonl")
+	writeRecording(t, c, time.Date(2026, 1, 2, 5, 0, 0, 0, time.UTC))
+	f, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := exec.Command("sleep", "600")
+	reader.Stdin = f
+	err = reader.Start()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { reader.Process.Kill(); reader.Wait() }()
+	want := fmt.Sprintf("%s is open in process %d (sleep): wait until it is done, or give the output another file name (--force never replaces a file in use)", a, reader.Process.Pid)
+	for _, args := range [][]string{
+		{"record", "-o", a, "--force", "--duration", "1s", "--status-interval", "0"},
+		{"report", "--html", a, "--force", b},
+		{"diff", "--html", a, "--force", b, c},
+	} {
+		if err := sendtrace(t, args...); err == nil || err.Error() != want {
+			t.Errorf("sendtrace %s: %v, want %q", strings.Join(args, " "), err, want)
+		}
+	}
+	if got, _ := os.ReadFile(a); !bytes.Equal(got, aBytes) {
+		t.Errorf("%s changed", a)
 	}
 }

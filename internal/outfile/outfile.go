@@ -34,9 +34,10 @@ func Same(a, b string) bool {
 }
 
 // Check says why out must not be written, or nil when it may: never
-// when out is one of the command's inputs, with or without force (force
-// replaces an old output, never the data the command reads), and when
-// out exists, only with force. Commands call it before they load
+// when out is one of the command's inputs, or a file another process
+// has open (another command's input or output), with or without force
+// (force replaces an old output, never the data a command reads), and
+// when out exists, only with force. Commands call it before they load
 // anything, since a large recording takes seconds to read.
 func Check(out string, force bool, inputs ...string) error {
 	for _, in := range inputs {
@@ -55,6 +56,13 @@ func Check(out string, force bool, inputs ...string) error {
 	}
 	if st.IsDir() {
 		return fmt.Errorf("%s is a directory: give a file name for the output", out)
+	}
+	// A file another command has open is its input (a report reading
+	// it, a recorder writing it), --force or not.
+	if fst, err := os.Stat(out); err == nil && fst.Mode().IsRegular() {
+		if pid, comm := openBy(fst); pid != 0 {
+			return fmt.Errorf("%s is open in process %d (%s): wait until it is done, or give the output another file name (--force never replaces a file in use)", out, pid, comm)
+		}
 	}
 	if !force {
 		return existsError(out)
