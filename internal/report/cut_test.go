@@ -40,6 +40,14 @@ func TestCutStreamSaysWhere(t *testing.T) {
 			if p := Build(whole, BuildOptions{}).Problems; len(p) != 0 {
 				t.Errorf("the whole recording has problems: %q", p)
 			}
+			// diff says it of either recording, too.
+			notes := strings.Join(Compare(whole, rec).Notes, "\n")
+			if !strings.Contains(notes, cutPath+": "+want) {
+				t.Errorf("diff's notes with a recording cut at byte %d:\n%s\nwant %q", cut, notes, cutPath+": "+want)
+			}
+			if notes := Compare(whole, whole).Notes; len(notes) != 0 {
+				t.Errorf("diff's notes of whole recordings: %q", notes)
+			}
 		})
 	}
 }
