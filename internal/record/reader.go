@@ -160,8 +160,18 @@ func NewReader(in io.Reader) (*Reader, error) {
 	}
 	if line == nil {
 		if r.Truncated {
+			cut := ""
+			if r.StreamCut {
+				cut = fmt.Sprintf("; the %s stream itself is cut off at byte %d, where the file ends", r.compression, r.CutAt)
+			}
 			if bytes.HasPrefix(r.partial, []byte(`{"kind":"header"`)) {
-				return nil, r.errf("the file ends inside the header: the recorder stopped before writing it")
+				return nil, r.errf("the file ends inside the header: the recorder stopped before writing it%s", cut)
+			}
+			if r.StreamCut {
+				// A cut block decompresses to nothing at all, so
+				// what it held cannot be told: say where it stops.
+				return nil, r.errf("the %s stream is cut off at byte %d, where the file ends, before its first line is whole: "+
+					"nothing in it can be read (the file was not finished, or was copied before it was)", r.compression, r.CutAt)
 			}
 			return nil, r.errf("not a sendtrace recording (no complete first line)")
 		}

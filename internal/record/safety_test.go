@@ -3,8 +3,10 @@ package record
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +169,48 @@ func TestFindDuplicate(t *testing.T) {
 		if !errors.As(err, &d) || d.SameFile != c.sameFile || err.Error() != c.want {
 			t.Errorf("%v: %v, want %q", c.paths, err, c.want)
 		}
+	}
+}
+
+// TestStreamCutInHeader cuts compressed recordings inside their first
+// record, the header: the error says the stream was cut, and at which
+// byte, rather than that the file is not a recording.
+func TestStreamCutInHeader(t *testing.T) {
+	for name, stream := range map[string]string{"r.jsonl.gz": "gzip", "r.jsonl.zst": "zstd"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			w, err := Create(path, testHeader())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The header is flushed on its own when the file is made.
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close(nil)
+			full, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cut := range []int{12, int(st.Size()) / 2, int(st.Size()) - 1} {
+				rd, err := NewReader(bytes.NewReader(full[:cut]))
+				if err == nil {
+					// The header's last bytes were the flush's marker:
+					// the header is whole, and the read after it finds
+					// the cut.
+					var e events.Event
+					ok, nerr := rd.Next(&e)
+					if ok || nerr != nil || !rd.StreamCut || rd.CutAt != int64(cut) {
+						t.Errorf("cut at byte %d of the %d-byte header: header read, then %v %v, stream cut %v at %d; want the cut at %d", cut, st.Size(), ok, nerr, rd.StreamCut, rd.CutAt, cut)
+					}
+					continue
+				}
+				want := fmt.Sprintf("the %s stream itself is cut off at byte %d, where the file ends", stream, cut)
+				if err == nil || (!strings.Contains(err.Error(), want) && !strings.Contains(err.Error(), fmt.Sprintf("the %s stream is cut off at byte %d, where the file ends, before its first line is whole", stream, cut))) {
+					t.Errorf("cut at byte %d of the %d-byte header: %v, want it to say the %s stream is cut off at byte %d", cut, st.Size(), err, stream, cut)
+				}
+			}
+		})
 	}
 }
