@@ -34,6 +34,12 @@ func TestREADMENamesEveryFlag(t *testing.T) {
 			t.Errorf("%s --%s is not in the README", cmd, f.Name)
 		}
 	}
+	// --version is added only when the command line is parsed; a bug
+	// report needs it, so the README must say it exists.
+	root.InitDefaultVersionFlag()
+	if root.Flags().Lookup("version") == nil {
+		t.Fatal("sendtrace has no --version")
+	}
 	root.Flags().VisitAll(func(f *pflag.Flag) { check("sendtrace", "sendtrace", f) })
 	root.PersistentFlags().VisitAll(func(f *pflag.Flag) { check("sendtrace", "sendtrace", f) })
 	for _, c := range root.Commands() {
