@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,15 +16,7 @@ import (
 // page left, and with --force the old page kept as it was.
 func TestWriteFileDiskFull(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a small tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := testutil.SmallDisk(t, 64<<10)
 	page := bytes.Repeat([]byte("<p>a failed send</p>\n"), 1<<20/21)
 	write := func(w io.Writer) error {
 		_, err := w.Write(page)

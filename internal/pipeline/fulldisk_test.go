@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"errors"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,15 +22,7 @@ import (
 // once, in one line, as record prints it.
 func TestFullDiskOneLine(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16k,mode=0700", "sendtrace-test", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a 16 KiB tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := testutil.SmallDisk(t, 16<<10)
 	path := filepath.Join(dir, "full.jsonl")
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	p := pipeline.New(pipeline.NoDiagnosis, record.NewRecorder(path, false))

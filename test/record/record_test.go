@@ -275,15 +275,7 @@ func TestKilledRecorder(t *testing.T) {
 func TestFullDisk(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx := testutil.Context(t, 2*time.Minute)
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k,mode=0700", "sendtrace-test", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a 128 KiB tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := testutil.SmallDisk(t, 128<<10)
 
 	b := newBlackHole(t, ctx)
 	b.lab.Client.MustSetSysctl("net.ipv4.tcp_retries2", "6")
