@@ -26,30 +26,39 @@ import (
 // new cgroups: the kernel's cgroup_mkdir tracepoint, and inotify alone
 // (where the tracepoint cannot be read: without tracefs or CAP_SYS_ADMIN
 // to mount it), and the ready file must say that way, so a way that
-// falls back to the other fails here.
+// falls back to the other fails here. The tracepoint keeps every name
+// however late serve reads it, so it must name all 300; inotify loses a
+// cgroup removed before serve has read its inotify event, which a loaded
+// machine can delay, so it must name at least 90% of them and file the
+// rest under their process (process/failer), as docs/agent.md says,
+// never under another unit or unknown.
 func TestServeTransientUnits(t *testing.T) {
 	testutil.RequireRoot(t)
 	failer, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, way := range []struct{ name, names string }{
-		{"tracepoint", "tracepoint/cgroup_mkdir"},
-		{"inotify", "inotify"},
+	for _, way := range []struct {
+		name, names string
+		least       int
+	}{
+		{"tracepoint", "tracepoint/cgroup_mkdir", 300},
+		{"inotify", "inotify", 270},
 	} {
 		t.Run(way.name, func(t *testing.T) {
 			var args []string
 			if way.names == "inotify" {
 				args = []string{"--disable-hook", "tracepoint/cgroup_mkdir"}
 			}
-			transientUnits(t, failer, way.names, args...)
+			transientUnits(t, failer, way.names, way.least, args...)
 		})
 	}
 }
 
 // transientUnits runs the 300 units under a serve given args, whose ready
-// file must say it names new cgroups through names.
-func transientUnits(t *testing.T, failer, names string, args ...string) {
+// file must say it names new cgroups through names; at least least of
+// them must be named by their units, and the others by their process.
+func transientUnits(t *testing.T, failer, names string, least int, args ...string) {
 	ctx := testutil.Context(t, 6*time.Minute)
 	const units, workers = 300, 2
 	run := randomHex(t, 8)
@@ -101,28 +110,31 @@ feed:
 	// "unknown" until then).
 	series := regexp.MustCompile(`(?m)^sendtrace_send_failures_total\{errno="EPIPE",workload="([^"]*)"\} (\S+)$`)
 	named := regexp.MustCompile(`^systemd/sendtrace-transient-` + run + `-(\d+)\.service$`)
-	var right, total int
+	var right, byProcess, total int
 	var misnamed []string
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_ = testutil.Poll(pctx, 500*time.Millisecond, func() (bool, error) {
-		right, total, misnamed = 0, 0, nil
+		right, byProcess, total, misnamed = 0, 0, 0, nil
 		for _, m := range series.FindAllSubmatch(srv.metrics(t, ctx), -1) {
 			var n int
 			fmt.Sscan(string(m[2]), &n)
 			total += n
-			if named.Match(m[1]) && n == 1 {
+			switch {
+			case named.Match(m[1]) && n == 1:
 				right++
-			} else {
+			case string(m[1]) == "process/failer" && least < units:
+				byProcess += n
+			default:
 				misnamed = append(misnamed, fmt.Sprintf("%s %d", m[1], n))
 			}
 		}
-		return right == units, nil
+		return right == units || (right >= least && right+byProcess == units), nil
 	})
-	if right != units {
-		t.Errorf("%d of %d transient units named right (%d failures counted); the rest: %q", right, units, total, misnamed)
+	if right < least || right+byProcess != units || len(misnamed) > 0 {
+		t.Errorf("%d of %d transient units named right, %d by their process, want at least %d right and the rest by their process (%d failures counted); the rest: %q", right, units, byProcess, least, total, misnamed)
 	}
-	t.Logf("%d of %d transient units named right; %d failures counted", right, units, total)
+	t.Logf("%d of %d transient units named right, %d by their process; %d failures counted", right, units, byProcess, total)
 }
 
 // transientUnit makes the cgroup dir, runs failer born in it (clone3
