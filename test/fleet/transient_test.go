@@ -20,9 +20,9 @@ import (
 // TestServeTransientUnits runs 300 transient units as systemd runs them:
 // each a cgroup made for one process, which is born in it, fails one send
 // and exits, and the cgroup is removed as soon as the process is reaped.
-// Every unit's failure must be counted under its own name, none under
-// process/failer or unknown: a name must not depend on the cgroup still
-// being there when serve reads the event. It runs each way serve names
+// Every unit's failure must be counted under its own name, not under its
+// process or unknown: a name must not depend on the cgroup still being
+// there when serve reads the event. It runs each way serve names
 // new cgroups: the kernel's cgroup_mkdir tracepoint, and inotify alone
 // (where the tracepoint cannot be read: without tracefs or CAP_SYS_ADMIN
 // to mount it), and the ready file must say that way, so a way that
@@ -30,12 +30,19 @@ import (
 // however late serve reads it, so it must name all 300; inotify loses a
 // cgroup removed before serve has read its inotify event, which a loaded
 // machine can delay, so it must name at least 90% of them and file the
-// rest under their process (process/failer), as docs/agent.md says,
+// rest under their process (process/COMM), as docs/agent.md says,
 // never under another unit or unknown.
 func TestServeTransientUnits(t *testing.T) {
 	testutil.RequireRoot(t)
-	failer, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
+	built, err := testutil.Build(t.TempDir(), "SENDTRACE_FAILER_BIN", "github.com/sendtrace/sendtrace/test/fleet/testdata/failer")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A process name of this run's own (a command's name is the name it
+	// was run by): other tests on the machine run failer too, and their
+	// failures must not count as these units'.
+	failer := filepath.Join(t.TempDir(), "failer"+randomHex(t, 8))
+	if err := os.Symlink(built, failer); err != nil {
 		t.Fatal(err)
 	}
 	for _, way := range []struct {
@@ -63,7 +70,8 @@ func transientUnits(t *testing.T, failer, names string, least int, args ...strin
 	const units, workers = 300, 2
 	run := randomHex(t, 8)
 	slice, _ := makeCgroup(t, "system.slice/sendtrace-transient-"+run+".slice")
-	srv := startServe(t, ctx, append([]string{"--comm", "failer", "--events=false", "--max-workloads", "1000"}, args...)...)
+	comm := filepath.Base(failer)
+	srv := startServe(t, ctx, append([]string{"--comm", comm, "--events=false", "--max-workloads", "1000"}, args...)...)
 	ready, _ := os.ReadFile(srv.ReadyFile)
 	if want := "\ncgroup-names\t" + names + "\n"; !strings.Contains(string(ready), want) {
 		t.Fatalf("ready file lacks %q:\n%s\nstderr:\n%s", want[1:len(want)-1], ready, srv.Stderr())
@@ -123,7 +131,7 @@ feed:
 			switch {
 			case named.Match(m[1]) && n == 1:
 				right++
-			case string(m[1]) == "process/failer" && least < units:
+			case string(m[1]) == "process/"+comm && least < units:
 				byProcess += n
 			default:
 				misnamed = append(misnamed, fmt.Sprintf("%s %d", m[1], n))
