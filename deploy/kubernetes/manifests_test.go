@@ -388,3 +388,40 @@ func TestDaemonSetMountsRuntimeState(t *testing.T) {
 		t.Fatalf("%d runtime state files in %s: %v", n, root, err)
 	}
 }
+
+// TestDaemonSetMountsTracefs: the DaemonSet gives serve, which holds no
+// CAP_SYS_ADMIN to mount tracefs, the node's /sys/kernel/tracing below its
+// --host-root, where serve reads the cgroup_mkdir tracepoint's id
+// (TestServeTransientUnits/daemonset runs serve so).
+func TestDaemonSetMountsTracefs(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decodeStrict(t, "daemonset.yaml", &ds)
+	pod := ds.Spec.Template.Spec
+	hostRoot := ""
+	for _, a := range pod.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--host-root="); ok {
+			hostRoot = v
+		}
+	}
+	if hostRoot == "" {
+		t.Fatalf("the DaemonSet's serve has no --host-root: %v", pod.Containers[0].Args)
+	}
+	volume := ""
+	for _, v := range pod.Volumes {
+		if v.HostPath != nil && v.HostPath.Path == "/sys/kernel/tracing" {
+			volume = v.Name
+		}
+	}
+	if volume == "" {
+		t.Fatal("the DaemonSet mounts no hostPath /sys/kernel/tracing")
+	}
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.Name == volume {
+			if m.MountPath != hostRoot+"/sys/kernel/tracing" || !m.ReadOnly {
+				t.Errorf("tracefs is mounted at %s (read-only %v), want %s/sys/kernel/tracing read-only", m.MountPath, m.ReadOnly, hostRoot)
+			}
+			return
+		}
+	}
+	t.Errorf("volume %s is not mounted in the container", volume)
+}

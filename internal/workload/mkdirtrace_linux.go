@@ -51,11 +51,13 @@ const (
 var tracefsDirs = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
 
 // openMkdirTrace opens the tracepoint on every CPU. It needs CAP_PERFMON
-// and tracefs; where tracefs is not mounted, a process with CAP_SYS_ADMIN
-// mounts it in a mount namespace of its own thread, only to read the
-// tracepoint's id and format.
-func openMkdirTrace() (*mkdirTrace, error) {
-	id, format, err := readTracepoint("cgroup", "cgroup_mkdir")
+// and tracefs: the host's, below hostRoot (a container given the host's
+// /sys/kernel/tracing, as the DaemonSet is), or this mount namespace's;
+// where neither is mounted, a process with CAP_SYS_ADMIN mounts it in a
+// mount namespace of its own thread, only to read the tracepoint's id and
+// format.
+func openMkdirTrace(hostRoot string) (*mkdirTrace, error) {
+	id, format, err := readTracepoint(hostRoot, "cgroup", "cgroup_mkdir")
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +124,9 @@ func openMkdirTrace() (*mkdirTrace, error) {
 	return t, nil
 }
 
-// readTracepoint reads a tracepoint's id and format from tracefs.
-func readTracepoint(system, event string) (uint64, string, error) {
+// readTracepoint reads a tracepoint's id and format from tracefs, the
+// host's below hostRoot first.
+func readTracepoint(hostRoot, system, event string) (uint64, string, error) {
 	read := func(dir string) (uint64, string, error) {
 		d := filepath.Join(dir, "events", system, event)
 		b, err := os.ReadFile(filepath.Join(d, "id"))
@@ -138,7 +141,11 @@ func readTracepoint(system, event string) (uint64, string, error) {
 		return id, string(f), err
 	}
 	var first error
-	for _, dir := range tracefsDirs {
+	dirs := tracefsDirs
+	if hostRoot != "" && hostRoot != "/" {
+		dirs = append([]string{filepath.Join(hostRoot, tracefsDirs[0])}, dirs...)
+	}
+	for _, dir := range dirs {
 		id, f, err := read(dir)
 		if err == nil {
 			return id, f, nil

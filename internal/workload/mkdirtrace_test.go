@@ -18,7 +18,7 @@ func TestMkdirTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := openMkdirTrace()
+	tr, err := openMkdirTrace("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func (r *Resolver) Watch() error {
 		why = fmt.Errorf("%s is not a cgroup v2 mount", r.cfg.CgroupRoot)
 	} else if r.cfg.NoMkdirTrace {
 		why = errors.New("disabled by --disable-hook")
-	} else if t, err := openMkdirTrace(); err != nil {
+	} else if t, err := openMkdirTrace(r.cfg.HostRoot); err != nil {
 		why = err
 	} else {
 		t.looping = true

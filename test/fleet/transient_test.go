@@ -48,30 +48,64 @@ func TestServeTransientUnits(t *testing.T) {
 	for _, way := range []struct {
 		name, names string
 		least       int
+		start       func(t *testing.T, ctx context.Context, args ...string) *server
+		args        []string
 	}{
-		{"tracepoint", "tracepoint/cgroup_mkdir", 300},
-		{"inotify", "inotify", 270},
+		{"tracepoint", "tracepoint/cgroup_mkdir", 300, startServe, nil},
+		{"inotify", "inotify", 270, startServe, []string{"--disable-hook", "tracepoint/cgroup_mkdir"}},
+		{"daemonset", "tracepoint/cgroup_mkdir", 300, startServeAsDaemonSet, nil},
 	} {
 		t.Run(way.name, func(t *testing.T) {
-			var args []string
-			if way.names == "inotify" {
-				args = []string{"--disable-hook", "tracepoint/cgroup_mkdir"}
-			}
-			transientUnits(t, failer, way.names, way.least, args...)
+			transientUnits(t, failer, way.names, way.least, way.start, way.args...)
 		})
 	}
 }
 
-// transientUnits runs the 300 units under a serve given args, whose ready
-// file must say it names new cgroups through names; at least least of
-// them must be named by their units, and the others by their process.
-func transientUnits(t *testing.T, failer, names string, least int, args ...string) {
+// startServeAsDaemonSet runs serve as deploy/kubernetes's DaemonSet does:
+// uid 0 holding only CAP_BPF and CAP_PERFMON (no CAP_SYS_ADMIN to mount
+// tracefs), with the node's cgroup tree and tracefs below --host-root,
+// and no tracefs at /sys/kernel/tracing or below /sys/kernel/debug of its
+// own (a container's /sys has none; this one hides the machine's).
+func startServeAsDaemonSet(t *testing.T, ctx context.Context, args ...string) *server {
+	t.Helper()
+	host := t.TempDir()
+	for _, d := range []string{"sys/fs/cgroup", "sys/kernel/tracing"} {
+		if err := os.MkdirAll(filepath.Join(host, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrapper := filepath.Join(t.TempDir(), "sendtrace-daemonset")
+	script := fmt.Sprintf(`#!/bin/sh
+set -e
+if [ -z "$SENDTRACE_DAEMONSET_NS" ]; then
+	export SENDTRACE_DAEMONSET_NS=1
+	exec unshare --mount --propagation private "$0" "$@"
+fi
+mount --bind %[1]q %[2]q/sys/fs/cgroup
+mount -t tracefs nodev %[2]q/sys/kernel/tracing
+mount -t tmpfs none /sys/kernel/tracing
+mount -t tmpfs none /sys/kernel/debug
+exec setpriv --bounding-set=-all,+bpf,+perfmon --inh-caps=-all %[3]q "$@" --host-root %[2]q
+`, cgroupV2(t), host, sendtraceBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	st := testutil.StartSendtrace(t, ctx, wrapper, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
+	return &server{Sendtrace: st, addr: addr}
+}
+
+// transientUnits runs the 300 units under a serve started by serveWith with
+// args, whose ready file must say it names new cgroups through names; at
+// least least of them must be named by their units, and the others by
+// their process.
+func transientUnits(t *testing.T, failer, names string, least int, serveWith func(*testing.T, context.Context, ...string) *server, args ...string) {
 	ctx := testutil.Context(t, 6*time.Minute)
 	const units, workers = 300, 2
 	run := randomHex(t, 8)
 	slice, _ := makeCgroup(t, "system.slice/sendtrace-transient-"+run+".slice")
 	comm := filepath.Base(failer)
-	srv := startServe(t, ctx, append([]string{"--comm", comm, "--events=false", "--max-workloads", "1000"}, args...)...)
+	srv := serveWith(t, ctx, append([]string{"--comm", comm, "--events=false", "--max-workloads", "1000"}, args...)...)
 	ready, _ := os.ReadFile(srv.ReadyFile)
 	if want := "\ncgroup-names\t" + names + "\n"; !strings.Contains(string(ready), want) {
 		t.Fatalf("ready file lacks %q:\n%s\nstderr:\n%s", want[1:len(want)-1], ready, srv.Stderr())
