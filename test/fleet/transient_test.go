@@ -54,6 +54,7 @@ func TestServeTransientUnits(t *testing.T) {
 		{"tracepoint", "tracepoint/cgroup_mkdir", 300, startServe, nil},
 		{"inotify", "inotify", 270, startServe, []string{"--disable-hook", "tracepoint/cgroup_mkdir"}},
 		{"daemonset", "tracepoint/cgroup_mkdir", 300, startServeAsDaemonSet, nil},
+		{"systemd-unit", "tracepoint/cgroup_mkdir", 300, startServeAsSystemdUnit, nil},
 	} {
 		t.Run(way.name, func(t *testing.T) {
 			transientUnits(t, failer, way.names, way.least, way.start, way.args...)
@@ -87,6 +88,35 @@ mount -t tmpfs none /sys/kernel/tracing
 mount -t tmpfs none /sys/kernel/debug
 exec setpriv --bounding-set=-all,+bpf,+perfmon --inh-caps=-all %[3]q "$@" --host-root %[2]q
 `, cgroupV2(t), host, sendtraceBin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	st := testutil.StartSendtrace(t, ctx, wrapper, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
+	return &server{Sendtrace: st, addr: addr}
+}
+
+// startServeAsSystemdUnit runs serve as deploy/systemd's unit does: an
+// unprivileged user (DynamicUser) holding only CAP_BPF, CAP_PERFMON and
+// CAP_DAC_READ_SEARCH, on a host that has tracefs mounted at
+// /sys/kernel/tracing (as systemd mounts it at boot; mounted here in a
+// mount namespace of serve's own), whose root-only directories it reads
+// with CAP_DAC_READ_SEARCH.
+func startServeAsSystemdUnit(t *testing.T, ctx context.Context, args ...string) *server {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), "sendtrace-unit")
+	caps := "-all,+bpf,+perfmon,+dac_read_search"
+	script := fmt.Sprintf(`#!/bin/sh
+set -e
+if [ -z "$SENDTRACE_UNIT_NS" ]; then
+	export SENDTRACE_UNIT_NS=1
+	exec unshare --mount --propagation private "$0" "$@"
+fi
+mount -t tracefs nodev /sys/kernel/tracing
+# The ready file's directory ($2 is --ready-file's value) is the test's.
+chmod 0777 "$(dirname "$2")"
+exec setpriv --reuid=%[1]s --regid=%[1]s --clear-groups --inh-caps=%[2]s --ambient-caps=%[2]s %[3]q "$@"
+`, nobody, caps, sendtraceBin)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
