@@ -1419,6 +1419,20 @@ struct l4_ports {
 	__be32 seq; /* TCP only */
 };
 
+/* tcp_header_only: the TCP segment skb holds no payload, only its header
+ * (a FIN or an ACK), as TCP sees it on the way in, where skb->data is the
+ * TCP header. */
+static __always_inline bool tcp_header_only(struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u8 doff;
+
+	if (th == 0xffff || bpf_probe_read_kernel(&doff, sizeof(doff), head + th + 12))
+		return false;
+	return BPF_CORE_READ(skb, len) <= (__u32)(doff >> 4) * 4;
+}
+
 static __always_inline int drop(struct sk_buff *skb, void *location, __u32 reason, struct sock *rx_sk)
 {
 	struct skb_shared_info *shinfo;
@@ -1449,6 +1463,11 @@ static __always_inline int drop(struct sk_buff *skb, void *location, __u32 reaso
 	 * and none of a full socket's fields. */
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT)
+		return 0;
+	/* A FIN or ACK that meets its socket already closed, as a connection
+	 * is torn down, loses nothing either: the kernel found the socket a
+	 * moment before it closed, and drops the segment as TCP_CLOSE. */
+	if (reason == cfg.drop_tcp_close && state == TCP_CLOSE && tcp_header_only(skb))
 		return 0;
 	e.protocol = BPF_CORE_READ(sk, sk_protocol);
 	if (e.protocol != IPPROTO_TCP && e.protocol != IPPROTO_UDP)

@@ -53,6 +53,9 @@ struct config {
 	/* The running kernel's SKB_CONSUMED, a free that is not a drop
 	 * (0xffffffff where it has none). */
 	__u32 drop_consumed;
+	/* The running kernel's SKB_DROP_REASON_TCP_CLOSE (0xffffffff where it
+	 * has none). */
+	__u32 drop_tcp_close;
 	/* Drop events streamed per socket and second; the rest are counted
 	 * only. 0: no limit. */
 	__u32 drop_limit;

@@ -81,6 +81,7 @@ func buildConfig(cfg Config, t *Programs) (*sendtraceConfig, error) {
 	copy(c.Errnos[:], f.Errnos)
 	c.RetransmitHasErr = b2u(t.RetransmitHasErr)
 	c.DropConsumed = t.DropNames.consumedReason()
+	c.DropTcpClose = t.DropNames.tcpCloseReason()
 	c.DropLimit = cfg.DropEventsPerSocket
 	if c.DropLimit == 0 {
 		c.DropLimit = session.DefaultDropEvents

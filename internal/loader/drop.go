@@ -19,6 +19,7 @@ type DropNames struct {
 	reasons  map[uint32]string
 	subsys   map[uint32]string
 	consumed uint32 // SKB_CONSUMED, or noReason
+	tcpClose uint32 // SKB_DROP_REASON_TCP_CLOSE, or noReason
 	known    bool   // the kernel has enum skb_drop_reason
 
 	locMu sync.Mutex
@@ -34,7 +35,7 @@ const (
 )
 
 func newDropNames(spec *btf.Spec) *DropNames {
-	n := &DropNames{reasons: map[uint32]string{}, subsys: map[uint32]string{}, consumed: noReason}
+	n := &DropNames{reasons: map[uint32]string{}, subsys: map[uint32]string{}, consumed: noReason, tcpClose: noReason}
 	var reasons *btf.Enum
 	if spec == nil || spec.TypeByName("skb_drop_reason", &reasons) != nil {
 		return n
@@ -42,8 +43,11 @@ func newDropNames(spec *btf.Spec) *DropNames {
 	n.known = true
 	for _, v := range reasons.Values {
 		name := strings.TrimPrefix(strings.TrimPrefix(v.Name, "SKB_DROP_REASON_"), "SKB_")
-		if v.Name == "SKB_CONSUMED" {
+		switch v.Name {
+		case "SKB_CONSUMED":
 			n.consumed = uint32(v.Value)
+		case "SKB_DROP_REASON_TCP_CLOSE":
+			n.tcpClose = uint32(v.Value)
 		}
 		if _, dup := n.reasons[uint32(v.Value)]; !dup {
 			n.reasons[uint32(v.Value)] = name
@@ -64,6 +68,15 @@ func (n *DropNames) consumedReason() uint32 {
 		return noReason
 	}
 	return n.consumed
+}
+
+// tcpCloseReason is SKB_DROP_REASON_TCP_CLOSE for the BPF side, which
+// skips a FIN or ACK dropped so by a socket already closed.
+func (n *DropNames) tcpCloseReason() uint32 {
+	if n == nil {
+		return noReason
+	}
+	return n.tcpClose
 }
 
 // Known reports whether the kernel's BTF has enum skb_drop_reason.

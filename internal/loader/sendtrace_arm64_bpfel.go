@@ -57,9 +57,9 @@ type sendtraceConfig struct {
 	SyscallLayer       uint8
 	_                  [2]byte
 	DropConsumed       uint32
+	DropTcpClose       uint32
 	DropLimit          uint32
 	WakeupBytes        uint32
-	_                  [4]byte
 	CookieSalt         uint64
 }
 
