@@ -5,10 +5,10 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/sendtrace/sendtrace/internal/format"
 	"github.com/sendtrace/sendtrace/internal/pipeline"
+	"github.com/sendtrace/sendtrace/internal/session"
 	"github.com/sendtrace/sendtrace/internal/workload"
 )
 
@@ -17,11 +17,7 @@ import (
 // them from: tracing goes on without names. disable is --disable-hook:
 // a prefix of workload.MkdirHook leaves new cgroups to inotify.
 func workloads(stderr io.Writer, cfg workload.Config, disable []string) *workload.Resolver {
-	for _, d := range disable {
-		if d != "" && strings.HasPrefix(workload.MkdirHook, d) {
-			cfg.NoMkdirTrace = true
-		}
-	}
+	cfg.NoMkdirTrace = session.HookDisabled(workload.MkdirHook, disable)
 	// Warnings name runtime state files and what they held.
 	cfg.Warn = func(msg string) { fmt.Fprintln(stderr, "sendtrace: warning:", format.Printable(msg)) }
 	r, err := workload.NewResolver(cfg)

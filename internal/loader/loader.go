@@ -355,15 +355,6 @@ func (t *Programs) triedFor(layers ...string) []string {
 	return out
 }
 
-func disabled(hook string, list []string) bool {
-	for _, d := range list {
-		if d != "" && strings.HasPrefix(hook, d) {
-			return true
-		}
-	}
-	return false
-}
-
 // choose serves a layer with its first candidate that loads and
 // attaches, and says why, or why none did.
 func (t *Programs) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, l layerPlan, cfg Config) session.Hook {
@@ -374,7 +365,7 @@ func (t *Programs) choose(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOption
 		return choice
 	}
 	for _, cand := range l.candidates {
-		if disabled(cand.hook, cfg.Disable) {
+		if session.HookDisabled(cand.hook, cfg.Disable) {
 			choice.Tried = append(choice.Tried, cand.hook+": disabled by --disable-hook")
 			continue
 		}
@@ -529,7 +520,7 @@ func chooseObject(kernelTypes *btf.Spec, disable []string) (*ebpf.CollectionSpec
 		P *ebpf.Program `ebpf:"set_state"`
 	}
 	var perr error
-	if disabled(store.Hook, disable) {
+	if session.HookDisabled(store.Hook, disable) {
 		// The legacy object on any kernel, so that its path is tested.
 		perr = errors.New("disabled by --disable-hook")
 	} else if perr = spec.LoadAndAssign(&probe, &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernelTypes}}); perr == nil {
@@ -556,7 +547,7 @@ const seedHook = "iter/task_file"
 func (t *Programs) loadSeeding(spec *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, cfg Config) session.Hook {
 	h := session.Hook{Layer: session.LayerOwnerSeed}
 	var err error
-	if disabled(seedHook, cfg.Disable) {
+	if session.HookDisabled(seedHook, cfg.Disable) {
 		err = errors.New("disabled by --disable-hook")
 	} else if t.seed, err = loadOne(spec, opts, "seed_owners"); err == nil {
 		t.seedLink, err = link.AttachIter(link.IterOptions{Program: t.seed})

@@ -152,7 +152,7 @@ func Compare(a, b *Recording) *Diff {
 			d.Notes = append(d.Notes, fmt.Sprintf("%s has no footer: its counts are from the events in the file, not the kernel's exact totals", r.Path))
 		}
 		if r.CutAt > 0 {
-			d.Notes = append(d.Notes, fmt.Sprintf("%s: the %s stream itself is cut off at byte %d, where the file ends: the file was not finished or was copied before it was; every complete record before the cut was read", r.Path, r.Compression, r.CutAt))
+			d.Notes = append(d.Notes, r.Path+": "+streamCut(r))
 		}
 	}
 

@@ -279,6 +279,13 @@ func Build(r *Recording, o BuildOptions) *Report {
 	return rep
 }
 
+// streamCut says where r's compressed stream ends before its end, for
+// report's problems and diff's notes.
+func streamCut(r *Recording) string {
+	return fmt.Sprintf("the %s stream itself is cut off at byte %d, where the file ends: the file was not finished "+
+		"(the recorder was killed or the disk filled up) or was copied before it was; every complete record before the cut was read", r.Compression, r.CutAt)
+}
+
 func problems(r *Recording) []string {
 	var p []string
 	if r.Footer == nil {
@@ -288,8 +295,7 @@ func problems(r *Recording) []string {
 	}
 	switch {
 	case r.CutAt > 0:
-		p = append(p, fmt.Sprintf("the %s stream itself is cut off at byte %d, where the file ends: the file was not finished "+
-			"(the recorder was killed or the disk filled up) or was copied before it was; every complete record before the cut was read", r.Compression, r.CutAt))
+		p = append(p, streamCut(r))
 	case r.Truncated:
 		p = append(p, "the file ends inside a record; that last partial record was skipped")
 	}

@@ -7,6 +7,7 @@ package session
 
 import (
 	"io"
+	"strings"
 	"time"
 )
 
@@ -105,3 +106,14 @@ const (
 	DefaultDropEvents = 1000
 	NoDropLimit       = ^uint32(0)
 )
+
+// HookDisabled reports whether disable (--disable-hook) names hook by a
+// prefix of it: "fexit" disables every fexit program.
+func HookDisabled(hook string, disable []string) bool {
+	for _, d := range disable {
+		if d != "" && strings.HasPrefix(hook, d) {
+			return true
+		}
+	}
+	return false
+}
