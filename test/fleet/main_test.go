@@ -115,24 +115,11 @@ func makeCgroup(t *testing.T, rel string) (string, uint64) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A parent may be shared with another test by now (another
+		// run's, in system.slice): while it holds that test's cgroup, it
+		// and the parents above it stay.
 		for i, p := range created {
-			if i == 0 {
-				rmdirWhenEmpty(t, p)
-				continue
-			}
-			// A parent may be shared with another test by now (another
-			// run's, in system.slice): while it holds that test's
-			// cgroup, it stays.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := testutil.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-				err := os.Remove(p)
-				return err == nil || os.IsNotExist(err) || holdsCgroups(p), nil
-			})
-			cancel()
-			if err != nil {
-				t.Errorf("remove cgroup %s: %v", p, err)
-			}
-			if holdsCgroups(p) {
+			if !removeCgroup(t, p, i > 0) {
 				return
 			}
 		}
@@ -151,17 +138,20 @@ func holdsCgroups(p string) bool {
 	return false
 }
 
-// rmdirWhenEmpty removes a cgroup once its last process has gone.
-func rmdirWhenEmpty(t *testing.T, p string) {
+// removeCgroup removes a cgroup once its last process has gone, and says
+// whether it is gone. A shared one (a parent) stays while it holds
+// another cgroup.
+func removeCgroup(t *testing.T, p string, shared bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := testutil.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		err := os.Remove(p)
-		return err == nil || os.IsNotExist(err), nil
+		return err == nil || os.IsNotExist(err) || (shared && holdsCgroups(p)), nil
 	})
 	if err != nil {
 		t.Errorf("remove cgroup %s: %v", p, err)
 	}
+	return !(shared && holdsCgroups(p))
 }
 
 func inode(t *testing.T, p string) uint64 {

@@ -56,8 +56,15 @@ type server struct {
 
 func startServe(t *testing.T, ctx context.Context, args ...string) *server {
 	t.Helper()
+	return startServeBin(t, ctx, sendtraceBin, args...)
+}
+
+// startServeBin is startServe with the sendtrace binary, or a wrapper
+// that runs it, given.
+func startServeBin(t *testing.T, ctx context.Context, bin string, args ...string) *server {
+	t.Helper()
 	addr := freeAddr(t)
-	st := testutil.StartSendtrace(t, ctx, sendtraceBin, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
+	st := testutil.StartSendtrace(t, ctx, bin, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
 	s := &server{Sendtrace: st, addr: addr}
 	code, body, err := httpGet(ctx, "http://"+addr+"/healthz")
 	if err != nil || code != http.StatusOK {

@@ -75,54 +75,46 @@ func startServeAsDaemonSet(t *testing.T, ctx context.Context, args ...string) *s
 			t.Fatal(err)
 		}
 	}
-	wrapper := filepath.Join(t.TempDir(), "sendtrace-daemonset")
-	script := fmt.Sprintf(`#!/bin/sh
-set -e
-if [ -z "$SENDTRACE_DAEMONSET_NS" ]; then
-	export SENDTRACE_DAEMONSET_NS=1
-	exec unshare --mount --propagation private "$0" "$@"
-fi
-mount --bind %[1]q %[2]q/sys/fs/cgroup
+	return startServeInMountNS(t, ctx, fmt.Sprintf(`mount --bind %[1]q %[2]q/sys/fs/cgroup
 mount -t tracefs nodev %[2]q/sys/kernel/tracing
 mount -t tmpfs none /sys/kernel/tracing
 mount -t tmpfs none /sys/kernel/debug
 exec setpriv --bounding-set=-all,+bpf,+perfmon --inh-caps=-all %[3]q "$@" --host-root %[2]q
-`, cgroupV2(t), host, sendtraceBin)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	st := testutil.StartSendtrace(t, ctx, wrapper, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
-	return &server{Sendtrace: st, addr: addr}
+`, cgroupV2(t), host, sendtraceBin), args...)
 }
 
 // startServeAsSystemdUnit runs serve as deploy/systemd's unit does: an
 // unprivileged user (DynamicUser) holding only CAP_BPF, CAP_PERFMON and
 // CAP_DAC_READ_SEARCH, on a host that has tracefs mounted at
-// /sys/kernel/tracing (as systemd mounts it at boot; mounted here in a
-// mount namespace of serve's own), whose root-only directories it reads
-// with CAP_DAC_READ_SEARCH.
+// /sys/kernel/tracing (as systemd mounts it at boot), whose root-only
+// directories it reads with CAP_DAC_READ_SEARCH.
 func startServeAsSystemdUnit(t *testing.T, ctx context.Context, args ...string) *server {
 	t.Helper()
-	wrapper := filepath.Join(t.TempDir(), "sendtrace-unit")
 	caps := "-all,+bpf,+perfmon,+dac_read_search"
-	script := fmt.Sprintf(`#!/bin/sh
-set -e
-if [ -z "$SENDTRACE_UNIT_NS" ]; then
-	export SENDTRACE_UNIT_NS=1
-	exec unshare --mount --propagation private "$0" "$@"
-fi
-mount -t tracefs nodev /sys/kernel/tracing
+	return startServeInMountNS(t, ctx, fmt.Sprintf(`mount -t tracefs nodev /sys/kernel/tracing
 # The ready file's directory ($2 is --ready-file's value) is the test's.
 chmod 0777 "$(dirname "$2")"
 exec setpriv --reuid=%[1]s --regid=%[1]s --clear-groups --inh-caps=%[2]s --ambient-caps=%[2]s %[3]q "$@"
-`, nobody, caps, sendtraceBin)
+`, nobody, caps, sendtraceBin), args...)
+}
+
+// startServeInMountNS starts serve through a wrapper whose setup, shell
+// lines ending in an exec of sendtrace with "$@", runs in a mount
+// namespace of its own: what it mounts or hides is serve's alone.
+func startServeInMountNS(t *testing.T, ctx context.Context, setup string, args ...string) *server {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), "sendtrace-in-mount-ns")
+	script := `#!/bin/sh
+set -e
+if [ -z "$SENDTRACE_MOUNT_NS" ]; then
+	export SENDTRACE_MOUNT_NS=1
+	exec unshare --mount --propagation private "$0" "$@"
+fi
+` + setup
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	st := testutil.StartSendtrace(t, ctx, wrapper, tracerReady, append([]string{"serve", "--listen", addr}, args...)...)
-	return &server{Sendtrace: st, addr: addr}
+	return startServeBin(t, ctx, wrapper, args...)
 }
 
 // transientUnits runs the 300 units under a serve started by serveWith with
